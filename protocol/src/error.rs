@@ -1,0 +1,115 @@
+//! The error catalogue and envelope, the same for the REST API, signaling refusals and
+//! the SDK's rejected promises.
+
+use serde::{Deserialize, Serialize};
+
+macro_rules! catalogue {
+    ($($(#[$doc:meta])* $code:ident = $number:literal, $status:literal;)*) => {
+        /// Every error the server can answer with: a stable code, a number and an HTTP status.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+        pub enum ErrorCode {
+            $($(#[$doc])* $code,)*
+        }
+
+        impl ErrorCode {
+            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$code,)*];
+
+            pub fn number(self) -> u32 {
+                match self { $(ErrorCode::$code => $number,)* }
+            }
+
+            pub fn http_status(self) -> u16 {
+                match self { $(ErrorCode::$code => $status,)* }
+            }
+
+            pub fn as_str(self) -> &'static str {
+                match self { $(ErrorCode::$code => stringify!($code),)* }
+            }
+        }
+    };
+}
+
+catalogue! {
+    /// Something failed on the server; retrying may help.
+    Internal = 100001, 500;
+    /// A request field is wrong; `target` names it.
+    InvalidParameter = 100002, 400;
+    RoomAlreadyExists = 100003, 409;
+    RoomNotFound = 100004, 404;
+    /// The user is not joined to the room's live session.
+    NotInRoom = 100005, 404;
+    /// The user is not on the room's invite roster.
+    NotInvited = 100006, 403;
+    /// The caller's role does not allow this.
+    PermissionDenied = 100006, 403;
+    /// A missing or wrong admin key or join token.
+    Unauthenticated = 100007, 401;
+    RoomFull = 100008, 409;
+    /// Before the room's validFrom.
+    RoomNotOpenYet = 100009, 403;
+    /// The room's joinPolicy is `closed`.
+    RoomClosed = 100010, 403;
+    /// After the room's validUntil.
+    RoomExpired = 100011, 410;
+    RateLimited = 100012, 429;
+    PayloadTooLarge = 100013, 413;
+    /// No such route.
+    NotFound = 100014, 404;
+    MethodNotAllowed = 100015, 405;
+}
+
+/// `{"error": {...}}`, the body of every error response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ErrorEnvelope {
+    pub error: ErrorBody,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorBody {
+    pub code: ErrorCode,
+    pub number: u32,
+    pub message: String,
+    /// The request field the error is about, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+}
+
+impl ErrorBody {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            number: code.number(),
+            message: message.into(),
+            target: None,
+            request_id: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_serialize_by_name() {
+        let body = ErrorBody::new(ErrorCode::RoomNotFound, "no such room");
+        let json = serde_json::to_value(ErrorEnvelope { error: body }).unwrap();
+        assert_eq!(json["error"]["code"], "RoomNotFound");
+        assert_eq!(json["error"]["number"], 100004);
+        assert!(json["error"].get("target").is_none());
+    }
+
+    #[test]
+    fn statuses_are_errors() {
+        for c in ErrorCode::ALL {
+            assert!(c.http_status() >= 400, "{c:?}");
+            assert_eq!(c.number() / 1000, 100, "{c:?}");
+        }
+    }
+}

@@ -1,0 +1,245 @@
+//! Server configuration: flags, then `CONVENE_*` environment variables, then an optional
+//! TOML file, then defaults. Checked once at start; every problem is one clear line.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::secret::Secret;
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7880";
+pub const DEFAULT_DATA_DIR: &str = "./convene-data";
+pub const DEFAULT_PURGE_GRACE_DAYS: u32 = 7;
+pub const DEFAULT_RESUME_GRACE_SECONDS: u64 = 15;
+/// Shortest admin key accepted from configuration.
+pub const MIN_ADMIN_KEY_LEN: usize = 16;
+
+/// The `serve` flags; each also reads its `CONVENE_*` environment variable.
+#[derive(Debug, Default, Clone, clap::Args)]
+pub struct ServeArgs {
+    /// TOML file with any of the settings below (keys in snake_case).
+    #[arg(long, env = "CONVENE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:7880].
+    #[arg(long, env = "CONVENE_LISTEN")]
+    pub listen: Option<String>,
+    /// Where the database and generated keys are kept [default: ./convene-data].
+    #[arg(long, env = "CONVENE_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// The admin API key (at least 16 characters). Generated into the data dir when unset.
+    #[arg(long, env = "CONVENE_ADMIN_KEY", hide_env_values = true)]
+    pub admin_key: Option<String>,
+    /// Base URL of join links, e.g. https://meet.example.com [default: http://<listen>].
+    #[arg(long, env = "CONVENE_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Directory of the demo and admin pages [default: ./www when it exists].
+    #[arg(long, env = "CONVENE_WWW_DIR")]
+    pub www_dir: Option<PathBuf>,
+    /// Days a room is kept after its validUntil before it is purged [default: 7].
+    #[arg(long, env = "CONVENE_PURGE_GRACE_DAYS")]
+    pub purge_grace_days: Option<u32>,
+    /// Seconds a dropped member is kept for `resume` before it leaves [default: 15].
+    #[arg(long, env = "CONVENE_RESUME_GRACE_SECONDS")]
+    pub resume_grace_seconds: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<String>,
+    data_dir: Option<PathBuf>,
+    admin_key: Option<String>,
+    public_url: Option<String>,
+    www_dir: Option<PathBuf>,
+    purge_grace_days: Option<u32>,
+    resume_grace_seconds: Option<u64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    /// `None`: generated on first start and kept in `data_dir/admin.key`.
+    pub admin_key: Option<Secret>,
+    /// `None`: `http://<bound address>`.
+    pub public_url: Option<String>,
+    pub www_dir: Option<PathBuf>,
+    pub purge_grace: chrono::Duration,
+    pub purge_interval: Duration,
+    pub resume_grace: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("configuration: {0}")]
+pub struct ConfigError(pub String);
+
+impl Config {
+    /// Defaults for `data_dir`, as tests and embedders want them.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            listen: DEFAULT_LISTEN.parse().expect("default address parses"),
+            data_dir: data_dir.into(),
+            admin_key: None,
+            public_url: None,
+            www_dir: None,
+            purge_grace: chrono::Duration::days(DEFAULT_PURGE_GRACE_DAYS.into()),
+            purge_interval: Duration::from_secs(3600),
+            resume_grace: Duration::from_secs(DEFAULT_RESUME_GRACE_SECONDS),
+        }
+    }
+
+    pub fn admin_key_path(&self) -> PathBuf {
+        self.data_dir.join("admin.key")
+    }
+
+    pub fn from_args(args: ServeArgs) -> Result<Self, ConfigError> {
+        let file = match &args.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        let listen_text = args
+            .listen
+            .or(file.listen)
+            .unwrap_or_else(|| DEFAULT_LISTEN.to_string());
+        let listen = listen_text.parse().map_err(|_| {
+            ConfigError(format!(
+                "listen address '{listen_text}' is not an IP:port such as 127.0.0.1:7880"
+            ))
+        })?;
+        let data_dir = args
+            .data_dir
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        let admin_key = match args.admin_key.or(file.admin_key) {
+            Some(k) if k.trim().len() < MIN_ADMIN_KEY_LEN => {
+                return Err(ConfigError(format!(
+                    "the admin key must be at least {MIN_ADMIN_KEY_LEN} characters"
+                )))
+            }
+            Some(k) => Some(Secret::new(k.trim())),
+            None => None,
+        };
+        let public_url = args
+            .public_url
+            .or(file.public_url)
+            .map(|u| check_public_url(&u))
+            .transpose()?;
+        let www_dir = match args.www_dir.or(file.www_dir) {
+            Some(d) if !d.is_dir() => {
+                return Err(ConfigError(format!(
+                    "www dir '{}' is not a directory",
+                    d.display()
+                )))
+            }
+            Some(d) => Some(d),
+            None => Some(PathBuf::from("www")).filter(|d| d.join("index.html").is_file()),
+        };
+        let days = args
+            .purge_grace_days
+            .or(file.purge_grace_days)
+            .unwrap_or(DEFAULT_PURGE_GRACE_DAYS);
+        if days > 3650 {
+            return Err(ConfigError("purge grace may be at most 3650 days".into()));
+        }
+        let resume = args
+            .resume_grace_seconds
+            .or(file.resume_grace_seconds)
+            .unwrap_or(DEFAULT_RESUME_GRACE_SECONDS);
+        if resume > 600 {
+            return Err(ConfigError(
+                "resume grace may be at most 600 seconds".into(),
+            ));
+        }
+        Ok(Self {
+            listen,
+            admin_key,
+            public_url,
+            www_dir,
+            purge_grace: chrono::Duration::days(days.into()),
+            resume_grace: Duration::from_secs(resume),
+            ..Self::new(data_dir)
+        })
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError(format!("cannot read {}: {e}", path.display())))?;
+    toml::from_str(&text).map_err(|e| ConfigError(format!("{}: {}", path.display(), e.message())))
+}
+
+fn check_public_url(url: &str) -> Result<String, ConfigError> {
+    let trimmed = url.trim().trim_end_matches('/');
+    let rest = trimmed
+        .strip_prefix("https://")
+        .or_else(|| trimmed.strip_prefix("http://"));
+    match rest {
+        Some(host) if !host.is_empty() && !host.contains(char::is_whitespace) => {
+            Ok(trimmed.to_string())
+        }
+        _ => Err(ConfigError(format!(
+            "public URL '{url}' must be an http:// or https:// URL such as https://meet.example.com"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults() {
+        let c = Config::from_args(ServeArgs::default()).unwrap();
+        assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(c.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
+        assert!(c.admin_key.is_none());
+    }
+
+    #[test]
+    fn bad_values_are_explained() {
+        let bad = |args: ServeArgs| Config::from_args(args).unwrap_err().to_string();
+        assert!(bad(ServeArgs {
+            listen: Some("nope".into()),
+            ..Default::default()
+        })
+        .contains("IP:port"));
+        assert!(bad(ServeArgs {
+            admin_key: Some("short".into()),
+            ..Default::default()
+        })
+        .contains("16"));
+        assert!(bad(ServeArgs {
+            public_url: Some("ftp://x".into()),
+            ..Default::default()
+        })
+        .contains("http"));
+    }
+
+    #[test]
+    fn file_fills_what_flags_leave() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:9000\"\npublic_url = \"https://m.example/\"\n",
+        )
+        .unwrap();
+        let c = Config::from_args(ServeArgs {
+            config: Some(path.clone()),
+            listen: Some("127.0.0.1:9001".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(c.listen.port(), 9001);
+        assert_eq!(c.public_url.as_deref(), Some("https://m.example"));
+        std::fs::write(&path, "colour = 1\n").unwrap();
+        let e = Config::from_args(ServeArgs {
+            config: Some(path),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(e.to_string().contains("colour"), "{e}");
+    }
+}

@@ -1,0 +1,55 @@
+//! The OpenAPI document, generated from the handlers' annotations and the request and
+//! response types, so it cannot drift from the code.
+
+use axum::Json;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use super::{rooms_api, roster_api, tokens_api};
+
+struct AdminKeyScheme;
+
+impl Modify for AdminKeyScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "adminKey",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("The admin key (see the README)"))
+                    .build(),
+            ),
+        );
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Convene admin API", description = "Invite-only video rooms: rooms, invite rosters, join tokens, live members. Every error is `{\"error\": {code, number, message, target?, requestId}}`."),
+    paths(
+        rooms_api::create_room, rooms_api::list_rooms, rooms_api::get_room,
+        rooms_api::update_room, rooms_api::delete_room,
+        roster_api::list_participants, roster_api::update_participants,
+        tokens_api::mint_token, tokens_api::revoke_token,
+    ),
+    components(schemas(convene_protocol::ErrorCode, convene_protocol::ErrorBody)),
+    modifiers(&AdminKeyScheme)
+)]
+pub struct ApiDoc;
+
+#[utoipa::path(get, path = "/v1/openapi.json", tag = "meta",
+    responses((status = 200, description = "This document")))]
+pub async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
+    Json(document())
+}
+
+pub fn document() -> utoipa::openapi::OpenApi {
+    let mut doc = ApiDoc::openapi();
+    doc.merge(OpenApiSelf::openapi());
+    doc
+}
+
+#[derive(OpenApi)]
+#[openapi(paths(openapi_json))]
+struct OpenApiSelf;

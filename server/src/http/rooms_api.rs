@@ -1,0 +1,417 @@
+//! Admin REST: create, read, list, update and delete rooms.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::{DateTime, Utc};
+use convene_protocol::{ErrorCode, ErrorEnvelope};
+use serde::{Deserialize, Deserializer};
+use utoipa::ToSchema;
+
+use super::error::{ApiError, ApiResult};
+use super::extract::{room_id, user_id, Admin, ApiQuery, JsonBody};
+use super::paging::{Page, PageQuery};
+use super::AppState;
+use crate::ids::RoomId;
+use crate::rooms::{settings, validity, JoinPolicy, Role, Room, RosterEntry};
+use crate::store::StoredResponse;
+
+pub const REPEATABILITY_HEADER: &str = "repeatability-request-id";
+
+/// A roster entry in a request: the role, `attendee` when absent.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ParticipantSpec {
+    pub role: Option<Role>,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateRoomRequest {
+    /// Client-chosen id: 1 to 64 of `A-Z a-z 0-9 - _`. Generated (`r_...`) when absent.
+    pub id: Option<String>,
+    /// Display name, at most 200 characters.
+    pub name: Option<String>,
+    /// RFC 3339; default now. At most 180 days ahead.
+    pub valid_from: Option<DateTime<Utc>>,
+    /// RFC 3339; default validFrom + 180 days. Later than validFrom and now; the window is
+    /// at most 180 days long.
+    pub valid_until: Option<DateTime<Utc>>,
+    /// The invite roster: user id -> role. At most 1000 users per request.
+    pub participants: Option<BTreeMap<String, ParticipantSpec>>,
+    /// 1 to 1,000,000; no limit when absent.
+    pub max_participants: Option<u32>,
+    pub join_policy: Option<JoinPolicy>,
+    pub is_message_disabled: Option<bool>,
+    pub is_public_visible: Option<bool>,
+    /// An http(s) URL, at most 2048 bytes.
+    pub cover_url: Option<String>,
+    /// 0 to 86400 (default 0).
+    pub destroy_delay_seconds: Option<u32>,
+    /// Members announced individually in a live session, 0 to 1000 (default 50).
+    pub announce_limit: Option<u32>,
+    /// At most 32 string pairs; keys 1-64 of `A-Z a-z 0-9 - _ .`, values up to 1024 bytes,
+    /// 8 KiB in all.
+    pub attributes: Option<BTreeMap<String, String>>,
+}
+
+/// `Some(None)` for an explicit `null`, `None` when the field is absent (merge-patch).
+fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// A JSON merge-patch of a room: absent fields are kept, `null` resets a field to its
+/// default, and in `attributes` a `null` value removes that key.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpdateRoomRequest {
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>, nullable)]
+    pub name: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<DateTime<Utc>>)]
+    pub valid_from: Option<Option<DateTime<Utc>>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<DateTime<Utc>>)]
+    pub valid_until: Option<Option<DateTime<Utc>>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<u32>, nullable)]
+    pub max_participants: Option<Option<u32>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<JoinPolicy>, nullable)]
+    pub join_policy: Option<Option<JoinPolicy>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<bool>, nullable)]
+    pub is_message_disabled: Option<Option<bool>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<bool>, nullable)]
+    pub is_public_visible: Option<Option<bool>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>, nullable)]
+    pub cover_url: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<u32>, nullable)]
+    pub destroy_delay_seconds: Option<Option<u32>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<u32>, nullable)]
+    pub announce_limit: Option<Option<u32>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<BTreeMap<String, String>>, nullable)]
+    pub attributes: Option<Option<BTreeMap<String, Option<String>>>>,
+}
+
+/// Checks every option of `room` and its window against `now`.
+fn check_options(room: &Room) -> Result<(), ApiError> {
+    settings::check_name(&room.name)?;
+    if let Some(url) = &room.cover_url {
+        settings::check_cover_url(url)?;
+    }
+    if let Some(n) = room.max_participants {
+        settings::check_max_participants(n)?;
+    }
+    settings::check_destroy_delay(room.destroy_delay_seconds)?;
+    settings::check_announce_limit(room.announce_limit)?;
+    settings::check_attributes(&room.attributes)?;
+    Ok(())
+}
+
+/// Parses a roster map from a request into (user, role-or-removal) pairs.
+pub fn parse_roster(
+    map: BTreeMap<String, Option<ParticipantSpec>>,
+) -> Result<Vec<(crate::ids::UserId, Option<Role>)>, ApiError> {
+    if map.len() > settings::MAX_ROSTER_CHANGES {
+        return Err(ApiError::invalid(
+            "participants",
+            format!(
+                "at most {} participants per request",
+                settings::MAX_ROSTER_CHANGES
+            ),
+        ));
+    }
+    map.into_iter()
+        .map(|(user, spec)| {
+            let id = user_id(&user, &format!("participants.{user}"))?;
+            Ok((id, spec.map(|s| s.role.unwrap_or_default())))
+        })
+        .collect()
+}
+
+fn repeatability_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(v) = headers.get(REPEATABILITY_HEADER) else {
+        return Ok(None);
+    };
+    let v = v.to_str().unwrap_or("");
+    let ok = !v.is_empty() && v.len() <= 128 && v.chars().all(|c| c.is_ascii_graphic());
+    if !ok {
+        return Err(ApiError::invalid(
+            "Repeatability-Request-ID",
+            "Repeatability-Request-ID must be 1 to 128 visible ASCII characters",
+        ));
+    }
+    Ok(Some(format!("createRoom:{v}")))
+}
+
+fn replay(stored: StoredResponse) -> Response {
+    let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::CREATED);
+    let mut resp = (status, stored.body).into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    h.insert("repeatability-result", HeaderValue::from_static("accepted"));
+    resp
+}
+
+#[utoipa::path(post, path = "/v1/rooms", tag = "rooms",
+    request_body = CreateRoomRequest,
+    params(("Repeatability-Request-ID" = Option<String>, Header,
+        description = "Makes a retried create return the first result instead of a second room")),
+    responses(
+        (status = 201, description = "Created", body = Room),
+        (status = 400, description = "InvalidParameter; `target` names the field", body = ErrorEnvelope),
+        (status = 401, description = "Unauthenticated", body = ErrorEnvelope),
+        (status = 409, description = "RoomAlreadyExists", body = ErrorEnvelope),
+        (status = 413, description = "PayloadTooLarge", body = ErrorEnvelope),
+    ),
+    security(("adminKey" = [])))]
+pub async fn create_room(
+    State(state): State<AppState>,
+    _: Admin,
+    headers: HeaderMap,
+    JsonBody(req): JsonBody<CreateRoomRequest>,
+) -> ApiResult<Response> {
+    let key = repeatability_key(&headers)?;
+    if let Some(k) = &key {
+        if let Some(stored) = state.store.idempotent_response(k).await? {
+            return Ok(replay(stored));
+        }
+    }
+    let now = state.clock.now();
+    let id = match &req.id {
+        Some(raw) => RoomId::parse(raw).map_err(|e| ApiError::invalid("id", e.0))?,
+        None => RoomId::generate(),
+    };
+    let (valid_from, valid_until) = validity::resolve_window(now, req.valid_from, req.valid_until)?;
+    let room = Room {
+        id,
+        name: req.name.unwrap_or_default(),
+        created_at: now,
+        valid_from,
+        valid_until,
+        max_participants: req.max_participants,
+        join_policy: req.join_policy.unwrap_or_default(),
+        is_message_disabled: req.is_message_disabled.unwrap_or(false),
+        is_public_visible: req.is_public_visible.unwrap_or(false),
+        cover_url: req.cover_url,
+        destroy_delay_seconds: req.destroy_delay_seconds.unwrap_or(0),
+        announce_limit: req
+            .announce_limit
+            .unwrap_or(settings::DEFAULT_ANNOUNCE_LIMIT),
+        attributes: req.attributes.unwrap_or_default(),
+    };
+    check_options(&room)?;
+    let roster = parse_roster(
+        req.participants
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k, Some(v)))
+            .collect(),
+    )?
+    .into_iter()
+    .map(|(user_id, role)| RosterEntry {
+        user_id,
+        role: role.unwrap_or_default(),
+        invited_at: now,
+        invite_id: crate::ids::random_token(16),
+    })
+    .collect::<Vec<_>>();
+
+    let body = serde_json::to_string(&room).map_err(ApiError::internal)?;
+    let stored = StoredResponse {
+        status: 201,
+        body: body.clone(),
+    };
+    let idem = key.as_deref().map(|k| (k, &stored));
+    match state.store.create_room(&room, &roster, idem, now).await {
+        Ok(()) => {}
+        Err(crate::store::StoreError::DuplicateRequest) => {
+            let k = key.as_deref().unwrap_or_default();
+            if let Some(first) = state.store.idempotent_response(k).await? {
+                return Ok(replay(first));
+            }
+            return Err(ApiError::internal("idempotency record vanished"));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    tracing::info!(room = %room.id, invited = roster.len(), "room created");
+    let mut resp = (StatusCode::CREATED, body).into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    if let Ok(loc) = HeaderValue::from_str(&format!("/v1/rooms/{}", room.id)) {
+        h.insert(header::LOCATION, loc);
+    }
+    Ok(resp)
+}
+
+pub async fn load_room(state: &AppState, raw_id: &str) -> ApiResult<Room> {
+    let id = room_id(raw_id)?;
+    state
+        .store
+        .get_room(&id)
+        .await?
+        .ok_or_else(|| ApiError::room_not_found(raw_id))
+}
+
+#[utoipa::path(get, path = "/v1/rooms/{roomId}", tag = "rooms",
+    params(("roomId" = String, Path)),
+    responses(
+        (status = 200, body = Room),
+        (status = 400, body = ErrorEnvelope), (status = 401, body = ErrorEnvelope),
+        (status = 404, description = "RoomNotFound", body = ErrorEnvelope),
+    ),
+    security(("adminKey" = [])))]
+pub async fn get_room(
+    State(state): State<AppState>,
+    _: Admin,
+    Path(raw): Path<String>,
+) -> ApiResult<Json<Room>> {
+    Ok(Json(load_room(&state, &raw).await?))
+}
+
+#[utoipa::path(get, path = "/v1/rooms", tag = "rooms",
+    params(PageQuery),
+    responses(
+        (status = 200, body = inline(Page<Room>)),
+        (status = 400, body = ErrorEnvelope), (status = 401, body = ErrorEnvelope),
+    ),
+    security(("adminKey" = [])))]
+pub async fn list_rooms(
+    State(state): State<AppState>,
+    _: Admin,
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> ApiResult<Json<Page<Room>>> {
+    let size = q.size()?;
+    let after = q
+        .after()?
+        .map(|a| {
+            RoomId::parse(&a).map_err(|_| ApiError::invalid("skipToken", "skipToken is not valid"))
+        })
+        .transpose()?;
+    let rooms = state.store.list_rooms(after.as_ref(), size + 1).await?;
+    Ok(Json(Page::build(rooms, size, "/v1/rooms", |r| {
+        r.id.to_string()
+    })))
+}
+
+#[utoipa::path(patch, path = "/v1/rooms/{roomId}", tag = "rooms",
+    params(("roomId" = String, Path)),
+    request_body(content = UpdateRoomRequest, content_type = "application/merge-patch+json"),
+    responses(
+        (status = 200, body = Room),
+        (status = 400, body = ErrorEnvelope), (status = 401, body = ErrorEnvelope),
+        (status = 404, body = ErrorEnvelope), (status = 413, body = ErrorEnvelope),
+    ),
+    security(("adminKey" = [])))]
+pub async fn update_room(
+    State(state): State<AppState>,
+    _: Admin,
+    Path(raw): Path<String>,
+    JsonBody(patch): JsonBody<UpdateRoomRequest>,
+) -> ApiResult<Json<Room>> {
+    let mut room = load_room(&state, &raw).await?;
+    let now = state.clock.now();
+    if let Some(v) = patch.name {
+        room.name = v.unwrap_or_default();
+    }
+    let window_changed = patch.valid_from.is_some() || patch.valid_until.is_some();
+    if let Some(v) = patch.valid_from {
+        room.valid_from =
+            v.ok_or_else(|| ApiError::invalid("validFrom", "validFrom may not be null"))?;
+    }
+    if let Some(v) = patch.valid_until {
+        room.valid_until =
+            v.ok_or_else(|| ApiError::invalid("validUntil", "validUntil may not be null"))?;
+    }
+    if window_changed {
+        validity::check_window(now, room.valid_from, room.valid_until)?;
+    }
+    if let Some(v) = patch.max_participants {
+        room.max_participants = v;
+    }
+    if let Some(v) = patch.join_policy {
+        room.join_policy = v.unwrap_or_default();
+    }
+    if let Some(v) = patch.is_message_disabled {
+        room.is_message_disabled = v.unwrap_or(false);
+    }
+    if let Some(v) = patch.is_public_visible {
+        room.is_public_visible = v.unwrap_or(false);
+    }
+    if let Some(v) = patch.cover_url {
+        room.cover_url = v;
+    }
+    if let Some(v) = patch.destroy_delay_seconds {
+        room.destroy_delay_seconds = v.unwrap_or(0);
+    }
+    if let Some(v) = patch.announce_limit {
+        room.announce_limit = v.unwrap_or(settings::DEFAULT_ANNOUNCE_LIMIT);
+    }
+    match patch.attributes {
+        None => {}
+        Some(None) => room.attributes.clear(),
+        Some(Some(changes)) => {
+            for (k, v) in changes {
+                match v {
+                    Some(v) => room.attributes.insert(k, v),
+                    None => room.attributes.remove(&k),
+                };
+            }
+        }
+    }
+    check_options(&room)?;
+    state.store.update_room(&room).await?;
+    state.live.room_updated(&room);
+    Ok(Json(room))
+}
+
+#[utoipa::path(delete, path = "/v1/rooms/{roomId}", tag = "rooms",
+    params(("roomId" = String, Path)),
+    responses(
+        (status = 204, description = "Deleted; a live session ends with reason roomDeleted"),
+        (status = 400, body = ErrorEnvelope), (status = 401, body = ErrorEnvelope),
+        (status = 404, body = ErrorEnvelope),
+    ),
+    security(("adminKey" = [])))]
+pub async fn delete_room(
+    State(state): State<AppState>,
+    _: Admin,
+    Path(raw): Path<String>,
+) -> ApiResult<StatusCode> {
+    let id = room_id(&raw)?;
+    if !state.store.delete_room(&id).await? {
+        return Err(ApiError::room_not_found(&raw));
+    }
+    state.live.room_deleted(&id);
+    tracing::info!(room = %id, "room deleted");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Used by handlers that must refuse work on a room that has ended.
+pub fn ensure_not_expired(room: &Room, now: DateTime<Utc>) -> ApiResult<()> {
+    if now >= room.valid_until {
+        return Err(ApiError::new(
+            ErrorCode::RoomExpired,
+            format!("the room ended at {}", room.valid_until.to_rfc3339()),
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,105 @@
+//! Convene server: admin REST API, live sessions over WebSocket, and media relay.
+//!
+//! Layers point one way: `http`/`signal` -> `rooms` -> `store` (and `sfu`).
+
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod http;
+pub mod ids;
+pub mod purge;
+pub mod rooms;
+pub mod secret;
+pub mod store;
+pub mod tokens;
+pub mod www;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::Config;
+use crate::http::{AppState, Inner};
+use crate::rooms::live::LiveRooms;
+use crate::store::{RoomStore, SqliteStore};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("cannot use data dir {path}: {source}")]
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot open the database: {0}")]
+    Store(#[from] store::StoreError),
+    #[error("server failed: {0}")]
+    Serve(std::io::Error),
+}
+
+fn data_dir_error(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> RunError + '_ {
+    move |source| RunError::DataDir {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// Serves on `listener` until `shutdown` resolves, then drains: live members are told
+/// `serverShutdown` and open requests finish.
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), RunError> {
+    let dir = &config.data_dir;
+    std::fs::create_dir_all(dir).map_err(data_dir_error(dir))?;
+    let store: Arc<dyn RoomStore> = Arc::new(SqliteStore::open(&dir.join("convene.db"))?);
+    let admin_key = match &config.admin_key {
+        Some(k) => k.clone(),
+        None => {
+            let path = config.admin_key_path();
+            let (key, created) =
+                secret::load_or_create(&path, "ck_admin_").map_err(data_dir_error(dir))?;
+            if created {
+                eprintln!(
+                    "convene: generated an admin key and saved it in {}\n\
+                     convene: use it as 'Authorization: Bearer <key>', or run `convene room list` from this directory",
+                    path.display()
+                );
+            }
+            key
+        }
+    };
+    let (token_key, _) =
+        secret::load_or_create(&dir.join("token.key"), "").map_err(data_dir_error(dir))?;
+    let addr = listener.local_addr().map_err(RunError::Serve)?;
+    let public_url = config
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}"));
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let live = LiveRooms::default();
+    let state = AppState::new(Inner {
+        store: store.clone(),
+        clock: clock.clone(),
+        admin_key,
+        token_key,
+        public_url,
+        live: live.clone(),
+        www_dir: config.www_dir.clone(),
+    });
+    let purger = tokio::spawn(purge::run(
+        store,
+        clock,
+        config.purge_grace,
+        config.purge_interval,
+    ));
+    tracing::info!(%addr, "convene listening");
+    let app = http::router(state);
+    let result = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await;
+    purger.abort();
+    result.map_err(RunError::Serve)
+}

@@ -1,0 +1,86 @@
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// What a member may do in a room. The server enforces it; the SDK is told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum Role {
+    /// Publishes audio, video and screen; may mute or remove others.
+    Presenter,
+    /// Publishes audio, video and screen.
+    Collaborator,
+    /// Publishes audio and video.
+    #[default]
+    Attendee,
+    /// Receives only.
+    Consumer,
+}
+
+impl Role {
+    pub const ALL: [Role; 4] = [
+        Role::Presenter,
+        Role::Collaborator,
+        Role::Attendee,
+        Role::Consumer,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Presenter => "presenter",
+            Role::Collaborator => "collaborator",
+            Role::Attendee => "attendee",
+            Role::Consumer => "consumer",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+
+    pub fn capabilities(self) -> Capabilities {
+        let publishes = self != Role::Consumer;
+        let screen = matches!(self, Role::Presenter | Role::Collaborator);
+        Capabilities {
+            publish_audio: publishes,
+            publish_video: publishes,
+            publish_screen: screen,
+            moderate: self == Role::Presenter,
+        }
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The rights a role grants, as told to the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Capabilities {
+    pub publish_audio: bool,
+    pub publish_video: bool,
+    pub publish_screen: bool,
+    /// May mute or remove other members.
+    pub moderate: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_round_trip_and_grant_rights() {
+        for r in Role::ALL {
+            assert_eq!(Role::parse(r.as_str()), Some(r));
+        }
+        assert_eq!(Role::parse("admin"), None);
+        assert!(Role::Presenter.capabilities().moderate);
+        assert!(!Role::Collaborator.capabilities().moderate);
+        assert!(Role::Collaborator.capabilities().publish_screen);
+        assert!(!Role::Attendee.capabilities().publish_screen);
+        assert!(Role::Attendee.capabilities().publish_video);
+        assert!(!Role::Consumer.capabilities().publish_audio);
+    }
+}

@@ -1,0 +1,154 @@
+//! Limits on a room's options, checked before anything is stored. Every limit is a named
+//! constant so the docs and the OpenAPI descriptions can quote it.
+
+use std::collections::BTreeMap;
+
+use super::RuleError;
+
+pub const MAX_NAME_CHARS: usize = 200;
+pub const MAX_COVER_URL_BYTES: usize = 2048;
+pub const MAX_PARTICIPANTS_LIMIT: u32 = 1_000_000;
+pub const MAX_DESTROY_DELAY_SECONDS: u32 = 86_400;
+pub const DEFAULT_ANNOUNCE_LIMIT: u32 = 50;
+pub const MAX_ANNOUNCE_LIMIT: u32 = 1_000;
+pub const MAX_ATTRIBUTES: usize = 32;
+pub const MAX_ATTRIBUTE_KEY_BYTES: usize = 64;
+pub const MAX_ATTRIBUTE_VALUE_BYTES: usize = 1024;
+pub const MAX_ATTRIBUTES_TOTAL_BYTES: usize = 8 * 1024;
+/// Most roster changes in one request, and most users on one roster.
+pub const MAX_ROSTER_CHANGES: usize = 1_000;
+pub const MAX_ROSTER_SIZE: u64 = 100_000;
+
+pub fn check_name(name: &str) -> Result<(), RuleError> {
+    if name.chars().count() > MAX_NAME_CHARS {
+        return Err(RuleError::new(
+            "name",
+            format!("name may be at most {MAX_NAME_CHARS} characters"),
+        ));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(RuleError::new(
+            "name",
+            "name may not contain control characters",
+        ));
+    }
+    Ok(())
+}
+
+pub fn check_cover_url(url: &str) -> Result<(), RuleError> {
+    let scheme_ok = url.starts_with("https://") || url.starts_with("http://");
+    if !scheme_ok || url.len() > MAX_COVER_URL_BYTES || url.chars().any(char::is_whitespace) {
+        return Err(RuleError::new(
+            "coverUrl",
+            format!("coverUrl must be an http(s) URL of at most {MAX_COVER_URL_BYTES} bytes"),
+        ));
+    }
+    Ok(())
+}
+
+pub fn check_max_participants(n: u32) -> Result<(), RuleError> {
+    if n == 0 || n > MAX_PARTICIPANTS_LIMIT {
+        return Err(RuleError::new(
+            "maxParticipants",
+            format!("maxParticipants must be between 1 and {MAX_PARTICIPANTS_LIMIT}"),
+        ));
+    }
+    Ok(())
+}
+
+pub fn check_destroy_delay(s: u32) -> Result<(), RuleError> {
+    if s > MAX_DESTROY_DELAY_SECONDS {
+        return Err(RuleError::new(
+            "destroyDelaySeconds",
+            format!("destroyDelaySeconds may be at most {MAX_DESTROY_DELAY_SECONDS}"),
+        ));
+    }
+    Ok(())
+}
+
+pub fn check_announce_limit(n: u32) -> Result<(), RuleError> {
+    if n > MAX_ANNOUNCE_LIMIT {
+        return Err(RuleError::new(
+            "announceLimit",
+            format!("announceLimit may be at most {MAX_ANNOUNCE_LIMIT}"),
+        ));
+    }
+    Ok(())
+}
+
+pub fn check_attributes(attrs: &BTreeMap<String, String>) -> Result<(), RuleError> {
+    if attrs.len() > MAX_ATTRIBUTES {
+        return Err(RuleError::new(
+            "attributes",
+            format!("at most {MAX_ATTRIBUTES} attributes are allowed"),
+        ));
+    }
+    let mut total = 0;
+    for (k, v) in attrs {
+        let key_ok = !k.is_empty()
+            && k.len() <= MAX_ATTRIBUTE_KEY_BYTES
+            && k.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if !key_ok {
+            return Err(RuleError::new(
+                format!("attributes.{k}"),
+                format!(
+                    "attribute keys must be 1 to {MAX_ATTRIBUTE_KEY_BYTES} characters of letters, digits, '-', '_' or '.'"
+                ),
+            ));
+        }
+        if v.len() > MAX_ATTRIBUTE_VALUE_BYTES {
+            return Err(RuleError::new(
+                format!("attributes.{k}"),
+                format!("attribute values may be at most {MAX_ATTRIBUTE_VALUE_BYTES} bytes"),
+            ));
+        }
+        total += k.len() + v.len();
+    }
+    if total > MAX_ATTRIBUTES_TOTAL_BYTES {
+        return Err(RuleError::new(
+            "attributes",
+            format!("attributes may total at most {MAX_ATTRIBUTES_TOTAL_BYTES} bytes"),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attribute_limits() {
+        let mut a = BTreeMap::new();
+        a.insert("team".to_string(), "blue".to_string());
+        assert!(check_attributes(&a).is_ok());
+        a.insert("bad key".to_string(), "x".to_string());
+        assert_eq!(
+            check_attributes(&a).unwrap_err().target,
+            "attributes.bad key"
+        );
+        let many: BTreeMap<_, _> = (0..33).map(|i| (format!("k{i}"), String::new())).collect();
+        assert_eq!(check_attributes(&many).unwrap_err().target, "attributes");
+        let big: BTreeMap<_, _> = (0..10)
+            .map(|i| (format!("k{i}"), "v".repeat(1000)))
+            .collect();
+        assert!(check_attributes(&big)
+            .unwrap_err()
+            .message
+            .contains("total"));
+    }
+
+    #[test]
+    fn option_limits() {
+        assert!(check_name(&"x".repeat(200)).is_ok());
+        assert!(check_name(&"x".repeat(201)).is_err());
+        assert!(check_name("a\u{0}b").is_err());
+        assert!(check_cover_url("https://example.com/a.png").is_ok());
+        assert!(check_cover_url("javascript:alert(1)").is_err());
+        assert!(check_max_participants(0).is_err());
+        assert!(check_max_participants(10).is_ok());
+        assert!(check_destroy_delay(86_401).is_err());
+        assert!(check_announce_limit(1_001).is_err());
+    }
+}

@@ -1,0 +1,109 @@
+//! Persistence of rooms and rosters behind one trait. SQLite is the embedded default;
+//! other backends (PostgreSQL, Redis) implement the same trait.
+
+mod sqlite;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::ids::{RoomId, UserId};
+use crate::rooms::{Role, Room, RosterEntry};
+pub use sqlite::SqliteStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("a room with this id already exists")]
+    AlreadyExists,
+    #[error("the room does not exist")]
+    RoomNotFound,
+    #[error("this idempotency key was already used")]
+    DuplicateRequest,
+    #[error("the roster would exceed {0} users")]
+    RosterFull(u64),
+    #[error("storage failure: {0}")]
+    Backend(String),
+}
+
+/// A response kept for a `Repeatability-Request-ID`, replayed on a retry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredResponse {
+    pub status: u16,
+    pub body: String,
+}
+
+/// What one roster change did, so live sessions can act on removals and role changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RosterChange {
+    Added(RosterEntry),
+    RoleChanged { entry: RosterEntry, from: Role },
+    Removed(UserId),
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PurgeCounts {
+    pub rooms: u64,
+    pub idempotency_keys: u64,
+    pub revoked_tokens: u64,
+}
+
+#[async_trait]
+pub trait RoomStore: Send + Sync + 'static {
+    /// Stores a new room with its roster, and the response for `idempotency`, in one
+    /// transaction: either all of it is committed or none.
+    async fn create_room(
+        &self,
+        room: &Room,
+        roster: &[RosterEntry],
+        idempotency: Option<(&str, &StoredResponse)>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    async fn get_room(&self, id: &RoomId) -> Result<Option<Room>, StoreError>;
+    /// Rooms ordered by id, starting after `after`.
+    async fn list_rooms(
+        &self,
+        after: Option<&RoomId>,
+        limit: usize,
+    ) -> Result<Vec<Room>, StoreError>;
+    async fn update_room(&self, room: &Room) -> Result<(), StoreError>;
+    /// Deletes the room and its roster; false when there was none.
+    async fn delete_room(&self, id: &RoomId) -> Result<bool, StoreError>;
+
+    async fn roster_page(
+        &self,
+        room: &RoomId,
+        after: Option<&UserId>,
+        limit: usize,
+    ) -> Result<Vec<RosterEntry>, StoreError>;
+    async fn roster_entry(
+        &self,
+        room: &RoomId,
+        user: &UserId,
+    ) -> Result<Option<RosterEntry>, StoreError>;
+    async fn roster_count(&self, room: &RoomId) -> Result<u64, StoreError>;
+    /// Upserts (`Some(role)`) and removes (`None`) users in one transaction.
+    async fn apply_roster(
+        &self,
+        room: &RoomId,
+        changes: &[(UserId, Option<Role>)],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<RosterChange>, StoreError>;
+
+    async fn idempotent_response(&self, key: &str) -> Result<Option<StoredResponse>, StoreError>;
+
+    async fn revoke_token(
+        &self,
+        jti: &str,
+        room: &RoomId,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    async fn is_token_revoked(&self, jti: &str) -> Result<bool, StoreError>;
+
+    /// Removes rooms that ended before `rooms_ended_before`, idempotency records older
+    /// than `keys_before`, and revocations of tokens that have expired by `now`.
+    async fn purge(
+        &self,
+        rooms_ended_before: DateTime<Utc>,
+        keys_before: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<PurgeCounts, StoreError>;
+}

@@ -1,0 +1,498 @@
+//! The embedded SQLite store. One connection behind a std Mutex, used only inside
+//! `spawn_blocking`, so no lock is ever held across an `.await` and the async workers
+//! never block on disk. WAL with `synchronous=FULL`: a write is acknowledged only after
+//! its commit is on disk.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use chrono::{DateTime, TimeZone, Utc};
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+
+use super::{PurgeCounts, RoomStore, RosterChange, StoreError, StoredResponse};
+use crate::ids::{RoomId, UserId};
+use crate::rooms::settings::MAX_ROSTER_SIZE;
+use crate::rooms::{Role, Room, RosterEntry};
+
+/// Applied in order; the database's `user_version` counts how many have run.
+const MIGRATIONS: &[&str] = &[r#"
+    CREATE TABLE rooms (
+        id          TEXT PRIMARY KEY,
+        valid_until INTEGER NOT NULL,
+        doc         TEXT NOT NULL
+    );
+    CREATE INDEX rooms_valid_until ON rooms(valid_until);
+    CREATE TABLE participants (
+        room_id    TEXT NOT NULL REFERENCES rooms(id) ON DELETE CASCADE,
+        user_id    TEXT NOT NULL,
+        role       TEXT NOT NULL,
+        invited_at INTEGER NOT NULL,
+        invite_id  TEXT NOT NULL,
+        PRIMARY KEY (room_id, user_id)
+    );
+    CREATE TABLE idempotency (
+        key        TEXT PRIMARY KEY,
+        status     INTEGER NOT NULL,
+        body       TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+    );
+    CREATE TABLE revoked_tokens (
+        jti        TEXT PRIMARY KEY,
+        room_id    TEXT NOT NULL,
+        expires_at INTEGER NOT NULL
+    );
+"#];
+
+#[derive(Clone)]
+pub struct SqliteStore {
+    conn: Arc<Mutex<Connection>>,
+}
+
+fn backend(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+fn ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+fn from_ms(v: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(v).single().unwrap_or_default()
+}
+
+impl SqliteStore {
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let conn = Connection::open(path).map_err(backend)?;
+        Self::init(conn)
+    }
+
+    /// A private in-memory database, for unit tests.
+    pub fn in_memory() -> Result<Self, StoreError> {
+        Self::init(Connection::open_in_memory().map_err(backend)?)
+    }
+
+    fn init(mut conn: Connection) -> Result<Self, StoreError> {
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(backend)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(backend)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(backend)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(backend)?;
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(backend)?;
+        let tx = conn.transaction().map_err(backend)?;
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            tx.execute_batch(sql).map_err(backend)?;
+            tx.pragma_update(None, "user_version", (i + 1) as i64)
+                .map_err(backend)?;
+        }
+        tx.commit().map_err(backend)?;
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    async fn with<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            // A panic elsewhere while holding the lock leaves the connection usable
+            // (every write is a transaction), so a poisoned lock is taken over.
+            let mut guard = conn.lock().unwrap_or_else(|p| p.into_inner());
+            f(&mut guard)
+        })
+        .await
+        .map_err(backend)?
+    }
+}
+
+fn room_from_doc(doc: String) -> Result<Room, StoreError> {
+    serde_json::from_str(&doc).map_err(backend)
+}
+
+fn insert_entry(tx: &Transaction<'_>, room: &RoomId, e: &RosterEntry) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO participants (room_id, user_id, role, invited_at, invite_id)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![
+            room.as_str(),
+            e.user_id.as_str(),
+            e.role.as_str(),
+            ms(e.invited_at),
+            e.invite_id
+        ],
+    )
+    .map_err(backend)?;
+    Ok(())
+}
+
+fn row_to_entry(row: &rusqlite::Row<'_>) -> rusqlite::Result<(String, String, i64, String)> {
+    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+}
+
+fn to_entry(raw: (String, String, i64, String)) -> Result<RosterEntry, StoreError> {
+    let (user, role, invited_at, invite_id) = raw;
+    Ok(RosterEntry {
+        user_id: UserId::parse(&user).map_err(backend)?,
+        role: Role::parse(&role).ok_or_else(|| backend(format!("unknown role {role}")))?,
+        invited_at: from_ms(invited_at),
+        invite_id,
+    })
+}
+
+fn room_exists(conn: &Connection, room: &RoomId) -> Result<bool, StoreError> {
+    conn.query_row("SELECT 1 FROM rooms WHERE id = ?1", [room.as_str()], |_| {
+        Ok(())
+    })
+    .optional()
+    .map(|r| r.is_some())
+    .map_err(backend)
+}
+
+#[async_trait]
+impl RoomStore for SqliteStore {
+    async fn create_room(
+        &self,
+        room: &Room,
+        roster: &[RosterEntry],
+        idempotency: Option<(&str, &StoredResponse)>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let room = room.clone();
+        let roster = roster.to_vec();
+        let idem = idempotency.map(|(k, r)| (k.to_owned(), r.clone()));
+        self.with(move |conn| {
+            let tx = conn.transaction().map_err(backend)?;
+            let doc = serde_json::to_string(&room).map_err(backend)?;
+            let inserted = tx.execute(
+                "INSERT INTO rooms (id, valid_until, doc) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(id) DO NOTHING",
+                params![room.id.as_str(), ms(room.valid_until), doc],
+            );
+            if inserted.map_err(backend)? == 0 {
+                return Err(StoreError::AlreadyExists);
+            }
+            for e in &roster {
+                insert_entry(&tx, &room.id, e)?;
+            }
+            if let Some((key, resp)) = idem {
+                // A plain INSERT: two concurrent retries race here, and the loser rolls
+                // back its room and replays the winner's response.
+                let n = tx
+                    .execute(
+                        "INSERT INTO idempotency (key, status, body, created_at)
+                         VALUES (?1, ?2, ?3, ?4) ON CONFLICT(key) DO NOTHING",
+                        params![key, resp.status, resp.body, ms(now)],
+                    )
+                    .map_err(backend)?;
+                if n == 0 {
+                    return Err(StoreError::DuplicateRequest);
+                }
+            }
+            tx.commit().map_err(backend)
+        })
+        .await
+    }
+
+    async fn get_room(&self, id: &RoomId) -> Result<Option<Room>, StoreError> {
+        let id = id.clone();
+        self.with(move |conn| {
+            let doc: Option<String> = conn
+                .query_row("SELECT doc FROM rooms WHERE id = ?1", [id.as_str()], |r| {
+                    r.get(0)
+                })
+                .optional()
+                .map_err(backend)?;
+            doc.map(room_from_doc).transpose()
+        })
+        .await
+    }
+
+    async fn list_rooms(
+        &self,
+        after: Option<&RoomId>,
+        limit: usize,
+    ) -> Result<Vec<Room>, StoreError> {
+        let after = after.map(|a| a.as_str().to_owned()).unwrap_or_default();
+        self.with(move |conn| {
+            let mut stmt = conn
+                .prepare_cached("SELECT doc FROM rooms WHERE id > ?1 ORDER BY id LIMIT ?2")
+                .map_err(backend)?;
+            let docs = stmt
+                .query_map(params![after, limit as i64], |r| r.get::<_, String>(0))
+                .map_err(backend)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(backend)?;
+            docs.into_iter().map(room_from_doc).collect()
+        })
+        .await
+    }
+
+    async fn update_room(&self, room: &Room) -> Result<(), StoreError> {
+        let room = room.clone();
+        self.with(move |conn| {
+            let doc = serde_json::to_string(&room).map_err(backend)?;
+            let n = conn
+                .execute(
+                    "UPDATE rooms SET valid_until = ?2, doc = ?3 WHERE id = ?1",
+                    params![room.id.as_str(), ms(room.valid_until), doc],
+                )
+                .map_err(backend)?;
+            if n == 0 {
+                return Err(StoreError::RoomNotFound);
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn delete_room(&self, id: &RoomId) -> Result<bool, StoreError> {
+        let id = id.clone();
+        self.with(move |conn| {
+            let n = conn
+                .execute("DELETE FROM rooms WHERE id = ?1", [id.as_str()])
+                .map_err(backend)?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn roster_page(
+        &self,
+        room: &RoomId,
+        after: Option<&UserId>,
+        limit: usize,
+    ) -> Result<Vec<RosterEntry>, StoreError> {
+        let room = room.clone();
+        let after = after.map(|a| a.as_str().to_owned()).unwrap_or_default();
+        self.with(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT user_id, role, invited_at, invite_id FROM participants
+                     WHERE room_id = ?1 AND user_id > ?2 ORDER BY user_id LIMIT ?3",
+                )
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map(params![room.as_str(), after, limit as i64], row_to_entry)
+                .map_err(backend)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(backend)?;
+            rows.into_iter().map(to_entry).collect()
+        })
+        .await
+    }
+
+    async fn roster_entry(
+        &self,
+        room: &RoomId,
+        user: &UserId,
+    ) -> Result<Option<RosterEntry>, StoreError> {
+        let room = room.clone();
+        let user = user.clone();
+        self.with(move |conn| {
+            conn.query_row(
+                "SELECT user_id, role, invited_at, invite_id FROM participants
+                 WHERE room_id = ?1 AND user_id = ?2",
+                params![room.as_str(), user.as_str()],
+                row_to_entry,
+            )
+            .optional()
+            .map_err(backend)?
+            .map(to_entry)
+            .transpose()
+        })
+        .await
+    }
+
+    async fn roster_count(&self, room: &RoomId) -> Result<u64, StoreError> {
+        let room = room.clone();
+        self.with(move |conn| {
+            conn.query_row(
+                "SELECT COUNT(*) FROM participants WHERE room_id = ?1",
+                [room.as_str()],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n as u64)
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn apply_roster(
+        &self,
+        room: &RoomId,
+        changes: &[(UserId, Option<Role>)],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<RosterChange>, StoreError> {
+        let room = room.clone();
+        let changes = changes.to_vec();
+        self.with(move |conn| {
+            let tx = conn.transaction().map_err(backend)?;
+            if !room_exists(&tx, &room)? {
+                return Err(StoreError::RoomNotFound);
+            }
+            let mut done = Vec::new();
+            for (user, role) in changes {
+                let old: Option<String> = tx
+                    .query_row(
+                        "SELECT role FROM participants WHERE room_id = ?1 AND user_id = ?2",
+                        params![room.as_str(), user.as_str()],
+                        |r| r.get(0),
+                    )
+                    .optional()
+                    .map_err(backend)?;
+                let old = old.and_then(|r| Role::parse(&r));
+                match (old, role) {
+                    (None, None) => {}
+                    (Some(_), None) => {
+                        tx.execute(
+                            "DELETE FROM participants WHERE room_id = ?1 AND user_id = ?2",
+                            params![room.as_str(), user.as_str()],
+                        )
+                        .map_err(backend)?;
+                        done.push(RosterChange::Removed(user));
+                    }
+                    (None, Some(role)) => {
+                        let entry = RosterEntry {
+                            user_id: user,
+                            role,
+                            invited_at: now,
+                            invite_id: crate::ids::random_token(16),
+                        };
+                        insert_entry(&tx, &room, &entry)?;
+                        done.push(RosterChange::Added(entry));
+                    }
+                    (Some(from), Some(role)) => {
+                        if from != role {
+                            tx.execute(
+                                "UPDATE participants SET role = ?3 WHERE room_id = ?1 AND user_id = ?2",
+                                params![room.as_str(), user.as_str(), role.as_str()],
+                            )
+                            .map_err(backend)?;
+                        }
+                        let raw = tx
+                            .query_row(
+                                "SELECT user_id, role, invited_at, invite_id FROM participants
+                                 WHERE room_id = ?1 AND user_id = ?2",
+                                params![room.as_str(), user.as_str()],
+                                row_to_entry,
+                            )
+                            .map_err(backend)?;
+                        if from != role {
+                            done.push(RosterChange::RoleChanged {
+                                entry: to_entry(raw)?,
+                                from,
+                            });
+                        }
+                    }
+                }
+            }
+            let count: i64 = tx
+                .query_row(
+                    "SELECT COUNT(*) FROM participants WHERE room_id = ?1",
+                    [room.as_str()],
+                    |r| r.get(0),
+                )
+                .map_err(backend)?;
+            if count as u64 > MAX_ROSTER_SIZE {
+                // Dropping the transaction rolls every change back.
+                return Err(StoreError::RosterFull(MAX_ROSTER_SIZE));
+            }
+            tx.commit().map_err(backend)?;
+            Ok(done)
+        })
+        .await
+    }
+
+    async fn idempotent_response(&self, key: &str) -> Result<Option<StoredResponse>, StoreError> {
+        let key = key.to_owned();
+        self.with(move |conn| {
+            conn.query_row(
+                "SELECT status, body FROM idempotency WHERE key = ?1",
+                [key],
+                |r| {
+                    Ok(StoredResponse {
+                        status: r.get(0)?,
+                        body: r.get(1)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn revoke_token(
+        &self,
+        jti: &str,
+        room: &RoomId,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let (jti, room) = (jti.to_owned(), room.clone());
+        self.with(move |conn| {
+            conn.execute(
+                "INSERT OR IGNORE INTO revoked_tokens (jti, room_id, expires_at) VALUES (?1, ?2, ?3)",
+                params![jti, room.as_str(), ms(expires_at)],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn is_token_revoked(&self, jti: &str) -> Result<bool, StoreError> {
+        let jti = jti.to_owned();
+        self.with(move |conn| {
+            conn.query_row("SELECT 1 FROM revoked_tokens WHERE jti = ?1", [jti], |_| {
+                Ok(())
+            })
+            .optional()
+            .map(|r| r.is_some())
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn purge(
+        &self,
+        rooms_ended_before: DateTime<Utc>,
+        keys_before: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<PurgeCounts, StoreError> {
+        self.with(move |conn| {
+            let tx = conn.transaction().map_err(backend)?;
+            let rooms = tx
+                .execute(
+                    "DELETE FROM rooms WHERE valid_until < ?1",
+                    [ms(rooms_ended_before)],
+                )
+                .map_err(backend)? as u64;
+            let idempotency_keys = tx
+                .execute(
+                    "DELETE FROM idempotency WHERE created_at < ?1",
+                    [ms(keys_before)],
+                )
+                .map_err(backend)? as u64;
+            let revoked_tokens = tx
+                .execute(
+                    "DELETE FROM revoked_tokens WHERE expires_at <= ?1",
+                    [ms(now)],
+                )
+                .map_err(backend)? as u64;
+            tx.commit().map_err(backend)?;
+            Ok(PurgeCounts {
+                rooms,
+                idempotency_keys,
+                revoked_tokens,
+            })
+        })
+        .await
+    }
+}

@@ -1,0 +1,159 @@
+//! Join tokens: compact HS256 JWTs signed with a secret kept in the data directory.
+//! The role is not in the token: it is read from the roster at join time, so a role
+//! change or a removal applies to tokens already handed out.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+
+use crate::secret::Secret;
+
+const ISSUER: &str = "convene";
+/// The header is fixed; a token whose header differs is refused, so `alg: none` and
+/// algorithm confusion cannot happen.
+const HEADER: &str = r#"{"alg":"HS256","typ":"JWT"}"#;
+/// Longest token text accepted, well above what `mint` produces.
+pub const MAX_TOKEN_LEN: usize = 2048;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinClaims {
+    pub iss: String,
+    /// The user id.
+    pub sub: String,
+    /// The room id.
+    pub room: String,
+    /// Token id, for revocation.
+    pub jti: String,
+    /// The invitation this token was minted for (see `RosterEntry::invite_id`).
+    pub inv: String,
+    pub iat: i64,
+    pub exp: i64,
+}
+
+impl JoinClaims {
+    pub fn new(user: &str, room: &str, invite_id: &str, iat: i64, exp: i64) -> Self {
+        Self {
+            iss: ISSUER.to_owned(),
+            sub: user.to_owned(),
+            room: room.to_owned(),
+            jti: format!("t_{}", crate::ids::random_token(20)),
+            inv: invite_id.to_owned(),
+            iat,
+            exp,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("the join token is malformed")]
+    Malformed,
+    #[error("the join token's signature is not valid")]
+    BadSignature,
+    #[error("the join token has expired")]
+    Expired,
+}
+
+fn mac(secret: &Secret) -> Hmac<Sha256> {
+    Hmac::<Sha256>::new_from_slice(secret.expose().as_bytes()).expect("HMAC takes any key size")
+}
+
+pub fn mint(secret: &Secret, claims: &JoinClaims) -> String {
+    let body = serde_json::to_vec(claims).expect("claims serialize");
+    let signing_input = format!("{}.{}", B64.encode(HEADER), B64.encode(body));
+    let mut m = mac(secret);
+    m.update(signing_input.as_bytes());
+    let sig = m.finalize().into_bytes();
+    format!("{signing_input}.{}", B64.encode(sig))
+}
+
+/// Checks the signature, then the expiry against `now_secs`.
+pub fn verify(secret: &Secret, token: &str, now_secs: i64) -> Result<JoinClaims, TokenError> {
+    if token.len() > MAX_TOKEN_LEN {
+        return Err(TokenError::Malformed);
+    }
+    let mut parts = token.split('.');
+    let (Some(h), Some(b), Some(s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(TokenError::Malformed);
+    };
+    let header = B64.decode(h).map_err(|_| TokenError::Malformed)?;
+    if header != HEADER.as_bytes() {
+        return Err(TokenError::Malformed);
+    }
+    let sig = B64.decode(s).map_err(|_| TokenError::Malformed)?;
+    let mut m = mac(secret);
+    m.update(h.as_bytes());
+    m.update(b".");
+    m.update(b.as_bytes());
+    // verify_slice compares in constant time.
+    m.verify_slice(&sig).map_err(|_| TokenError::BadSignature)?;
+    let body = B64.decode(b).map_err(|_| TokenError::Malformed)?;
+    let claims: JoinClaims = serde_json::from_slice(&body).map_err(|_| TokenError::Malformed)?;
+    if claims.iss != ISSUER {
+        return Err(TokenError::Malformed);
+    }
+    if now_secs >= claims.exp {
+        return Err(TokenError::Expired);
+    }
+    Ok(claims)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claims() -> JoinClaims {
+        JoinClaims::new("alice", "room1", "i1", 1_000, 2_000)
+    }
+
+    #[test]
+    fn round_trip() {
+        let key = Secret::new("k");
+        let c = claims();
+        let t = mint(&key, &c);
+        assert_eq!(verify(&key, &t, 1_500).unwrap(), c);
+    }
+
+    #[test]
+    fn expiry_is_exclusive() {
+        let key = Secret::new("k");
+        let t = mint(&key, &claims());
+        assert_eq!(verify(&key, &t, 2_000), Err(TokenError::Expired));
+    }
+
+    #[test]
+    fn other_key_or_tampering_fails() {
+        let t = mint(&Secret::new("k"), &claims());
+        assert_eq!(
+            verify(&Secret::new("other"), &t, 1_500),
+            Err(TokenError::BadSignature)
+        );
+        let mut forged = claims();
+        forged.sub = "mallory".into();
+        let forged_body = B64.encode(serde_json::to_vec(&forged).unwrap());
+        let parts: Vec<_> = t.split('.').collect();
+        let tampered = format!("{}.{}.{}", parts[0], forged_body, parts[2]);
+        assert_eq!(
+            verify(&Secret::new("k"), &tampered, 1_500),
+            Err(TokenError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn garbage_is_malformed() {
+        let key = Secret::new("k");
+        for t in ["", "a.b", "a.b.c.d", "!!.!!.!!", &"x".repeat(5000)] {
+            assert_eq!(verify(&key, t, 0), Err(TokenError::Malformed), "{t}");
+        }
+        let none_alg = format!(
+            "{}.{}.",
+            B64.encode(r#"{"alg":"none"}"#),
+            B64.encode(serde_json::to_vec(&claims()).unwrap())
+        );
+        assert_eq!(verify(&key, &none_alg, 1_500), Err(TokenError::Malformed));
+    }
+}
