@@ -3,6 +3,7 @@
 //! builds for the server and for wasm32.
 
 pub mod error;
+pub mod signal;
 
 pub use error::{ErrorBody, ErrorCode, ErrorEnvelope};
 

@@ -10,6 +10,7 @@ pub mod ids;
 pub mod purge;
 pub mod rooms;
 pub mod secret;
+pub mod signal;
 pub mod store;
 pub mod tokens;
 pub mod www;
@@ -24,6 +25,9 @@ use crate::config::Config;
 use crate::http::{AppState, Inner};
 use crate::rooms::live::LiveRooms;
 use crate::store::{RoomStore, SqliteStore};
+
+/// How long shutdown waits for live sessions to say goodbye.
+pub const SHUTDOWN_DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -79,7 +83,7 @@ pub async fn run(
         .clone()
         .unwrap_or_else(|| format!("http://{addr}"));
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let live = LiveRooms::default();
+    let live = LiveRooms::new(clock.clone(), config.resume_grace, vec![]);
     let state = AppState::new(Inner {
         store: store.clone(),
         clock: clock.clone(),
@@ -97,6 +101,13 @@ pub async fn run(
     ));
     tracing::info!(%addr, "convene listening");
     let app = http::router(state);
+    // Upgraded sockets are not tracked by axum's graceful shutdown: end the sessions
+    // first so every member is told `serverShutdown` and its socket closes.
+    let draining = live.clone();
+    let shutdown = async move {
+        shutdown.await;
+        draining.shutdown(SHUTDOWN_DRAIN).await;
+    };
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await;

@@ -71,6 +71,16 @@ pub fn mint(secret: &Secret, claims: &JoinClaims) -> String {
 
 /// Checks the signature, then the expiry against `now_secs`.
 pub fn verify(secret: &Secret, token: &str, now_secs: i64) -> Result<JoinClaims, TokenError> {
+    let claims = verify_signature(secret, token)?;
+    if now_secs >= claims.exp {
+        return Err(TokenError::Expired);
+    }
+    Ok(claims)
+}
+
+/// Checks only the signature, so a caller can say *why* an expired token is no good
+/// (e.g. "the room has ended" rather than "the token expired").
+pub fn verify_signature(secret: &Secret, token: &str) -> Result<JoinClaims, TokenError> {
     if token.len() > MAX_TOKEN_LEN {
         return Err(TokenError::Malformed);
     }
@@ -95,9 +105,6 @@ pub fn verify(secret: &Secret, token: &str, now_secs: i64) -> Result<JoinClaims,
     let claims: JoinClaims = serde_json::from_slice(&body).map_err(|_| TokenError::Malformed)?;
     if claims.iss != ISSUER {
         return Err(TokenError::Malformed);
-    }
-    if now_secs >= claims.exp {
-        return Err(TokenError::Expired);
     }
     Ok(claims)
 }

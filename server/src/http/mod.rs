@@ -3,6 +3,7 @@
 
 pub mod error;
 pub mod extract;
+pub mod members_api;
 pub mod openapi;
 pub mod paging;
 pub mod request_context;
@@ -75,6 +76,13 @@ pub fn router(state: AppState) -> Router {
             "/v1/rooms/{id}/tokens/{token_id}",
             delete(tokens_api::revoke_token),
         )
+        .route("/v1/rooms/{id}/members", get(members_api::list_members))
+        .route(
+            "/v1/rooms/{id}/members/{user_id}",
+            delete(members_api::remove_member),
+        )
+        .route("/v1/sessions", get(members_api::list_sessions))
+        .route("/v1/rtc", get(crate::signal::rtc))
         .route("/v1/openapi.json", get(openapi::openapi_json))
         .route("/healthz", get(|| async { "ok" }));
     let mut app = api;

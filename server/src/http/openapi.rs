@@ -5,7 +5,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{rooms_api, roster_api, tokens_api};
+use super::{members_api, rooms_api, roster_api, tokens_api};
 
 struct AdminKeyScheme;
 
@@ -32,6 +32,7 @@ impl Modify for AdminKeyScheme {
         rooms_api::update_room, rooms_api::delete_room,
         roster_api::list_participants, roster_api::update_participants,
         tokens_api::mint_token, tokens_api::revoke_token,
+        members_api::list_members, members_api::remove_member, members_api::list_sessions,
     ),
     components(schemas(convene_protocol::ErrorCode, convene_protocol::ErrorBody)),
     modifiers(&AdminKeyScheme)

@@ -1,16 +1,559 @@
-//! Live sessions: the registry of rooms with members joined now.
+//! Live sessions: a registry of rooms with members joined now, and one task per session
+//! that owns its `Session` and takes commands on a channel. Only the task touches the
+//! session, so no lock guards member state; the registry's map is the one lock.
 
-use crate::ids::RoomId;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use convene_protocol::signal::{ClientMessage, IceServer, LeaveReason, Participant};
+use convene_protocol::ErrorCode;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::{sleep_until, Duration, Instant};
+
+use super::outbound::{Conn, Outbound};
+use super::session::{JoinOutcome, JoinRefusal, MemberInit, Session};
+use super::Room;
+use crate::clock::Clock;
+use crate::ids::{RoomId, SessionId, UserId};
 use crate::store::RosterChange;
 
-use super::Room;
+/// Membership deltas are gathered this long and sent as one `participantsChanged`.
+pub const BATCH_INTERVAL: Duration = Duration::from_millis(30);
+const COMMAND_QUEUE: usize = 1024;
 
-#[derive(Default, Clone)]
-pub struct LiveRooms {}
+pub enum Command {
+    Join {
+        init: MemberInit,
+        room: Box<Room>,
+        conn: Conn,
+        resume: Option<String>,
+        reply: oneshot::Sender<Result<JoinOutcome, JoinError>>,
+    },
+    Client {
+        user: UserId,
+        conn_id: u64,
+        msg: ClientMessage,
+    },
+    Dropped {
+        user: UserId,
+        conn_id: u64,
+    },
+    RoomUpdated(Box<Room>),
+    RoomDeleted,
+    Roster(Vec<RosterChange>),
+    TokenRevoked(String),
+    Kick {
+        user: UserId,
+        reply: oneshot::Sender<bool>,
+    },
+    Members(oneshot::Sender<Vec<Participant>>),
+    Shutdown,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum JoinError {
+    RoomFull,
+    /// The session ended while the join was on its way; join again.
+    Ended,
+}
+
+/// A live session as the admin's list shows it.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionSummary {
+    #[schema(value_type = String)]
+    pub room_id: RoomId,
+    #[schema(value_type = String)]
+    pub session_id: SessionId,
+    pub started_at: DateTime<Utc>,
+    pub member_count: usize,
+}
+
+struct Handle {
+    tx: mpsc::Sender<Command>,
+    generation: u64,
+    session_id: SessionId,
+    started_at: DateTime<Utc>,
+    members: Arc<AtomicUsize>,
+}
+
+struct Registry {
+    sessions: Mutex<HashMap<RoomId, Handle>>,
+    clock: Arc<dyn Clock>,
+    resume_grace: Duration,
+    ice_servers: Vec<IceServer>,
+    next_id: AtomicU64,
+    tasks: tokio_util_tasks::TaskCount,
+}
+
+/// Counts running session tasks so shutdown can wait for them.
+mod tokio_util_tasks {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    #[derive(Default, Clone)]
+    pub struct TaskCount(Arc<AtomicUsize>, Arc<tokio::sync::Notify>);
+
+    pub struct Guard(TaskCount);
+
+    impl TaskCount {
+        pub fn enter(&self) -> Guard {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Guard(self.clone())
+        }
+        pub fn get(&self) -> usize {
+            self.0.load(Ordering::SeqCst)
+        }
+        pub async fn zero(&self) {
+            loop {
+                let notified = self.1.notified();
+                if self.get() == 0 {
+                    return;
+                }
+                notified.await;
+            }
+        }
+    }
+
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            self.0 .0.fetch_sub(1, Ordering::SeqCst);
+            self.0 .1.notify_waiters();
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct LiveRooms(Arc<Registry>);
 
 impl LiveRooms {
-    pub fn room_updated(&self, _room: &Room) {}
-    pub fn room_deleted(&self, _room: &RoomId) {}
-    pub fn roster_changed(&self, _room: &RoomId, _changes: &[RosterChange]) {}
-    pub fn token_revoked(&self, _room: &RoomId, _jti: &str) {}
+    pub fn new(clock: Arc<dyn Clock>, resume_grace: Duration, ice_servers: Vec<IceServer>) -> Self {
+        Self(Arc::new(Registry {
+            sessions: Mutex::new(HashMap::new()),
+            clock,
+            resume_grace,
+            ice_servers,
+            next_id: AtomicU64::new(1),
+            tasks: Default::default(),
+        }))
+    }
+
+    pub fn next_conn_id(&self) -> u64 {
+        self.0.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Members joined now in `room` (0 without a session). Advisory: the session
+    /// task makes the binding capacity check.
+    pub fn member_count(&self, room: &RoomId) -> usize {
+        self.lock()
+            .get(room)
+            .map_or(0, |h| h.members.load(Ordering::Relaxed))
+    }
+
+    pub fn sessions(&self) -> Vec<SessionSummary> {
+        let mut out: Vec<SessionSummary> = self
+            .lock()
+            .iter()
+            .map(|(room, h)| SessionSummary {
+                room_id: room.clone(),
+                session_id: h.session_id.clone(),
+                started_at: h.started_at,
+                member_count: h.members.load(Ordering::Relaxed),
+            })
+            .collect();
+        out.sort_by(|a, b| a.room_id.cmp(&b.room_id));
+        out
+    }
+
+    /// Session tasks still running (0 once every session has ended).
+    pub fn running_sessions(&self) -> usize {
+        self.0.tasks.get()
+    }
+
+    // The map is only read or changed briefly and never across an `.await`, so a std
+    // Mutex is right; a poisoned lock means a panic mid-insert, and the map is still
+    // consistent, so it is taken over.
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<RoomId, Handle>> {
+        self.0.sessions.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn sender(&self, room: &RoomId) -> Option<mpsc::Sender<Command>> {
+        self.lock().get(room).map(|h| h.tx.clone())
+    }
+
+    /// The session of `room`, started when there is none.
+    fn sender_or_start(&self, room: &Room) -> mpsc::Sender<Command> {
+        let mut map = self.lock();
+        if let Some(h) = map.get(&room.id) {
+            if !h.tx.is_closed() {
+                return h.tx.clone();
+            }
+        }
+        let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
+        let now = self.0.clock.now();
+        let session = Session::new(
+            room.clone(),
+            now,
+            self.0.resume_grace,
+            self.0.ice_servers.clone(),
+        );
+        let members = Arc::new(AtomicUsize::new(0));
+        let generation = self.next_conn_id();
+        map.insert(
+            room.id.clone(),
+            Handle {
+                tx: tx.clone(),
+                generation,
+                session_id: session.id.clone(),
+                started_at: now,
+                members: members.clone(),
+            },
+        );
+        tracing::info!(room = %room.id, session = %session.id, "session started");
+        let guard = self.0.tasks.enter();
+        tokio::spawn(run_session(
+            self.clone(),
+            session,
+            rx,
+            generation,
+            members,
+            guard,
+        ));
+        tx
+    }
+
+    /// Joins `init` to the live session of `room`, starting one when needed.
+    pub async fn join(
+        &self,
+        room: &Room,
+        init: MemberInit,
+        conn: Conn,
+        resume: Option<String>,
+    ) -> Result<JoinOutcome, JoinError> {
+        let mut conn = Some(conn);
+        // A session that ends just as we join hands the join back; the next try
+        // starts a fresh session.
+        for _ in 0..3 {
+            let tx = self.sender_or_start(room);
+            let (reply, answer) = oneshot::channel();
+            let cmd = Command::Join {
+                init: init.clone(),
+                room: Box::new(room.clone()),
+                conn: conn.take().expect("conn is put back on retry"),
+                resume: resume.clone(),
+                reply,
+            };
+            match tx.send(cmd).await {
+                Err(mpsc::error::SendError(Command::Join { conn: c, .. })) => {
+                    conn = Some(c);
+                    continue;
+                }
+                Err(_) => unreachable!("only a join was sent"),
+                Ok(()) => {}
+            }
+            match answer.await {
+                Ok(Err(JoinError::Ended)) | Err(_) => {
+                    // The conn went down with the old session; the caller's socket
+                    // sees its queue close. Tell it to retry by reporting Ended.
+                    return Err(JoinError::Ended);
+                }
+                Ok(other) => return other,
+            }
+        }
+        Err(JoinError::Ended)
+    }
+
+    pub async fn client_message(
+        &self,
+        room: &RoomId,
+        user: UserId,
+        conn_id: u64,
+        msg: ClientMessage,
+    ) {
+        if let Some(tx) = self.sender(room) {
+            let _ = tx.send(Command::Client { user, conn_id, msg }).await;
+        }
+    }
+
+    pub async fn dropped(&self, room: &RoomId, user: UserId, conn_id: u64) {
+        if let Some(tx) = self.sender(room) {
+            let _ = tx.send(Command::Dropped { user, conn_id }).await;
+        }
+    }
+
+    /// Fire and forget: admin changes reach a live session without making the admin
+    /// request wait on it.
+    fn notify(&self, room: &RoomId, cmd: Command) {
+        if let Some(tx) = self.sender(room) {
+            tokio::spawn(async move {
+                let _ = tx.send(cmd).await;
+            });
+        }
+    }
+
+    pub fn room_updated(&self, room: &Room) {
+        self.notify(&room.id, Command::RoomUpdated(Box::new(room.clone())));
+    }
+
+    pub fn room_deleted(&self, room: &RoomId) {
+        self.notify(room, Command::RoomDeleted);
+    }
+
+    pub fn roster_changed(&self, room: &RoomId, changes: &[RosterChange]) {
+        if !changes.is_empty() {
+            self.notify(room, Command::Roster(changes.to_vec()));
+        }
+    }
+
+    pub fn token_revoked(&self, room: &RoomId, jti: &str) {
+        self.notify(room, Command::TokenRevoked(jti.to_string()));
+    }
+
+    /// Removes `user` from the call; false when not joined.
+    pub async fn kick(&self, room: &RoomId, user: UserId) -> bool {
+        let Some(tx) = self.sender(room) else {
+            return false;
+        };
+        let (reply, answer) = oneshot::channel();
+        if tx.send(Command::Kick { user, reply }).await.is_err() {
+            return false;
+        }
+        answer.await.unwrap_or(false)
+    }
+
+    pub async fn members(&self, room: &RoomId) -> Vec<Participant> {
+        let Some(tx) = self.sender(room) else {
+            return vec![];
+        };
+        let (reply, answer) = oneshot::channel();
+        if tx.send(Command::Members(reply)).await.is_err() {
+            return vec![];
+        }
+        answer.await.unwrap_or_default()
+    }
+
+    /// Ends every session with `serverShutdown` and waits (bounded) for their tasks.
+    pub async fn shutdown(&self, wait: Duration) {
+        let senders: Vec<_> = self.lock().values().map(|h| h.tx.clone()).collect();
+        for tx in senders {
+            let _ = tx.send(Command::Shutdown).await;
+        }
+        let _ = tokio::time::timeout(wait, self.0.tasks.zero()).await;
+    }
+}
+
+fn instant_at(clock: &dyn Clock, at: DateTime<Utc>) -> Instant {
+    let left = (at - clock.now()).to_std().unwrap_or(Duration::ZERO);
+    // Timers beyond about two years are not supported by tokio; rooms end sooner.
+    Instant::now() + left.min(Duration::from_secs(400 * 24 * 3600))
+}
+
+async fn sleep_opt(at: Option<Instant>) {
+    match at {
+        Some(t) => sleep_until(t).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn run_session(
+    live: LiveRooms,
+    mut session: Session,
+    mut rx: mpsc::Receiver<Command>,
+    generation: u64,
+    members: Arc<AtomicUsize>,
+    _running: tokio_util_tasks::Guard,
+) {
+    let clock = live.0.clock.clone();
+    let mut flush_at: Option<Instant> = None;
+    let mut empty_since: Option<Instant> = Some(Instant::now());
+    let mut expires = instant_at(clock.as_ref(), session.room.valid_until);
+    loop {
+        let destroy_at =
+            empty_since.map(|t| t + Duration::from_secs(session.room.destroy_delay_seconds.into()));
+        let mut ended = false;
+        tokio::select! {
+            cmd = rx.recv() => match cmd {
+                None => ended = true,
+                Some(cmd) => {
+                    ended = handle(&mut session, cmd, clock.as_ref());
+                    expires = instant_at(clock.as_ref(), session.room.valid_until);
+                }
+            },
+            _ = sleep_opt(flush_at) => {
+                session.flush();
+                flush_at = None;
+            }
+            _ = sleep_until(expires) => {
+                if clock.now() >= session.room.valid_until {
+                    tracing::info!(room = %session.room.id, "room expired; ending session");
+                    session.end(LeaveReason::RoomExpired);
+                    ended = true;
+                } else {
+                    expires = instant_at(clock.as_ref(), session.room.valid_until);
+                }
+            }
+            _ = sleep_opt(session.next_grace_deadline()) => {
+                session.expire_dropped(Instant::now());
+            }
+            _ = sleep_opt(destroy_at) => {
+                if session.is_empty() {
+                    ended = true;
+                }
+            }
+        }
+        members.store(session.len(), Ordering::Relaxed);
+        if ended {
+            break;
+        }
+        if session.has_pending() && flush_at.is_none() {
+            flush_at = Some(Instant::now() + BATCH_INTERVAL);
+        }
+        if session.is_empty() {
+            empty_since.get_or_insert_with(Instant::now);
+        } else {
+            empty_since = None;
+        }
+    }
+    // Unregister first, so new joins start a new session, then answer what is queued.
+    {
+        let mut map = live.lock();
+        if map
+            .get(&session.room.id)
+            .is_some_and(|h| h.generation == generation)
+        {
+            map.remove(&session.room.id);
+        }
+    }
+    rx.close();
+    while let Ok(cmd) = rx.try_recv() {
+        match cmd {
+            Command::Join { reply, .. } => {
+                let _ = reply.send(Err(JoinError::Ended));
+            }
+            Command::Kick { reply, .. } => {
+                let _ = reply.send(false);
+            }
+            Command::Members(reply) => {
+                let _ = reply.send(vec![]);
+            }
+            _ => {}
+        }
+    }
+    session.end(LeaveReason::ServerShutdown);
+    members.store(0, Ordering::Relaxed);
+    tracing::info!(room = %session.room.id, session = %session.id, "session ended");
+}
+
+/// Applies one command; true when the session is over.
+fn handle(session: &mut Session, cmd: Command, clock: &dyn Clock) -> bool {
+    let now = Instant::now();
+    match cmd {
+        Command::Join {
+            init,
+            room,
+            conn,
+            resume,
+            reply,
+        } => {
+            // The edge read the room just now; keep the freshest copy.
+            session.room = *room;
+            let result = session
+                .join(init, conn, resume.as_deref(), now, clock.now())
+                .map_err(|JoinRefusal::RoomFull| JoinError::RoomFull);
+            let _ = reply.send(result);
+        }
+        Command::Client { user, conn_id, msg } => {
+            if session.is_current(&user, conn_id) {
+                client_message(session, &user, conn_id, msg, now, clock.now());
+            }
+        }
+        Command::Dropped { user, conn_id } => session.detach(&user, conn_id, now),
+        Command::RoomUpdated(room) => session.room = *room,
+        Command::RoomDeleted => {
+            session.end(LeaveReason::RoomDeleted);
+            return true;
+        }
+        Command::Roster(changes) => {
+            for change in changes {
+                match change {
+                    RosterChange::Removed(user) => {
+                        session.remove(&user, LeaveReason::Removed);
+                    }
+                    RosterChange::RoleChanged { entry, .. } => {
+                        session.change_role(&entry.user_id, entry.role)
+                    }
+                    RosterChange::Added(entry) => {
+                        // Removed and invited again: tokens of the old invitation die.
+                        let invite = entry.invite_id.clone();
+                        session.remove_where(LeaveReason::Removed, |m| {
+                            m.user == entry.user_id && m.invite_id != invite
+                        });
+                    }
+                }
+            }
+        }
+        Command::TokenRevoked(jti) => {
+            session.remove_where(LeaveReason::Removed, |m| m.jti == jti);
+        }
+        Command::Kick { user, reply } => {
+            let _ = reply.send(session.remove(&user, LeaveReason::Removed));
+        }
+        Command::Members(reply) => {
+            let _ = reply.send(session.members());
+        }
+        Command::Shutdown => {
+            session.end(LeaveReason::ServerShutdown);
+            return true;
+        }
+    }
+    false
+}
+
+fn client_message(
+    session: &mut Session,
+    user: &UserId,
+    _conn_id: u64,
+    msg: ClientMessage,
+    now: Instant,
+    wall: DateTime<Utc>,
+) {
+    match msg {
+        ClientMessage::SetMedia {
+            audio,
+            video,
+            screen,
+        } => session.set_media(user, audio, video, screen),
+        ClientMessage::Mute {
+            participant_id,
+            audio,
+            video,
+            screen,
+        } => session.mute(user, &participant_id, audio, video, screen),
+        ClientMessage::SendMessage { text } => session.chat(user, text, now, wall),
+        ClientMessage::ListAudience { after, limit } => {
+            session.list_audience(user, after.as_deref(), limit)
+        }
+        ClientMessage::Leave => {
+            session.remove(user, LeaveReason::ClientLeft);
+        }
+        ClientMessage::Offer { .. }
+        | ClientMessage::Answer { .. }
+        | ClientMessage::Candidate { .. } => {
+            // Media negotiation arrives with the SFU; until then say so plainly.
+            session.notify_error(
+                user,
+                ErrorCode::InvalidParameter,
+                "media is not available on this server yet",
+            );
+        }
+        ClientMessage::Ping { .. } => {}
+    }
+}
+
+/// Used by tests to build a connection with a queue of the given size.
+pub fn test_conn(id: u64, capacity: usize) -> (Conn, mpsc::Receiver<Outbound>) {
+    let (tx, rx) = mpsc::channel(capacity);
+    (Conn { id, tx }, rx)
 }

@@ -3,7 +3,9 @@
 
 pub mod live;
 pub mod model;
+pub mod outbound;
 pub mod roles;
+pub mod session;
 pub mod settings;
 pub mod validity;
 

@@ -2,6 +2,8 @@
 //! client for it. Every wait has a timeout.
 #![allow(dead_code)]
 
+pub mod ws;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 

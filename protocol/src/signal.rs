@@ -1,0 +1,283 @@
+//! Signaling messages over the WebSocket at `GET /v1/rtc?token=...[&resume=...]`.
+//! JSON text frames tagged by `type`, fields in camelCase.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::ErrorBody;
+
+/// The client should send `ping` at least this often; the server also sends WebSocket
+/// ping frames, which browsers answer on their own.
+pub const PING_INTERVAL_SECONDS: u32 = 10;
+/// A connection with no frame from the client for this long is treated as dropped.
+pub const IDLE_TIMEOUT_SECONDS: u32 = 30;
+/// Largest text frame the server accepts.
+pub const MAX_FRAME_BYTES: usize = 64 * 1024;
+/// Largest chat message text, in bytes.
+pub const MAX_CHAT_BYTES: usize = 4 * 1024;
+
+/// What a role may do. Mirrors the server's role table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Capabilities {
+    pub publish_audio: bool,
+    pub publish_video: bool,
+    pub publish_screen: bool,
+    /// May mute or remove other members.
+    pub moderate: bool,
+}
+
+/// A joined member as others see it. The participant id is the user id: a user is in a
+/// session at most once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Participant {
+    pub id: String,
+    pub role: String,
+    pub audio: bool,
+    pub video: bool,
+    pub screen: bool,
+    /// RFC 3339.
+    pub joined_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoomInfo {
+    pub id: String,
+    pub name: String,
+    pub valid_from: String,
+    pub valid_until: String,
+    pub is_message_disabled: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionInfo {
+    pub id: String,
+    pub started_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IceServer {
+    pub urls: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+}
+
+/// How to come back after a dropped connection: reconnect to
+/// `/v1/rtc?token=<join token>&resume=<token>` within `graceSeconds`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResumeInfo {
+    pub token: String,
+    pub grace_seconds: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum LeaveReason {
+    ClientLeft,
+    Removed,
+    RoomDeleted,
+    RoomExpired,
+    DuplicateSession,
+    RoleRevoked,
+    ServerShutdown,
+    Timeout,
+    RoomFull,
+}
+
+// Messages are built, serialized once and dropped, never stored in bulk, so the size
+// of the largest variant costs nothing worth a Box.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum ServerMessage {
+    #[serde(rename_all = "camelCase")]
+    Joined {
+        protocol_version: u32,
+        #[serde(rename = "self")]
+        me: Participant,
+        room: RoomInfo,
+        session: SessionInfo,
+        /// Everyone announced, including this member when it is announced.
+        participants: Vec<Participant>,
+        /// Joined receive-only members not listed individually (see `listAudience`).
+        audience_count: u32,
+        capabilities: Capabilities,
+        ice_servers: Vec<IceServer>,
+        resume: ResumeInfo,
+        /// True when this connection took over a member kept after a drop: others saw
+        /// no leave and no join.
+        resumed: bool,
+    },
+    /// Deltas since the last batch (sent at most every 50 ms).
+    #[serde(rename_all = "camelCase")]
+    ParticipantsChanged {
+        added: Vec<Participant>,
+        /// Participant ids.
+        removed: Vec<String>,
+        updated: Vec<Participant>,
+        audience_count: u32,
+    },
+    /// The whole list, replacing what the client had: sent to a member whose queue
+    /// overflowed instead of the deltas it missed.
+    #[serde(rename_all = "camelCase")]
+    Snapshot {
+        participants: Vec<Participant>,
+        audience_count: u32,
+    },
+    #[serde(rename_all = "camelCase")]
+    MediaChanged {
+        participant_id: String,
+        audio: bool,
+        video: bool,
+        screen: bool,
+        /// Why, when not the member's own choice (`roleChanged`, `mutedBy:<id>`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    #[serde(rename_all = "camelCase")]
+    CapabilitiesChanged {
+        role: String,
+        capabilities: Capabilities,
+    },
+    #[serde(rename_all = "camelCase")]
+    Message {
+        from: String,
+        text: String,
+        sent_at: String,
+    },
+    /// Answer to `listAudience`.
+    #[serde(rename_all = "camelCase")]
+    Audience {
+        participants: Vec<Participant>,
+        /// Pass as `after` for the next page; absent on the last.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        next: Option<String>,
+    },
+    Offer {
+        sdp: String,
+    },
+    Answer {
+        sdp: String,
+    },
+    #[serde(rename_all = "camelCase")]
+    Candidate {
+        candidate: String,
+        #[serde(default)]
+        sdp_mid: Option<String>,
+        #[serde(default)]
+        sdp_m_line_index: Option<u16>,
+    },
+    Left {
+        reason: LeaveReason,
+    },
+    Error {
+        error: ErrorBody,
+    },
+    Pong {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ts: Option<f64>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum ClientMessage {
+    Ping {
+        #[serde(default)]
+        ts: Option<f64>,
+    },
+    /// Turns this member's own microphone, camera or screen share on or off.
+    SetMedia {
+        #[serde(default)]
+        audio: Option<bool>,
+        #[serde(default)]
+        video: Option<bool>,
+        #[serde(default)]
+        screen: Option<bool>,
+    },
+    /// Moderators only: turns another member's microphone, camera or screen off.
+    #[serde(rename_all = "camelCase")]
+    Mute {
+        participant_id: String,
+        #[serde(default)]
+        audio: bool,
+        #[serde(default)]
+        video: bool,
+        #[serde(default)]
+        screen: bool,
+    },
+    SendMessage {
+        text: String,
+    },
+    /// Pages through the receive-only members not announced individually.
+    ListAudience {
+        #[serde(default)]
+        after: Option<String>,
+        #[serde(default)]
+        limit: Option<u32>,
+    },
+    Offer {
+        sdp: String,
+    },
+    Answer {
+        sdp: String,
+    },
+    #[serde(rename_all = "camelCase")]
+    Candidate {
+        candidate: String,
+        #[serde(default)]
+        sdp_mid: Option<String>,
+        #[serde(default)]
+        sdp_m_line_index: Option<u16>,
+    },
+    Leave,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_messages_parse_from_json() {
+        let m: ClientMessage =
+            serde_json::from_str(r#"{"type":"setMedia","audio":false}"#).unwrap();
+        assert_eq!(
+            m,
+            ClientMessage::SetMedia {
+                audio: Some(false),
+                video: None,
+                screen: None
+            }
+        );
+        let m: ClientMessage = serde_json::from_str(r#"{"type":"leave"}"#).unwrap();
+        assert_eq!(m, ClientMessage::Leave);
+        assert!(serde_json::from_str::<ClientMessage>(r#"{"type":"dance"}"#).is_err());
+    }
+
+    #[test]
+    fn server_messages_use_camel_case_and_self() {
+        let m = ServerMessage::Left {
+            reason: LeaveReason::DuplicateSession,
+        };
+        assert_eq!(
+            serde_json::to_string(&m).unwrap(),
+            r#"{"type":"left","reason":"duplicateSession"}"#
+        );
+        let m = ServerMessage::MediaChanged {
+            participant_id: "a".into(),
+            audio: true,
+            video: false,
+            screen: false,
+            reason: None,
+        };
+        let v = serde_json::to_value(&m).unwrap();
+        assert_eq!(v["participantId"], "a");
+        assert_eq!(v["type"], "mediaChanged");
+    }
+}

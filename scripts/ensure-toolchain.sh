@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# Makes sure everything needed to build and test Convene is installed:
+# the wasm32 Rust target, the wasm-bindgen CLI matching Cargo.lock, chromium
+# (for browser tests; skip with CONVENE_SKIP_CHROMIUM=1), binaryen's wasm-opt,
+# and the npm dependencies. Idempotent; does nothing slow when all is present.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+log() { echo "ensure: $*"; }
+
+# --- Rust wasm target -------------------------------------------------------
+INSTALLED_TARGETS="$(rustup target list --installed)"
+if grep -qx 'wasm32-unknown-unknown' <<<"$INSTALLED_TARGETS"; then
+    log "rust target wasm32-unknown-unknown present"
+else
+    log "adding rust target wasm32-unknown-unknown"
+    rustup target add wasm32-unknown-unknown
+fi
+
+# --- wasm-bindgen CLI (must match the library version in Cargo.lock) -------
+WB_VERSION="$(awk '
+    /^\[\[package\]\]/ { in_wb = 0 }
+    /^name = "wasm-bindgen"$/ { in_wb = 1; next }
+    in_wb && /^version = / { gsub(/"/, "", $3); print $3; exit }
+' Cargo.lock)"
+if [[ -z "$WB_VERSION" ]]; then
+    echo "ensure: could not find the wasm-bindgen version in Cargo.lock" >&2
+    exit 1
+fi
+if command -v wasm-bindgen >/dev/null 2>&1 \
+    && [[ "$(wasm-bindgen --version 2>/dev/null)" == "wasm-bindgen $WB_VERSION" ]]; then
+    log "wasm-bindgen $WB_VERSION present"
+else
+    log "installing wasm-bindgen-cli $WB_VERSION (this takes a few minutes)"
+    # No --locked: it fails to resolve on this machine.
+    cargo install wasm-bindgen-cli --version "$WB_VERSION"
+fi
+
+# --- System packages: chromium (+ driver) and binaryen ----------------------
+APT_PACKAGES=()
+if [[ ! -x /usr/bin/chromium ]]; then
+    if [[ -n "${CONVENE_SKIP_CHROMIUM:-}" ]]; then
+        log "chromium missing, skipped (CONVENE_SKIP_CHROMIUM set)"
+    else
+        APT_PACKAGES+=(chromium chromium-driver)
+    fi
+else
+    log "chromium present"
+fi
+if command -v wasm-opt >/dev/null 2>&1; then
+    log "wasm-opt present"
+else
+    APT_PACKAGES+=(binaryen)
+fi
+if ((${#APT_PACKAGES[@]} > 0)); then
+    SUDO=()
+    if [[ "$(id -u)" -ne 0 ]]; then
+        if command -v sudo >/dev/null 2>&1; then
+            SUDO=(sudo)
+        else
+            echo "ensure: need root or sudo to install: ${APT_PACKAGES[*]}" >&2
+            exit 1
+        fi
+    fi
+    log "installing ${APT_PACKAGES[*]} with apt-get"
+    "${SUDO[@]}" apt-get update
+    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y "${APT_PACKAGES[@]}"
+fi
+
+# --- npm dependencies ---------------------------------------------------------
+# With a lockfile: `npm ci` when node_modules is missing or older than it.
+# `npm install` when there is no lockfile yet, or a package.json was edited
+# after it (so the lockfile gets updated).
+MANIFESTS=(package.json client-wasm/package.json tests/package.json)
+manifest_newer_than_lock() {
+    local m
+    for m in "${MANIFESTS[@]}"; do
+        [[ -f "$m" && "$m" -nt package-lock.json ]] && return 0
+    done
+    return 1
+}
+if [[ ! -f package-lock.json ]] || manifest_newer_than_lock; then
+    log "npm install"
+    npm install --no-audit --no-fund
+    # Mark lockfile and node_modules as in sync even if npm left them untouched.
+    touch package-lock.json
+    if [[ -f node_modules/.package-lock.json ]]; then
+        touch node_modules/.package-lock.json
+    fi
+elif [[ ! -f node_modules/.package-lock.json ]] \
+    || [[ package-lock.json -nt node_modules/.package-lock.json ]]; then
+    log "npm ci"
+    npm ci --no-audit --no-fund
+else
+    log "node_modules up to date"
+fi

@@ -1,0 +1,111 @@
+//! Admin REST: who is in a room's live session now, removing one, and every session.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use convene_protocol::signal::Participant;
+use convene_protocol::{ErrorCode, ErrorEnvelope};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::error::{ApiError, ApiResult};
+use super::extract::{user_id, Admin};
+use super::rooms_api::load_room;
+use super::AppState;
+use crate::rooms::live::SessionSummary;
+
+/// A joined member with its media status.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Member {
+    pub id: String,
+    pub role: String,
+    pub audio: bool,
+    pub video: bool,
+    pub screen: bool,
+    pub joined_at: String,
+}
+
+impl From<Participant> for Member {
+    fn from(p: Participant) -> Self {
+        Self {
+            id: p.id,
+            role: p.role,
+            audio: p.audio,
+            video: p.video,
+            screen: p.screen,
+            joined_at: p.joined_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MemberList {
+    pub value: Vec<Member>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionList {
+    pub value: Vec<SessionSummary>,
+}
+
+#[utoipa::path(get, path = "/v1/rooms/{roomId}/members", tag = "members",
+    params(("roomId" = String, Path)),
+    responses(
+        (status = 200, description = "Members joined now (empty without a live session)", body = MemberList),
+        (status = 400, body = ErrorEnvelope), (status = 401, body = ErrorEnvelope),
+        (status = 404, body = ErrorEnvelope),
+    ),
+    security(("adminKey" = [])))]
+pub async fn list_members(
+    State(state): State<AppState>,
+    _: Admin,
+    Path(raw): Path<String>,
+) -> ApiResult<Json<MemberList>> {
+    let room = load_room(&state, &raw).await?;
+    let value = state
+        .live
+        .members(&room.id)
+        .await
+        .into_iter()
+        .map(Member::from)
+        .collect();
+    Ok(Json(MemberList { value }))
+}
+
+#[utoipa::path(delete, path = "/v1/rooms/{roomId}/members/{userId}", tag = "members",
+    params(("roomId" = String, Path), ("userId" = String, Path)),
+    responses(
+        (status = 204, description = "Removed from the call (reason `removed`); the invitation stays"),
+        (status = 400, body = ErrorEnvelope), (status = 401, body = ErrorEnvelope),
+        (status = 404, description = "RoomNotFound or NotInRoom", body = ErrorEnvelope),
+    ),
+    security(("adminKey" = [])))]
+pub async fn remove_member(
+    State(state): State<AppState>,
+    _: Admin,
+    Path((raw, user)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let room = load_room(&state, &raw).await?;
+    let user = user_id(&user, "userId")?;
+    if !state.live.kick(&room.id, user.clone()).await {
+        return Err(ApiError::new(
+            ErrorCode::NotInRoom,
+            format!("'{user}' is not in the call of room '{}'", room.id),
+        )
+        .with_target("userId"));
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, path = "/v1/sessions", tag = "members",
+    responses(
+        (status = 200, description = "Every live session with its member count", body = SessionList),
+        (status = 401, body = ErrorEnvelope),
+    ),
+    security(("adminKey" = [])))]
+pub async fn list_sessions(State(state): State<AppState>, _: Admin) -> Json<SessionList> {
+    Json(SessionList {
+        value: state.live.sessions(),
+    })
+}

@@ -1,0 +1,129 @@
+//! Every refused join is a plain HTTP error with the envelope, before any upgrade.
+mod common;
+
+use chrono::{Duration, Utc};
+use common::{assert_error, TestServer};
+use serde_json::json;
+
+#[tokio::test]
+async fn bad_tokens_are_401() {
+    let s = TestServer::start().await;
+    s.room("r", &[("alice", "attendee")]).await;
+    let r = s.ws("", None).await.err().unwrap();
+    assert_error(r.status, &r.body, 401, "Unauthenticated", Some("token"));
+    let r = s.ws("abc.def.ghi", None).await.err().unwrap();
+    assert_error(r.status, &r.body, 401, "Unauthenticated", Some("token"));
+    // Revoked.
+    let (_, b) = s
+        .post("/v1/rooms/r/tokens", json!({"userId": "alice"}))
+        .await;
+    let token = b["token"].as_str().unwrap();
+    s.delete(&format!(
+        "/v1/rooms/r/tokens/{}",
+        b["tokenId"].as_str().unwrap()
+    ))
+    .await;
+    let r = s.ws(token, None).await.err().unwrap();
+    assert_error(r.status, &r.body, 401, "Unauthenticated", None);
+    assert!(r.body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("revoked"));
+    // A plain GET without upgrade, with a good token, says what is missing.
+    let token = s.token("r", "alice").await;
+    let (st, b) = s
+        .send(s.http().get(s.url(&format!("/v1/rtc?token={token}"))))
+        .await;
+    assert_error(st, &b, 400, "InvalidParameter", Some("upgrade"));
+}
+
+#[tokio::test]
+async fn uninvited_and_reinvited_users_are_403() {
+    let s = TestServer::start().await;
+    s.room("r", &[("bob", "attendee")]).await;
+    let old = s.token("r", "bob").await;
+    s.patch(
+        "/v1/rooms/r/participants",
+        json!({"participants": {"bob": null}}),
+    )
+    .await;
+    let r = s.ws(&old, None).await.err().unwrap();
+    assert_error(r.status, &r.body, 403, "NotInvited", None);
+    // Invited again: the old token stays dead, a new one works.
+    s.patch(
+        "/v1/rooms/r/participants",
+        json!({"participants": {"bob": {}}}),
+    )
+    .await;
+    let r = s.ws(&old, None).await.err().unwrap();
+    assert_error(r.status, &r.body, 403, "NotInvited", None);
+    let fresh = s.token("r", "bob").await;
+    assert!(s.ws(&fresh, None).await.is_ok());
+}
+
+#[tokio::test]
+async fn policy_window_and_existence() {
+    let s = TestServer::start().await;
+    let soon = Utc::now() + Duration::hours(1);
+    let (st, b) = s
+        .post(
+            "/v1/rooms",
+            json!({"id": "later", "validFrom": soon, "participants": {"a": {}}}),
+        )
+        .await;
+    assert_eq!(st, 201, "{b}");
+    let t = s.token("later", "a").await;
+    let r = s.ws(&t, None).await.err().unwrap();
+    assert_error(r.status, &r.body, 403, "RoomNotOpenYet", None);
+    assert!(r.body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("opens at"));
+
+    s.post(
+        "/v1/rooms",
+        json!({"id": "shut", "joinPolicy": "closed", "participants": {"a": {}}}),
+    )
+    .await;
+    let t = s.token("shut", "a").await;
+    let r = s.ws(&t, None).await.err().unwrap();
+    assert_error(r.status, &r.body, 403, "RoomClosed", None);
+
+    let until = Utc::now() + Duration::milliseconds(1200);
+    s.post(
+        "/v1/rooms",
+        json!({"id": "brief", "validUntil": until, "participants": {"a": {}}}),
+    )
+    .await;
+    let t = s.token("brief", "a").await;
+    tokio::time::sleep(std::time::Duration::from_millis(1400)).await;
+    let r = s.ws(&t, None).await.err().unwrap();
+    assert_error(r.status, &r.body, 410, "RoomExpired", None);
+    assert!(r.body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("ended at"));
+
+    s.room("gone", &[("a", "attendee")]).await;
+    let t = s.token("gone", "a").await;
+    s.delete("/v1/rooms/gone").await;
+    let r = s.ws(&t, None).await.err().unwrap();
+    assert_error(r.status, &r.body, 404, "RoomNotFound", None);
+}
+
+#[tokio::test]
+async fn a_full_room_is_409_but_a_returning_member_gets_in() {
+    let s = TestServer::start().await;
+    s.post(
+        "/v1/rooms",
+        json!({"id": "tiny", "maxParticipants": 1, "participants": {"a": {}, "b": {}}}),
+    )
+    .await;
+    let (_a, _) = s.join("tiny", "a").await;
+    let t = s.token("tiny", "b").await;
+    let r = s.ws(&t, None).await.err().unwrap();
+    assert_error(r.status, &r.body, 409, "RoomFull", None);
+    // The same user opening a second tab is not refused: it replaces the first.
+    let (_a2, joined) = s.join("tiny", "a").await;
+    assert_eq!(joined["self"]["id"], "a");
+}
