@@ -33,5 +33,9 @@ bash scripts/build-sdk.sh
 step "cargo test"
 cargo test --workspace
 
+step "load tool smoke run (tiny N, so it cannot rot)"
+cargo build -p convene-server -p convene-load
+./target/debug/convene-load --spawn ./target/debug/convene --members 20 --concurrency 10
+
 step "node tests (tests/)"
 npm test --workspace tests

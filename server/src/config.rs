@@ -34,7 +34,7 @@ pub struct ServeArgs {
     /// Base URL of join links, e.g. https://meet.example.com [default: http://<listen>].
     #[arg(long, env = "CONVENE_PUBLIC_URL")]
     pub public_url: Option<String>,
-    /// Directory of the demo and admin pages [default: ./www when it exists].
+    /// Directory of the demo and admin pages [default: ./www when it holds index.html].
     #[arg(long, env = "CONVENE_WWW_DIR")]
     pub www_dir: Option<PathBuf>,
     /// Days a room is kept after its validUntil before it is purged [default: 7].

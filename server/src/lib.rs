@@ -68,8 +68,10 @@ pub async fn run(
             if created {
                 eprintln!(
                     "convene: generated an admin key and saved it in {}\n\
-                     convene: use it as 'Authorization: Bearer <key>', or run `convene room list` from this directory",
-                    path.display()
+                     convene: send it as 'Authorization: Bearer <key>'; the CLI reads it from there \
+                     (run it from this directory, or pass --key-dir {})",
+                    path.display(),
+                    dir.display()
                 );
             }
             key

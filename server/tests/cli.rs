@@ -67,6 +67,22 @@ async fn admin_walkthrough() {
     assert!(ok && out.contains("Renamed"), "{out}");
     let (ok, out, _) = run(&["invite", "remove", "demo", "bob"]).await;
     assert!(ok && out.contains("no longer invited"), "{out}");
+    // Live views: alice joins, the admin sees and removes her.
+    let (mut alice, _) = s.join("demo", "alice").await;
+    let (ok, out, err) = run(&["members", "demo"]).await;
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("alice") && out.contains("presenter") && out.contains("off"),
+        "{out}"
+    );
+    let (ok, out, _) = run(&["sessions"]).await;
+    assert!(ok && out.contains("demo"), "{out}");
+    let (ok, out, err) = run(&["kick", "demo", "alice"]).await;
+    assert!(ok, "{err}");
+    assert!(out.contains("alice was removed"), "{out}");
+    assert_eq!(alice.closed_with().await, "removed");
+    let (ok, _, err) = run(&["kick", "demo", "alice"]).await;
+    assert!(!ok && err.contains("NotInRoom"), "{err}");
     let (ok, _, _) = run(&["room", "delete", "demo"]).await;
     assert!(ok);
 }

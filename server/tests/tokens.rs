@@ -120,3 +120,25 @@ async fn revoke_is_idempotent_and_checked() {
     let (st, b) = s.delete("/v1/rooms/rv/tokens/not-a-token").await;
     assert_error(st, &b, 400, "InvalidParameter", Some("tokenId"));
 }
+
+#[tokio::test]
+async fn a_link_minted_early_counts_from_the_opening() {
+    let s = TestServer::start().await;
+    let from = Utc::now() + Duration::days(3);
+    let (st, b) = s
+        .post(
+            "/v1/rooms",
+            json!({"id": "later", "validFrom": from, "participants": {"bob": {}}}),
+        )
+        .await;
+    assert_eq!(st, 201, "{b}");
+    let (_, b) = s
+        .post(
+            "/v1/rooms/later/tokens",
+            json!({"userId": "bob", "ttlSeconds": 3600}),
+        )
+        .await;
+    let exp: DateTime<Utc> = b["expiresAt"].as_str().unwrap().parse().unwrap();
+    let d = exp - (from + Duration::hours(1));
+    assert!(d.num_seconds().abs() <= 1, "{exp} vs {from}");
+}

@@ -58,6 +58,12 @@ pub enum Command {
     /// Manage a room's invite roster.
     #[command(subcommand)]
     Invite(InviteCmd),
+    /// Who is in a room's call now, with their microphone, camera and screen.
+    Members { room: String },
+    /// Remove a user from a room's call (the invitation stays).
+    Kick { room: String, user: String },
+    /// Every live session with its member count.
+    Sessions,
     /// Mint a join token and print the join link.
     Token {
         room: String,
@@ -303,6 +309,77 @@ fn dispatch(global: &Global, command: Command) -> Result<(), CliError> {
             }
         }
         Command::Invite(cmd) => invite(&c, global, cmd)?,
+        Command::Members { room } => {
+            let m = c.call("GET", &format!("/v1/rooms/{}/members", seg(&room)), None)?;
+            if global.json {
+                print_json(&m["value"]);
+            } else {
+                let on = |v: &Value| {
+                    if v.as_bool() == Some(true) {
+                        "on"
+                    } else {
+                        "off"
+                    }
+                    .to_string()
+                };
+                let rows: Vec<Vec<String>> = m["value"]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .map(|p| {
+                                vec![
+                                    table::cell(&p["id"]),
+                                    table::cell(&p["role"]),
+                                    on(&p["audio"]),
+                                    on(&p["video"]),
+                                    on(&p["screen"]),
+                                    table::cell(&p["joinedAt"]),
+                                ]
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                table::print(
+                    &["USER", "ROLE", "MIC", "CAMERA", "SCREEN", "JOINED AT"],
+                    &rows,
+                );
+            }
+        }
+        Command::Kick { room, user } => {
+            c.call(
+                "DELETE",
+                &format!("/v1/rooms/{}/members/{}", seg(&room), seg(&user)),
+                None,
+            )?;
+            if global.json {
+                print_json(&json!({ "removed": user }));
+            } else {
+                println!("{user} was removed from the call in {room}");
+            }
+        }
+        Command::Sessions => {
+            let v = c.call("GET", "/v1/sessions", None)?;
+            if global.json {
+                print_json(&v["value"]);
+            } else {
+                let rows: Vec<Vec<String>> = v["value"]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .map(|s| {
+                                vec![
+                                    table::cell(&s["roomId"]),
+                                    table::cell(&s["sessionId"]),
+                                    table::cell(&s["memberCount"]),
+                                    table::cell(&s["startedAt"]),
+                                ]
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                table::print(&["ROOM", "SESSION", "MEMBERS", "STARTED AT"], &rows);
+            }
+        }
         Command::Token { room, user, ttl } => {
             let mut body = json!({ "userId": user });
             if let Some(ttl) = ttl {

@@ -104,6 +104,15 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             (p, Some(field)) if msg.starts_with("missing") => format!("{p}.{field}"),
             _ => path,
         };
+        let msg = if msg.contains("input contains invalid characters")
+            || msg.contains("premature end of input")
+            || msg.contains("input is out of range")
+            || msg.contains("input is not enough for unique date")
+        {
+            format!("{msg}: expected an RFC 3339 time such as 2026-12-01T09:00:00Z")
+        } else {
+            msg
+        };
         ApiError::invalid(target, msg)
     })
 }

@@ -24,7 +24,8 @@ pub const MAX_TOKEN_TTL_SECONDS: i64 = 180 * 24 * 3600;
 pub struct MintTokenRequest {
     /// An invited user of the room.
     pub user_id: String,
-    /// 60 to 15,552,000 (180 days); default 86,400. The token never outlives the room.
+    /// 60 to 15,552,000 (180 days); default 86,400. Counted from the later of now and
+    /// the room's validFrom; the token never outlives the room's validUntil.
     pub ttl_seconds: Option<i64>,
 }
 
@@ -83,7 +84,10 @@ pub async fn mint_token(
             )
             .with_target("userId")
         })?;
-    let expires = (now + Duration::seconds(ttl)).min(room.valid_until);
+    // A link minted ahead of the room counts its lifetime from the opening, so a
+    // default link sent a week early still works on the day.
+    let starts = now.max(room.valid_from);
+    let expires = (starts + Duration::seconds(ttl)).min(room.valid_until);
     // JWT times are whole seconds; round down so the token never outlives the room.
     let exp = expires.timestamp();
     let claims = JoinClaims::new(

@@ -1,0 +1,75 @@
+//! Sets up a room, its roster and one join token per member through the admin API.
+
+use serde_json::{json, Map, Value};
+
+pub struct Admin {
+    pub base: String,
+    key: String,
+    http: reqwest::Client,
+}
+
+type Result<T> = std::result::Result<T, String>;
+
+impl Admin {
+    pub fn new(base: &str, key: &str) -> Self {
+        Self {
+            base: base.trim_end_matches('/').to_string(),
+            key: key.to_string(),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, body: Value) -> Result<Value> {
+        let resp = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.key)
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| format!("{path}: {e}"))?;
+        let status = resp.status();
+        let v: Value = resp.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            return Err(format!("{path}: HTTP {status}: {v}"));
+        }
+        Ok(v)
+    }
+
+    /// A room with `members` consumers (`m0`, `m1`, ...) and one presenter (`host`).
+    pub async fn setup_room(&self, room: &str, members: usize) -> Result<()> {
+        self.call(
+            reqwest::Method::POST,
+            "/v1/rooms",
+            json!({"id": room, "participants": {"host": {"role": "presenter"}}}),
+        )
+        .await?;
+        for chunk in (0..members).collect::<Vec<_>>().chunks(1000) {
+            let roster: Map<String, Value> = chunk
+                .iter()
+                .map(|i| (format!("m{i}"), json!({"role": "consumer"})))
+                .collect();
+            self.call(
+                reqwest::Method::PATCH,
+                &format!("/v1/rooms/{room}/participants"),
+                json!({ "participants": roster }),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    pub async fn token(&self, room: &str, user: &str) -> Result<String> {
+        let v = self
+            .call(
+                reqwest::Method::POST,
+                &format!("/v1/rooms/{room}/tokens"),
+                json!({ "userId": user }),
+            )
+            .await?;
+        v["token"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| "no token in the answer".to_string())
+    }
+}
