@@ -26,6 +26,10 @@ async fn malformed_and_mistyped_bodies_name_the_field() {
     let (st, b) = s.post("/v1/rooms", json!({"colour": "red"})).await;
     assert_error(st, &b, 400, "InvalidParameter", Some("colour"));
     let (st, b) = s
+        .post("/v1/rooms", json!({"validFrom": "+262142-12-31T00:00:00Z"}))
+        .await;
+    assert_error(st, &b, 400, "InvalidParameter", Some("validFrom"));
+    let (st, b) = s
         .post("/v1/rooms", json!({"validFrom": "next tuesday"}))
         .await;
     assert_error(st, &b, 400, "InvalidParameter", Some("validFrom"));

@@ -145,7 +145,9 @@ async fn the_same_user_again_replaces_the_older_connection() {
 async fn admin_kick_and_members_view() {
     let s = TestServer::start().await;
     s.room("r", &[("a", "attendee"), ("b", "attendee")]).await;
-    let (mut a, _) = s.join("r", "a").await;
+    let ta = s.token("r", "a").await;
+    let mut a = s.ws(&ta, None).await.unwrap();
+    a.next_of("joined").await;
     a.set_media(true, false).await;
     let (_b, _) = s.join("r", "b").await;
     let (st, members) = s.get("/v1/rooms/r/members").await;
@@ -164,6 +166,9 @@ async fn admin_kick_and_members_view() {
     let (st, _) = s.delete("/v1/rooms/r/members/a").await;
     assert_eq!(st, 204);
     assert_eq!(a.closed_with().await, "removed");
+    // The token a joined with is revoked, so a client cannot just reconnect.
+    let r = s.ws(&ta, None).await.err().unwrap();
+    assert_error(r.status, &r.body, 401, "Unauthenticated", None);
     let (st, b) = s.delete("/v1/rooms/r/members/a").await;
     assert_error(st, &b, 404, "NotInRoom", Some("userId"));
     let (st, b) = s.get("/v1/rooms/none/members").await;

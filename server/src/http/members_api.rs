@@ -76,7 +76,7 @@ pub async fn list_members(
 #[utoipa::path(delete, path = "/v1/rooms/{roomId}/members/{userId}", tag = "members",
     params(("roomId" = String, Path), ("userId" = String, Path)),
     responses(
-        (status = 204, description = "Removed from the call (reason `removed`); the invitation stays"),
+        (status = 204, description = "Removed from the call (reason `removed`); the token they joined with is revoked, the invitation stays"),
         (status = 400, body = ErrorEnvelope), (status = 401, body = ErrorEnvelope),
         (status = 404, description = "RoomNotFound or NotInRoom", body = ErrorEnvelope),
     ),
@@ -88,13 +88,19 @@ pub async fn remove_member(
 ) -> ApiResult<StatusCode> {
     let room = load_room(&state, &raw).await?;
     let user = user_id(&user, "userId")?;
-    if !state.live.kick(&room.id, user.clone()).await {
+    let Some(jti) = state.live.kick(&room.id, user.clone()).await else {
         return Err(ApiError::new(
             ErrorCode::NotInRoom,
             format!("'{user}' is not in the call of room '{}'", room.id),
         )
         .with_target("userId"));
-    }
+    };
+    // The token they joined with stops working, so a client cannot simply rejoin;
+    // the invitation stays, and a new link lets them back.
+    state
+        .store
+        .revoke_token(&jti, &room.id, room.valid_until)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -89,7 +89,10 @@ pub fn router(state: AppState) -> Router {
     if let Some(dir) = state.www_dir.clone() {
         app = app.fallback_service(crate::www::service(&dir));
     }
+    // A panic in a handler is a bug, but it still answers with the envelope (500,
+    // Internal) instead of dropping the connection.
     app.layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(tower_http::catch_panic::CatchPanicLayer::new())
         .layer(axum::middleware::from_fn(request_context::request_context))
         .with_state(state)
 }

@@ -247,6 +247,14 @@ pub async fn create_room(
             }
             return Err(ApiError::internal("idempotency record vanished"));
         }
+        // A concurrent retry with the same key and a chosen id got there first.
+        Err(crate::store::StoreError::AlreadyExists) if key.is_some() => {
+            let k = key.as_deref().unwrap_or_default();
+            if let Some(first) = state.store.idempotent_response(k).await? {
+                return Ok(replay(first));
+            }
+            return Err(crate::store::StoreError::AlreadyExists.into());
+        }
         Err(e) => return Err(e.into()),
     }
     tracing::info!(room = %room.id, invited = roster.len(), "room created");
@@ -379,7 +387,7 @@ pub async fn update_room(
     }
     check_options(&room)?;
     state.store.update_room(&room).await?;
-    state.live.room_updated(&room);
+    state.live.room_updated(&room).await;
     Ok(Json(room))
 }
 
@@ -400,7 +408,7 @@ pub async fn delete_room(
     if !state.store.delete_room(&id).await? {
         return Err(ApiError::room_not_found(&raw));
     }
-    state.live.room_deleted(&id);
+    state.live.room_deleted(&id).await;
     tracing::info!(room = %id, "room deleted");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -140,6 +140,6 @@ pub async fn revoke_token(
         .store
         .revoke_token(&token_id, &room.id, room.valid_until)
         .await?;
-    state.live.token_revoked(&room.id, &token_id);
+    state.live.token_revoked(&room.id, &token_id).await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -29,7 +29,7 @@ pub enum Command {
         room: Box<Room>,
         conn: Conn,
         resume: Option<String>,
-        reply: oneshot::Sender<Result<JoinOutcome, JoinError>>,
+        reply: oneshot::Sender<JoinReply>,
     },
     Client {
         user: UserId,
@@ -44,9 +44,10 @@ pub enum Command {
     RoomDeleted,
     Roster(Vec<RosterChange>),
     TokenRevoked(String),
+    /// Answers with the removed member's token id, so the caller can revoke it.
     Kick {
         user: UserId,
-        reply: oneshot::Sender<bool>,
+        reply: oneshot::Sender<Option<String>>,
     },
     Members(oneshot::Sender<Vec<Participant>>),
     Shutdown,
@@ -55,8 +56,18 @@ pub enum Command {
 #[derive(Debug, PartialEq, Eq)]
 pub enum JoinError {
     RoomFull,
-    /// The session ended while the join was on its way; join again.
-    Ended,
+    /// The server is shutting down and starts no sessions.
+    Closing,
+    /// Sessions kept ending under the join (three times in a row).
+    Busy,
+}
+
+/// The session's answer to a join.
+pub enum JoinReply {
+    Joined(JoinOutcome),
+    Full,
+    /// The session ended as the join arrived: here is the connection back, join again.
+    Retry(Conn),
 }
 
 /// A live session as the admin's list shows it.
@@ -86,6 +97,8 @@ struct Registry {
     ice_servers: Vec<IceServer>,
     next_id: AtomicU64,
     tasks: tokio_util_tasks::TaskCount,
+    /// Set at shutdown: no new session starts after it.
+    closing: std::sync::atomic::AtomicBool,
 }
 
 /// Counts running session tasks so shutdown can wait for them.
@@ -137,6 +150,7 @@ impl LiveRooms {
             ice_servers,
             next_id: AtomicU64::new(1),
             tasks: Default::default(),
+            closing: Default::default(),
         }))
     }
 
@@ -149,6 +163,7 @@ impl LiveRooms {
     pub fn member_count(&self, room: &RoomId) -> usize {
         self.lock()
             .get(room)
+            .filter(|h| !h.tx.is_closed())
             .map_or(0, |h| h.members.load(Ordering::Relaxed))
     }
 
@@ -156,6 +171,7 @@ impl LiveRooms {
         let mut out: Vec<SessionSummary> = self
             .lock()
             .iter()
+            .filter(|(_, h)| !h.tx.is_closed())
             .map(|(room, h)| SessionSummary {
                 room_id: room.clone(),
                 session_id: h.session_id.clone(),
@@ -183,13 +199,17 @@ impl LiveRooms {
         self.lock().get(room).map(|h| h.tx.clone())
     }
 
-    /// The session of `room`, started when there is none.
-    fn sender_or_start(&self, room: &Room) -> mpsc::Sender<Command> {
+    /// The session of `room`, started when there is none (and the server is not
+    /// shutting down).
+    fn sender_or_start(&self, room: &Room) -> Option<mpsc::Sender<Command>> {
         let mut map = self.lock();
         if let Some(h) = map.get(&room.id) {
             if !h.tx.is_closed() {
-                return h.tx.clone();
+                return Some(h.tx.clone());
             }
+        }
+        if self.0.closing.load(Ordering::SeqCst) {
+            return None;
         }
         let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
         let now = self.0.clock.now();
@@ -221,7 +241,7 @@ impl LiveRooms {
             members,
             guard,
         ));
-        tx
+        Some(tx)
     }
 
     /// Joins `init` to the live session of `room`, starting one when needed.
@@ -232,37 +252,36 @@ impl LiveRooms {
         conn: Conn,
         resume: Option<String>,
     ) -> Result<JoinOutcome, JoinError> {
-        let mut conn = Some(conn);
-        // A session that ends just as we join hands the join back; the next try
+        let mut conn = conn;
+        // A session that ends just as we join hands the connection back; the next try
         // starts a fresh session.
         for _ in 0..3 {
-            let tx = self.sender_or_start(room);
+            let tx = self.sender_or_start(room).ok_or(JoinError::Closing)?;
             let (reply, answer) = oneshot::channel();
             let cmd = Command::Join {
                 init: init.clone(),
                 room: Box::new(room.clone()),
-                conn: conn.take().expect("conn is put back on retry"),
+                conn,
                 resume: resume.clone(),
                 reply,
             };
             match tx.send(cmd).await {
                 Err(mpsc::error::SendError(Command::Join { conn: c, .. })) => {
-                    conn = Some(c);
+                    conn = c;
                     continue;
                 }
                 Err(_) => unreachable!("only a join was sent"),
                 Ok(()) => {}
             }
             match answer.await {
-                Ok(Err(JoinError::Ended)) | Err(_) => {
-                    // The conn went down with the old session; the caller's socket
-                    // sees its queue close. Tell it to retry by reporting Ended.
-                    return Err(JoinError::Ended);
-                }
-                Ok(other) => return other,
+                Ok(JoinReply::Joined(outcome)) => return Ok(outcome),
+                Ok(JoinReply::Full) => return Err(JoinError::RoomFull),
+                Ok(JoinReply::Retry(c)) => conn = c,
+                // The task died with the connection; nothing to retry with.
+                Err(_) => return Err(JoinError::Busy),
             }
         }
-        Err(JoinError::Ended)
+        Err(JoinError::Busy)
     }
 
     pub async fn client_message(
@@ -283,44 +302,40 @@ impl LiveRooms {
         }
     }
 
-    /// Fire and forget: admin changes reach a live session without making the admin
-    /// request wait on it.
-    fn notify(&self, room: &RoomId, cmd: Command) {
+    /// Admin changes are queued before the admin request answers, in the order they
+    /// were made, so a session never applies an older change over a newer one.
+    async fn notify(&self, room: &RoomId, cmd: Command) {
         if let Some(tx) = self.sender(room) {
-            tokio::spawn(async move {
-                let _ = tx.send(cmd).await;
-            });
+            let _ = tx.send(cmd).await;
         }
     }
 
-    pub fn room_updated(&self, room: &Room) {
-        self.notify(&room.id, Command::RoomUpdated(Box::new(room.clone())));
+    pub async fn room_updated(&self, room: &Room) {
+        self.notify(&room.id, Command::RoomUpdated(Box::new(room.clone())))
+            .await;
     }
 
-    pub fn room_deleted(&self, room: &RoomId) {
-        self.notify(room, Command::RoomDeleted);
+    pub async fn room_deleted(&self, room: &RoomId) {
+        self.notify(room, Command::RoomDeleted).await;
     }
 
-    pub fn roster_changed(&self, room: &RoomId, changes: &[RosterChange]) {
+    pub async fn roster_changed(&self, room: &RoomId, changes: &[RosterChange]) {
         if !changes.is_empty() {
-            self.notify(room, Command::Roster(changes.to_vec()));
+            self.notify(room, Command::Roster(changes.to_vec())).await;
         }
     }
 
-    pub fn token_revoked(&self, room: &RoomId, jti: &str) {
-        self.notify(room, Command::TokenRevoked(jti.to_string()));
+    pub async fn token_revoked(&self, room: &RoomId, jti: &str) {
+        self.notify(room, Command::TokenRevoked(jti.to_string()))
+            .await;
     }
 
-    /// Removes `user` from the call; false when not joined.
-    pub async fn kick(&self, room: &RoomId, user: UserId) -> bool {
-        let Some(tx) = self.sender(room) else {
-            return false;
-        };
+    /// Removes `user` from the call; the token it joined with, or None when not joined.
+    pub async fn kick(&self, room: &RoomId, user: UserId) -> Option<String> {
+        let tx = self.sender(room)?;
         let (reply, answer) = oneshot::channel();
-        if tx.send(Command::Kick { user, reply }).await.is_err() {
-            return false;
-        }
-        answer.await.unwrap_or(false)
+        tx.send(Command::Kick { user, reply }).await.ok()?;
+        answer.await.ok().flatten()
     }
 
     pub async fn members(&self, room: &RoomId) -> Vec<Participant> {
@@ -336,6 +351,7 @@ impl LiveRooms {
 
     /// Ends every session with `serverShutdown` and waits (bounded) for their tasks.
     pub async fn shutdown(&self, wait: Duration) {
+        self.0.closing.store(true, Ordering::SeqCst);
         let senders: Vec<_> = self.lock().values().map(|h| h.tx.clone()).collect();
         for tx in senders {
             let _ = tx.send(Command::Shutdown).await;
@@ -398,7 +414,8 @@ async fn run_session(
                 session.expire_dropped(Instant::now());
             }
             _ = sleep_opt(destroy_at) => {
-                if session.is_empty() {
+                // A join may already be queued; it is served, not refused.
+                if session.is_empty() && rx.is_empty() {
                     ended = true;
                 }
             }
@@ -407,7 +424,7 @@ async fn run_session(
         if ended {
             break;
         }
-        if session.has_pending() && flush_at.is_none() {
+        if (session.has_pending() || session.has_laggards()) && flush_at.is_none() {
             flush_at = Some(Instant::now() + BATCH_INTERVAL);
         }
         if session.is_empty() {
@@ -429,11 +446,11 @@ async fn run_session(
     rx.close();
     while let Ok(cmd) = rx.try_recv() {
         match cmd {
-            Command::Join { reply, .. } => {
-                let _ = reply.send(Err(JoinError::Ended));
+            Command::Join { reply, conn, .. } => {
+                let _ = reply.send(JoinReply::Retry(conn));
             }
             Command::Kick { reply, .. } => {
-                let _ = reply.send(false);
+                let _ = reply.send(None);
             }
             Command::Members(reply) => {
                 let _ = reply.send(vec![]);
@@ -457,11 +474,13 @@ fn handle(session: &mut Session, cmd: Command, clock: &dyn Clock) -> bool {
             resume,
             reply,
         } => {
-            // The edge read the room just now; keep the freshest copy.
-            session.room = *room;
-            let result = session
-                .join(init, conn, resume.as_deref(), now, clock.now())
-                .map_err(|JoinRefusal::RoomFull| JoinError::RoomFull);
+            // The session's copy of the room is kept current by RoomUpdated; the edge
+            // re-reads the room after the join (signal::socket) to close the gap.
+            drop(room);
+            let result = match session.join(init, conn, resume.as_deref(), now, clock.now()) {
+                Ok(outcome) => JoinReply::Joined(outcome),
+                Err(JoinRefusal::RoomFull) => JoinReply::Full,
+            };
             let _ = reply.send(result);
         }
         Command::Client { user, conn_id, msg } => {
@@ -498,7 +517,9 @@ fn handle(session: &mut Session, cmd: Command, clock: &dyn Clock) -> bool {
             session.remove_where(LeaveReason::Removed, |m| m.jti == jti);
         }
         Command::Kick { user, reply } => {
-            let _ = reply.send(session.remove(&user, LeaveReason::Removed));
+            let jti = session.token_of(&user);
+            session.remove(&user, LeaveReason::Removed);
+            let _ = reply.send(jti);
         }
         Command::Members(reply) => {
             let _ = reply.send(session.members());

@@ -94,6 +94,8 @@ pub struct Session {
     removed: BTreeSet<UserId>,
     updated: BTreeSet<UserId>,
     audience_dirty: bool,
+    /// Members marked lagging, so the driver knows a resync flush is due.
+    laggards: usize,
 }
 
 pub fn wire_caps(role: Role) -> WireCaps {
@@ -131,6 +133,7 @@ impl Session {
             removed: BTreeSet::new(),
             updated: BTreeSet::new(),
             audience_dirty: false,
+            laggards: 0,
         }
     }
 
@@ -196,8 +199,12 @@ impl Session {
             }
             m.conn = Some(conn);
             m.dropped_at = None;
-            m.lagging = false;
-            if m.init.role != init.role {
+            if m.lagging {
+                // The new connection starts with a full `joined`.
+                m.lagging = false;
+                self.laggards -= 1;
+            }
+            if m.init.role != init.role && m.announced {
                 self.updated.insert(user.clone());
             }
             m.init = init;
@@ -224,7 +231,12 @@ impl Session {
                 init.role != Role::Consumer || self.announced < self.room.announce_limit as usize;
             if announced {
                 self.announced += 1;
-                self.added.insert(user.clone());
+                // Left and back within one batch: others just see it updated.
+                if self.removed.remove(&user) {
+                    self.updated.insert(user.clone());
+                } else {
+                    self.added.insert(user.clone());
+                }
             } else {
                 self.audience_dirty = true;
             }
@@ -278,6 +290,11 @@ impl Session {
         }
     }
 
+    /// The token id a member joined with.
+    pub fn token_of(&self, user: &UserId) -> Option<String> {
+        self.members.get(user).map(|m| m.init.jti.clone())
+    }
+
     /// Whether `conn_id` is the member's current connection (older ones are ignored).
     pub fn is_current(&self, user: &UserId, conn_id: u64) -> bool {
         self.members
@@ -325,6 +342,9 @@ impl Session {
         let Some(m) = self.members.remove(user) else {
             return false;
         };
+        if m.lagging {
+            self.laggards -= 1;
+        }
         if let Some(conn) = m.conn {
             conn.finish(Some(&frame(&ServerMessage::Left { reason })));
         }
@@ -375,6 +395,13 @@ impl Session {
             return;
         }
         m.init.role = role;
+        if !m.announced && role != Role::Consumer {
+            // Members who may publish are always announced.
+            m.announced = true;
+            self.announced += 1;
+            self.added.insert(user.clone());
+            self.audience_dirty = true;
+        }
         let caps = role.capabilities();
         let before = m.media;
         m.media.audio &= caps.publish_audio;
@@ -522,10 +549,15 @@ impl Session {
     /// A page of the members not announced individually, by user id.
     pub fn list_audience(&mut self, user: &UserId, after: Option<&str>, limit: Option<u32>) {
         let limit = (limit.unwrap_or(100) as usize).clamp(1, MAX_AUDIENCE_PAGE);
+        let start = match after.map(UserId::parse) {
+            Some(Ok(a)) => std::ops::Bound::Excluded(a),
+            _ => std::ops::Bound::Unbounded,
+        };
         let mut page: Vec<Participant> = self
             .members
-            .values()
-            .filter(|m| !m.announced && after.is_none_or(|a| m.init.user.as_str() > a))
+            .range((start, std::ops::Bound::Unbounded))
+            .map(|(_, m)| m)
+            .filter(|m| !m.announced)
             .take(limit + 1)
             .map(Member::view)
             .collect();
@@ -578,17 +610,22 @@ impl Session {
             audience_count: self.audience_count(),
         });
         for m in self.members.values_mut().filter(|m| m.lagging) {
-            if let Some(c) = &m.conn {
-                if c.offer(&snapshot) == Offer::Queued {
-                    m.lagging = false;
-                }
+            match &m.conn {
+                Some(c) if c.offer(&snapshot) == Offer::Full => {}
+                // Queued, or no connection (a resume sends a full `joined`).
+                _ => m.lagging = false,
             }
         }
+        self.laggards = self.members.values().filter(|m| m.lagging).count();
     }
 
     /// Tells one member that its request was refused.
     pub fn notify_error(&mut self, user: &UserId, code: ErrorCode, message: &str) {
         self.send_to(user, &error_frame(code, message));
+    }
+
+    pub fn has_laggards(&self) -> bool {
+        self.laggards > 0
     }
 
     pub fn lagging_count(&self) -> usize {
@@ -598,8 +635,9 @@ impl Session {
     fn send_to(&mut self, user: &UserId, f: &Bytes) {
         if let Some(m) = self.members.get_mut(user) {
             if let Some(c) = &m.conn {
-                if c.offer(f) == Offer::Full {
+                if c.offer(f) == Offer::Full && !m.lagging {
                     m.lagging = true;
+                    self.laggards += 1;
                 }
             }
         }
@@ -615,6 +653,7 @@ impl Session {
             if let Some(c) = &m.conn {
                 if c.offer(f) == Offer::Full {
                     m.lagging = true;
+                    self.laggards += 1;
                 }
             }
         }
@@ -769,5 +808,58 @@ mod tests {
             s.join(init("x", Role::Attendee), c, None, t, Utc::now()),
             Err(JoinRefusal::RoomFull)
         );
+    }
+
+    #[tokio::test]
+    async fn promoting_an_audience_member_announces_it() {
+        let mut s = Session::new(room(0), Utc::now(), Duration::from_secs(15), vec![]);
+        let t = Instant::now();
+        let (c, _rx) = test_conn(1, 8);
+        s.join(init("v", Role::Consumer), c, None, t, Utc::now())
+            .unwrap();
+        let (w, mut wrx) = test_conn(2, 64);
+        s.join(init("w", Role::Presenter), w, None, t, Utc::now())
+            .unwrap();
+        s.flush();
+        assert_eq!(s.audience_count(), 1);
+        frames(&mut wrx);
+        s.change_role(&UserId::parse("v").unwrap(), Role::Attendee);
+        s.flush();
+        assert_eq!(s.audience_count(), 0);
+        let got = frames(&mut wrx);
+        let batch = got
+            .iter()
+            .find(|f| f["type"] == "participantsChanged")
+            .unwrap();
+        assert_eq!(batch["added"][0]["id"], "v");
+        assert_eq!(batch["audienceCount"], 0);
+    }
+
+    #[tokio::test]
+    async fn leaving_and_returning_within_a_batch_is_an_update() {
+        let mut s = session();
+        let t = Instant::now();
+        let (w, mut wrx) = test_conn(1, 64);
+        s.join(init("w", Role::Attendee), w, None, t, Utc::now())
+            .unwrap();
+        let (a, _arx) = test_conn(2, 8);
+        s.join(init("a", Role::Attendee), a, None, t, Utc::now())
+            .unwrap();
+        s.flush();
+        frames(&mut wrx);
+        let a_id = UserId::parse("a").unwrap();
+        s.remove(&a_id, LeaveReason::Timeout);
+        let (a2, _arx2) = test_conn(3, 8);
+        s.join(init("a", Role::Attendee), a2, None, t, Utc::now())
+            .unwrap();
+        s.flush();
+        let got = frames(&mut wrx);
+        let batch = got
+            .iter()
+            .find(|f| f["type"] == "participantsChanged")
+            .unwrap();
+        assert_eq!(batch["removed"], serde_json::json!([]));
+        assert_eq!(batch["added"], serde_json::json!([]));
+        assert_eq!(batch["updated"][0]["id"], "a");
     }
 }

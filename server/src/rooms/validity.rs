@@ -18,6 +18,14 @@ pub fn resolve_window(
     valid_until: Option<DateTime<Utc>>,
 ) -> Result<(DateTime<Utc>, DateTime<Utc>), RuleError> {
     let from = valid_from.unwrap_or(now);
+    if from > now + max_window() {
+        // Checked first: a far-future start (chrono parses years past 9999) would
+        // overflow the default end below.
+        return Err(RuleError::new(
+            "validFrom",
+            format!("validFrom may be at most {MAX_WINDOW_DAYS} days from now"),
+        ));
+    }
     let until = valid_until.unwrap_or(from + max_window());
     check_window(now, from, until)?;
     Ok((from, until))
@@ -99,6 +107,15 @@ mod tests {
         let start = now() + Duration::days(181);
         let e = check_window(now(), start, start + Duration::days(1)).unwrap_err();
         assert_eq!(e.target, "validFrom");
+    }
+
+    #[test]
+    fn far_future_years_do_not_overflow() {
+        let far: DateTime<Utc> = "+262142-12-31T00:00:00Z".parse().unwrap();
+        let e = resolve_window(now(), Some(far), None).unwrap_err();
+        assert_eq!(e.target, "validFrom");
+        let e = resolve_window(now(), None, Some(far)).unwrap_err();
+        assert_eq!(e.target, "validUntil");
     }
 
     #[test]

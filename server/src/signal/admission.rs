@@ -19,7 +19,9 @@ use crate::tokens;
 /// cost about 13 GB at 100,000 members, and our frames are small JSON.
 const READ_BUFFER_BYTES: usize = 4 * 1024;
 const WRITE_BUFFER_BYTES: usize = 4 * 1024;
-const MAX_WRITE_BUFFER_BYTES: usize = 256 * 1024;
+/// A cap, not an allocation: a single frame larger than this cannot be sent at all, and
+/// a `joined` in a room with thousands of announced members is megabytes.
+const MAX_WRITE_BUFFER_BYTES: usize = 64 * 1024 * 1024;
 
 #[derive(Debug, Deserialize)]
 pub struct RtcQuery {
@@ -111,6 +113,41 @@ pub async fn admit(state: &AppState, token: Option<&str>, resuming: bool) -> Api
     })
 }
 
+/// Re-reads what admission checked, once the member is in the session: an admin change
+/// made between admission and the join reached no session, so it is applied here.
+pub async fn recheck(state: &AppState, admitted: &Admitted) {
+    let room_id = &admitted.room.id;
+    let user = &admitted.init.user;
+    let room = match state.store.get_room(room_id).await {
+        Ok(Some(room)) => room,
+        Ok(None) => return state.live.room_deleted(room_id).await,
+        Err(_) => return, // the store hiccuped; the next admin change still applies
+    };
+    if room != admitted.room {
+        state.live.room_updated(&room).await;
+    }
+    let revoked = state
+        .store
+        .is_token_revoked(&admitted.init.jti)
+        .await
+        .unwrap_or(false);
+    let entry = state.store.roster_entry(room_id, user).await.ok().flatten();
+    match entry {
+        Some(e) if !revoked && e.invite_id == admitted.init.invite_id => {
+            if e.role != admitted.init.role {
+                let change = crate::store::RosterChange::RoleChanged {
+                    from: admitted.init.role,
+                    entry: e,
+                };
+                state.live.roster_changed(room_id, &[change]).await;
+            }
+        }
+        _ => {
+            state.live.kick(room_id, user.clone()).await;
+        }
+    }
+}
+
 pub async fn rtc(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<RtcQuery>,
@@ -127,12 +164,12 @@ pub async fn rtc(
                 .into_response()
         }
     };
-    let live = state.live.clone();
     let resume = q.resume;
+    let state = state.clone();
     ws.read_buffer_size(READ_BUFFER_BYTES)
         .write_buffer_size(WRITE_BUFFER_BYTES)
         .max_write_buffer_size(MAX_WRITE_BUFFER_BYTES)
         .max_message_size(MAX_FRAME_BYTES)
         .max_frame_size(MAX_FRAME_BYTES)
-        .on_upgrade(move |socket| socket::serve(socket, live, admitted, resume))
+        .on_upgrade(move |socket| socket::serve(socket, state, admitted, resume))
 }

@@ -14,6 +14,7 @@ use futures_util::SinkExt;
 use tokio::sync::mpsc;
 
 use super::admission::Admitted;
+use crate::http::AppState;
 use crate::rooms::live::{JoinError, LiveRooms};
 use crate::rooms::outbound::{frame, Conn, Outbound, OUTBOUND_QUEUE};
 
@@ -21,18 +22,28 @@ use crate::rooms::outbound::{frame, Conn, Outbound, OUTBOUND_QUEUE};
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Frames the reader itself answers (pong, parse errors); tiny, as they are rare.
 const LOCAL_QUEUE: usize = 8;
+/// Commands a member may send: a burst, refilled at a steady rate. Each command may
+/// fan out to every member, so one client must not be able to flood a room.
+const COMMAND_BURST: f64 = 50.0;
+const COMMANDS_PER_SECOND: f64 = 20.0;
 
-pub async fn serve(socket: WebSocket, live: LiveRooms, admitted: Admitted, resume: Option<String>) {
-    let Admitted { room, init } = admitted;
-    let user = init.user.clone();
+pub async fn serve(socket: WebSocket, state: AppState, admitted: Admitted, resume: Option<String>) {
+    let live: LiveRooms = state.live.clone();
+    let room = admitted.room.clone();
+    let user = admitted.init.user.clone();
     let conn_id = live.next_conn_id();
     let (tx, rx) = mpsc::channel(OUTBOUND_QUEUE);
     let (mut sink, mut stream) = socket.split();
-    match live
-        .join(&room, init, Conn { id: conn_id, tx }, resume)
-        .await
-    {
-        Ok(_) => {}
+    let joined = live
+        .join(
+            &room,
+            admitted.init.clone(),
+            Conn { id: conn_id, tx },
+            resume,
+        )
+        .await;
+    match joined {
+        Ok(_) => super::admission::recheck(&state, &admitted).await,
         Err(e) => {
             let (code, reason, msg) = match e {
                 JoinError::RoomFull => (
@@ -40,10 +51,15 @@ pub async fn serve(socket: WebSocket, live: LiveRooms, admitted: Admitted, resum
                     LeaveReason::RoomFull,
                     "this room is full",
                 ),
-                JoinError::Ended => (
+                JoinError::Closing => (
                     ErrorCode::Internal,
                     LeaveReason::ServerShutdown,
-                    "the session ended while joining; please retry",
+                    "the server is shutting down; please retry shortly",
+                ),
+                JoinError::Busy => (
+                    ErrorCode::Internal,
+                    LeaveReason::Timeout,
+                    "the room's session was restarting; please retry",
                 ),
             };
             let err = frame(&ServerMessage::Error {
@@ -60,6 +76,7 @@ pub async fn serve(socket: WebSocket, live: LiveRooms, admitted: Admitted, resum
     let (local_tx, local_rx) = mpsc::channel(LOCAL_QUEUE);
     let mut writer = tokio::spawn(write_loop(sink, rx, local_rx));
     let idle = Duration::from_secs(IDLE_TIMEOUT_SECONDS.into());
+    let (mut allowance, mut counted_at) = (COMMAND_BURST, tokio::time::Instant::now());
     loop {
         let next = tokio::select! {
             // The session closed this connection (leave, removal, ...) and the writer
@@ -84,6 +101,19 @@ pub async fn serve(socket: WebSocket, live: LiveRooms, admitted: Admitted, resum
             }
             _ => continue, // ping/pong: proof of life is enough
         };
+        let now = tokio::time::Instant::now();
+        allowance = (allowance
+            + now.duration_since(counted_at).as_secs_f64() * COMMANDS_PER_SECOND)
+            .min(COMMAND_BURST);
+        counted_at = now;
+        if allowance < 1.0 {
+            let _ = local_tx.try_send(error(
+                ErrorCode::RateLimited,
+                "too many messages; slow down",
+            ));
+            continue;
+        }
+        allowance -= 1.0;
         match serde_json::from_str::<ClientMessage>(text.as_str()) {
             Ok(ClientMessage::Ping { ts }) => {
                 let _ = local_tx.try_send(frame(&ServerMessage::Pong { ts }));

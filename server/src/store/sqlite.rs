@@ -84,6 +84,12 @@ impl SqliteStore {
         let version: i64 = conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .map_err(backend)?;
+        if version as usize > MIGRATIONS.len() {
+            return Err(StoreError::Backend(format!(
+                "the database is from a newer Convene (schema {version}, this build knows {})",
+                MIGRATIONS.len()
+            )));
+        }
         let tx = conn.transaction().map_err(backend)?;
         for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
             tx.execute_batch(sql).map_err(backend)?;
