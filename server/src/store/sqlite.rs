@@ -502,3 +502,106 @@ impl RoomStore for SqliteStore {
         .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Duration;
+
+    fn room(id: &str, until: DateTime<Utc>) -> Room {
+        Room {
+            id: RoomId::parse(id).unwrap(),
+            name: String::new(),
+            created_at: until - Duration::days(1),
+            valid_from: until - Duration::days(1),
+            valid_until: until,
+            max_participants: None,
+            join_policy: Default::default(),
+            is_message_disabled: false,
+            is_public_visible: false,
+            cover_url: None,
+            destroy_delay_seconds: 0,
+            announce_limit: 50,
+            attributes: Default::default(),
+        }
+    }
+
+    #[tokio::test]
+    async fn purge_removes_only_what_is_past_its_grace() {
+        let store = SqliteStore::in_memory().unwrap();
+        let now = Utc.with_ymd_and_hms(2026, 6, 1, 0, 0, 0).unwrap();
+        let entry = RosterEntry {
+            user_id: UserId::parse("a").unwrap(),
+            role: Role::Attendee,
+            invited_at: now,
+            invite_id: "i".into(),
+        };
+        let old = room("old", now - Duration::days(8));
+        let recent = room("recent", now - Duration::days(6));
+        let resp = StoredResponse {
+            status: 201,
+            body: "{}".into(),
+        };
+        store
+            .create_room(
+                &old,
+                std::slice::from_ref(&entry),
+                Some(("k-old", &resp)),
+                now - Duration::days(2),
+            )
+            .await
+            .unwrap();
+        store
+            .create_room(&recent, &[entry], Some(("k-new", &resp)), now)
+            .await
+            .unwrap();
+        store
+            .revoke_token("t_gone", &old.id, now - Duration::seconds(1))
+            .await
+            .unwrap();
+        store
+            .revoke_token("t_live", &recent.id, now + Duration::days(1))
+            .await
+            .unwrap();
+        let counts = store
+            .purge(now - Duration::days(7), now - Duration::hours(24), now)
+            .await
+            .unwrap();
+        assert_eq!(
+            counts,
+            PurgeCounts {
+                rooms: 1,
+                idempotency_keys: 1,
+                revoked_tokens: 1
+            }
+        );
+        assert!(store.get_room(&old.id).await.unwrap().is_none());
+        assert_eq!(
+            store.roster_count(&old.id).await.unwrap(),
+            0,
+            "roster cascades"
+        );
+        assert!(store.get_room(&recent.id).await.unwrap().is_some());
+        assert!(store.idempotent_response("k-new").await.unwrap().is_some());
+        assert!(store.is_token_revoked("t_live").await.unwrap());
+        assert!(!store.is_token_revoked("t_gone").await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_failed_roster_change_changes_nothing() {
+        let store = SqliteStore::in_memory().unwrap();
+        let now = Utc::now();
+        let r = room("r", now + Duration::days(1));
+        store.create_room(&r, &[], None, now).await.unwrap();
+        let missing = RoomId::parse("missing").unwrap();
+        let add = vec![(UserId::parse("a").unwrap(), Some(Role::Presenter))];
+        assert!(matches!(
+            store.apply_roster(&missing, &add, now).await,
+            Err(StoreError::RoomNotFound)
+        ));
+        let done = store.apply_roster(&r.id, &add, now).await.unwrap();
+        assert!(matches!(done[0], RosterChange::Added(_)));
+        let again = store.apply_roster(&r.id, &add, now).await.unwrap();
+        assert!(again.is_empty(), "same role again is no change");
+    }
+}
