@@ -21,6 +21,9 @@ use crate::store::RosterChange;
 
 /// Membership deltas are gathered this long and sent as one `participantsChanged`.
 pub const BATCH_INTERVAL: Duration = Duration::from_millis(30);
+/// A change of the audience count alone goes to everyone at most this often: in a
+/// large audience, joins would otherwise cost one frame per member per batch.
+pub const AUDIENCE_INTERVAL: Duration = Duration::from_secs(1);
 const COMMAND_QUEUE: usize = 1024;
 
 pub enum Command {
@@ -424,9 +427,18 @@ async fn run_session(
         if ended {
             break;
         }
-        if (session.has_pending() || session.has_laggards()) && flush_at.is_none() {
-            flush_at = Some(Instant::now() + BATCH_INTERVAL);
-        }
+        let due = if session.has_pending() && !session.pending_is_audience_only() {
+            Some(Instant::now() + BATCH_INTERVAL)
+        } else if session.has_pending() || session.has_laggards() {
+            Some(Instant::now() + AUDIENCE_INTERVAL)
+        } else {
+            None
+        };
+        // A member delta pulls an audience-only flush forward; nothing pushes one back.
+        flush_at = match (flush_at, due) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         if session.is_empty() {
             empty_since.get_or_insert_with(Instant::now);
         } else {

@@ -149,6 +149,11 @@ impl Session {
         (self.members.len() - self.announced) as u32
     }
 
+    /// Only the audience count changed: worth telling everyone, but not every batch.
+    pub fn pending_is_audience_only(&self) -> bool {
+        self.added.is_empty() && self.removed.is_empty() && self.updated.is_empty()
+    }
+
     pub fn has_pending(&self) -> bool {
         !self.added.is_empty()
             || !self.removed.is_empty()
