@@ -76,6 +76,16 @@ pub struct ResumeInfo {
     pub grace_seconds: u32,
 }
 
+/// Which of a member's two peer connections a media message is about: the one it
+/// publishes on (the client offers) or the one it receives on (the server offers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum PcKind {
+    #[default]
+    Publish,
+    Subscribe,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum LeaveReason {
@@ -160,13 +170,19 @@ pub enum ServerMessage {
         next: Option<String>,
     },
     Offer {
+        #[serde(default)]
+        pc: PcKind,
         sdp: String,
     },
     Answer {
+        #[serde(default)]
+        pc: PcKind,
         sdp: String,
     },
     #[serde(rename_all = "camelCase")]
     Candidate {
+        #[serde(default)]
+        pc: PcKind,
         candidate: String,
         #[serde(default)]
         sdp_mid: Option<String>,
@@ -222,20 +238,35 @@ pub enum ClientMessage {
         #[serde(default)]
         limit: Option<u32>,
     },
+    /// An offer for the publish connection (or a re-offer after a track change).
+    #[serde(rename_all = "camelCase")]
     Offer {
+        #[serde(default)]
+        pc: PcKind,
         sdp: String,
+        /// Ids of the offered tracks that are screen shares (browser track ids, as in
+        /// the SDP's msid), so the server can tell a screen from a camera.
+        #[serde(default)]
+        screen_track_ids: Vec<String>,
     },
     Answer {
+        #[serde(default)]
+        pc: PcKind,
         sdp: String,
     },
     #[serde(rename_all = "camelCase")]
     Candidate {
+        #[serde(default)]
+        pc: PcKind,
         candidate: String,
         #[serde(default)]
         sdp_mid: Option<String>,
         #[serde(default)]
         sdp_m_line_index: Option<u16>,
     },
+    /// Asks for the receive connection: the server then offers every track this member
+    /// may receive, and offers again as tracks come and go.
+    Subscribe,
     Leave,
 }
 

@@ -43,6 +43,25 @@ pub struct ServeArgs {
     /// Seconds a dropped member is kept for `resume` before it leaves [default: 15].
     #[arg(long, env = "CONVENE_RESUME_GRACE_SECONDS")]
     pub resume_grace_seconds: Option<u64>,
+    /// Address media (UDP) is bound to [default: the listen address, or 127.0.0.1 when
+    /// listening on all interfaces]. Set your LAN address to serve other machines.
+    #[arg(long, env = "CONVENE_MEDIA_IP")]
+    pub media_ip: Option<String>,
+    /// UDP ports for media, e.g. 40000-40999 (one per peer connection) [default: any].
+    #[arg(long, env = "CONVENE_MEDIA_PORTS")]
+    pub media_ports: Option<String>,
+    /// Address advertised to browsers instead of the media address (NAT 1:1).
+    #[arg(long, env = "CONVENE_PUBLIC_IP")]
+    pub public_ip: Option<String>,
+    /// STUN/TURN URLs handed to clients, comma-separated.
+    #[arg(long, env = "CONVENE_ICE_SERVERS")]
+    pub ice_servers: Option<String>,
+    /// Username for the TURN servers.
+    #[arg(long, env = "CONVENE_ICE_USERNAME")]
+    pub ice_username: Option<String>,
+    /// Credential for the TURN servers.
+    #[arg(long, env = "CONVENE_ICE_CREDENTIAL", hide_env_values = true)]
+    pub ice_credential: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -55,6 +74,12 @@ struct FileConfig {
     www_dir: Option<PathBuf>,
     purge_grace_days: Option<u32>,
     resume_grace_seconds: Option<u64>,
+    media_ip: Option<String>,
+    media_ports: Option<String>,
+    public_ip: Option<String>,
+    ice_servers: Option<String>,
+    ice_username: Option<String>,
+    ice_credential: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -69,6 +94,7 @@ pub struct Config {
     pub purge_grace: chrono::Duration,
     pub purge_interval: Duration,
     pub resume_grace: Duration,
+    pub media: crate::sfu::SfuConfig,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -87,6 +113,7 @@ impl Config {
             purge_grace: chrono::Duration::days(DEFAULT_PURGE_GRACE_DAYS.into()),
             purge_interval: Duration::from_secs(3600),
             resume_grace: Duration::from_secs(DEFAULT_RESUME_GRACE_SECONDS),
+            media: Default::default(),
         }
     }
 
@@ -103,7 +130,7 @@ impl Config {
             .listen
             .or(file.listen)
             .unwrap_or_else(|| DEFAULT_LISTEN.to_string());
-        let listen = listen_text.parse().map_err(|_| {
+        let listen: SocketAddr = listen_text.parse().map_err(|_| {
             ConfigError(format!(
                 "listen address '{listen_text}' is not an IP:port such as 127.0.0.1:7880"
             ))
@@ -152,7 +179,17 @@ impl Config {
                 "resume grace may be at most 600 seconds".into(),
             ));
         }
+        let media = media_config(
+            listen.ip(),
+            args.media_ip.or(file.media_ip),
+            args.media_ports.or(file.media_ports),
+            args.public_ip.or(file.public_ip),
+            args.ice_servers.or(file.ice_servers),
+            args.ice_username.or(file.ice_username),
+            args.ice_credential.or(file.ice_credential),
+        )?;
         Ok(Self {
+            media,
             listen,
             admin_key,
             public_url,
@@ -162,6 +199,82 @@ impl Config {
             ..Self::new(data_dir)
         })
     }
+}
+
+fn media_config(
+    listen_ip: std::net::IpAddr,
+    ip: Option<String>,
+    ports: Option<String>,
+    public_ip: Option<String>,
+    ice: Option<String>,
+    username: Option<String>,
+    credential: Option<String>,
+) -> Result<crate::sfu::SfuConfig, ConfigError> {
+    let parse_ip = |what: &str, v: &str| {
+        v.trim().parse::<std::net::IpAddr>().map_err(|_| {
+            ConfigError(format!(
+                "{what} '{v}' is not an IP address such as 192.168.1.20"
+            ))
+        })
+    };
+    let bind_ip = match ip {
+        Some(v) => parse_ip("media IP", &v)?,
+        None if listen_ip.is_unspecified() => std::net::IpAddr::from([127, 0, 0, 1]),
+        None => listen_ip,
+    };
+    if bind_ip.is_unspecified() {
+        return Err(ConfigError(
+            "the media IP must be an exact address, not 0.0.0.0 (set CONVENE_MEDIA_IP)".into(),
+        ));
+    }
+    let ports = match ports {
+        None => None,
+        Some(v) => {
+            let bad = || {
+                ConfigError(format!(
+                    "media ports '{v}' must be a range such as 40000-40999 (1024-65535)"
+                ))
+            };
+            let (lo, hi) = v.trim().split_once('-').ok_or_else(bad)?;
+            let lo: u16 = lo.trim().parse().map_err(|_| bad())?;
+            let hi: u16 = hi.trim().parse().map_err(|_| bad())?;
+            if lo < 1024 || hi < lo {
+                return Err(bad());
+            }
+            Some((lo, hi))
+        }
+    };
+    let public_ip = public_ip.map(|v| parse_ip("public IP", &v)).transpose()?;
+    let urls: Vec<String> = ice
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if let Some(bad) = urls
+        .iter()
+        .find(|u| !(u.starts_with("stun:") || u.starts_with("turn:") || u.starts_with("turns:")))
+    {
+        return Err(ConfigError(format!(
+            "ICE server '{bad}' must start with stun:, turn: or turns:"
+        )));
+    }
+    let ice_servers = if urls.is_empty() {
+        vec![]
+    } else {
+        vec![convene_protocol::signal::IceServer {
+            urls,
+            username,
+            credential,
+        }]
+    };
+    Ok(crate::sfu::SfuConfig {
+        bind_ip,
+        ports,
+        public_ip,
+        ice_servers,
+    })
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
@@ -215,6 +328,41 @@ mod tests {
             ..Default::default()
         })
         .contains("http"));
+        assert!(bad(ServeArgs {
+            media_ports: Some("9-3".into()),
+            ..Default::default()
+        })
+        .contains("40000-40999"));
+        assert!(bad(ServeArgs {
+            ice_servers: Some("http://x".into()),
+            ..Default::default()
+        })
+        .contains("stun:"));
+        assert!(bad(ServeArgs {
+            media_ip: Some("0.0.0.0".into()),
+            ..Default::default()
+        })
+        .contains("exact address"));
+    }
+
+    #[test]
+    fn media_defaults_follow_the_listen_address() {
+        let c = Config::from_args(ServeArgs {
+            listen: Some("0.0.0.0:7880".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(c.media.bind_ip.to_string(), "127.0.0.1");
+        let c = Config::from_args(ServeArgs {
+            listen: Some("127.0.0.2:7880".into()),
+            media_ports: Some("40000-40010".into()),
+            ice_servers: Some("stun:stun.example.com:3478, turn:turn.example.com".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(c.media.bind_ip.to_string(), "127.0.0.2");
+        assert_eq!(c.media.ports, Some((40000, 40010)));
+        assert_eq!(c.media.ice_servers[0].urls.len(), 2);
     }
 
     #[test]

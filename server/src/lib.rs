@@ -10,6 +10,7 @@ pub mod ids;
 pub mod purge;
 pub mod rooms;
 pub mod secret;
+pub mod sfu;
 pub mod signal;
 pub mod store;
 pub mod tokens;
@@ -85,7 +86,9 @@ pub async fn run(
         .clone()
         .unwrap_or_else(|| format!("http://{addr}"));
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let live = LiveRooms::new(clock.clone(), config.resume_grace, vec![]);
+    let media: Arc<dyn rooms::media::MediaFactory> =
+        Arc::new(sfu::SfuFactory::new(config.media.clone()));
+    let live = LiveRooms::new(clock.clone(), config.resume_grace, Some(media));
     let state = AppState::new(Inner {
         store: store.clone(),
         clock: clock.clone(),

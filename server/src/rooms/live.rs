@@ -12,6 +12,7 @@ use convene_protocol::ErrorCode;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{sleep_until, Duration, Instant};
 
+use super::media::{MediaEvent, MediaFactory, MediaSignal, RoomMedia};
 use super::outbound::{Conn, Outbound};
 use super::session::{JoinOutcome, JoinRefusal, MemberInit, Session};
 use super::Room;
@@ -98,6 +99,7 @@ struct Registry {
     clock: Arc<dyn Clock>,
     resume_grace: Duration,
     ice_servers: Vec<IceServer>,
+    media: Option<Arc<dyn MediaFactory>>,
     next_id: AtomicU64,
     tasks: tokio_util_tasks::TaskCount,
     /// Set at shutdown: no new session starts after it.
@@ -145,12 +147,19 @@ mod tokio_util_tasks {
 pub struct LiveRooms(Arc<Registry>);
 
 impl LiveRooms {
-    pub fn new(clock: Arc<dyn Clock>, resume_grace: Duration, ice_servers: Vec<IceServer>) -> Self {
+    /// `media`: the relay for each session's audio and video; `None` runs signaling only.
+    pub fn new(
+        clock: Arc<dyn Clock>,
+        resume_grace: Duration,
+        media: Option<Arc<dyn MediaFactory>>,
+    ) -> Self {
+        let ice_servers = media.as_ref().map(|m| m.ice_servers()).unwrap_or_default();
         Self(Arc::new(Registry {
             sessions: Mutex::new(HashMap::new()),
             clock,
             resume_grace,
             ice_servers,
+            media,
             next_id: AtomicU64::new(1),
             tasks: Default::default(),
             closing: Default::default(),
@@ -385,6 +394,12 @@ async fn run_session(
     _running: tokio_util_tasks::Guard,
 ) {
     let clock = live.0.clock.clone();
+    let (media_tx, mut media_rx) = mpsc::unbounded_channel();
+    let mut media: Option<Box<dyn RoomMedia>> = live
+        .0
+        .media
+        .as_ref()
+        .map(|f| f.create(&session.room.id, media_tx));
     let mut flush_at: Option<Instant> = None;
     let mut empty_since: Option<Instant> = Some(Instant::now());
     let mut expires = instant_at(clock.as_ref(), session.room.valid_until);
@@ -396,8 +411,14 @@ async fn run_session(
             cmd = rx.recv() => match cmd {
                 None => ended = true,
                 Some(cmd) => {
-                    ended = handle(&mut session, cmd, clock.as_ref());
+                    ended = handle(&mut session, &mut media, cmd, clock.as_ref());
                     expires = instant_at(clock.as_ref(), session.room.valid_until);
+                }
+            },
+            Some(ev) = media_rx.recv() => match ev {
+                MediaEvent::Send { to, msg } => session.send_message(&to, &msg),
+                MediaEvent::Published { member, kind, on } => {
+                    session.relay_published(&member, kind, on)
                 }
             },
             _ = sleep_opt(flush_at) => {
@@ -424,6 +445,14 @@ async fn run_session(
             }
         }
         members.store(session.len(), Ordering::Relaxed);
+        if let Some(m) = media.as_mut() {
+            for user in session.take_departed() {
+                m.remove_member(&user);
+            }
+            for (user, gates) in session.take_gate_changes() {
+                m.set_gates(&user, gates);
+            }
+        }
         if ended {
             break;
         }
@@ -471,12 +500,20 @@ async fn run_session(
         }
     }
     session.end(LeaveReason::ServerShutdown);
+    if let Some(mut m) = media.take() {
+        m.close();
+    }
     members.store(0, Ordering::Relaxed);
     tracing::info!(room = %session.room.id, session = %session.id, "session ended");
 }
 
 /// Applies one command; true when the session is over.
-fn handle(session: &mut Session, cmd: Command, clock: &dyn Clock) -> bool {
+fn handle(
+    session: &mut Session,
+    media: &mut Option<Box<dyn RoomMedia>>,
+    cmd: Command,
+    clock: &dyn Clock,
+) -> bool {
     let now = Instant::now();
     match cmd {
         Command::Join {
@@ -497,7 +534,7 @@ fn handle(session: &mut Session, cmd: Command, clock: &dyn Clock) -> bool {
         }
         Command::Client { user, conn_id, msg } => {
             if session.is_current(&user, conn_id) {
-                client_message(session, &user, conn_id, msg, now, clock.now());
+                client_message(session, media, &user, msg, now, clock.now());
             }
         }
         Command::Dropped { user, conn_id } => session.detach(&user, conn_id, now),
@@ -546,42 +583,66 @@ fn handle(session: &mut Session, cmd: Command, clock: &dyn Clock) -> bool {
 
 fn client_message(
     session: &mut Session,
+    media: &mut Option<Box<dyn RoomMedia>>,
     user: &UserId,
-    _conn_id: u64,
     msg: ClientMessage,
     now: Instant,
     wall: DateTime<Utc>,
 ) {
-    match msg {
+    let signal = match msg {
         ClientMessage::SetMedia {
             audio,
             video,
             screen,
-        } => session.set_media(user, audio, video, screen),
+        } => return session.set_media(user, audio, video, screen),
         ClientMessage::Mute {
             participant_id,
             audio,
             video,
             screen,
-        } => session.mute(user, &participant_id, audio, video, screen),
-        ClientMessage::SendMessage { text } => session.chat(user, text, now, wall),
+        } => return session.mute(user, &participant_id, audio, video, screen),
+        ClientMessage::SendMessage { text } => return session.chat(user, text, now, wall),
         ClientMessage::ListAudience { after, limit } => {
-            session.list_audience(user, after.as_deref(), limit)
+            return session.list_audience(user, after.as_deref(), limit)
         }
         ClientMessage::Leave => {
             session.remove(user, LeaveReason::ClientLeft);
+            return;
         }
-        ClientMessage::Offer { .. }
-        | ClientMessage::Answer { .. }
-        | ClientMessage::Candidate { .. } => {
-            // Media negotiation arrives with the SFU; until then say so plainly.
-            session.notify_error(
-                user,
-                ErrorCode::InvalidParameter,
-                "media is not available on this server yet",
-            );
-        }
-        ClientMessage::Ping { .. } => {}
+        ClientMessage::Ping { .. } => return,
+        ClientMessage::Subscribe => None,
+        ClientMessage::Offer {
+            pc,
+            sdp,
+            screen_track_ids,
+        } => Some(MediaSignal::Offer {
+            pc,
+            sdp,
+            screen_track_ids,
+        }),
+        ClientMessage::Answer { pc, sdp } => Some(MediaSignal::Answer { pc, sdp }),
+        ClientMessage::Candidate {
+            pc,
+            candidate,
+            sdp_mid,
+            sdp_m_line_index,
+        } => Some(MediaSignal::Candidate {
+            pc,
+            candidate,
+            sdp_mid,
+            sdp_m_line_index,
+        }),
+    };
+    let Some(m) = media.as_mut() else {
+        return session.notify_error(
+            user,
+            ErrorCode::InvalidParameter,
+            "media is not enabled on this server",
+        );
+    };
+    match signal {
+        None => m.subscribe(user),
+        Some(sig) => m.signal(user, session.may_publish(user), sig),
     }
 }
 

@@ -2,6 +2,7 @@
 //! no clock here; callers pass `now`.
 
 pub mod live;
+pub mod media;
 pub mod model;
 pub mod outbound;
 pub mod roles;

@@ -13,6 +13,7 @@ use convene_protocol::signal::{
 use convene_protocol::{ErrorBody, ErrorCode, PROTOCOL_VERSION};
 use tokio::time::{Duration, Instant};
 
+use super::media::{Gates, MediaKind};
 use super::outbound::{frame, Conn, Offer};
 use super::{Role, Room};
 use crate::ids::{SessionId, UserId};
@@ -96,6 +97,10 @@ pub struct Session {
     audience_dirty: bool,
     /// Members marked lagging, so the driver knows a resync flush is due.
     laggards: usize,
+    /// Members gone since the driver last asked (their media must be torn down).
+    departed: Vec<UserId>,
+    /// Members whose forwarding gates may have changed since the driver last asked.
+    gates_dirty: BTreeSet<UserId>,
 }
 
 pub fn wire_caps(role: Role) -> WireCaps {
@@ -134,7 +139,63 @@ impl Session {
             updated: BTreeSet::new(),
             audience_dirty: false,
             laggards: 0,
+            departed: Vec::new(),
+            gates_dirty: BTreeSet::new(),
         }
+    }
+
+    pub fn take_departed(&mut self) -> Vec<UserId> {
+        std::mem::take(&mut self.departed)
+    }
+
+    /// Which of each changed member's tracks may be forwarded now: its role allows the
+    /// kind and its own switch for it is on.
+    pub fn take_gate_changes(&mut self) -> Vec<(UserId, Gates)> {
+        let dirty = std::mem::take(&mut self.gates_dirty);
+        dirty
+            .into_iter()
+            .filter_map(|u| {
+                let m = self.members.get(&u)?;
+                let caps = m.init.role.capabilities();
+                let gates = Gates {
+                    audio: m.media.audio && caps.publish_audio,
+                    video: m.media.video && caps.publish_video,
+                    screen: m.media.screen && caps.publish_screen,
+                };
+                Some((u, gates))
+            })
+            .collect()
+    }
+
+    pub fn may_publish(&self, user: &UserId) -> bool {
+        self.members
+            .get(user)
+            .is_some_and(|m| m.init.role != Role::Consumer)
+    }
+
+    /// A frame for one member, from the media relay.
+    pub fn send_message(&mut self, user: &UserId, msg: &ServerMessage) {
+        self.send_to(user, &frame(msg));
+    }
+
+    /// The relay saw a member start or stop sending a track: its status follows, as far
+    /// as its role allows (a track the role forbids is never forwarded nor shown).
+    pub fn relay_published(&mut self, user: &UserId, kind: MediaKind, on: bool) {
+        let Some(m) = self.members.get_mut(user) else {
+            return;
+        };
+        let caps = m.init.role.capabilities();
+        let (flag, allowed) = match kind {
+            MediaKind::Audio => (&mut m.media.audio, caps.publish_audio),
+            MediaKind::Video => (&mut m.media.video, caps.publish_video),
+            MediaKind::Screen => (&mut m.media.screen, caps.publish_screen),
+        };
+        if !allowed || *flag == on {
+            return;
+        }
+        *flag = on;
+        self.gates_dirty.insert(user.clone());
+        self.broadcast_media(user, None);
     }
 
     pub fn len(&self) -> usize {
@@ -219,6 +280,7 @@ impl Session {
                 // A new client: its media starts off, and others see that.
                 if m.media != Media::default() {
                     m.media = Media::default();
+                    self.gates_dirty.insert(user.clone());
                     if m.announced {
                         self.updated.insert(user.clone());
                     }
@@ -347,6 +409,7 @@ impl Session {
         let Some(m) = self.members.remove(user) else {
             return false;
         };
+        self.departed.push(user.clone());
         if m.lagging {
             self.laggards -= 1;
         }
@@ -414,6 +477,7 @@ impl Session {
         m.media.screen &= caps.publish_screen;
         let media_changed = m.media != before;
         let announced = m.announced;
+        self.gates_dirty.insert(user.clone());
         let msg = ServerMessage::CapabilitiesChanged {
             role: role.as_str().to_string(),
             capabilities: wire_caps(role),
@@ -455,6 +519,7 @@ impl Session {
         m.media.video = video.unwrap_or(m.media.video);
         m.media.screen = screen.unwrap_or(m.media.screen);
         if m.media != before {
+            self.gates_dirty.insert(user.clone());
             self.broadcast_media(user, None);
         }
     }
@@ -487,6 +552,7 @@ impl Session {
         m.media.video &= !video;
         m.media.screen &= !screen;
         if m.media != before {
+            self.gates_dirty.insert(uid.clone());
             self.broadcast_media(&uid, Some(format!("mutedBy:{by}")));
         }
     }

@@ -2,6 +2,7 @@
 //! client for it. Every wait has a timeout.
 #![allow(dead_code)]
 
+pub mod rtc;
 pub mod ws;
 
 use std::path::{Path, PathBuf};

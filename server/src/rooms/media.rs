@@ -1,0 +1,92 @@
+//! The seam between a live session and the media relay. The session decides who may
+//! publish what and tells the relay; the relay reports what it sends and what members
+//! publish. No WebRTC type crosses this boundary, so the session stays testable
+//! without a media stack.
+
+use convene_protocol::signal::{IceServer, PcKind, ServerMessage};
+use tokio::sync::mpsc;
+
+use crate::ids::{RoomId, UserId};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum MediaKind {
+    Audio,
+    Video,
+    Screen,
+}
+
+/// Media negotiation from a member's client.
+#[derive(Debug, Clone)]
+pub enum MediaSignal {
+    Offer {
+        pc: PcKind,
+        sdp: String,
+        /// Browser track ids of the offered screen shares.
+        screen_track_ids: Vec<String>,
+    },
+    Answer {
+        pc: PcKind,
+        sdp: String,
+    },
+    Candidate {
+        pc: PcKind,
+        candidate: String,
+        sdp_mid: Option<String>,
+        sdp_m_line_index: Option<u16>,
+    },
+}
+
+/// What the relay tells the session.
+#[derive(Debug, Clone)]
+pub enum MediaEvent {
+    /// A frame for one member (offers, answers, candidates, errors).
+    Send { to: UserId, msg: Box<ServerMessage> },
+    /// A member started or stopped sending a track of this kind.
+    Published {
+        member: UserId,
+        kind: MediaKind,
+        on: bool,
+    },
+}
+
+/// Which of a member's tracks may be forwarded now (its role allows it and it has not
+/// muted or been muted).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Gates {
+    pub audio: bool,
+    pub video: bool,
+    pub screen: bool,
+}
+
+impl Gates {
+    pub fn allows(&self, kind: MediaKind) -> bool {
+        match kind {
+            MediaKind::Audio => self.audio,
+            MediaKind::Video => self.video,
+            MediaKind::Screen => self.screen,
+        }
+    }
+}
+
+/// One session's media relay. Calls return at once; work happens in the relay's
+/// own tasks, and results come back as `MediaEvent`s.
+pub trait RoomMedia: Send {
+    /// `may_publish`: whether the member's role lets it publish anything at all.
+    fn signal(&mut self, member: &UserId, may_publish: bool, msg: MediaSignal);
+    /// The member wants to receive: offer it every track of the others, now and later.
+    fn subscribe(&mut self, member: &UserId);
+    fn set_gates(&mut self, member: &UserId, gates: Gates);
+    fn remove_member(&mut self, member: &UserId);
+    /// Closes every connection; the relay is unusable afterwards.
+    fn close(&mut self);
+}
+
+pub trait MediaFactory: Send + Sync + 'static {
+    fn create(
+        &self,
+        room: &RoomId,
+        events: mpsc::UnboundedSender<MediaEvent>,
+    ) -> Box<dyn RoomMedia>;
+    /// Handed to clients in `joined`.
+    fn ice_servers(&self) -> Vec<IceServer>;
+}

@@ -1,0 +1,272 @@
+//! A webrtc-rs client that plays the browser: it joins over the real signaling socket,
+//! publishes synthetic RTP on its publish connection and answers the server's offers
+//! on its subscribe connection.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use rtc::ice::mdns::MulticastDnsMode;
+use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8};
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters,
+    RtpCodecKind,
+};
+use serde_json::{json, Value};
+use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
+use tokio_tungstenite::tungstenite::Message;
+use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+use webrtc::media_stream::track_local::TrackLocal;
+use webrtc::media_stream::track_remote::TrackRemote;
+use webrtc::peer_connection::{
+    register_default_interceptors, MediaEngine, PeerConnection, PeerConnectionBuilder,
+    PeerConnectionEventHandler, RTCConfigurationBuilder, RTCIceCandidateInit,
+    RTCPeerConnectionIceEvent, RTCSessionDescription, Registry, SettingEngineBuilder,
+};
+
+use super::TestServer;
+
+fn codec(kind: RtpCodecKind) -> RTCRtpCodec {
+    match kind {
+        RtpCodecKind::Audio => RTCRtpCodec {
+            mime_type: MIME_TYPE_OPUS.into(),
+            clock_rate: 48000,
+            channels: 2,
+            sdp_fmtp_line: "minptime=10;useinbandfec=1".into(),
+            rtcp_feedback: vec![],
+        },
+        _ => RTCRtpCodec {
+            mime_type: MIME_TYPE_VP8.into(),
+            clock_rate: 90000,
+            ..Default::default()
+        },
+    }
+}
+
+struct Events {
+    cands: UnboundedSender<RTCIceCandidateInit>,
+    tracks: UnboundedSender<Arc<dyn TrackRemote>>,
+}
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for Events {
+    async fn on_ice_candidate(&self, ev: RTCPeerConnectionIceEvent) {
+        if let Ok(c) = ev.candidate.to_json() {
+            let _ = self.cands.send(c);
+        }
+    }
+    async fn on_track(&self, t: Arc<dyn TrackRemote>) {
+        let _ = self.tracks.send(t);
+    }
+}
+
+async fn peer(
+    tracks: UnboundedSender<Arc<dyn TrackRemote>>,
+) -> (
+    Arc<dyn PeerConnection>,
+    UnboundedReceiver<RTCIceCandidateInit>,
+) {
+    let mut me = MediaEngine::default();
+    for (kind, pt) in [(RtpCodecKind::Audio, 111), (RtpCodecKind::Video, 96)] {
+        me.register_codec(
+            RTCRtpCodecParameters {
+                rtp_codec: codec(kind),
+                payload_type: pt,
+            },
+            kind,
+        )
+        .unwrap();
+    }
+    let registry: Registry = register_default_interceptors(Registry::new(), &mut me)
+        .unwrap()
+        .with(
+            convene::sfu::KEYFRAME_SLOT,
+            convene::sfu::KeyframeRequests::new(),
+        );
+    let (cands_tx, cands) = mpsc::unbounded_channel();
+    let pc = PeerConnectionBuilder::new()
+        .with_configuration(RTCConfigurationBuilder::new().build())
+        .with_media_engine(me)
+        .with_interceptor_registry(registry)
+        .with_setting_engine(
+            SettingEngineBuilder::new()
+                .with_multicast_dns_mode(MulticastDnsMode::Disabled)
+                .build(),
+        )
+        .with_handler(Arc::new(Events {
+            cands: cands_tx,
+            tracks,
+        }))
+        .with_udp_addrs(vec!["127.0.0.1:0"])
+        .build()
+        .await
+        .unwrap();
+    (Arc::new(pc), cands)
+}
+
+pub fn local_track(kind: RtpCodecKind, id: &str, ssrc: u32) -> Arc<TrackLocalStaticRTP> {
+    Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
+        format!("stream-{id}"),
+        id.to_string(),
+        id.to_string(),
+        kind,
+        vec![RTCRtpEncodingParameters {
+            rtp_coding_parameters: RTCRtpCodingParameters {
+                ssrc: Some(ssrc),
+                ..Default::default()
+            },
+            codec: codec(kind),
+            ..Default::default()
+        }],
+    )))
+}
+
+pub struct MediaClient {
+    pub joined: Value,
+    /// Server frames other than media negotiation.
+    pub frames: UnboundedReceiver<Value>,
+    /// Tracks arriving on the subscribe connection.
+    pub tracks: UnboundedReceiver<Arc<dyn TrackRemote>>,
+    pub publish: Option<Arc<dyn PeerConnection>>,
+    out: UnboundedSender<Value>,
+    subscribe_pc: Arc<dyn PeerConnection>,
+}
+
+impl MediaClient {
+    pub fn send(&self, v: Value) {
+        let _ = self.out.send(v);
+    }
+
+    /// Waits for a frame of `kind`, dropping others.
+    pub async fn next_of(&mut self, kind: &str) -> Value {
+        tokio::time::timeout(super::WAIT, async {
+            loop {
+                let v = self.frames.recv().await.expect("socket ended");
+                if v["type"] == kind {
+                    return v;
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("no {kind}"))
+    }
+
+    pub async fn close(self) {
+        if let Some(p) = &self.publish {
+            let _ = p.close().await;
+        }
+        let _ = self.subscribe_pc.close().await;
+        let _ = self.out.send(json!({"type": "leave"}));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn cand_frame(pc: &str, c: &RTCIceCandidateInit) -> Value {
+    json!({"type": "candidate", "pc": pc, "candidate": c.candidate,
+           "sdpMid": c.sdp_mid, "sdpMLineIndex": c.sdp_mline_index})
+}
+
+impl TestServer {
+    /// Joins `user`, subscribes, and publishes `tracks` (if any) with an offer.
+    pub async fn media_client(
+        &self,
+        room: &str,
+        user: &str,
+        tracks: &[Arc<TrackLocalStaticRTP>],
+    ) -> MediaClient {
+        let token = self.token(room, user).await;
+        let url = format!("ws://{}/v1/rtc?token={token}", self.addr);
+        let (ws, _) = tokio_tungstenite::connect_async(url).await.expect("ws");
+        let (mut sink, mut stream) = ws.split();
+        let joined = loop {
+            if let Some(Ok(Message::Text(t))) = stream.next().await {
+                let v: Value = serde_json::from_str(&t).unwrap();
+                if v["type"] == "joined" {
+                    break v;
+                }
+            }
+        };
+        let (out, mut out_rx) = mpsc::unbounded_channel::<Value>();
+        let (frames_tx, frames) = mpsc::unbounded_channel();
+        let (tracks_tx, tracks_rx) = mpsc::unbounded_channel();
+        let (sub_pc, mut sub_cands) = peer(tracks_tx).await;
+        let publish = if tracks.is_empty() {
+            None
+        } else {
+            let (dead_tx, _) = mpsc::unbounded_channel();
+            let (pc, mut pub_cands) = peer(dead_tx).await;
+            for t in tracks {
+                pc.add_track(t.clone() as Arc<dyn TrackLocal>)
+                    .await
+                    .unwrap();
+            }
+            let offer = pc.create_offer(None).await.unwrap();
+            pc.set_local_description(offer).await.unwrap();
+            let sdp = pc.local_description().await.unwrap().sdp;
+            let _ = out.send(json!({"type": "offer", "pc": "publish", "sdp": sdp}));
+            let o = out.clone();
+            tokio::spawn(async move {
+                while let Some(c) = pub_cands.recv().await {
+                    let _ = o.send(cand_frame("publish", &c));
+                }
+            });
+            Some(pc)
+        };
+        let o = out.clone();
+        tokio::spawn(async move {
+            while let Some(c) = sub_cands.recv().await {
+                let _ = o.send(cand_frame("subscribe", &c));
+            }
+        });
+        let _ = out.send(json!({"type": "subscribe"}));
+        let (pub_pc, sub) = (publish.clone(), sub_pc.clone());
+        let o = out.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    Some(v) = out_rx.recv() => {
+                        if sink.send(Message::Text(v.to_string().into())).await.is_err() { break; }
+                    }
+                    f = stream.next() => {
+                        let Some(Ok(Message::Text(t))) = f else {
+                            if matches!(f, Some(Ok(_))) { continue; }
+                            break;
+                        };
+                        let v: Value = serde_json::from_str(&t).unwrap();
+                        let pc_name = v["pc"].as_str().unwrap_or("publish");
+                        match v["type"].as_str().unwrap_or("") {
+                            "offer" => {
+                                let d = RTCSessionDescription::offer(v["sdp"].as_str().unwrap().to_string()).unwrap();
+                                sub.set_remote_description(d).await.unwrap();
+                                let a = sub.create_answer(None).await.unwrap();
+                                sub.set_local_description(a).await.unwrap();
+                                let sdp = sub.local_description().await.unwrap().sdp;
+                                let _ = o.send(json!({"type": "answer", "pc": "subscribe", "sdp": sdp}));
+                            }
+                            "answer" => {
+                                let d = RTCSessionDescription::answer(v["sdp"].as_str().unwrap().to_string()).unwrap();
+                                if let Some(p) = &pub_pc { p.set_remote_description(d).await.unwrap(); }
+                            }
+                            "candidate" => {
+                                let c: RTCIceCandidateInit = serde_json::from_value(v.clone()).unwrap();
+                                let target = if pc_name == "subscribe" { Some(&sub) } else { pub_pc.as_ref() };
+                                if let Some(p) = target { let _ = p.add_ice_candidate(c).await; }
+                            }
+                            _ => { let _ = frames_tx.send(v); }
+                        }
+                    }
+                }
+            }
+        });
+        MediaClient {
+            joined,
+            frames,
+            tracks: tracks_rx,
+            publish,
+            out,
+            subscribe_pc: sub_pc,
+        }
+    }
+}

@@ -1,0 +1,267 @@
+//! Real media through the SFU: webrtc-rs clients publish synthetic Opus and VP8 RTP whose
+//! payload carries a sequence number and a send time, and subscribers check what
+//! arrives.
+mod common;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::rtc::local_track;
+use common::TestServer;
+use rtc::rtp::{Header, Packet};
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
+use serde_json::json;
+use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
+use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
+
+/// Writes numbered packets every 10 ms until `stop`; the payload is the 8-byte index,
+/// then the send time in microseconds since `epoch`.
+fn pump(track: Arc<TrackLocalStaticRTP>, pt: u8, ssrc: u32, epoch: Instant, stop: Arc<AtomicBool>) {
+    tokio::spawn(async move {
+        let mut i: u64 = 0;
+        while !stop.load(Ordering::Relaxed) {
+            let mut payload = i.to_be_bytes().to_vec();
+            payload.extend((epoch.elapsed().as_micros() as u64).to_be_bytes());
+            if pt == 96 {
+                // A VP8 payload descriptor then a keyframe-looking byte, so it parses.
+                payload.splice(0..0, [0x10u8, 0x00]);
+            }
+            let pkt = Packet {
+                header: Header {
+                    version: 2,
+                    marker: true,
+                    payload_type: pt,
+                    sequence_number: i as u16,
+                    timestamp: (i as u32).wrapping_mul(960),
+                    ssrc,
+                    ..Default::default()
+                },
+                payload: Bytes::from(payload),
+            };
+            let _ = track.write_rtp(pkt).await;
+            i += 1;
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    });
+}
+
+/// Reads a subscribed track, recording the index of every packet received.
+fn record(track: Arc<dyn TrackRemote>, video: bool) -> Arc<Mutex<Vec<u64>>> {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s = seen.clone();
+    tokio::spawn(async move {
+        while let Some(ev) = track.poll().await {
+            if let TrackRemoteEvent::OnRtpPacket(p) = ev {
+                let skip = if video { 2 } else { 0 };
+                if p.payload.len() >= skip + 8 {
+                    let mut idx = [0u8; 8];
+                    idx.copy_from_slice(&p.payload[skip..skip + 8]);
+                    s.lock().unwrap().push(u64::from_be_bytes(idx));
+                }
+            }
+        }
+    });
+    seen
+}
+
+async fn wait_until(what: &str, f: impl Fn() -> bool) {
+    tokio::time::timeout(Duration::from_secs(15), async {
+        while !f() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("timed out waiting for {what}"));
+}
+
+fn in_order_without_gaps(seen: &[u64]) -> bool {
+    seen.windows(2).all(|w| w[1] == w[0] + 1)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_subscriber_gets_audio_and_video_in_order() {
+    let s = TestServer::start().await;
+    s.room(
+        "m",
+        &[
+            ("alice", "attendee"),
+            ("bob", "consumer"),
+            ("carol", "attendee"),
+        ],
+    )
+    .await;
+    let mut bob = s.media_client("m", "bob", &[]).await;
+    let mut carol = s.media_client("m", "carol", &[]).await;
+    let video = local_track(RtpCodecKind::Video, "cam", 1111);
+    let audio = local_track(RtpCodecKind::Audio, "mic", 2222);
+    let alice = s
+        .media_client("m", "alice", &[video.clone(), audio.clone()])
+        .await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let epoch = Instant::now();
+    pump(video.clone(), 96, 1111, epoch, stop.clone());
+    pump(audio.clone(), 111, 2222, epoch, stop.clone());
+
+    // The relay says alice publishes, from her tracks.
+    let mut seen_media = (false, false);
+    while seen_media != (true, true) {
+        let ev = bob.next_of("mediaChanged").await;
+        if ev["participantId"] == "alice" {
+            seen_media = (ev["audio"] == true, ev["video"] == true);
+        }
+    }
+    for sub in [&mut bob, &mut carol] {
+        let mut got = vec![];
+        for _ in 0..2 {
+            let t = tokio::time::timeout(Duration::from_secs(10), sub.tracks.recv())
+                .await
+                .expect("a track arrives")
+                .unwrap();
+            let is_video = t.kind().await == RtpCodecKind::Video;
+            // Stream ids name the publisher: u-<hex of the user id>.
+            assert_eq!(
+                t.stream_id().await,
+                convene::sfu::stream_id(&"alice".parse_id())
+            );
+            got.push((is_video, record(t, is_video)));
+        }
+        for (is_video, seen) in &got {
+            let seen = seen.clone();
+            wait_until("100 packets", || seen.lock().unwrap().len() >= 100).await;
+            let v = seen.lock().unwrap().clone();
+            assert!(
+                in_order_without_gaps(&v),
+                "video={is_video}: gaps or reordering: {:?}",
+                &v[..20.min(v.len())]
+            );
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let (st, members) = s.get("/v1/rooms/m/members").await;
+    assert_eq!(st, 200);
+    let a = members["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["id"] == "alice")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (a["audio"].as_bool(), a["video"].as_bool()),
+        (Some(true), Some(true))
+    );
+    alice.close().await;
+    bob.close().await;
+    carol.close().await;
+}
+
+trait ParseId {
+    fn parse_id(&self) -> convene::ids::UserId;
+}
+impl ParseId for &str {
+    fn parse_id(&self) -> convene::ids::UserId {
+        convene::ids::UserId::parse(self).unwrap()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn roles_mute_and_keyframes() {
+    let s = TestServer::start().await;
+    s.room(
+        "r",
+        &[
+            ("p", "presenter"),
+            ("a", "attendee"),
+            ("c", "consumer"),
+            ("late", "consumer"),
+        ],
+    )
+    .await;
+    // A consumer's offer is refused.
+    let cam = local_track(RtpCodecKind::Video, "ccam", 3333);
+    let mut c = s.media_client("r", "c", &[cam]).await;
+    let e = c.next_of("error").await;
+    assert_eq!(e["error"]["code"], "PermissionDenied");
+
+    let mut p = s.media_client("r", "p", &[]).await;
+    let video = local_track(RtpCodecKind::Video, "acam", 4444);
+    let a = s.media_client("r", "a", std::slice::from_ref(&video)).await;
+    // Count keyframe requests reaching the publisher.
+    let plis = Arc::new(AtomicU64::new(0));
+    let (v, n) = (video.clone(), plis.clone());
+    tokio::spawn(async move {
+        while let Some(ev) = v.poll().await {
+            if let TrackLocalEvent::OnRtcpPacket(pkts) = ev {
+                n.fetch_add(pkts.len() as u64, Ordering::Relaxed);
+            }
+        }
+    });
+    let stop = Arc::new(AtomicBool::new(false));
+    pump(video.clone(), 96, 4444, Instant::now(), stop.clone());
+    let t = tokio::time::timeout(Duration::from_secs(10), p.tracks.recv())
+        .await
+        .expect("presenter receives a's video")
+        .unwrap();
+    let seen = record(t, true);
+    wait_until("video at the presenter", || {
+        seen.lock().unwrap().len() >= 20
+    })
+    .await;
+    let c_tracks = tokio::time::timeout(Duration::from_secs(10), c.tracks.recv()).await;
+    assert!(c_tracks.is_ok(), "a consumer still receives");
+
+    // A late subscriber triggers a keyframe request to the publisher.
+    let before = plis.load(Ordering::Relaxed);
+    let mut late = s.media_client("r", "late", &[]).await;
+    let lt = tokio::time::timeout(Duration::from_secs(10), late.tracks.recv())
+        .await
+        .expect("late joiner receives")
+        .unwrap();
+    let late_seen = record(lt, true);
+    wait_until("video at the late joiner", || {
+        late_seen.lock().unwrap().len() >= 5
+    })
+    .await;
+    wait_until("a keyframe request at the publisher", || {
+        plis.load(Ordering::Relaxed) > before
+    })
+    .await;
+
+    // The presenter mutes a's camera: forwarding stops at once.
+    p.send(json!({"type": "mute", "participantId": "a", "video": true}));
+    let ev = p.next_of("mediaChanged").await;
+    let ev = if ev["participantId"] == "a" && ev["video"] == false {
+        ev
+    } else {
+        p.next_of("mediaChanged").await
+    };
+    assert_eq!(ev["reason"], "mutedBy:p");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let frozen = seen.lock().unwrap().len();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        seen.lock().unwrap().len(),
+        frozen,
+        "muted video is not forwarded"
+    );
+    // Demotion to consumer keeps it stopped even if a tries to turn it back on.
+    s.patch(
+        "/v1/rooms/r/participants",
+        json!({"participants": {"a": {"role": "consumer"}}}),
+    )
+    .await;
+    a.send(json!({"type": "setMedia", "video": true}));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        seen.lock().unwrap().len(),
+        frozen,
+        "a demoted member's video is not forwarded"
+    );
+    stop.store(true, Ordering::Relaxed);
+    for m in [a, p, c, late] {
+        m.close().await;
+    }
+}
