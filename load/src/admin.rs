@@ -59,6 +59,29 @@ impl Admin {
         Ok(())
     }
 
+    /// A room with `publishers` attendees (`p0`...) and `subscribers` consumers (`s0`...).
+    pub async fn setup_media_room(
+        &self,
+        room: &str,
+        publishers: usize,
+        subscribers: usize,
+    ) -> Result<()> {
+        let mut roster = Map::new();
+        for i in 0..publishers {
+            roster.insert(format!("p{i}"), json!({"role": "attendee"}));
+        }
+        for i in 0..subscribers {
+            roster.insert(format!("s{i}"), json!({"role": "consumer"}));
+        }
+        self.call(
+            reqwest::Method::POST,
+            "/v1/rooms",
+            json!({"id": room, "participants": roster}),
+        )
+        .await?;
+        Ok(())
+    }
+
     pub async fn token(&self, room: &str, user: &str) -> Result<String> {
         let v = self
             .call(

@@ -3,6 +3,7 @@
 //! everyone. `--spawn BIN` starts a server of its own on loopback.
 
 mod admin;
+mod media;
 mod signal;
 mod stats;
 
@@ -18,6 +19,21 @@ use tokio::sync::{mpsc, watch, Semaphore};
 #[derive(Debug, Parser)]
 #[command(name = "convene-load", about = "Load Convene with signaling members")]
 struct Args {
+    /// `signal`: N signaling members; `media`: publishers and subscribers with RTP.
+    #[arg(long, default_value = "signal")]
+    scenario: String,
+    /// media: members that publish one VP8 track (and subscribe to the others).
+    #[arg(long, default_value_t = 1)]
+    publishers: usize,
+    /// media: receive-only members.
+    #[arg(long, default_value_t = 10)]
+    subscribers: usize,
+    /// media: packets per second per published track (1000-byte payloads).
+    #[arg(long, default_value_t = 100)]
+    pps: u32,
+    /// media: seconds measured, after the connections settle.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
     /// Members to join to one room.
     #[arg(long, default_value_t = 1000)]
     members: usize,
@@ -80,7 +96,7 @@ async fn spawn_server(bin: &str, key: &str) -> Result<(Spawned, SocketAddr), Str
         .arg("--data-dir")
         .arg(&dir)
         .env("CONVENE_ADMIN_KEY", key)
-        .env("CONVENE_LOG", "warn")
+        .env("CONVENE_LOG", "warn,rtc=error,webrtc=error")
         .kill_on_drop(true)
         .spawn()
         .map_err(|e| format!("cannot start {bin}: {e}"))?;
@@ -116,6 +132,17 @@ async fn run(args: Args) -> Result<(), String> {
     }
     let pid = spawned.as_ref().and_then(|s| s.child.id()).or(args.pid);
     let admin = admin::Admin::new(&format!("http://{addr}"), &key);
+    if args.scenario == "media" {
+        let r = run_media(&args, addr, pid, &admin).await;
+        drop(spawned);
+        return r;
+    }
+    if args.scenario != "signal" {
+        return Err(format!(
+            "unknown scenario '{}' (signal or media)",
+            args.scenario
+        ));
+    }
     let room = format!("load-{}", std::process::id());
     let n = args.members;
     eprintln!("setting up room {room} with {n} members...");
@@ -254,6 +281,120 @@ async fn run(args: Args) -> Result<(), String> {
             "{failures} joins failed, {} of {expected} got the message",
             fanout.len()
         ));
+    }
+    Ok(())
+}
+
+async fn run_media(
+    args: &Args,
+    addr: SocketAddr,
+    pid: Option<u32>,
+    admin: &admin::Admin,
+) -> Result<(), String> {
+    let room = format!("media-{}", std::process::id());
+    let (m, n) = (args.publishers, args.subscribers);
+    admin.setup_media_room(&room, m, n).await?;
+    let epoch = Instant::now();
+    let tally = Arc::new(media::Tally::default());
+    tally
+        .window_start_us
+        .store(u64::MAX, std::sync::atomic::Ordering::Relaxed);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    eprintln!("joining {m} publishers and {n} subscribers...");
+    let mut members = Vec::new();
+    for (prefix, count, publish) in [("p", m, true), ("s", n, false)] {
+        for i in 0..count {
+            let token = admin.token(&room, &format!("{prefix}{i}")).await?;
+            let member = media::join(
+                addr,
+                &token,
+                publish,
+                args.pps,
+                epoch,
+                tally.clone(),
+                stop.clone(),
+            )
+            .await?;
+            members.push(member);
+        }
+    }
+    // Let ICE connect and the first keyframes flow before measuring.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let sent_total = |ms: &[media::MediaMember]| -> u64 {
+        ms.iter()
+            .map(|x| x.sent.load(std::sync::atomic::Ordering::Relaxed))
+            .sum()
+    };
+    tally.window_start_us.store(
+        epoch.elapsed().as_micros() as u64,
+        std::sync::atomic::Ordering::Relaxed,
+    );
+    let sent0 = sent_total(&members);
+    let cpu0 = pid.and_then(stats::cpu_time);
+    let t0 = Instant::now();
+    tokio::time::sleep(Duration::from_secs(args.seconds)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let wall = t0.elapsed();
+    let cpu1 = pid.and_then(stats::cpu_time);
+    let rss = pid.and_then(stats::rss_bytes);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let sent = sent_total(&members) - sent0;
+    let receivers_per_packet = (m - 1 + n) as u64;
+    let expected = sent * receivers_per_packet;
+    let received = tally.received.load(std::sync::atomic::Ordering::Relaxed);
+    let gaps = tally.gaps.load(std::sync::atomic::Ordering::Relaxed);
+    let mut lat: Vec<Duration> = tally
+        .latencies_us
+        .lock()
+        .map(|v| v.iter().map(|u| Duration::from_micros(*u)).collect())
+        .unwrap_or_default();
+    for x in members {
+        x.close().await;
+    }
+    let loss = if expected > 0 {
+        1.0 - received as f64 / expected as f64
+    } else {
+        0.0
+    };
+    let cpu_pct = match (cpu0, cpu1) {
+        (Some(a), Some(b)) => Some(100.0 * (b - a).as_secs_f64() / wall.as_secs_f64()),
+        _ => None,
+    };
+    let report = json!({
+        "scenario": "media",
+        "publishers": m,
+        "subscribers": n,
+        "ppsPerTrack": args.pps,
+        "seconds": wall.as_secs_f64(),
+        "packetsSent": sent,
+        "packetsExpected": expected,
+        "packetsReceived": received,
+        "forwardedPerSecond": (received as f64 / wall.as_secs_f64()).round(),
+        "lossPercent": (loss.max(0.0) * 10000.0).round() / 100.0,
+        "gapPackets": gaps,
+        "latencyMs": {
+            "p50": stats::ms(stats::percentile(&mut lat, 50.0)),
+            "p99": stats::ms(stats::percentile(&mut lat, 99.0)),
+        },
+        "serverCpuPercent": cpu_pct.map(|c| c.round()),
+        "serverRssBytes": rss,
+    });
+    println!(
+        "media {m} pub x {} recv each: forwarded {}/s, loss {}%, latency p50 {} ms p99 {} ms, server CPU {}%, RSS {} MiB",
+        receivers_per_packet,
+        report["forwardedPerSecond"],
+        report["lossPercent"],
+        report["latencyMs"]["p50"],
+        report["latencyMs"]["p99"],
+        report["serverCpuPercent"],
+        rss.map_or("n/a".into(), |r| format!("{:.1}", r as f64 / 1048576.0)),
+    );
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_string_pretty(&report).unwrap())
+            .map_err(|e| format!("{path}: {e}"))?;
+    }
+    if sent == 0 || received == 0 {
+        return Err("no media flowed".into());
     }
     Ok(())
 }

@@ -14,7 +14,7 @@ fn serve(args: convene::config::ServeArgs) -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("CONVENE_LOG")
-                .unwrap_or_else(|_| "convene=info,warn".into()),
+                .unwrap_or_else(|_| "convene=info,warn,rtc=error,webrtc=error".into()),
         )
         .with_writer(std::io::stderr)
         .init();
