@@ -59,26 +59,32 @@ impl Admin {
         Ok(())
     }
 
-    /// A room with `publishers` attendees (`p0`...) and `subscribers` consumers (`s0`...).
+    /// A room with `publishers` attendees (`p0`...) and `subscribers` consumers (`s0`...),
+    /// the roster added 1000 at a time (the API's limit per request).
     pub async fn setup_media_room(
         &self,
         room: &str,
         publishers: usize,
         subscribers: usize,
     ) -> Result<()> {
-        let mut roster = Map::new();
-        for i in 0..publishers {
-            roster.insert(format!("p{i}"), json!({"role": "attendee"}));
+        self.call(reqwest::Method::POST, "/v1/rooms", json!({ "id": room }))
+            .await?;
+        let users: Vec<(String, &str)> = (0..publishers)
+            .map(|i| (format!("p{i}"), "attendee"))
+            .chain((0..subscribers).map(|i| (format!("s{i}"), "consumer")))
+            .collect();
+        for chunk in users.chunks(1000) {
+            let roster: Map<String, Value> = chunk
+                .iter()
+                .map(|(u, r)| (u.clone(), json!({ "role": r })))
+                .collect();
+            self.call(
+                reqwest::Method::PATCH,
+                &format!("/v1/rooms/{room}/participants"),
+                json!({ "participants": roster }),
+            )
+            .await?;
         }
-        for i in 0..subscribers {
-            roster.insert(format!("s{i}"), json!({"role": "consumer"}));
-        }
-        self.call(
-            reqwest::Method::POST,
-            "/v1/rooms",
-            json!({"id": room, "participants": roster}),
-        )
-        .await?;
         Ok(())
     }
 
