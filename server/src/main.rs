@@ -49,8 +49,17 @@ fn serve(args: convene::config::ServeArgs) -> ExitCode {
             .clone()
             .unwrap_or_else(|| format!("http://{addr}"));
         eprintln!("convene: serving on http://{addr}");
-        if config.www_dir.is_some() {
-            eprintln!("convene: demo at {public}/ and admin page at {public}/admin");
+        if let Some(www) = &config.www_dir {
+            // Name only the pages that exist, so the banner never points at a 404.
+            for (file, what, path) in [
+                ("index.html", "home page", "/"),
+                ("join.html", "join page (invite links)", "/join"),
+                ("admin.html", "admin page", "/admin"),
+            ] {
+                if www.join(file).is_file() {
+                    eprintln!("convene: {what} at {public}{path}");
+                }
+            }
         }
         match convene::run(listener, config, shutdown_signal()).await {
             Ok(()) => ExitCode::SUCCESS,
