@@ -38,29 +38,14 @@ impl Admin {
 
     /// A room with `members` consumers (`m0`, `m1`, ...) and one presenter (`host`).
     pub async fn setup_room(&self, room: &str, members: usize) -> Result<()> {
-        self.call(
-            reqwest::Method::POST,
-            "/v1/rooms",
-            json!({"id": room, "participants": {"host": {"role": "presenter"}}}),
-        )
-        .await?;
-        for chunk in (0..members).collect::<Vec<_>>().chunks(1000) {
-            let roster: Map<String, Value> = chunk
-                .iter()
-                .map(|i| (format!("m{i}"), json!({"role": "consumer"})))
-                .collect();
-            self.call(
-                reqwest::Method::PATCH,
-                &format!("/v1/rooms/{room}/participants"),
-                json!({ "participants": roster }),
-            )
+        self.call(reqwest::Method::POST, "/v1/rooms", json!({ "id": room }))
             .await?;
-        }
-        Ok(())
+        let users = std::iter::once(("host".to_string(), "presenter"))
+            .chain((0..members).map(|i| (format!("m{i}"), "consumer")));
+        self.add_roster(room, users.collect()).await
     }
 
-    /// A room with `publishers` attendees (`p0`...) and `subscribers` consumers (`s0`...),
-    /// the roster added 1000 at a time (the API's limit per request).
+    /// A room with `publishers` attendees (`p0`...) and `subscribers` consumers (`s0`...).
     pub async fn setup_media_room(
         &self,
         room: &str,
@@ -69,10 +54,14 @@ impl Admin {
     ) -> Result<()> {
         self.call(reqwest::Method::POST, "/v1/rooms", json!({ "id": room }))
             .await?;
-        let users: Vec<(String, &str)> = (0..publishers)
+        let users = (0..publishers)
             .map(|i| (format!("p{i}"), "attendee"))
-            .chain((0..subscribers).map(|i| (format!("s{i}"), "consumer")))
-            .collect();
+            .chain((0..subscribers).map(|i| (format!("s{i}"), "consumer")));
+        self.add_roster(room, users.collect()).await
+    }
+
+    /// Invites `users` (id, role), 1000 per request: the API's limit.
+    async fn add_roster(&self, room: &str, users: Vec<(String, &str)>) -> Result<()> {
         for chunk in users.chunks(1000) {
             let roster: Map<String, Value> = chunk
                 .iter()

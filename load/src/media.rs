@@ -8,101 +8,18 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use convene_load::client::{candidate_frame, local_track, peer, Pc};
 use futures_util::{SinkExt, StreamExt};
-use rtc::ice::mdns::MulticastDnsMode;
-use rtc::media_stream::MediaStreamTrack;
-use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8};
 use rtc::rtp::{Header, Packet};
-use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters,
-    RtpCodecKind,
-};
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use serde_json::{json, Value};
-use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
+use tokio::sync::mpsc::{self, UnboundedSender};
 use tokio_tungstenite::tungstenite::Message;
-use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_local::TrackLocal;
-use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
-use webrtc::peer_connection::{
-    register_default_interceptors, MediaEngine, PeerConnection, PeerConnectionBuilder,
-    PeerConnectionEventHandler, RTCConfigurationBuilder, RTCIceCandidateInit,
-    RTCPeerConnectionIceEvent, RTCSessionDescription, Registry, SettingEngineBuilder,
-};
+use webrtc::media_stream::track_remote::TrackRemoteEvent;
+use webrtc::peer_connection::{RTCIceCandidateInit, RTCSessionDescription};
 
 pub const PAYLOAD_BYTES: usize = 1000;
-
-fn codec(kind: RtpCodecKind) -> RTCRtpCodec {
-    match kind {
-        RtpCodecKind::Audio => RTCRtpCodec {
-            mime_type: MIME_TYPE_OPUS.into(),
-            clock_rate: 48000,
-            channels: 2,
-            sdp_fmtp_line: "minptime=10;useinbandfec=1".into(),
-            rtcp_feedback: vec![],
-        },
-        _ => RTCRtpCodec {
-            mime_type: MIME_TYPE_VP8.into(),
-            clock_rate: 90000,
-            ..Default::default()
-        },
-    }
-}
-
-struct Events {
-    cands: UnboundedSender<RTCIceCandidateInit>,
-    tracks: UnboundedSender<Arc<dyn TrackRemote>>,
-}
-
-#[async_trait::async_trait]
-impl PeerConnectionEventHandler for Events {
-    async fn on_ice_candidate(&self, ev: RTCPeerConnectionIceEvent) {
-        if let Ok(c) = ev.candidate.to_json() {
-            let _ = self.cands.send(c);
-        }
-    }
-    async fn on_track(&self, t: Arc<dyn TrackRemote>) {
-        let _ = self.tracks.send(t);
-    }
-}
-
-type Pc = Arc<dyn PeerConnection>;
-
-async fn peer(
-    tracks: UnboundedSender<Arc<dyn TrackRemote>>,
-) -> Result<(Pc, UnboundedReceiver<RTCIceCandidateInit>), String> {
-    let mut me = MediaEngine::default();
-    for (kind, pt) in [(RtpCodecKind::Audio, 111), (RtpCodecKind::Video, 96)] {
-        me.register_codec(
-            RTCRtpCodecParameters {
-                rtp_codec: codec(kind),
-                payload_type: pt,
-            },
-            kind,
-        )
-        .map_err(|e| e.to_string())?;
-    }
-    let registry: Registry =
-        register_default_interceptors(Registry::new(), &mut me).map_err(|e| e.to_string())?;
-    let (cands_tx, cands) = mpsc::unbounded_channel();
-    let pc = PeerConnectionBuilder::new()
-        .with_configuration(RTCConfigurationBuilder::new().build())
-        .with_media_engine(me)
-        .with_interceptor_registry(registry)
-        .with_setting_engine(
-            SettingEngineBuilder::new()
-                .with_multicast_dns_mode(MulticastDnsMode::Disabled)
-                .build(),
-        )
-        .with_handler(Arc::new(Events {
-            cands: cands_tx,
-            tracks,
-        }))
-        .with_udp_addrs(vec!["127.0.0.1:0"])
-        .build()
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok((Arc::new(pc), cands))
-}
 
 /// What all subscribers of a run received.
 #[derive(Default)]
@@ -131,11 +48,6 @@ impl MediaMember {
     }
 }
 
-fn cand(pc: &str, c: &RTCIceCandidateInit) -> Value {
-    json!({"type": "candidate", "pc": pc, "candidate": c.candidate,
-           "sdpMid": c.sdp_mid, "sdpMLineIndex": c.sdp_mline_index})
-}
-
 /// Joins, subscribes, and (if `publish`) sends VP8 at `pps` packets per second until
 /// `stop`. Every received packet is counted into `tally`.
 pub async fn join(
@@ -161,28 +73,15 @@ pub async fn join(
     }
     let (out, mut out_rx) = mpsc::unbounded_channel::<Value>();
     let (tracks_tx, mut tracks_rx) = mpsc::unbounded_channel();
-    let (sub, mut sub_cands) = peer(tracks_tx).await?;
+    let (sub, mut sub_cands) = peer(tracks_tx, |r| r).await?;
     let mut pcs = vec![sub.clone()];
     let sent = Arc::new(AtomicU64::new(0));
     let mut publisher: Option<Pc> = None;
     if publish {
         let (dead, _) = mpsc::unbounded_channel();
-        let (pc, mut cands) = peer(dead).await?;
-        let ssrc: u32 = rand_ssrc();
-        let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
-            "load".into(),
-            "cam".into(),
-            "cam".into(),
-            RtpCodecKind::Video,
-            vec![RTCRtpEncodingParameters {
-                rtp_coding_parameters: RTCRtpCodingParameters {
-                    ssrc: Some(ssrc),
-                    ..Default::default()
-                },
-                codec: codec(RtpCodecKind::Video),
-                ..Default::default()
-            }],
-        )));
+        let (pc, mut cands) = peer(dead, |r| r).await?;
+        let ssrc: u32 = rand::random();
+        let track = local_track(RtpCodecKind::Video, "cam", ssrc);
         pc.add_track(track.clone() as Arc<dyn TrackLocal>)
             .await
             .map_err(|e| e.to_string())?;
@@ -199,7 +98,7 @@ pub async fn join(
         let o = out.clone();
         tokio::spawn(async move {
             while let Some(c) = cands.recv().await {
-                let _ = o.send(cand("publish", &c));
+                let _ = o.send(candidate_frame("publish", &c));
             }
         });
         let (s, stop) = (sent.clone(), stop.clone());
@@ -239,7 +138,7 @@ pub async fn join(
     let o = out.clone();
     tokio::spawn(async move {
         while let Some(c) = sub_cands.recv().await {
-            let _ = o.send(cand("subscribe", &c));
+            let _ = o.send(candidate_frame("subscribe", &c));
         }
     });
     let _ = out.send(json!({"type": "subscribe"}));
@@ -320,14 +219,4 @@ pub async fn join(
         }
     });
     Ok(MediaMember { pcs, out, sent })
-}
-
-fn rand_ssrc() -> u32 {
-    // Distinct enough for a load run; no RNG dependency needed.
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(1);
-    static N: AtomicU64 = AtomicU64::new(1);
-    t ^ (N.fetch_add(0x9E37_79B9, Ordering::Relaxed) as u32) | 1
 }

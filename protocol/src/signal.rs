@@ -15,8 +15,9 @@ pub const MAX_FRAME_BYTES: usize = 64 * 1024;
 /// Largest chat message text, in bytes.
 pub const MAX_CHAT_BYTES: usize = 4 * 1024;
 
-/// What a role may do. Mirrors the server's role table.
+/// What a role may do (the server's role table decides; see `Role::capabilities`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Capabilities {
     pub publish_audio: bool,
@@ -29,6 +30,7 @@ pub struct Capabilities {
 /// A joined member as others see it. The participant id is the user id: a user is in a
 /// session at most once.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Participant {
     pub id: String,

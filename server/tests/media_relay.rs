@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::rtc::local_track;
 use common::TestServer;
+use convene_load::client::local_track;
 use rtc::rtp::{Header, Packet};
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use serde_json::json;
@@ -124,7 +124,7 @@ async fn every_subscriber_gets_audio_and_video_in_order() {
             // Stream ids name the publisher: u-<hex of the user id>.
             assert_eq!(
                 t.stream_id().await,
-                convene::sfu::stream_id(&"alice".parse_id())
+                convene::sfu::stream_id(&convene::ids::UserId::parse("alice").unwrap())
             );
             got.push((is_video, record(t, is_video)));
         }
@@ -156,15 +156,6 @@ async fn every_subscriber_gets_audio_and_video_in_order() {
     alice.close().await;
     bob.close().await;
     carol.close().await;
-}
-
-trait ParseId {
-    fn parse_id(&self) -> convene::ids::UserId;
-}
-impl ParseId for &str {
-    fn parse_id(&self) -> convene::ids::UserId {
-        convene::ids::UserId::parse(self).unwrap()
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

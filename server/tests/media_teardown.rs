@@ -6,8 +6,8 @@ mod common;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::rtc::local_track;
 use common::TestServer;
+use convene_load::client::local_track;
 use rtc::rtp::{Header, Packet};
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use serde_json::json;

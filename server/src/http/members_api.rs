@@ -14,34 +14,10 @@ use super::rooms_api::load_room;
 use super::AppState;
 use crate::rooms::live::SessionSummary;
 
-/// A joined member with its media status.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Member {
-    pub id: String,
-    pub role: String,
-    pub audio: bool,
-    pub video: bool,
-    pub screen: bool,
-    pub joined_at: String,
-}
-
-impl From<Participant> for Member {
-    fn from(p: Participant) -> Self {
-        Self {
-            id: p.id,
-            role: p.role,
-            audio: p.audio,
-            video: p.video,
-            screen: p.screen,
-            joined_at: p.joined_at,
-        }
-    }
-}
-
 #[derive(Debug, Serialize, ToSchema)]
 pub struct MemberList {
-    pub value: Vec<Member>,
+    /// Joined members with their audio, video and screen status.
+    pub value: Vec<Participant>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -63,13 +39,7 @@ pub async fn list_members(
     Path(raw): Path<String>,
 ) -> ApiResult<Json<MemberList>> {
     let room = load_room(&state, &raw).await?;
-    let value = state
-        .live
-        .members(&room.id)
-        .await
-        .into_iter()
-        .map(Member::from)
-        .collect();
+    let value = state.live.members(&room.id).await;
     Ok(Json(MemberList { value }))
 }
 

@@ -30,7 +30,6 @@ const COMMAND_QUEUE: usize = 1024;
 pub enum Command {
     Join {
         init: MemberInit,
-        room: Box<Room>,
         conn: Conn,
         resume: Option<String>,
         reply: oneshot::Sender<JoinReply>,
@@ -101,13 +100,13 @@ struct Registry {
     ice_servers: Vec<IceServer>,
     media: Option<Arc<dyn MediaFactory>>,
     next_id: AtomicU64,
-    tasks: tokio_util_tasks::TaskCount,
+    tasks: task_count::TaskCount,
     /// Set at shutdown: no new session starts after it.
     closing: std::sync::atomic::AtomicBool,
 }
 
 /// Counts running session tasks so shutdown can wait for them.
-mod tokio_util_tasks {
+mod task_count {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
 
@@ -272,7 +271,6 @@ impl LiveRooms {
             let (reply, answer) = oneshot::channel();
             let cmd = Command::Join {
                 init: init.clone(),
-                room: Box::new(room.clone()),
                 conn,
                 resume: resume.clone(),
                 reply,
@@ -391,7 +389,7 @@ async fn run_session(
     mut rx: mpsc::Receiver<Command>,
     generation: u64,
     members: Arc<AtomicUsize>,
-    _running: tokio_util_tasks::Guard,
+    _running: task_count::Guard,
 ) {
     let clock = live.0.clock.clone();
     let (media_tx, mut media_rx) = mpsc::unbounded_channel();
@@ -518,14 +516,13 @@ fn handle(
     match cmd {
         Command::Join {
             init,
-            room,
             conn,
             resume,
             reply,
         } => {
             // The session's copy of the room is kept current by RoomUpdated; the edge
-            // re-reads the room after the join (signal::socket) to close the gap.
-            drop(room);
+            // re-reads the room after the join (signal::admission::recheck) to close the
+            // gap between its admission check and this join.
             let result = match session.join(init, conn, resume.as_deref(), now, clock.now()) {
                 Ok(outcome) => JoinReply::Joined(outcome),
                 Err(JoinRefusal::RoomFull) => JoinReply::Full,

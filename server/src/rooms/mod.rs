@@ -11,7 +11,7 @@ pub mod settings;
 pub mod validity;
 
 pub use model::{JoinPolicy, Room, RosterEntry};
-pub use roles::{Capabilities, Role};
+pub use roles::Role;
 
 /// A broken rule, with the request field it concerns (`target` in the API error).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

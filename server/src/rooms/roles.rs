@@ -1,3 +1,4 @@
+use convene_protocol::signal::Capabilities;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -53,17 +54,6 @@ impl std::fmt::Display for Role {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
     }
-}
-
-/// The rights a role grants, as told to the client.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Capabilities {
-    pub publish_audio: bool,
-    pub publish_video: bool,
-    pub publish_screen: bool,
-    /// May mute or remove other members.
-    pub moderate: bool,
 }
 
 #[cfg(test)]

@@ -7,8 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use convene_protocol::signal::{
-    Capabilities as WireCaps, IceServer, LeaveReason, Participant, ResumeInfo, RoomInfo,
-    ServerMessage, SessionInfo,
+    IceServer, LeaveReason, Participant, ResumeInfo, RoomInfo, ServerMessage, SessionInfo,
 };
 use convene_protocol::{ErrorBody, ErrorCode, PROTOCOL_VERSION};
 use tokio::time::{Duration, Instant};
@@ -101,16 +100,6 @@ pub struct Session {
     departed: Vec<UserId>,
     /// Members whose forwarding gates may have changed since the driver last asked.
     gates_dirty: BTreeSet<UserId>,
-}
-
-pub fn wire_caps(role: Role) -> WireCaps {
-    let c = role.capabilities();
-    WireCaps {
-        publish_audio: c.publish_audio,
-        publish_video: c.publish_video,
-        publish_screen: c.publish_screen,
-        moderate: c.moderate,
-    }
 }
 
 fn error_frame(code: ErrorCode, message: impl Into<String>) -> Bytes {
@@ -347,7 +336,7 @@ impl Session {
             },
             participants: self.announced_participants(),
             audience_count: self.audience_count(),
-            capabilities: wire_caps(m.init.role),
+            capabilities: m.init.role.capabilities(),
             ice_servers: self.ice_servers.clone(),
             resume: ResumeInfo {
                 token: m.resume_token.clone(),
@@ -480,7 +469,7 @@ impl Session {
         self.gates_dirty.insert(user.clone());
         let msg = ServerMessage::CapabilitiesChanged {
             role: role.as_str().to_string(),
-            capabilities: wire_caps(role),
+            capabilities: role.capabilities(),
         };
         self.send_to(user, &frame(&msg));
         if media_changed {
@@ -700,7 +689,7 @@ impl Session {
     }
 
     pub fn lagging_count(&self) -> usize {
-        self.members.values().filter(|m| m.lagging).count()
+        self.laggards
     }
 
     fn send_to(&mut self, user: &UserId, f: &Bytes) {

@@ -32,8 +32,6 @@ pub struct Published {
     created: Instant,
     last_pli_ms: AtomicU64,
     pli_pending: AtomicBool,
-    pub forwarded: AtomicU64,
-    pub dropped: AtomicU64,
 }
 
 impl Published {
@@ -49,8 +47,6 @@ impl Published {
             created: Instant::now(),
             last_pli_ms: AtomicU64::new(0),
             pli_pending: AtomicBool::new(false),
-            forwarded: AtomicU64::new(0),
-            dropped: AtomicU64::new(0),
         });
         let me = p.clone();
         tokio::spawn(async move {
@@ -67,8 +63,8 @@ impl Published {
         p
     }
 
-    // The list is swapped under a std Mutex held only for the copy, never across an
-    // await; a poisoned lock (a panic mid-push) still holds a valid Vec.
+    // A std Mutex held only for non-blocking work, never across an await; a poisoned
+    // lock (a panic mid-push) still holds a valid Vec.
     fn subscribers_lock(&self) -> std::sync::MutexGuard<'_, Vec<(UserId, mpsc::Sender<Packet>)>> {
         self.subscribers.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -77,12 +73,10 @@ impl Published {
         if !self.gate.load(Ordering::Relaxed) {
             return;
         }
-        let subs = self.subscribers_lock().clone();
-        for (_, tx) in subs {
-            match tx.try_send(pkt.clone()) {
-                Ok(()) => self.forwarded.fetch_add(1, Ordering::Relaxed),
-                Err(_) => self.dropped.fetch_add(1, Ordering::Relaxed),
-            };
+        // try_send never waits, so offering under the lock is cheap and copies no list.
+        // A full queue drops this subscriber's packet only.
+        for (_, tx) in self.subscribers_lock().iter() {
+            let _ = tx.try_send(pkt.clone());
         }
     }
 

@@ -6,121 +6,30 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use convene_load::client::{candidate_frame, peer, Pc};
 use futures_util::{SinkExt, StreamExt};
-use rtc::ice::mdns::MulticastDnsMode;
-use rtc::media_stream::MediaStreamTrack;
-use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8};
-use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters,
-    RtpCodecKind,
-};
 use serde_json::{json, Value};
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 use tokio_tungstenite::tungstenite::Message;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_remote::TrackRemote;
-use webrtc::peer_connection::{
-    register_default_interceptors, MediaEngine, PeerConnection, PeerConnectionBuilder,
-    PeerConnectionEventHandler, RTCConfigurationBuilder, RTCIceCandidateInit,
-    RTCPeerConnectionIceEvent, RTCSessionDescription, Registry, SettingEngineBuilder,
-};
+use webrtc::peer_connection::{RTCIceCandidateInit, RTCSessionDescription};
 
 use super::TestServer;
 
-fn codec(kind: RtpCodecKind) -> RTCRtpCodec {
-    match kind {
-        RtpCodecKind::Audio => RTCRtpCodec {
-            mime_type: MIME_TYPE_OPUS.into(),
-            clock_rate: 48000,
-            channels: 2,
-            sdp_fmtp_line: "minptime=10;useinbandfec=1".into(),
-            rtcp_feedback: vec![],
-        },
-        _ => RTCRtpCodec {
-            mime_type: MIME_TYPE_VP8.into(),
-            clock_rate: 90000,
-            ..Default::default()
-        },
-    }
-}
-
-struct Events {
-    cands: UnboundedSender<RTCIceCandidateInit>,
+/// A client peer that also surfaces the keyframe requests the relay sends it.
+async fn client_peer(
     tracks: UnboundedSender<Arc<dyn TrackRemote>>,
-}
-
-#[async_trait::async_trait]
-impl PeerConnectionEventHandler for Events {
-    async fn on_ice_candidate(&self, ev: RTCPeerConnectionIceEvent) {
-        if let Ok(c) = ev.candidate.to_json() {
-            let _ = self.cands.send(c);
-        }
-    }
-    async fn on_track(&self, t: Arc<dyn TrackRemote>) {
-        let _ = self.tracks.send(t);
-    }
-}
-
-async fn peer(
-    tracks: UnboundedSender<Arc<dyn TrackRemote>>,
-) -> (
-    Arc<dyn PeerConnection>,
-    UnboundedReceiver<RTCIceCandidateInit>,
-) {
-    let mut me = MediaEngine::default();
-    for (kind, pt) in [(RtpCodecKind::Audio, 111), (RtpCodecKind::Video, 96)] {
-        me.register_codec(
-            RTCRtpCodecParameters {
-                rtp_codec: codec(kind),
-                payload_type: pt,
-            },
-            kind,
-        )
-        .unwrap();
-    }
-    let registry: Registry = register_default_interceptors(Registry::new(), &mut me)
-        .unwrap()
-        .with(
+) -> (Pc, UnboundedReceiver<RTCIceCandidateInit>) {
+    peer(tracks, |r| {
+        r.with(
             convene::sfu::KEYFRAME_SLOT,
             convene::sfu::KeyframeRequests::new(),
-        );
-    let (cands_tx, cands) = mpsc::unbounded_channel();
-    let pc = PeerConnectionBuilder::new()
-        .with_configuration(RTCConfigurationBuilder::new().build())
-        .with_media_engine(me)
-        .with_interceptor_registry(registry)
-        .with_setting_engine(
-            SettingEngineBuilder::new()
-                .with_multicast_dns_mode(MulticastDnsMode::Disabled)
-                .build(),
         )
-        .with_handler(Arc::new(Events {
-            cands: cands_tx,
-            tracks,
-        }))
-        .with_udp_addrs(vec!["127.0.0.1:0"])
-        .build()
-        .await
-        .unwrap();
-    (Arc::new(pc), cands)
-}
-
-pub fn local_track(kind: RtpCodecKind, id: &str, ssrc: u32) -> Arc<TrackLocalStaticRTP> {
-    Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
-        format!("stream-{id}"),
-        id.to_string(),
-        id.to_string(),
-        kind,
-        vec![RTCRtpEncodingParameters {
-            rtp_coding_parameters: RTCRtpCodingParameters {
-                ssrc: Some(ssrc),
-                ..Default::default()
-            },
-            codec: codec(kind),
-            ..Default::default()
-        }],
-    )))
+    })
+    .await
+    .expect("client peer")
 }
 
 pub struct MediaClient {
@@ -129,9 +38,9 @@ pub struct MediaClient {
     pub frames: UnboundedReceiver<Value>,
     /// Tracks arriving on the subscribe connection.
     pub tracks: UnboundedReceiver<Arc<dyn TrackRemote>>,
-    pub publish: Option<Arc<dyn PeerConnection>>,
+    pub publish: Option<Pc>,
     out: UnboundedSender<Value>,
-    subscribe_pc: Arc<dyn PeerConnection>,
+    subscribe_pc: Pc,
 }
 
 impl MediaClient {
@@ -163,11 +72,6 @@ impl MediaClient {
     }
 }
 
-fn cand_frame(pc: &str, c: &RTCIceCandidateInit) -> Value {
-    json!({"type": "candidate", "pc": pc, "candidate": c.candidate,
-           "sdpMid": c.sdp_mid, "sdpMLineIndex": c.sdp_mline_index})
-}
-
 impl TestServer {
     /// Joins `user`, subscribes, and publishes `tracks` (if any) with an offer.
     pub async fn media_client(
@@ -191,12 +95,12 @@ impl TestServer {
         let (out, mut out_rx) = mpsc::unbounded_channel::<Value>();
         let (frames_tx, frames) = mpsc::unbounded_channel();
         let (tracks_tx, tracks_rx) = mpsc::unbounded_channel();
-        let (sub_pc, mut sub_cands) = peer(tracks_tx).await;
+        let (sub_pc, mut sub_cands) = client_peer(tracks_tx).await;
         let publish = if tracks.is_empty() {
             None
         } else {
             let (dead_tx, _) = mpsc::unbounded_channel();
-            let (pc, mut pub_cands) = peer(dead_tx).await;
+            let (pc, mut pub_cands) = client_peer(dead_tx).await;
             for t in tracks {
                 pc.add_track(t.clone() as Arc<dyn TrackLocal>)
                     .await
@@ -209,7 +113,7 @@ impl TestServer {
             let o = out.clone();
             tokio::spawn(async move {
                 while let Some(c) = pub_cands.recv().await {
-                    let _ = o.send(cand_frame("publish", &c));
+                    let _ = o.send(candidate_frame("publish", &c));
                 }
             });
             Some(pc)
@@ -217,7 +121,7 @@ impl TestServer {
         let o = out.clone();
         tokio::spawn(async move {
             while let Some(c) = sub_cands.recv().await {
-                let _ = o.send(cand_frame("subscribe", &c));
+                let _ = o.send(candidate_frame("subscribe", &c));
             }
         });
         let _ = out.send(json!({"type": "subscribe"}));
