@@ -1,9 +1,14 @@
 //! convene-load: N signaling members in one room against a Convene server, reporting
 //! join latency, the server's memory per member and how fast one chat message reaches
-//! everyone. `--spawn BIN` starts a server of its own on loopback.
+//! everyone; or publishers and subscribers with media against Convene or Janus's
+//! VideoRoom. `--spawn BIN` starts a Convene server of its own on loopback.
 
 mod admin;
+mod convene_media;
+mod janus;
 mod media;
+mod media_run;
+mod progress;
 mod signal;
 mod stats;
 
@@ -22,13 +27,23 @@ struct Args {
     /// `signal`: N signaling members; `media`: publishers and subscribers with RTP.
     #[arg(long, default_value = "signal")]
     scenario: String,
-    /// media: members that publish one VP8 track (and subscribe to the others).
+    /// media: the SFU under test, `convene` or `janus` (then give --janus-url and --pid).
+    #[arg(long, default_value = "convene")]
+    target: String,
+    /// media: Janus's HTTP API root, e.g. http://127.0.0.1:8088/janus (loopback only).
+    #[arg(long)]
+    janus_url: Option<String>,
+    /// media: members that publish (and subscribe to the other publishers).
     #[arg(long, default_value_t = 1)]
     publishers: usize,
     /// media: receive-only members.
     #[arg(long, default_value_t = 10)]
     subscribers: usize,
-    /// media: packets per second per published track (1000-byte payloads).
+    /// media: what each publisher sends: `video` (VP8 at --pps, 1000-byte payloads),
+    /// `audio` (Opus-sized 120-byte payloads at 50/s) or `av` (both).
+    #[arg(long, value_enum, default_value = "video")]
+    kind: media::Kind,
+    /// media: packets per second per video track.
     #[arg(long, default_value_t = 100)]
     pps: u32,
     /// media: seconds measured, after the connections settle.
@@ -115,6 +130,9 @@ async fn spawn_server(bin: &str, key: &str) -> Result<(Spawned, SocketAddr), Str
 }
 
 async fn run(args: Args) -> Result<(), String> {
+    if args.scenario == "media" && args.target == "janus" {
+        return run_janus(&args).await;
+    }
     let key = args
         .admin_key
         .clone()
@@ -133,9 +151,19 @@ async fn run(args: Args) -> Result<(), String> {
     let pid = spawned.as_ref().and_then(|s| s.child.id()).or(args.pid);
     let admin = admin::Admin::new(&format!("http://{addr}"), &key);
     if args.scenario == "media" {
-        let r = run_media(&args, addr, pid, &admin).await;
+        if args.target != "convene" {
+            return Err(format!(
+                "unknown target '{}' (convene or janus)",
+                args.target
+            ));
+        }
+        let sfu = media_run::Sfu::Convene {
+            addr,
+            admin: &admin,
+        };
+        let report = media_run::run(&plan(&args), sfu, pid).await;
         drop(spawned);
-        return r;
+        return finish_media(&args, report);
     }
     if args.scenario != "signal" {
         return Err(format!(
@@ -169,12 +197,18 @@ async fn run(args: Args) -> Result<(), String> {
     let cpu_before = pid.and_then(stats::cpu_time);
 
     eprintln!("joining {n} members, {} at a time...", args.concurrency);
+    let bar = Arc::new(progress::Progress::new("joined", n));
     let gate = Arc::new(Semaphore::new(args.concurrency));
     let started = Instant::now();
     let mut joins = Vec::with_capacity(n);
     for (i, token) in tokens.into_iter().enumerate() {
         let permit = gate.clone().acquire_owned().await.unwrap();
-        let (tx, stop, marker) = (arrive_tx.clone(), stop_rx.clone(), marker.clone());
+        let (tx, stop, marker, bar) = (
+            arrive_tx.clone(),
+            stop_rx.clone(),
+            marker.clone(),
+            bar.clone(),
+        );
         joins.push(tokio::spawn(async move {
             let r = signal::join(
                 addr,
@@ -187,11 +221,9 @@ async fn run(args: Args) -> Result<(), String> {
             )
             .await;
             drop(permit);
+            bar.inc();
             r
         }));
-        if (i + 1) % (n / 10).max(1) == 0 {
-            eprintln!("  {:>3}% started", (i + 1) * 100 / n);
-        }
     }
     let mut latencies = Vec::with_capacity(n);
     let mut members = Vec::with_capacity(n);
@@ -210,6 +242,7 @@ async fn run(args: Args) -> Result<(), String> {
             }
         }
     }
+    bar.finish();
     let join_all = started.elapsed();
     tokio::time::sleep(Duration::from_secs(1)).await;
     let rss_after = pid.and_then(stats::rss_bytes);
@@ -251,6 +284,7 @@ async fn run(args: Args) -> Result<(), String> {
         "messageReached": fanout.len(),
         "messageFanoutMs": {
             "p50": stats::ms(stats::percentile(&mut fanout, 50.0)),
+            "p95": stats::ms(stats::percentile(&mut fanout, 95.0)),
             "p99": stats::ms(stats::percentile(&mut fanout, 99.0)),
             "all": stats::ms(fanout.iter().max().copied().unwrap_or_default()),
         },
@@ -262,9 +296,10 @@ async fn run(args: Args) -> Result<(), String> {
         },
     });
     println!(
-        "members {joined}/{n} joined in {:.2}s | join p50 {} ms p99 {} ms | message to all {}: p50 {} ms p99 {} ms max {} ms | server RSS/member {}",
+        "members {joined}/{n} joined in {:.2}s | join p50 {} ms p95 {} ms p99 {} ms | message to all {}: p50 {} ms p99 {} ms max {} ms | server RSS/member {}",
         join_all.as_secs_f64(),
         report["joinLatencyMs"]["p50"],
+        report["joinLatencyMs"]["p95"],
         report["joinLatencyMs"]["p99"],
         fanout.len(),
         report["messageFanoutMs"]["p50"],
@@ -285,116 +320,69 @@ async fn run(args: Args) -> Result<(), String> {
     Ok(())
 }
 
-async fn run_media(
-    args: &Args,
-    addr: SocketAddr,
-    pid: Option<u32>,
-    admin: &admin::Admin,
-) -> Result<(), String> {
-    let room = format!("media-{}", std::process::id());
-    let (m, n) = (args.publishers, args.subscribers);
-    admin.setup_media_room(&room, m, n).await?;
-    let epoch = Instant::now();
-    let tally = Arc::new(media::Tally::default());
-    tally
-        .window_start_us
-        .store(u64::MAX, std::sync::atomic::Ordering::Relaxed);
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    eprintln!("joining {m} publishers and {n} subscribers...");
-    let mut members = Vec::new();
-    for (prefix, count, publish) in [("p", m, true), ("s", n, false)] {
-        for i in 0..count {
-            let token = admin.token(&room, &format!("{prefix}{i}")).await?;
-            let member = media::join(
-                addr,
-                &token,
-                publish,
-                args.pps,
-                epoch,
-                tally.clone(),
-                stop.clone(),
-            )
-            .await?;
-            members.push(member);
-        }
+fn plan(args: &Args) -> media_run::Plan {
+    media_run::Plan {
+        publishers: args.publishers,
+        subscribers: args.subscribers,
+        kind: args.kind,
+        video_pps: args.pps,
+        seconds: args.seconds,
+        // Each media join is a few round trips and one or two peer connections.
+        concurrency: args.concurrency.min(20),
     }
-    // Let ICE connect and the first keyframes flow before measuring.
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let sent_total = |ms: &[media::MediaMember]| -> u64 {
-        ms.iter()
-            .map(|x| x.sent.load(std::sync::atomic::Ordering::Relaxed))
-            .sum()
-    };
-    tally.window_start_us.store(
-        epoch.elapsed().as_micros() as u64,
-        std::sync::atomic::Ordering::Relaxed,
-    );
-    let sent0 = sent_total(&members);
-    let cpu0 = pid.and_then(stats::cpu_time);
-    let t0 = Instant::now();
-    tokio::time::sleep(Duration::from_secs(args.seconds)).await;
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let wall = t0.elapsed();
-    let cpu1 = pid.and_then(stats::cpu_time);
-    let rss = pid.and_then(stats::rss_bytes);
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let sent = sent_total(&members) - sent0;
-    let receivers_per_packet = (m - 1 + n) as u64;
-    let expected = sent * receivers_per_packet;
-    let received = tally.received.load(std::sync::atomic::Ordering::Relaxed);
-    let gaps = tally.gaps.load(std::sync::atomic::Ordering::Relaxed);
-    let mut lat: Vec<Duration> = tally
-        .latencies_us
-        .lock()
-        .map(|v| v.iter().map(|u| Duration::from_micros(*u)).collect())
-        .unwrap_or_default();
-    for x in members {
-        x.close().await;
+}
+
+/// Media against a running Janus (started by bench/janus.sh; its pid via --pid).
+async fn run_janus(args: &Args) -> Result<(), String> {
+    let url = args
+        .janus_url
+        .as_deref()
+        .ok_or("--target janus needs --janus-url")?;
+    let host = reqwest::Url::parse(url)
+        .map_err(|e| format!("--janus-url: {e}"))?
+        .host_str()
+        .unwrap_or_default()
+        .to_string();
+    let loopback = host
+        .parse::<std::net::IpAddr>()
+        .map(|ip| ip.is_loopback())
+        .unwrap_or(false);
+    if !loopback {
+        return Err(LOOPBACK_ONLY.into());
     }
-    let loss = if expected > 0 {
-        1.0 - received as f64 / expected as f64
-    } else {
-        0.0
-    };
-    let cpu_pct = match (cpu0, cpu1) {
-        (Some(a), Some(b)) => Some(100.0 * (b - a).as_secs_f64() / wall.as_secs_f64()),
-        _ => None,
-    };
-    let report = json!({
-        "scenario": "media",
-        "publishers": m,
-        "subscribers": n,
-        "ppsPerTrack": args.pps,
-        "seconds": wall.as_secs_f64(),
-        "packetsSent": sent,
-        "packetsExpected": expected,
-        "packetsReceived": received,
-        "forwardedPerSecond": (received as f64 / wall.as_secs_f64()).round(),
-        "lossPercent": (loss.max(0.0) * 10000.0).round() / 100.0,
-        "gapPackets": gaps,
-        "latencyMs": {
-            "p50": stats::ms(stats::percentile(&mut lat, 50.0)),
-            "p99": stats::ms(stats::percentile(&mut lat, 99.0)),
-        },
-        "serverCpuPercent": cpu_pct.map(|c| c.round()),
-        "serverRssBytes": rss,
-    });
+    let sfu = media_run::Sfu::Janus(janus::Janus::new(url)?);
+    let report = media_run::run(&plan(args), sfu, args.pid).await;
+    finish_media(args, report)
+}
+
+/// Prints the summary line, writes the JSON report (also for a failed run, so a ladder
+/// can read why it stopped) and turns a recorded error into the exit status.
+fn finish_media(args: &Args, report: serde_json::Value) -> Result<(), String> {
+    let r = &report;
     println!(
-        "media {m} pub x {} recv each: forwarded {}/s, loss {}%, latency p50 {} ms p99 {} ms, server CPU {}%, RSS {} MiB",
-        receivers_per_packet,
-        report["forwardedPerSecond"],
-        report["lossPercent"],
-        report["latencyMs"]["p50"],
-        report["latencyMs"]["p99"],
-        report["serverCpuPercent"],
-        rss.map_or("n/a".into(), |r| format!("{:.1}", r as f64 / 1048576.0)),
+        "{} media {} pub x {} sub ({}): received {}/s, loss {}%, latency p50 {} ms p95 {} ms p99 {} ms, first media p50 {} ms, server CPU {}%, RSS {} MiB, tool CPU {}%",
+        r["target"].as_str().unwrap_or("?"),
+        r["publishers"],
+        r["subscribers"],
+        r["kind"].as_str().unwrap_or("?"),
+        r["receivedPerSecond"],
+        r["lossPercent"],
+        r["latencyMs"]["p50"],
+        r["latencyMs"]["p95"],
+        r["latencyMs"]["p99"],
+        r["timeToFirstMediaMs"]["p50"],
+        r["serverCpuPercent"],
+        r["serverRssBytes"]
+            .as_u64()
+            .map_or("n/a".into(), |b| format!("{:.1}", b as f64 / 1048576.0)),
+        r["loadToolCpuPercent"],
     );
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_string_pretty(&report).unwrap())
             .map_err(|e| format!("{path}: {e}"))?;
     }
-    if sent == 0 || received == 0 {
-        return Err("no media flowed".into());
+    match report["error"].as_str() {
+        Some(e) => Err(e.to_string()),
+        None => Ok(()),
     }
-    Ok(())
 }
