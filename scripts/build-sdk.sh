@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
 # Builds the browser SDK: Rust -> wasm32 -> wasm-bindgen JS glue (client-wasm/pkg)
-# -> wasm-opt -Oz when binaryen is installed. Works from any directory.
+# -> wasm-opt -Oz when binaryen is installed, then publishes it to www/sdk/ for the
+# demo pages. Works from any directory.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
 OUT_DIR=client-wasm/pkg
-WASM_IN=target/wasm32-unknown-unknown/release/convene_sdk.wasm
+WASM_IN=target/wasm32-unknown-unknown/sdk-release/convene_sdk.wasm
 WASM_OUT="$OUT_DIR/convene_sdk_bg.wasm"
 
-echo "build-sdk: cargo build (wasm32, release)"
-cargo build -p convene-sdk --target wasm32-unknown-unknown --release
+echo "build-sdk: cargo build (wasm32, profile sdk-release)"
+cargo build -p convene-sdk --target wasm32-unknown-unknown --profile sdk-release
 
 echo "build-sdk: wasm-bindgen --target web -> $OUT_DIR"
 wasm-bindgen --target web --out-dir "$OUT_DIR" --out-name convene_sdk "$WASM_IN"
@@ -57,3 +58,9 @@ fi
 RAW_SIZE="$(wc -c <"$WASM_OUT")"
 GZ_SIZE="$(gzip -c "$WASM_OUT" | wc -c)"
 echo "build-sdk: $WASM_OUT: $RAW_SIZE bytes, $GZ_SIZE bytes gzipped"
+
+# The demo and admin pages load the SDK from /sdk/ (www/sdk is not committed).
+rm -rf www/sdk
+mkdir -p www/sdk
+cp -R "$OUT_DIR"/. www/sdk/
+echo "build-sdk: copied $OUT_DIR/ to www/sdk/"

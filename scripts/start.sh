@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `npm start`: builds the browser SDK, publishes it under www/sdk/, then runs the
+# `npm start`: builds the browser SDK (published under www/sdk/), then runs the
 # server (`convene serve`). Extra arguments are passed on to `convene serve`.
 set -euo pipefail
 
@@ -8,11 +8,7 @@ cd "$ROOT"
 
 # Browser tests are not run here, so chromium is not needed.
 CONVENE_SKIP_CHROMIUM=1 bash scripts/ensure-toolchain.sh
+# Builds the SDK and publishes it to www/sdk/, where the pages load it from.
 bash scripts/build-sdk.sh
-
-echo "start: copying client-wasm/pkg/ to www/sdk/"
-rm -rf www/sdk
-mkdir -p www/sdk
-cp -R client-wasm/pkg/. www/sdk/
 
 exec cargo run --release -p convene-server --bin convene -- serve "$@"

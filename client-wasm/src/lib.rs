@@ -1,7 +1,42 @@
-//! Convene browser SDK, compiled to WebAssembly with wasm-bindgen.
+//! Convene browser SDK: join an invite-only Convene room from a web page.
 //!
-//! For now this only exposes version information, enough to prove the wasm
-//! toolchain (cargo -> wasm-bindgen -> wasm-opt -> JS) works end to end.
+//! ```js
+//! import init, { Room } from "convene-sdk";
+//! await init();
+//! const room = await Room.join({ url: "https://calls.example.com", token });
+//! room.on("trackAdded", ({ kind, stream }) => { /* attach to <video> or <audio> */ });
+//! ```
+//!
+//! Layout: pure logic (`roster`, `naming`, `backoff`, `endpoint`, `errors`) is plain
+//! Rust, tested natively and in the browser; the browser parts (`socket`, `peer`,
+//! `local_media`, `media`, `driver`, `room`) only build for wasm32.
+
+pub mod backoff;
+pub mod endpoint;
+pub mod errors;
+pub mod event_names;
+pub mod naming;
+pub mod roster;
+
+#[cfg(target_arch = "wasm32")]
+mod driver;
+#[cfg(target_arch = "wasm32")]
+mod events;
+#[cfg(target_arch = "wasm32")]
+mod local_media;
+#[cfg(target_arch = "wasm32")]
+mod media;
+#[cfg(target_arch = "wasm32")]
+mod peer;
+#[cfg(target_arch = "wasm32")]
+mod room;
+#[cfg(target_arch = "wasm32")]
+mod socket;
+#[cfg(target_arch = "wasm32")]
+mod types;
+
+#[cfg(target_arch = "wasm32")]
+pub use room::Room;
 
 use wasm_bindgen::prelude::wasm_bindgen;
 

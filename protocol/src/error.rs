@@ -76,6 +76,10 @@ pub struct ErrorBody {
     /// The request field the error is about, when there is one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
+    /// The time the error is about (RFC 3339), so a client can say it in the user's own
+    /// words and time zone: when the room opens (`RoomNotOpenYet`) or ended (`RoomExpired`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
 }
@@ -87,6 +91,7 @@ impl ErrorBody {
             number: code.number(),
             message: message.into(),
             target: None,
+            at: None,
             request_id: None,
         }
     }

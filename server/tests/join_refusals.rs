@@ -79,6 +79,15 @@ async fn policy_window_and_existence() {
         .as_str()
         .unwrap()
         .contains("opens at"));
+    // `at` is machine-readable, so a page can say it in the user's time zone.
+    let at = r.body["error"]["at"]
+        .as_str()
+        .expect("RoomNotOpenYet has `at`");
+    let at: chrono::DateTime<Utc> = at.parse().unwrap();
+    assert!(
+        (at - soon).num_milliseconds().abs() < 1000,
+        "{at} vs {soon}"
+    );
 
     s.post(
         "/v1/rooms",
@@ -103,6 +112,14 @@ async fn policy_window_and_existence() {
         .as_str()
         .unwrap()
         .contains("ended at"));
+    let at = r.body["error"]["at"]
+        .as_str()
+        .expect("RoomExpired has `at`");
+    let at: chrono::DateTime<Utc> = at.parse().unwrap();
+    assert!(
+        (at - until).num_milliseconds().abs() < 1000,
+        "{at} vs {until}"
+    );
 
     s.room("gone", &[("a", "attendee")]).await;
     let t = s.token("gone", "a").await;

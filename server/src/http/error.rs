@@ -23,6 +23,7 @@ pub struct ApiError {
     pub code: ErrorCode,
     pub message: String,
     pub target: Option<String>,
+    pub at: Option<String>,
 }
 
 impl ApiError {
@@ -31,6 +32,7 @@ impl ApiError {
             code,
             message: message.into(),
             target: None,
+            at: None,
         }
     }
 
@@ -39,11 +41,17 @@ impl ApiError {
             code: ErrorCode::InvalidParameter,
             message: message.into(),
             target: Some(target.into()),
+            at: None,
         }
     }
 
     pub fn with_target(mut self, target: impl Into<String>) -> Self {
         self.target = Some(target.into());
+        self
+    }
+
+    pub fn with_at(mut self, at: chrono::DateTime<chrono::Utc>) -> Self {
+        self.at = Some(at.to_rfc3339());
         self
     }
 
@@ -67,6 +75,7 @@ impl ApiError {
     pub fn body(&self) -> ErrorEnvelope {
         let mut body = ErrorBody::new(self.code, self.message.clone());
         body.target = self.target.clone();
+        body.at = self.at.clone();
         body.request_id = current_request_id();
         ErrorEnvelope { error: body }
     }

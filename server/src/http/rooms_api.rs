@@ -419,7 +419,8 @@ pub fn ensure_not_expired(room: &Room, now: DateTime<Utc>) -> ApiResult<()> {
         return Err(ApiError::new(
             ErrorCode::RoomExpired,
             format!("the room ended at {}", room.valid_until.to_rfc3339()),
-        ));
+        )
+        .with_at(room.valid_until));
     }
     Ok(())
 }

@@ -275,6 +275,9 @@ impl Session {
                     }
                 }
                 m.resume_token = crate::ids::random_token(24);
+                // A new client (a reload, another tab) brings new peer connections: the
+                // relay drops the old ones so the new offer and subscribe start afresh.
+                self.departed.push(user.clone());
                 JoinOutcome::Replaced
             }
         } else {

@@ -62,7 +62,8 @@ pub async fn admit(state: &AppState, token: Option<&str>, resuming: bool) -> Api
         return Err(ApiError::new(
             ErrorCode::RoomExpired,
             format!("this room ended at {}", room.valid_until.to_rfc3339()),
-        ));
+        )
+        .with_at(room.valid_until));
     }
     if now.timestamp() >= claims.exp {
         return Err(unauthenticated(
@@ -85,13 +86,15 @@ pub async fn admit(state: &AppState, token: Option<&str>, resuming: bool) -> Api
         return Err(ApiError::new(
             ErrorCode::RoomNotOpenYet,
             format!("this room opens at {}", room.valid_from.to_rfc3339()),
-        ));
+        )
+        .with_at(room.valid_from));
     }
     if now >= room.valid_until {
         return Err(ApiError::new(
             ErrorCode::RoomExpired,
             format!("this room ended at {}", room.valid_until.to_rfc3339()),
-        ));
+        )
+        .with_at(room.valid_until));
     }
     if let Some(max) = room.max_participants {
         // Someone coming back (resume or a reload) already holds a place.

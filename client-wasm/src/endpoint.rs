@@ -1,0 +1,119 @@
+//! Where to connect: the signaling WebSocket URL from the server URL a developer gives
+//! (or the page's own origin), and the plain-HTTP twin used to read why a join failed
+//! (browsers hide the HTTP answer to a refused WebSocket upgrade).
+
+use crate::errors::SdkError;
+
+const SIGNALING_PATH: &str = "/v1/rtc";
+
+/// Percent-encodes everything but RFC 3986's unreserved characters.
+fn encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// `(scheme, rest)` of the server URL, with the scheme lower-cased and any query,
+/// fragment or trailing slash removed.
+fn split(base: &str) -> Result<(String, String), SdkError> {
+    let bad = || {
+        SdkError::invalid(
+            "url",
+            format!("'{base}' is not a server URL; use e.g. https://calls.example.com"),
+        )
+    };
+    let (scheme, rest) = base.trim().split_once("://").ok_or_else(bad)?;
+    let scheme = scheme.to_ascii_lowercase();
+    if !matches!(scheme.as_str(), "http" | "https" | "ws" | "wss") {
+        return Err(bad());
+    }
+    let rest = rest.split(['?', '#']).next().unwrap_or_default();
+    let rest = rest.trim_end_matches('/').to_string();
+    if rest.is_empty() || rest.starts_with('/') {
+        return Err(bad());
+    }
+    Ok((scheme, rest))
+}
+
+fn query(token: &str, resume: Option<&str>) -> String {
+    let mut q = format!("?token={}", encode(token));
+    if let Some(r) = resume {
+        q.push_str("&resume=");
+        q.push_str(&encode(r));
+    }
+    q
+}
+
+/// The URL to open the signaling WebSocket on. `base` is an http(s) or ws(s) URL,
+/// optionally with a path prefix (a server behind a proxy at `/convene`).
+pub fn signaling_url(base: &str, token: &str, resume: Option<&str>) -> Result<String, SdkError> {
+    let (scheme, rest) = split(base)?;
+    let ws = if scheme == "https" || scheme == "wss" {
+        "wss"
+    } else {
+        "ws"
+    };
+    Ok(format!(
+        "{ws}://{rest}{SIGNALING_PATH}{}",
+        query(token, resume)
+    ))
+}
+
+/// The same endpoint over plain HTTP: the server answers it with the error that refused
+/// the join (or with an "upgrade needed" error when the join would be admitted).
+pub fn diagnosis_url(base: &str, token: &str) -> Result<String, SdkError> {
+    let (scheme, rest) = split(base)?;
+    let http = if scheme == "https" || scheme == "wss" {
+        "https"
+    } else {
+        "http"
+    };
+    Ok(format!(
+        "{http}://{rest}{SIGNALING_PATH}{}",
+        query(token, None)
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builds_ws_urls_from_http_and_ws_bases() {
+        assert_eq!(
+            signaling_url("http://127.0.0.1:7880", "a.b-c_d", None).unwrap(),
+            "ws://127.0.0.1:7880/v1/rtc?token=a.b-c_d"
+        );
+        assert_eq!(
+            signaling_url("HTTPS://calls.example.com/convene/?x=1#y", "t", Some("r+1")).unwrap(),
+            "wss://calls.example.com/convene/v1/rtc?token=t&resume=r%2B1"
+        );
+        assert_eq!(
+            signaling_url("wss://h", "t", None).unwrap(),
+            "wss://h/v1/rtc?token=t"
+        );
+        assert_eq!(
+            diagnosis_url("wss://h/p", "t t").unwrap(),
+            "https://h/p/v1/rtc?token=t%20t"
+        );
+        assert_eq!(
+            diagnosis_url("ws://h", "t").unwrap(),
+            "http://h/v1/rtc?token=t"
+        );
+    }
+
+    #[test]
+    fn refuses_what_is_not_a_server_url() {
+        for bad in ["", "calls.example.com", "ftp://h", "http://", "http:///x"] {
+            let e = signaling_url(bad, "t", None).unwrap_err();
+            assert_eq!(e.code, "InvalidParameter", "{bad}");
+            assert_eq!(e.target.as_deref(), Some("url"));
+        }
+    }
+}

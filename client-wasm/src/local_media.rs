@@ -1,0 +1,85 @@
+//! The browser's own camera, microphone and screen.
+
+use js_sys::Reflect;
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{
+    DisplayMediaStreamConstraints, MediaStream, MediaStreamConstraints, MediaStreamTrack,
+};
+
+use crate::errors::SdkError;
+
+fn devices() -> Result<web_sys::MediaDevices, SdkError> {
+    web_sys::window()
+        .and_then(|w| w.navigator().media_devices().ok())
+        .ok_or_else(|| {
+            SdkError::media_unavailable(
+                "this page cannot use a camera or microphone (it needs https or localhost)",
+            )
+        })
+}
+
+fn explain(what: &str, e: JsValue) -> SdkError {
+    let name = Reflect::get(&e, &"name".into())
+        .ok()
+        .and_then(|n| n.as_string())
+        .unwrap_or_default();
+    let why = match name.as_str() {
+        "NotAllowedError" => "permission was refused".to_string(),
+        "NotFoundError" => "no such device was found".to_string(),
+        "NotReadableError" => "the device is in use by another application".to_string(),
+        _ => Reflect::get(&e, &"message".into())
+            .ok()
+            .and_then(|m| m.as_string())
+            .unwrap_or(name),
+    };
+    SdkError::media_unavailable(format!("cannot use the {what}: {why}"))
+}
+
+fn tracks(stream: &MediaStream) -> Vec<MediaStreamTrack> {
+    stream
+        .get_tracks()
+        .iter()
+        .filter_map(|t| t.dyn_into().ok())
+        .collect()
+}
+
+/// The microphone and/or camera, as asked.
+pub async fn user_media(audio: bool, video: bool) -> Result<Vec<MediaStreamTrack>, SdkError> {
+    if !audio && !video {
+        return Ok(Vec::new());
+    }
+    let what = match (audio, video) {
+        (true, true) => "camera and microphone",
+        (true, false) => "microphone",
+        _ => "camera",
+    };
+    let c = MediaStreamConstraints::new();
+    c.set_audio_bool(audio);
+    c.set_video_bool(video);
+    let promise = devices()?
+        .get_user_media_with_constraints(&c)
+        .map_err(|e| explain(what, e))?;
+    let stream: MediaStream = JsFuture::from(promise)
+        .await
+        .map_err(|e| explain(what, e))?
+        .unchecked_into();
+    Ok(tracks(&stream))
+}
+
+/// A screen, window or tab the user picks.
+pub async fn display_media() -> Result<MediaStreamTrack, SdkError> {
+    let c = DisplayMediaStreamConstraints::new();
+    c.set_video_bool(true);
+    let promise = devices()?
+        .get_display_media_with_constraints(&c)
+        .map_err(|e| explain("screen", e))?;
+    let stream: MediaStream = JsFuture::from(promise)
+        .await
+        .map_err(|e| explain("screen", e))?
+        .unchecked_into();
+    tracks(&stream)
+        .into_iter()
+        .find(|t| t.kind() == "video")
+        .ok_or_else(|| SdkError::media_unavailable("the screen share has no video"))
+}

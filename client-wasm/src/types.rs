@@ -1,0 +1,157 @@
+//! The TypeScript surface: precise types for options, payloads and events, written
+//! once here and merged into the generated `.d.ts`. The Rust side only ever sees these
+//! as opaque JS values.
+
+use wasm_bindgen::prelude::wasm_bindgen;
+
+#[wasm_bindgen(typescript_custom_section)]
+const TS_TYPES: &'static str = r#"
+/** What a role may do; the server decides and tells the SDK. */
+export type Role = "presenter" | "collaborator" | "attendee" | "consumer";
+
+export type ConnectionState = "connecting" | "connected" | "reconnecting" | "disconnected";
+
+/** Why a member left: the server's reasons, plus `connectionLost` when reconnecting gave up. */
+export type LeaveReason =
+  | "clientLeft" | "removed" | "roomDeleted" | "roomExpired" | "duplicateSession"
+  | "roleRevoked" | "serverShutdown" | "timeout" | "roomFull" | "connectionLost";
+
+export type TrackKind = "audio" | "video" | "screen";
+
+export type ErrorCode =
+  | "Internal" | "InvalidParameter" | "RoomAlreadyExists" | "RoomNotFound" | "NotInRoom"
+  | "NotInvited" | "PermissionDenied" | "Unauthenticated" | "RoomFull" | "RoomNotOpenYet"
+  | "RoomClosed" | "RoomExpired" | "RateLimited" | "PayloadTooLarge" | "NotFound"
+  | "MethodNotAllowed" | "ConnectionFailed" | "MediaUnavailable" | "NotConnected";
+
+/** Every rejected promise and every `error` event carries one of these. */
+export interface ConveneError extends Error {
+  name: "ConveneError";
+  code: ErrorCode;
+  number: number;
+  message: string;
+  /** The option or field the error is about. */
+  target?: string;
+  /** RFC 3339: when the room opens (`RoomNotOpenYet`) or ended (`RoomExpired`). */
+  at?: string;
+}
+
+export interface JoinOptions {
+  /** The Convene server, e.g. `https://calls.example.com`. Default: this page's origin. */
+  url?: string;
+  /** The join token from the invite link (`/join#token=...`). */
+  token: string;
+  /** Publish the microphone from the start (default true when the role allows it). */
+  audio?: boolean;
+  /** Publish the camera from the start (default true when the role allows it). */
+  video?: boolean;
+  /** Reconnect by itself after a dropped connection (default true). */
+  reconnect?: boolean;
+}
+
+export interface Participant {
+  id: string;
+  role: Role;
+  audio: boolean;
+  video: boolean;
+  screen: boolean;
+  /** RFC 3339. */
+  joinedAt: string;
+  /** True for you. */
+  isLocal: boolean;
+}
+
+export interface Capabilities {
+  publishAudio: boolean;
+  publishVideo: boolean;
+  publishScreen: boolean;
+  /** May mute or remove others. */
+  moderate: boolean;
+}
+
+export interface RoomInfo {
+  id: string;
+  name: string;
+  validFrom: string;
+  validUntil: string;
+  isMessageDisabled: boolean;
+}
+
+export interface MediaChangedEvent {
+  participant: Participant;
+  participantId: string;
+  audio: boolean;
+  video: boolean;
+  screen: boolean;
+  /** Set when it was not the participant's own choice: `roleChanged` or `mutedBy:<id>`. */
+  reason?: string;
+}
+
+export interface TrackEvent {
+  participantId: string;
+  kind: TrackKind;
+  track: MediaStreamTrack;
+  /** Holds this one track; attach it to a `<video>` or `<audio>` element. */
+  stream: MediaStream;
+}
+
+export interface StateChangedEvent {
+  state: ConnectionState;
+  /** Why, for `reconnecting` and `disconnected`: a leave reason or an error code. */
+  reason?: LeaveReason | ErrorCode;
+}
+
+export interface CapabilitiesChangedEvent {
+  role: Role;
+  capabilities: Capabilities;
+}
+
+export interface ChatMessage {
+  from: string;
+  text: string;
+  /** RFC 3339. */
+  sentAt: string;
+}
+
+export interface LeftEvent {
+  reason: LeaveReason;
+  /** Set when a reconnect was refused, e.g. `NotInvited` after a removal. */
+  error?: ConveneError;
+}
+
+/** Every event `Room.on` accepts, with the payload its listener receives. */
+export interface RoomEvents {
+  participantJoined: Participant;
+  participantLeft: Participant;
+  mediaChanged: MediaChangedEvent;
+  trackAdded: TrackEvent;
+  trackRemoved: TrackEvent;
+  stateChanged: StateChangedEvent;
+  capabilitiesChanged: CapabilitiesChangedEvent;
+  message: ChatMessage;
+  /** Something the server refused after joining, e.g. a chat message over the rate limit. */
+  error: ConveneError;
+  left: LeftEvent;
+}
+
+export type RoomEventName = keyof RoomEvents;
+export type RoomListener<K extends RoomEventName> = (event: RoomEvents[K]) => void;
+
+export interface Room {
+  /** Calls `listener` for every `event` until `off` or the room is left. */
+  on<K extends RoomEventName>(event: K, listener: RoomListener<K>): void;
+  /** Removes a listener added with `on`. */
+  off<K extends RoomEventName>(event: K, listener: RoomListener<K>): void;
+  /**
+   * Presenters: turns another participant's microphone, camera or screen off
+   * (all three when `kinds` is left out).
+   */
+  muteParticipant(id: string, kinds?: { audio?: boolean; video?: boolean; screen?: boolean }): Promise<void>;
+}
+"#;
+
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(typescript_type = "JoinOptions")]
+    pub type JoinOptionsJs;
+}

@@ -1,0 +1,199 @@
+// The whole path a browser user and an admin take, with the real server and headless
+// Chromium: the admin page sets up a room, two people join from their links, see and
+// hear each other, mute, reload, get removed; bad links are refused in plain words.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { startServer } from "./lib/server.mjs";
+import { launch, newPage, inbound, eventually, saveFailure } from "./lib/browser.mjs";
+
+let server;
+let browser;
+const pages = [];
+
+before(async () => {
+  server = await startServer();
+  browser = await launch();
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+});
+
+/** Runs a test body; on failure saves screenshots and console logs of every page. */
+function scenario(name, body) {
+  test(name, { timeout: 240_000 }, async () => {
+    try {
+      await body();
+    } catch (e) {
+      await saveFailure(pages, name.replace(/\W+/g, "-"));
+      throw e;
+    }
+  });
+}
+
+const person = (page, id) => page.locator(`#people li[data-id="${id}"]`);
+
+async function open(name, url) {
+  const page = await newPage(browser, name);
+  pages.push(page);
+  await page.goto(url);
+  return page;
+}
+
+async function adminLink(admin, user) {
+  const row = admin.locator(`#roster tr[data-user="${user}"]`);
+  await row.locator('[data-action="link"]').click();
+  const input = row.locator(".link input");
+  await eventually(`a join link for ${user}`, async () => (await input.inputValue()).includes("/join#token="));
+  return input.inputValue();
+}
+
+async function decodes(page, what) {
+  const video = await eventually(`${page.__name} decoding ${what} video`, async () => {
+    const v = await inbound(page, "video");
+    return v.framesDecoded > 0 && v;
+  }, 30_000);
+  const audio = await eventually(`${page.__name} receiving ${what} audio`, async () => {
+    const a = await inbound(page, "audio");
+    return a.totalAudioEnergy > 0.01 && a;
+  }, 30_000);
+  console.log(`${page.__name} receives ${what} media: ${video.framesDecoded} video frames decoded, audio energy ${audio.totalAudioEnergy.toFixed(4)}`);
+}
+
+scenario("admin invites A and B; they see and hear each other; mute, reload, removal", async () => {
+  // The admin page: sign in, create a room, invite A (presenter) and B (attendee).
+  const admin = await open("admin", `${server.url}/admin`);
+  await admin.fill("#key", "wrong-key");
+  await admin.click("#key-use");
+  await eventually("the wrong key refused", async () => /admin key is not right/.test(await admin.textContent("#alert")));
+  await admin.fill("#key", server.adminKey);
+  await admin.click("#key-use");
+  await admin.waitForSelector("#app:not([hidden])");
+  await admin.fill("#c-name", "E2E call");
+  await admin.fill("#c-id", "e2e-call");
+  await admin.click("#create button");
+  await admin.waitForSelector('#rooms tr[data-room="e2e-call"]');
+  await admin.waitForSelector("#detail:not([hidden])");
+  for (const [user, role] of [["alice", "presenter"], ["bob", "attendee"]]) {
+    await admin.fill("#i-user", user);
+    await admin.selectOption("#i-role", role);
+    await admin.click("#invite button");
+    await admin.waitForSelector(`#roster tr[data-user="${user}"]`);
+  }
+  assert.equal(await admin.locator('#roster tr[data-user="alice"] select').inputValue(), "presenter");
+  const linkA = await adminLink(admin, "alice");
+  const linkB = await adminLink(admin, "bob");
+  assert.ok(linkA.startsWith(`${server.url}/join#token=`), linkA);
+
+  // A and B join; each lists the other.
+  const a = await open("alice", linkA);
+  const b = await open("bob", linkB);
+  await person(a, "bob").waitFor({ timeout: 20_000 });
+  await person(b, "alice").waitFor({ timeout: 20_000 });
+  assert.equal(await a.textContent("#title"), "E2E call");
+  assert.match(await a.textContent("#who"), /alice \(presenter\)/);
+
+  // Media both ways: video frames decoded and audio energy received.
+  await decodes(a, "bob's");
+  await decodes(b, "alice's");
+  await a.waitForSelector('[data-tile="bob:camera"] video');
+  await eventually("alice's list shows bob's mic on", async () => (await person(a, "bob").getAttribute("data-audio")) === "true");
+
+  // The admin sees both live.
+  await admin.waitForSelector('#members tr[data-member="alice"]');
+  await admin.waitForSelector('#members tr[data-member="bob"]');
+
+  // B mutes: A's page shows it, from mediaChanged.
+  await b.click("#mic");
+  await eventually("alice's list shows bob muted", async () => (await person(a, "bob").getAttribute("data-audio")) === "false");
+  assert.match(await person(a, "bob").textContent(), /mic off/);
+  assert.match(await a.textContent("#log"), /bob: mic off/);
+  assert.equal(await b.getAttribute("#mic", "aria-pressed"), "false");
+
+  // Chat reaches the other page.
+  await b.fill("#chat-text", "hello from bob");
+  await b.click("#chat-form button");
+  await eventually("alice gets bob's message", async () => /hello from bob/.test(await a.textContent("#chat-log")));
+
+  // A's signaling connection drops: the SDK reconnects and resumes; B sees no leave.
+  const logBefore = await b.textContent("#log");
+  await a.evaluate(() => window.__sockets.at(-1).close());
+  await eventually("alice reconnected", async () => {
+    const log = await a.textContent("#log");
+    return /connection reconnecting \(connectionLost\)/.test(log) && /connection connected/.test(log) && (await a.textContent("#state")) === "connected";
+  });
+  assert.equal(await a.evaluate(() => window.__sockets.length), 2);
+  assert.equal(await b.textContent("#log"), logBefore, "bob saw nothing of alice's reconnect");
+  await a.fill("#chat-text", "back again");
+  await a.click("#chat-form button");
+  await eventually("bob gets alice's message after the resume", async () => /back again/.test(await b.textContent("#chat-log")));
+
+  // A reloads: it rejoins, with new connections, and media flows again both ways.
+  await a.reload();
+  await person(a, "bob").waitFor({ timeout: 20_000 });
+  assert.equal(await a.textContent("#state"), "connected");
+  await eventually("alice's video decoded again", async () => (await inbound(a, "video")).framesDecoded > 0, 30_000);
+  await eventually("bob decodes alice's new video", async () => {
+    const before = (await inbound(b, "video")).framesDecoded;
+    await new Promise((r) => setTimeout(r, 1000));
+    return (await inbound(b, "video")).framesDecoded > before;
+  }, 30_000);
+  assert.equal(await b.locator('[data-tile="alice:camera"]').count(), 1);
+
+  // The admin removes B from the call: B's page says so, B's tile leaves A's grid.
+  await admin.locator('#members tr[data-member="bob"] button').click();
+  await eventually("bob's page says he was removed", async () => /You were removed from this room/.test(await b.textContent("#notice")));
+  assert.equal(await b.isVisible("#rejoin"), false);
+  await eventually("bob's tile leaves alice's grid", async () => (await a.locator('[data-participant="bob"]').count()) === 0);
+  await eventually("bob leaves alice's list", async () => (await person(a, "bob").count()) === 0);
+  assert.match(await a.textContent("#log"), /bob left/);
+});
+
+scenario("bad links are refused with messages people understand", async () => {
+  const now = Date.now();
+  await server.api("POST", "/v1/rooms", { id: "e2e-refusals", participants: { carol: {}, dave: {} } });
+  // Uninvited: a token minted before the invitation was withdrawn.
+  const carol = await server.api("POST", "/v1/rooms/e2e-refusals/tokens", { userId: "carol" });
+  await server.api("PATCH", "/v1/rooms/e2e-refusals/participants", { participants: { carol: null } });
+  const c = await open("carol", carol.joinUrl);
+  await eventually("carol is told she is not invited", async () => /You are not invited to this room/.test(await c.textContent("#notice")));
+  assert.equal(await c.isVisible("#call"), false);
+
+  // A room that has ended.
+  await server.api("POST", "/v1/rooms", { id: "e2e-brief", validUntil: new Date(now + 2500).toISOString(), participants: { dave: {} } });
+  const dave = await server.api("POST", "/v1/rooms/e2e-brief/tokens", { userId: "dave" });
+  await new Promise((r) => setTimeout(r, Math.max(0, now + 3000 - Date.now())));
+  const d = await open("dave", dave.joinUrl);
+  await eventually("dave is told the room has ended", async () => /This room has ended/.test(await d.textContent("#notice")));
+  assert.match(await d.textContent("#notice"), /This room closed on/);
+
+  // A room that opens later: the page says when, in the user's words.
+  const opens = new Date(now + 3 * 86400_000);
+  await server.api("POST", "/v1/rooms", { id: "e2e-later", validFrom: opens.toISOString(), participants: { erin: {} } });
+  const erin = await server.api("POST", "/v1/rooms/e2e-later/tokens", { userId: "erin" });
+  const e = await open("erin", erin.joinUrl);
+  await eventually("erin is told when the room opens", async () => /This room opens on/.test(await e.textContent("#notice")));
+  const month = opens.toLocaleDateString("en-US", { month: "long" });
+  assert.match(await e.textContent("#notice"), new RegExp(`${month}`));
+
+  // A garbled link.
+  const f = await open("garbled", `${server.url}/join#token=not-a-token`);
+  await eventually("a garbled link is refused", async () => /This link does not work/.test(await f.textContent("#notice")));
+  // No token at all.
+  const g = await open("no-token", `${server.url}/join`);
+  await eventually("a link without a token is explained", async () => /No invite in this link/.test(await g.textContent("#notice")));
+});
+
+scenario("the README's ten-line page joins a call and shows the other person's video", async () => {
+  await server.api("POST", "/v1/rooms", { id: "e2e-hello", participants: { gina: { role: "presenter" }, hank: {} } });
+  const gina = await server.api("POST", "/v1/rooms/e2e-hello/tokens", { userId: "gina" });
+  const hank = await server.api("POST", "/v1/rooms/e2e-hello/tokens", { userId: "hank" });
+  const g = await open("gina-hello", `${server.url}/examples/hello.html#token=${gina.token}`);
+  const h = await open("hank-hello", `${server.url}/examples/hello.html#token=${hank.token}`);
+  for (const [page, other] of [[g, "hank"], [h, "gina"]]) {
+    await eventually(`${page.__name} plays ${other}'s video`, () =>
+      page.evaluate(() => [...document.querySelectorAll("video")].some((v) => v.videoWidth > 0 && v.currentTime > 0)), 30_000);
+    assert.equal(await page.locator("audio").count(), 1);
+  }
+});

@@ -1,0 +1,94 @@
+// Headless Debian Chromium with a fake camera and microphone, one context per person.
+// Each page records its RTCPeerConnections and WebSockets (see RECORD).
+import { chromium } from "playwright-core";
+import { mkdirSync } from "node:fs";
+import { join, resolve } from "node:path";
+
+export const ARTIFACTS = resolve(import.meta.dirname, "../artifacts");
+
+const ARGS = [
+  "--no-sandbox", "--disable-gpu", "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+  "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run",
+  // Required where loopback is the only interface: otherwise no ICE candidates at all.
+  "--allow-loopback-in-peer-connection",
+  "--autoplay-policy=no-user-gesture-required",
+];
+
+export async function launch() {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    headless: true,
+    args: ARGS,
+    ignoreDefaultArgs: ["--mute-audio"],
+  });
+}
+
+// Records the page's peer connections and WebSockets (the real ones, subclassed) so a
+// test can read media stats and drop the signaling connection.
+const RECORD = () => {
+  const NativePc = window.RTCPeerConnection;
+  window.__pcs = [];
+  window.RTCPeerConnection = class extends NativePc {
+    constructor(...args) { super(...args); window.__pcs.push(this); }
+  };
+  const NativeWs = window.WebSocket;
+  window.__sockets = [];
+  window.WebSocket = class extends NativeWs {
+    constructor(...args) { super(...args); window.__sockets.push(this); }
+  };
+};
+
+export async function newPage(browser, name) {
+  const context = await browser.newContext({ permissions: ["camera", "microphone"] });
+  await context.addInitScript(RECORD);
+  const page = await context.newPage();
+  page.__name = name;
+  page.__console = [];
+  page.on("console", (m) => page.__console.push(`[${m.type()}] ${m.text()}`));
+  page.on("pageerror", (e) => page.__console.push(`[pageerror] ${e.message}`));
+  return page;
+}
+
+/** Sums inbound-rtp stats of one kind over the page's live peer connections. */
+export async function inbound(page, kind) {
+  return page.evaluate(async (kind) => {
+    const sum = { framesDecoded: 0, totalAudioEnergy: 0, bytesReceived: 0 };
+    for (const pc of window.__pcs || []) {
+      if (pc.connectionState === "closed") continue;
+      (await pc.getStats()).forEach((s) => {
+        if (s.type === "inbound-rtp" && s.kind === kind) {
+          sum.framesDecoded += s.framesDecoded || 0;
+          sum.totalAudioEnergy += s.totalAudioEnergy || 0;
+          sum.bytesReceived += s.bytesReceived || 0;
+        }
+      });
+    }
+    return sum;
+  }, kind);
+}
+
+/** Polls `check` until it returns a truthy value; fails with `what` after `ms`. */
+export async function eventually(what, check, ms = 20_000) {
+  const end = Date.now() + ms;
+  let last;
+  for (;;) {
+    try {
+      last = await check();
+      if (last) return last;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what} (last: ${last instanceof Error ? last.message : JSON.stringify(last)})`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+export async function saveFailure(pages, testName) {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  for (const p of pages) {
+    if (!p || p.isClosed()) continue;
+    const base = join(ARTIFACTS, `${testName}-${p.__name}`);
+    await p.screenshot({ path: `${base}.png`, fullPage: true }).catch(() => {});
+    console.error(`--- ${p.__name} console (${base}.png) ---\n${p.__console.slice(-40).join("\n")}`);
+  }
+}

@@ -1,0 +1,54 @@
+// Compiled (not run) by types.test.mjs with `tsc --strict`: what a web developer writes
+// against the published typings must type-check, and mistakes must not.
+import init, { Room, version } from "convene-sdk";
+import type { ConveneError, Participant, RoomEvents, TrackEvent, StateChangedEvent } from "convene-sdk";
+
+export async function example(token: string): Promise<void> {
+  await init();
+  const room: Room = await Room.join({ url: "https://calls.example.com", token, audio: true, video: false });
+  const people: Participant[] = room.participants();
+  const me: Participant = room.localParticipant;
+  const roles: string[] = people.map((p) => `${p.id}:${p.role}:${p.audio}:${p.isLocal}`);
+  room.on("trackAdded", (e: TrackEvent) => {
+    const stream: MediaStream = e.stream;
+    const kind: "audio" | "video" | "screen" = e.kind;
+    void stream, kind;
+  });
+  room.on("stateChanged", ({ state, reason }: StateChangedEvent) => {
+    if (state === "reconnecting") console.log(reason);
+  });
+  room.on("mediaChanged", (e) => console.log(e.participantId, e.audio, e.reason));
+  room.on("left", (e) => console.log(e.reason, e.error?.code));
+  room.on("message", (m) => console.log(m.from, m.text, m.sentAt));
+  room.on("capabilitiesChanged", (c) => console.log(c.role, c.capabilities.publishScreen));
+  const onError = (e: RoomEvents["error"]) => console.log(e.code, e.number);
+  room.on("error", onError);
+  room.off("error", onError);
+  await room.setMicrophoneEnabled(false);
+  await room.setCameraEnabled(true);
+  await room.sendMessage("hi");
+  await room.muteParticipant("bob");
+  await room.muteParticipant("bob", { audio: true });
+  const preview: MediaStream = room.localStream;
+  const mediaError: ConveneError | null = room.mediaError;
+  const state: "connecting" | "connected" | "reconnecting" | "disconnected" = room.state;
+  await room.leave();
+  void me, roles, preview, mediaError, state, version();
+
+  try {
+    await Room.join({ token });
+  } catch (err) {
+    const e = err as ConveneError;
+    if (e.code === "RoomNotOpenYet") console.log(e.at);
+  }
+
+  // @ts-expect-error: not an event
+  room.on("trackadded", () => {});
+  // @ts-expect-error: the payload of participantJoined is a Participant, not a TrackEvent
+  room.on("participantJoined", (e: TrackEvent) => void e);
+  // @ts-expect-error: token is required
+  await Room.join({ url: "https://calls.example.com" });
+  // @ts-expect-error: not an error code
+  const bad: ConveneError["code"] = "Oops";
+  void bad;
+}

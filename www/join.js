@@ -1,0 +1,253 @@
+// The demo call page: /join#token=... joins the room the invite is for, with camera
+// and microphone, and shows everyone's video, the people list, chat and an event log.
+import init, { Room } from "/sdk/convene_sdk.js";
+
+const $ = (id) => document.getElementById(id);
+const token = new URLSearchParams(location.hash.slice(1)).get("token");
+let room = null;
+
+function when(iso) {
+  const d = new Date(iso);
+  const day = d.toLocaleDateString(undefined, { day: "numeric", month: "long", year: d.getFullYear() === new Date().getFullYear() ? undefined : "numeric" });
+  const time = d.toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit" });
+  return `${day} at ${time}`;
+}
+
+// Errors and leave reasons, said the way people understand them.
+function explainError(e) {
+  switch (e.code) {
+    case "RoomNotOpenYet": return ["This room is not open yet", `This room opens on ${when(e.at)}. Come back then with the same link.`];
+    case "RoomExpired": return ["This room has ended", e.at ? `This room closed on ${when(e.at)}.` : "The room's time is over."];
+    case "NotInvited": return ["You are not invited to this room", "Ask the organizer to invite you and send you a new link."];
+    case "Unauthenticated": return ["This link does not work", `${capitalize(e.message)}. Ask the organizer for a new link.`];
+    case "RoomClosed": return ["This room is closed", "The organizer has closed this room to joining."];
+    case "RoomFull": return ["This room is full", "Everyone it has room for is already in. Try again later."];
+    case "RoomNotFound": return ["This room does not exist", "It may have been deleted. Ask the organizer for a new link."];
+    case "ConnectionFailed": return ["Cannot connect", "The call server cannot be reached. Check your connection and try again."];
+    default: return ["Something went wrong", capitalize(e.message || String(e))];
+  }
+}
+
+const LEFT = {
+  clientLeft: ["You left the call", "You can join again with the same link."],
+  removed: ["You were removed from this room", "An organizer removed you from the call."],
+  roleRevoked: ["You were removed from this room", "Your invitation was changed."],
+  roomDeleted: ["This room was deleted", "The call has ended."],
+  roomExpired: ["This room has ended", "The room's time is over."],
+  duplicateSession: ["You joined from somewhere else", "This call continues in your other tab or device."],
+  serverShutdown: ["The call server is restarting", "Join again in a moment."],
+  timeout: ["Connection lost", "Your connection dropped for too long."],
+  connectionLost: ["Connection lost", "The call server cannot be reached."],
+  roomFull: ["This room is full", "Try again later."],
+};
+
+function capitalize(s) { return s ? s[0].toUpperCase() + s.slice(1) : s; }
+
+function notice(title, text, { error = true, rejoin = false } = {}) {
+  $("notice-title").textContent = title;
+  $("notice-text").textContent = text;
+  $("notice").classList.toggle("error", error);
+  $("notice").hidden = false;
+  $("rejoin").hidden = !rejoin;
+}
+
+function log(text) {
+  const li = document.createElement("li");
+  li.textContent = `${new Date().toLocaleTimeString()} ${text}`;
+  $("log").prepend(li);
+}
+
+const nameOf = (id) => (room && room.localParticipant && id === room.localParticipant.id ? `${id} (you)` : id);
+
+// --- tiles: one per participant camera (and one per screen share) ---
+function tile(id, kind) {
+  const key = `${id}:${kind === "screen" ? "screen" : "camera"}`;
+  let t = document.querySelector(`[data-tile="${CSS.escape(key)}"]`);
+  if (!t) {
+    t = document.createElement("div");
+    t.className = `tile ${kind === "screen" ? "screen" : ""}`;
+    t.dataset.tile = key;
+    t.dataset.participant = id;
+    t.innerHTML = `<video autoplay playsinline muted></video><div class="off" aria-hidden="true">●</div><span class="name"></span>`;
+    t.querySelector(".name").textContent = kind === "screen" ? `${nameOf(id)} — screen` : nameOf(id);
+    $("tiles").append(t);
+  }
+  return t;
+}
+
+function refreshTile(id) {
+  const p = room.participants().find((x) => x.id === id);
+  const t = document.querySelector(`[data-tile="${CSS.escape(`${id}:camera`)}"]`);
+  if (t) t.querySelector(".off").hidden = Boolean(p && p.video && t.querySelector("video").srcObject);
+}
+
+function removeTiles(id) {
+  document.querySelectorAll(`[data-participant="${CSS.escape(id)}"]`).forEach((el) => el.remove());
+}
+
+// --- the people list ---
+function renderPeople() {
+  const people = room.participants();
+  $("people").replaceChildren(...people.map((p) => {
+    const li = document.createElement("li");
+    li.dataset.id = p.id;
+    li.dataset.audio = p.audio;
+    li.dataset.video = p.video;
+    const name = document.createElement("span");
+    name.textContent = `${nameOf(p.id)} · ${p.role}`;
+    const state = document.createElement("span");
+    state.className = "state small";
+    state.textContent = `${p.audio ? "mic on" : "mic off"} · ${p.video ? "camera on" : "camera off"}${p.screen ? " · sharing" : ""}`;
+    li.append(name, state);
+    if (room.capabilities.moderate && !p.isLocal && (p.audio || p.video || p.screen)) {
+      const mute = document.createElement("button");
+      mute.className = "small";
+      mute.textContent = "Mute";
+      mute.onclick = () => room.muteParticipant(p.id).catch(showError);
+      li.append(mute);
+    }
+    return li;
+  }));
+  const extra = room.audienceCount ? ` + ${room.audienceCount} watching` : "";
+  $("count").textContent = `(${people.length}${extra})`;
+}
+
+function renderControls() {
+  const caps = room.capabilities;
+  const me = room.localParticipant;
+  $("mic").disabled = !caps.publishAudio;
+  $("cam").disabled = !caps.publishVideo;
+  $("screen").hidden = !caps.publishScreen;
+  $("mic").setAttribute("aria-pressed", String(me.audio));
+  $("mic").textContent = me.audio ? "Mute" : "Unmute";
+  $("cam").setAttribute("aria-pressed", String(me.video));
+  $("cam").textContent = me.video ? "Stop camera" : "Start camera";
+  $("screen").textContent = me.screen ? "Stop sharing" : "Share screen";
+}
+
+function showError(e) {
+  const [title, text] = explainError(e);
+  log(`${title}: ${text}`);
+}
+
+function chatLine(from, text) {
+  const li = document.createElement("li");
+  const b = document.createElement("b");
+  b.textContent = `${nameOf(from)}: `;
+  li.append(b, document.createTextNode(text));
+  $("chat-log").append(li);
+  li.scrollIntoView({ block: "nearest" });
+}
+
+function wire() {
+  room.on("participantJoined", (p) => { log(`${p.id} joined`); renderPeople(); });
+  room.on("participantLeft", (p) => { log(`${p.id} left`); removeTiles(p.id); renderPeople(); });
+  room.on("mediaChanged", (e) => {
+    const by = e.reason && e.reason.startsWith("mutedBy:") ? ` (by ${e.reason.slice(8)})` : e.reason ? ` (${e.reason})` : "";
+    log(`${nameOf(e.participantId)}: mic ${e.audio ? "on" : "off"}, camera ${e.video ? "on" : "off"}${e.screen ? ", sharing screen" : ""}${by}`);
+    renderPeople();
+    renderControls();
+    refreshTile(e.participantId);
+  });
+  room.on("trackAdded", ({ participantId, kind, stream }) => {
+    if (kind === "audio") {
+      const a = document.createElement("audio");
+      a.autoplay = true;
+      a.dataset.participant = participantId;
+      a.dataset.audio = participantId;
+      a.srcObject = stream;
+      document.body.append(a);
+    } else {
+      const t = tile(participantId, kind);
+      t.querySelector("video").srcObject = stream;
+      refreshTile(participantId);
+    }
+  });
+  room.on("trackRemoved", ({ participantId, kind }) => {
+    if (kind === "audio") {
+      document.querySelectorAll(`audio[data-audio="${CSS.escape(participantId)}"]`).forEach((a) => a.remove());
+    } else if (kind === "screen") {
+      document.querySelector(`[data-tile="${CSS.escape(`${participantId}:screen`)}"]`)?.remove();
+    } else {
+      const t = document.querySelector(`[data-tile="${CSS.escape(`${participantId}:camera`)}"]`);
+      if (t) { t.querySelector("video").srcObject = null; refreshTile(participantId); }
+    }
+  });
+  room.on("stateChanged", ({ state, reason }) => {
+    $("state").textContent = state;
+    $("state").dataset.state = state;
+    log(`connection ${state}${reason ? ` (${reason})` : ""}`);
+  });
+  room.on("capabilitiesChanged", ({ role }) => { log(`your role is now ${role}`); renderControls(); renderPeople(); });
+  room.on("message", ({ from, text }) => chatLine(from, text));
+  room.on("error", showError);
+  room.on("left", ({ reason, error }) => {
+    const [title, text] = error ? explainError(error) : LEFT[reason] || ["The call ended", reason];
+    log(`left: ${reason}`);
+    $("state").textContent = "disconnected";
+    $("state").dataset.state = "disconnected";
+    $("controls").hidden = true;
+    document.querySelectorAll("audio[data-audio]").forEach((a) => a.remove());
+    $("tiles").replaceChildren();
+    $("call").hidden = true;
+    notice(title, text, { error: reason !== "clientLeft", rejoin: !["removed", "roleRevoked", "roomDeleted", "roomExpired"].includes(reason) });
+  });
+}
+
+async function join() {
+  $("notice").hidden = true;
+  $("title").textContent = "Joining…";
+  try {
+    room = await Room.join({ token });
+  } catch (e) {
+    const [title, text] = explainError(e);
+    $("title").textContent = "Convene";
+    $("state").textContent = "not joined";
+    $("state").dataset.state = "disconnected";
+    notice(title, text, { rejoin: e.code === "ConnectionFailed" || e.code === "RoomFull" });
+    return;
+  }
+  window.conveneRoom = room; // for the browser console
+  $("title").textContent = room.info.name || room.info.id;
+  $("who").textContent = `as ${room.localParticipant.id} (${room.role})`;
+  $("state").textContent = room.state;
+  $("state").dataset.state = room.state;
+  $("tiles").replaceChildren();
+  $("chat-log").replaceChildren();
+  $("controls").hidden = false;
+  $("call").hidden = false;
+  wire();
+  const self = tile(room.localParticipant.id, "video");
+  self.querySelector("video").srcObject = room.localStream;
+  renderPeople();
+  renderControls();
+  log(`joined ${room.info.id} as ${room.localParticipant.id}`);
+  if (room.mediaError) log(`${room.mediaError.message}; you are in the call without it`);
+}
+
+$("mic").onclick = () => room.setMicrophoneEnabled(!room.localParticipant.audio).then(renderControls, showError);
+$("cam").onclick = async () => {
+  try {
+    await room.setCameraEnabled(!room.localParticipant.video);
+    // The preview shows the new camera track when it is turned back on.
+    const self = document.querySelector(`[data-tile="${CSS.escape(`${room.localParticipant.id}:camera`)}"] video`);
+    if (self) { self.srcObject = null; self.srcObject = room.localStream; }
+  } catch (e) { showError(e); }
+};
+$("screen").onclick = () => (room.localParticipant.screen ? room.stopScreenShare() : room.startScreenShare()).catch(showError);
+$("leave").onclick = () => room.leave();
+$("rejoin").onclick = join;
+$("chat-form").onsubmit = (ev) => {
+  ev.preventDefault();
+  const text = $("chat-text").value;
+  if (!text.trim()) return;
+  room.sendMessage(text).then(() => { $("chat-text").value = ""; }, showError);
+};
+
+await init();
+if (!token) {
+  $("title").textContent = "Convene";
+  notice("No invite in this link", "Open the whole invite link you were sent: it ends with #token=…");
+} else {
+  await join();
+}
