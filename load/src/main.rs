@@ -360,7 +360,7 @@ async fn run_janus(args: &Args) -> Result<(), String> {
 fn finish_media(args: &Args, report: serde_json::Value) -> Result<(), String> {
     let r = &report;
     println!(
-        "{} media {} pub x {} sub ({}): received {}/s, loss {}%, latency p50 {} ms p95 {} ms p99 {} ms, first media p50 {} ms, server CPU {}%, RSS {} MiB, tool CPU {}%",
+        "{} media {} pub x {} sub ({}): received {}/s, loss {}%, latency p50 {} ms p95 {} ms p99 {} ms, first media p50 {} ms, server CPU {}%, RSS {} MiB, tool CPU {}%, other CPU {}%",
         r["target"].as_str().unwrap_or("?"),
         r["publishers"],
         r["subscribers"],
@@ -376,6 +376,7 @@ fn finish_media(args: &Args, report: serde_json::Value) -> Result<(), String> {
             .as_u64()
             .map_or("n/a".into(), |b| format!("{:.1}", b as f64 / 1048576.0)),
         r["loadToolCpuPercent"],
+        r["otherCpuPercent"],
     );
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_string_pretty(&report).unwrap())

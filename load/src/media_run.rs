@@ -80,12 +80,14 @@ pub async fn run(plan: &Plan, sfu: Sfu<'_>, pid: Option<u32>) -> Value {
     let cpu0 = pid.and_then(stats::cpu_time);
     let me = std::process::id();
     let own0 = stats::cpu_time(me);
+    let machine0 = stats::machine_cpu();
     let t0 = Instant::now();
     countdown(&format!("{target} measuring"), plan.seconds).await;
     run.stop.store(true, Ordering::Relaxed);
     let wall = t0.elapsed();
     let cpu1 = pid.and_then(stats::cpu_time);
     let own1 = stats::cpu_time(me);
+    let machine1 = stats::machine_cpu();
     let rss = pid.and_then(stats::rss_bytes);
     // Packets still in flight when sending stops are counted if they arrive within 1 s.
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -115,6 +117,15 @@ pub async fn run(plan: &Plan, sfu: Sfu<'_>, pid: Option<u32>) -> Value {
     let pct = |a: Option<Duration>, b: Option<Duration>| match (a, b) {
         (Some(a), Some(b)) => {
             Some((1000.0 * (b - a).as_secs_f64() / wall.as_secs_f64()).round() / 10.0)
+        }
+        _ => None,
+    };
+    // CPU of everything else on the machine (in % of one core), e.g. a build running
+    // alongside: a run with much of it is not comparable.
+    let others = match (machine0, machine1, pct(cpu0, cpu1), pct(own0, own1)) {
+        (Some((b0, _)), Some((b1, _)), Some(server), Some(tool)) => {
+            let busy = 100.0 * (b1 - b0).as_secs_f64() / wall.as_secs_f64();
+            Some(((busy - server - tool).max(0.0) * 10.0).round() / 10.0)
         }
         _ => None,
     };
@@ -150,6 +161,7 @@ pub async fn run(plan: &Plan, sfu: Sfu<'_>, pid: Option<u32>) -> Value {
         "serverRssBytes": rss,
         "serverRssBeforeBytes": rss0,
         "loadToolCpuPercent": pct(own0, own1),
+        "otherCpuPercent": others,
     });
     let mut errors = Vec::new();
     if let Some(e) = first_error {

@@ -36,6 +36,22 @@ pub fn cpu_time(pid: u32) -> Option<Duration> {
     Some(Duration::from_millis((utime + stime) * 10))
 }
 
+/// Busy and total CPU time of the whole machine so far (all cores), from /proc/stat, so a
+/// run can show how much CPU went to processes other than the SFU and the tool.
+pub fn machine_cpu() -> Option<(Duration, Duration)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().next()?.strip_prefix("cpu ")?;
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal: idle and iowait are not busy.
+    let total: u64 = v.iter().take(8).sum();
+    let idle = v.get(3)? + v.get(4).copied().unwrap_or(0);
+    let tick = |t: u64| Duration::from_millis(t * 10);
+    Some((tick(total - idle), tick(total)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -53,5 +69,7 @@ mod tests {
         let me = std::process::id();
         assert!(rss_bytes(me).unwrap() > 0);
         assert!(cpu_time(me).is_some());
+        let (busy, total) = machine_cpu().unwrap();
+        assert!(busy <= total && total > Duration::ZERO);
     }
 }

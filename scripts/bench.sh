@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# `npm run bench`: Convene vs Janus VideoRoom on this machine, loopback only.
+#   1. builds the release binaries,
+#   2. media ladders against both SFUs (each run starts its SFU afresh): one publisher to
+#      N subscribers (audio+video), an M x M meeting (audio+video), audio-only to many;
+#      a ladder stops at the first step with loss > 1% or a failed connection,
+#   3. the signaling scale run (as many members as the fd limit allows),
+#   4. bench/REPORT.md and the charts, from the JSON in bench/results/.
+# BENCH_QUICK=1: short ladders and a small scale run (a few minutes).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+RESULTS="$ROOT/bench/results"
+QUICK="${BENCH_QUICK:-0}"
+
+step() { printf '\n==================== %s ====================\n' "$*"; }
+
+step "release build"
+cargo build --release -p convene-load -p convene-server
+
+if [ "$QUICK" = 1 ]; then
+    SECONDS_PER_RUN=3
+    FANOUT=(10 50 100)
+    MEETING=(3 6)
+    AUDIO=(50 200)
+    SCALE=2000
+else
+    SECONDS_PER_RUN=6
+    FANOUT=(50 100 200 300 400)
+    MEETING=(4 8 12 16)
+    AUDIO=(100 200 400 800)
+    SCALE=""
+fi
+VIDEO_PPS=100
+
+# Every peer connection is a UDP socket in the tool and in the SFU; let both use all the
+# file descriptors they may.
+HARD_NOFILE="$(ulimit -Hn)"
+ulimit -n "$HARD_NOFILE"
+
+rm -rf "$RESULTS"
+mkdir -p "$RESULTS"
+python3 - "$RESULTS/machine.json" "$QUICK" "$SECONDS_PER_RUN" "$HARD_NOFILE" <<'PY'
+import json, os, platform, subprocess, sys
+out, quick, secs, hard = sys.argv[1:]
+def cmd(*a):
+    try:
+        return subprocess.run(a, capture_output=True, text=True, timeout=10).stdout.strip()
+    except Exception:
+        return None
+cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), None)
+json.dump({"cpus": os.cpu_count(), "cpuModel": cpu, "kernel": platform.release(),
+           "janus": (cmd("janus", "--version") or "").splitlines()[0:1],
+           "quick": quick == "1", "secondsPerRun": int(secs), "hardNofile": hard,
+           "commit": cmd("git", "rev-parse", "--short", "HEAD")}, open(out, "w"), indent=1)
+PY
+
+# ok FILE: the run wrote a report with no error and at most 1% loss.
+ok() {
+    python3 - "$1" <<'PY'
+import json, sys
+try:
+    r = json.load(open(sys.argv[1]))
+except Exception:
+    sys.exit(1)
+sys.exit(0 if "error" not in r and r.get("lossPercent", 100) <= 1.0 else 1)
+PY
+}
+
+# The machine may be shared (e.g. a build in another checkout): a run next to a compiler
+# would measure the compiler. Wait, up to 10 minutes, until no rustc is running.
+wait_quiet() {
+    local waited=0
+    while pgrep -x rustc >/dev/null && [ "$waited" -lt 600 ]; do
+        [ "$waited" = 0 ] && echo "    (waiting for a running build to finish)"
+        sleep 5
+        waited=$((waited + 5))
+    done
+}
+
+# ladder NAME SFU "flags with {N}" N...: runs each N until the first failing step.
+ladder() {
+    local name="$1" sfu="$2" flags="$3"; shift 3
+    for n in "$@"; do
+        local out="$RESULTS/$name-$sfu-$n.json"
+        wait_quiet
+        echo "--- $name $sfu N=$n"
+        # shellcheck disable=SC2086 # flags are words on purpose
+        bash bench/run.sh "$sfu" "$out" ${flags//\{N\}/$n} --seconds "$SECONDS_PER_RUN" \
+            --pps "$VIDEO_PPS" 2>"$RESULTS/$name-$sfu-$n.log" || true
+        tail -n 1 "$RESULTS/$name-$sfu-$n.log" | grep -v '^  ' || true
+        if ! ok "$out"; then
+            echo "    $name/$sfu: stopping the ladder at N=$n (loss > 1% or failures)"
+            break
+        fi
+    done
+}
+
+for sfu in convene janus; do
+    step "1 publisher (audio+video) -> N subscribers: $sfu"
+    ladder fanout "$sfu" "--kind av --publishers 1 --subscribers {N}" "${FANOUT[@]}"
+    step "M x M meeting (audio+video): $sfu"
+    ladder meeting "$sfu" "--kind av --publishers {N} --subscribers 0" "${MEETING[@]}"
+    step "1 publisher (audio only) -> N subscribers: $sfu"
+    ladder audio "$sfu" "--kind audio --publishers 1 --subscribers {N}" "${AUDIO[@]}"
+done
+
+step "scale: signaling members in one room (hard fd limit: $HARD_NOFILE per process)"
+# Each member is one socket in the server and one in this tool, and each process may hold
+# at most `ulimit -Hn` fds: 100,000 members cannot fit; leave 1,000 for everything else.
+if [ -z "$SCALE" ]; then
+    SCALE=$((HARD_NOFILE > 100000 ? 100000 : HARD_NOFILE - 1000))
+fi
+echo "members: $SCALE (ulimit -Hn = $HARD_NOFILE)"
+wait_quiet
+timeout -k 5 600 ./target/release/convene-load --spawn ./target/release/convene \
+    --members "$SCALE" --concurrency 200 --json "$RESULTS/scale.json" \
+    2>"$RESULTS/scale.log" || echo "scale run failed: see bench/results/scale.log"
+tail -n 3 "$RESULTS/scale.log" | grep -v '^  ' || true
+
+step "report"
+python3 bench/report.py "$RESULTS" bench
+echo "wrote bench/REPORT.md"
