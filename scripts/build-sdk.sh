@@ -15,7 +15,8 @@ echo "build-sdk: cargo build (wasm32, profile sdk-release)"
 cargo build -p convene-sdk --target wasm32-unknown-unknown --profile sdk-release
 
 echo "build-sdk: wasm-bindgen --target web -> $OUT_DIR"
-wasm-bindgen --target web --out-dir "$OUT_DIR" --out-name convene_sdk "$WASM_IN"
+wasm-bindgen --target web --remove-name-section --remove-producers-section \
+    --out-dir "$OUT_DIR" --out-name convene_sdk "$WASM_IN"
 
 # Instantiates a wasm file with the generated JS glue and calls into it; fails
 # if the module is broken (e.g. miscompiled by wasm-opt).
@@ -47,12 +48,14 @@ else
     # Its output is smoke-tested: binaryen 108 (Debian 12's) rewrites the export
     # of wasm-bindgen's externref table to point at the funcref table, which
     # only shows up when the module is instantiated.
-    if wasm-opt -Oz -o "$WASM_OUT.opt" "$WASM_OUT" && smoke_test "$WASM_OUT.opt"; then
+    OPT_LOG="$(mktemp)"
+    if wasm-opt -Oz -o "$WASM_OUT.opt" "$WASM_OUT" 2>"$OPT_LOG" && smoke_test "$WASM_OUT.opt"; then
         mv "$WASM_OUT.opt" "$WASM_OUT"
     else
         rm -f "$WASM_OUT.opt"
-        echo "build-sdk: warning: wasm-opt failed or produced a broken module; keeping the unoptimized wasm" >&2
+        echo "build-sdk: warning: this wasm-opt cannot optimize the module ($(tail -n 1 "$OPT_LOG")); keeping the unoptimized wasm" >&2
     fi
+    rm -f "$OPT_LOG"
 fi
 
 RAW_SIZE="$(wc -c <"$WASM_OUT")"

@@ -19,7 +19,7 @@ use crate::events::{self, Emit};
 use crate::naming::{self, TrackKind};
 use crate::peer::{self, Peer, PeerEvent};
 
-fn track_event(
+pub fn track_event(
     participant: &str,
     kind: TrackKind,
     track: &MediaStreamTrack,
@@ -38,6 +38,20 @@ fn removed(r: &Remote) -> Emit {
         "trackRemoved",
         track_event(&r.participant, r.kind, &r.track, &r.stream),
     )
+}
+
+/// Tracks received so far, by mid, as `trackAdded` payloads.
+pub fn current_tracks(inner: &Inner) -> Vec<(String, JsValue)> {
+    let st = inner.st.borrow();
+    st.remote
+        .iter()
+        .map(|(mid, r)| {
+            (
+                mid.clone(),
+                track_event(&r.participant, r.kind, &r.track, &r.stream),
+            )
+        })
+        .collect()
 }
 
 /// Forgets the tracks received from one participant (it left).

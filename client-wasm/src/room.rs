@@ -114,7 +114,23 @@ impl Room {
     #[wasm_bindgen(skip_typescript)]
     pub fn on(&self, event: &str, listener: Function) -> Result<(), JsValue> {
         let name = event_name(event).map_err(|e| e.to_js())?;
-        self.inner.listeners.borrow_mut().add(name, listener);
+        self.inner
+            .listeners
+            .borrow_mut()
+            .add(name, listener.clone());
+        if name == "trackAdded" {
+            // Tracks can arrive before `join` resolves (while the camera starts): a
+            // `trackAdded` listener is told about those too, right after `on` returns.
+            let inner = self.inner.clone();
+            wasm_bindgen_futures::spawn_local(async move {
+                for (mid, payload) in media::current_tracks(&inner) {
+                    let still = inner.st.borrow().remote.contains_key(&mid);
+                    if still {
+                        let _ = listener.call1(&JsValue::UNDEFINED, &payload);
+                    }
+                }
+            });
+        }
         Ok(())
     }
 

@@ -138,7 +138,10 @@ export type RoomEventName = keyof RoomEvents;
 export type RoomListener<K extends RoomEventName> = (event: RoomEvents[K]) => void;
 
 export interface Room {
-  /** Calls `listener` for every `event` until `off` or the room is left. */
+  /**
+   * Calls `listener` for every `event` until `off` or the room is left. A `trackAdded`
+   * listener is also called, just after `on` returns, for each track already received.
+   */
   on<K extends RoomEventName>(event: K, listener: RoomListener<K>): void;
   /** Removes a listener added with `on`. */
   off<K extends RoomEventName>(event: K, listener: RoomListener<K>): void;

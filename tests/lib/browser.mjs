@@ -67,14 +67,17 @@ export async function inbound(page, kind) {
   }, kind);
 }
 
-/** Polls `check` until it returns a truthy value; fails with `what` after `ms`. */
+/**
+ * Polls `check` until it returns a truthy value other than a string; fails with `what`
+ * after `ms`. A string return is "not yet, and here is why", shown on timeout.
+ */
 export async function eventually(what, check, ms = 20_000) {
   const end = Date.now() + ms;
   let last;
   for (;;) {
     try {
       last = await check();
-      if (last) return last;
+      if (last && typeof last !== "string") return last;
     } catch (e) {
       last = e;
     }
