@@ -10,16 +10,12 @@ use std::rc::Rc;
 use convene_protocol::signal::{
     Capabilities, ClientMessage, IceServer, PcKind, ResumeInfo, RoomInfo, ServerMessage,
 };
-use convene_protocol::ErrorEnvelope;
 use futures_channel::mpsc::{UnboundedReceiver, UnboundedSender};
 use futures_channel::oneshot;
 use futures_util::StreamExt;
 use gloo_timers::future::TimeoutFuture;
-use wasm_bindgen::JsCast;
-use wasm_bindgen_futures::JsFuture;
 use web_sys::{MediaStream, MediaStreamTrack, RtcRtpSender};
 
-use crate::backoff::{self, Next};
 use crate::endpoint;
 use crate::errors::SdkError;
 use crate::events::{self, Emit, Listeners};
@@ -77,20 +73,13 @@ pub struct Remote {
     pub stream: MediaStream,
 }
 
-pub struct Reconnect {
-    started_ms: f64,
-    attempt: u32,
-    /// Join afresh even within the grace (the media failed, not just the socket).
-    fresh: bool,
-}
-
 pub struct State {
     pub base: String,
     pub token: String,
     pub auto_reconnect: bool,
     pub phase: Phase,
-    socket: Option<Socket>,
-    socket_gen: u64,
+    pub(crate) socket: Option<Socket>,
+    pub(crate) socket_gen: u64,
     pub session: Option<Session>,
     /// Camera and microphone, for the local preview.
     pub local_stream: MediaStream,
@@ -109,7 +98,7 @@ pub struct State {
     pub offer_again: bool,
     pub remote: BTreeMap<String, Remote>,
     pub waiter: Option<oneshot::Sender<Result<(), SdkError>>>,
-    reconnect: Option<Reconnect>,
+    pub(crate) reconnect: Option<crate::reconnect::Reconnect>,
     pub media_error: Option<SdkError>,
     pub screen_ended: Option<wasm_bindgen::closure::Closure<dyn FnMut(web_sys::Event)>>,
 }
@@ -243,15 +232,15 @@ async fn handle(inner: &Rc<Inner>, input: Input) {
                         web_sys::console::debug_1(&"convene: ignored a signaling frame".into())
                     }
                 },
-                SocketEvent::Closed => on_closed(inner).await,
+                SocketEvent::Closed => crate::reconnect::on_closed(inner).await,
             }
         }
         Input::Peer(kind, gen, ev) => crate::media::on_peer(inner, kind, gen, ev).await,
-        Input::Retry => retry(inner).await,
+        Input::Retry => crate::reconnect::retry(inner).await,
         Input::Ping => inner.send(&ClientMessage::Ping { ts: None }),
         Input::Renegotiate => crate::media::offer_publish(inner).await,
         Input::ScreenEnded => {
-            crate::media::stop_local(inner, TrackKind::Screen).await;
+            crate::local_tracks::stop_local(inner, TrackKind::Screen).await;
             inner.send(&ClientMessage::SetMedia {
                 audio: None,
                 video: None,
@@ -386,7 +375,7 @@ async fn on_server(inner: &Rc<Inner>, msg: ServerMessage) {
             if forced {
                 // Muted by a presenter or a role change: the devices follow, so what
                 // the page shows matches what others get.
-                emits.extend(crate::media::follow_forced(inner, audio, video, screen).await);
+                emits.extend(crate::local_tracks::follow_forced(inner, audio, video, screen).await);
             }
             emits.extend(roster_emits(inner, changes));
             inner.dispatch(emits);
@@ -396,7 +385,7 @@ async fn on_server(inner: &Rc<Inner>, msg: ServerMessage) {
                 s.role = role.clone();
                 s.caps = capabilities;
             }
-            let mut emits = crate::media::follow_capabilities(inner, capabilities).await;
+            let mut emits = crate::local_tracks::follow_capabilities(inner, capabilities).await;
             let o = js_sys::Object::new();
             events::set(&o, "role", role.as_str());
             events::set(&o, "capabilities", events::value(&capabilities));
@@ -434,147 +423,6 @@ async fn on_server(inner: &Rc<Inner>, msg: ServerMessage) {
             inner.dispatch(vec![Emit("error", e.to_js())]);
         }
         ServerMessage::Audience { .. } | ServerMessage::Pong { .. } => {}
-    }
-}
-
-/// Why the server refused the join, read from the same URL over plain HTTP.
-async fn diagnose(base: &str, token: &str) -> SdkError {
-    let unreachable =
-        || SdkError::connection_failed(format!("cannot reach the Convene server at {base}"));
-    let Ok(url) = endpoint::diagnosis_url(base, token) else {
-        return unreachable();
-    };
-    let Some(window) = web_sys::window() else {
-        return unreachable();
-    };
-    let Ok(resp) = JsFuture::from(window.fetch_with_str(&url)).await else {
-        return unreachable();
-    };
-    let Ok(resp) = resp.dyn_into::<web_sys::Response>() else {
-        return unreachable();
-    };
-    let Ok(text) = resp.text() else {
-        return unreachable();
-    };
-    let text = JsFuture::from(text)
-        .await
-        .ok()
-        .and_then(|t| t.as_string())
-        .unwrap_or_default();
-    match serde_json::from_str::<ErrorEnvelope>(&text) {
-        Ok(env) if env.error.target.as_deref() == Some("upgrade") => SdkError::connection_failed(
-            "the server accepted the token but the WebSocket connection failed \
-             (is a proxy blocking WebSockets?)",
-        ),
-        Ok(env) => env.error.into(),
-        Err(_) => unreachable(),
-    }
-}
-
-async fn on_closed(inner: &Rc<Inner>) {
-    let (phase, joined, auto, base, token) = {
-        let mut st = inner.st.borrow_mut();
-        st.socket = None;
-        (
-            st.phase,
-            st.session.is_some(),
-            st.auto_reconnect,
-            st.base.clone(),
-            st.token.clone(),
-        )
-    };
-    match phase {
-        Phase::Disconnected => {}
-        Phase::Connecting if !joined => {
-            let e = diagnose(&base, &token).await;
-            fail_join(inner, e);
-        }
-        Phase::Connected if auto => {
-            inner.st.borrow_mut().reconnect = Some(Reconnect {
-                started_ms: js_sys::Date::now(),
-                attempt: 0,
-                fresh: false,
-            });
-            begin_reconnect(inner);
-        }
-        Phase::Reconnecting => {
-            let e = diagnose(&base, &token).await;
-            if e.is_permanent() {
-                finish(inner, "connectionLost", Some(e));
-            } else {
-                schedule_retry(inner);
-            }
-        }
-        _ => finish(inner, "connectionLost", None),
-    }
-}
-
-fn begin_reconnect(inner: &Rc<Inner>) {
-    inner.st.borrow_mut().phase = Phase::Reconnecting;
-    inner.dispatch(vec![Emit(
-        "stateChanged",
-        events::state_changed("reconnecting", Some("connectionLost")),
-    )]);
-    schedule_retry(inner);
-}
-
-/// Restarts the call's media by joining afresh (the server then drops the old
-/// connections); used when a peer connection fails while signaling still works.
-pub fn rejoin_fresh(inner: &Rc<Inner>) {
-    {
-        let mut st = inner.st.borrow_mut();
-        if st.phase != Phase::Connected || !st.auto_reconnect {
-            return;
-        }
-        st.socket_gen += 1;
-        st.socket = None;
-        st.reconnect = Some(Reconnect {
-            started_ms: js_sys::Date::now(),
-            attempt: 0,
-            fresh: true,
-        });
-    }
-    begin_reconnect(inner);
-}
-
-fn schedule_retry(inner: &Rc<Inner>) {
-    let delay = {
-        let mut st = inner.st.borrow_mut();
-        let Some(r) = st.reconnect.as_mut() else {
-            return;
-        };
-        let d = backoff::delay_ms(r.attempt);
-        r.attempt += 1;
-        d
-    };
-    let tx = inner.tx.clone();
-    wasm_bindgen_futures::spawn_local(async move {
-        TimeoutFuture::new(delay).await;
-        let _ = tx.unbounded_send(Input::Retry);
-    });
-}
-
-async fn retry(inner: &Rc<Inner>) {
-    let next = {
-        let st = inner.st.borrow();
-        if st.phase != Phase::Reconnecting {
-            return;
-        }
-        let (Some(r), Some(s)) = (&st.reconnect, &st.session) else {
-            return;
-        };
-        match backoff::next(js_sys::Date::now() - r.started_ms, s.resume.grace_seconds) {
-            Next::Resume if r.fresh => Next::Rejoin,
-            n => n,
-        }
-    };
-    let opened = match next {
-        Next::GiveUp => return finish(inner, "connectionLost", None),
-        Next::Resume => inner.connect(true),
-        Next::Rejoin => inner.connect(false),
-    };
-    if opened.is_err() {
-        schedule_retry(inner);
     }
 }
 

@@ -9,7 +9,8 @@
 //!
 //! Layout: pure logic (`roster`, `naming`, `backoff`, `endpoint`, `errors`) is plain
 //! Rust, tested natively and in the browser; the browser parts (`socket`, `peer`,
-//! `local_media`, `media`, `driver`, `room`) only build for wasm32.
+//! `local_media`, `local_tracks`, `media`, `driver`, `reconnect`, `room`) only build for
+//! wasm32.
 
 pub mod backoff;
 pub mod endpoint;
@@ -25,9 +26,13 @@ mod events;
 #[cfg(target_arch = "wasm32")]
 mod local_media;
 #[cfg(target_arch = "wasm32")]
+mod local_tracks;
+#[cfg(target_arch = "wasm32")]
 mod media;
 #[cfg(target_arch = "wasm32")]
 mod peer;
+#[cfg(target_arch = "wasm32")]
+mod reconnect;
 #[cfg(target_arch = "wasm32")]
 mod room;
 #[cfg(target_arch = "wasm32")]

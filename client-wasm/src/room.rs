@@ -13,8 +13,8 @@ use web_sys::MediaStream;
 use crate::driver::{self, Inner, Phase};
 use crate::errors::SdkError;
 use crate::events::{self, event_name};
-use crate::media;
 use crate::naming::TrackKind;
+use crate::{local_tracks, media};
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -97,7 +97,7 @@ async fn join(options: JsValue) -> Result<Room, SdkError> {
     let audio = opts.audio.unwrap_or(true) && caps.publish_audio;
     let video = opts.video.unwrap_or(true) && caps.publish_video;
     match crate::local_media::user_media(audio, video).await {
-        Ok(tracks) => media::publish_initial(&inner, tracks).await,
+        Ok(tracks) => local_tracks::publish_initial(&inner, tracks).await,
         Err(e) => inner.st.borrow_mut().media_error = Some(e),
     }
     Ok(Room { inner })
@@ -312,7 +312,7 @@ impl Room {
     fn set_enabled(&self, kind: TrackKind, on: bool) -> Promise {
         let inner = self.inner.clone();
         promise(async move {
-            media::set_enabled(&inner, kind, on).await?;
+            local_tracks::set_enabled(&inner, kind, on).await?;
             Ok(JsValue::UNDEFINED)
         })
     }
