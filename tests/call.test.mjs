@@ -116,6 +116,17 @@ scenario("admin invites A and B; they see and hear each other; mute, reload, rem
   await b.click("#chat-form button");
   await eventually("alice gets bob's message", async () => /hello from bob/.test(await a.textContent("#chat-log")));
 
+  // A, a presenter, mutes B from the people list: B's camera goes off on B's side too.
+  await person(a, "bob").locator("button").click();
+  await eventually("bob's page says alice turned his camera off", async () => /bob \(you\): mic off, camera off \(by alice\)/.test(await b.textContent("#log")));
+  await eventually("bob's camera button shows it", async () => (await b.getAttribute("#cam", "aria-pressed")) === "false");
+  await eventually("alice's list shows bob's camera off", async () => (await person(a, "bob").getAttribute("data-video")) === "false");
+  // B turns the camera back on (a new camera track on the same sender): A sees it again.
+  await b.click("#cam");
+  await eventually("alice's list shows bob's camera on", async () => (await person(a, "bob").getAttribute("data-video")) === "true");
+  const framesBefore = (await inbound(a, "video")).framesDecoded;
+  await eventually("alice decodes bob's new camera", async () => (await inbound(a, "video")).framesDecoded > framesBefore + 5);
+
   // A's signaling connection drops: the SDK reconnects and resumes; B sees no leave.
   const logBefore = await b.textContent("#log");
   await a.evaluate(() => window.__sockets.at(-1).close());
