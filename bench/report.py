@@ -88,8 +88,9 @@ def table(name, by_sfu, xlabel):
             "fail" if r.get(k) is None and "error" in r else fmt(r.get(k), d))
         ck = cpu_per_kpps(c) if c else None
         jk = cpu_per_kpps(j) if j else None
+        busy = any((r or {}).get("otherCpuPercent", 0) > 25 for r in (c, j))
         out.append(
-            f"| {n} | {cell(c, 'receivedPerSecond')} | {cell(j, 'receivedPerSecond')} | "
+            f"| {n}{' (busy)' if busy else ''} | {cell(c, 'receivedPerSecond')} | {cell(j, 'receivedPerSecond')} | "
             f"{cell(c, 'lossPercent', 2)} | {cell(j, 'lossPercent', 2)} | "
             f"{cell(c, 'serverCpuPercent', 1)} | {cell(j, 'serverCpuPercent', 1)} | "
             f"{fmt(ck, 2)} / {fmt(jk, 2)} (C/J {ratio(ck, jk)}) | "
@@ -108,7 +109,8 @@ def table(name, by_sfu, xlabel):
     for n in ns:
         c = by_sfu.get("convene", {}).get(n) or {}
         j = by_sfu.get("janus", {}).get(n) or {}
-        lat = lambda r, p: fmt((r.get("latencyMs") or {}).get(p), 2)  # noqa: E731
+        lat = lambda r, p: "-" if not r.get("packetsReceived") else fmt(  # noqa: E731
+            (r.get("latencyMs") or {}).get(p), 2)
         first = lambda r: fmt((r.get("timeToFirstMediaMs") or {}).get("p50"), 0)  # noqa: E731
         rec = lambda r: f"{r.get('receiversWithMedia', '-')}/{r.get('receivers', '-')}"  # noqa: E731
         out.append(
@@ -130,6 +132,11 @@ def limits(by_sfu, xlabel):
         if bad:
             r = runs[bad[0]]
             why = r.get("error") or f"loss {r.get('lossPercent')}%"
+            used = [r.get(k) for k in ("serverCpuPercent", "loadToolCpuPercent",
+                                       "otherCpuPercent")]
+            if None not in used:
+                why += (f" (CPU: SFU {used[0]:.0f}% + tool {used[1]:.0f}% + other "
+                        f"{used[2]:.0f}% of {100 * (os.cpu_count() or 1)}%)")
             lines.append(f"- {sfu}: clean up to {xlabel.split()[0]} = {ok[-1] if ok else 'none'}; "
                          f"at {bad[0]}: {why}")
         else:
@@ -268,6 +275,9 @@ def main():
            "ICE candidates on a loopback interface, so it runs with a small LD_PRELOAD "
            "shim (`bench/janus-lo-shim.c`) that clears IFF_LOOPBACK on `lo` in getifaddrs(); "
            "Janus then offers 127.0.0.1 candidates. No other change.",
+           "- \"(busy)\": other processes used more than 25% of a core during that run "
+           "(the machine was shared with another engineer's builds and browser tests); "
+           "treat its latency and CPU figures with care.",
            "- C = Convene, J = Janus. Ratios are Convene / Janus (below 1: Convene uses less).",
            ""]
     heads = []
@@ -281,15 +291,18 @@ def main():
                limits(by_sfu, xlabel), ""]
         h = headline(by_sfu)
         if h:
-            heads.append((title, xlabel, h))
+            heads.append((name, xlabel, h))
     if heads:
         md += ["## Ratios at the largest size both SFUs ran cleanly", "",
                "| scenario | size | metric | Convene | Janus | Convene / Janus |",
                "|---|---|---|---|---|---|"]
-        for title, xlabel, (n, metrics) in heads:
+        short = {"fanout": "1 -> N audio+video", "meeting": "M x M meeting",
+                 "audio": "1 -> N audio only"}
+        for name, xlabel, (n, metrics) in heads:
             for k, (c, j) in metrics.items():
-                md.append(f"| {title.split(' (')[0]} | {xlabel.split()[0]} = {n} | {k} | "
-                          f"{fmt(c, 2)} | {fmt(j, 2)} | {ratio(c, j)} |")
+                d = 0 if k == "received/s" else 2
+                md.append(f"| {short[name]} | {xlabel.split()[0]} = {n} | {k} | "
+                          f"{fmt(c, d)} | {fmt(j, d)} | {ratio(c, j)} |")
         md.append("")
     md += scale_section(results, machine)
     open(os.path.join(out_dir, "REPORT.md"), "w").write("\n".join(md) + "\n")
