@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Makes sure everything needed to build and test Convene is installed:
-# the wasm32 Rust target, the wasm-bindgen CLI matching Cargo.lock, chromium
-# (for browser tests; skip with CONVENE_SKIP_CHROMIUM=1), binaryen's wasm-opt,
-# and the npm dependencies. Idempotent; does nothing slow when all is present.
+# the wasm32 Rust target, the wasm-bindgen CLI matching Cargo.lock, chromium and
+# janus (for the tests; both skipped with CONVENE_SKIP_CHROMIUM=1), binaryen's
+# wasm-opt, and the npm dependencies. Idempotent; does nothing slow when all is present.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -38,7 +38,7 @@ else
     cargo install wasm-bindgen-cli --version "$WB_VERSION"
 fi
 
-# --- System packages: chromium (+ driver) and binaryen ----------------------
+# --- System packages: chromium (+ driver), janus and binaryen ---------------
 APT_PACKAGES=()
 if [[ ! -x /usr/bin/chromium ]]; then
     if [[ -n "${CONVENE_SKIP_CHROMIUM:-}" ]]; then
@@ -48,6 +48,14 @@ if [[ ! -x /usr/bin/chromium ]]; then
     fi
 else
     log "chromium present"
+fi
+# Janus (a peer SFU): the load tool's Janus smoke run in `npm test`, and `npm run bench`.
+if command -v janus >/dev/null 2>&1; then
+    log "janus present"
+elif [[ -n "${CONVENE_SKIP_CHROMIUM:-}" ]]; then
+    log "janus missing, skipped (CONVENE_SKIP_CHROMIUM set: not testing)"
+else
+    APT_PACKAGES+=(janus)
 fi
 if command -v wasm-opt >/dev/null 2>&1; then
     log "wasm-opt present"

@@ -36,5 +36,8 @@ step "load tool smoke run (tiny N, so it cannot rot)"
 cargo build -p convene-server -p convene-load
 ./target/debug/convene-load --spawn ./target/debug/convene --members 20 --concurrency 10
 
+step "load tool smoke run against Janus (2 publishers, 2 subscribers)"
+bash bench/janus-smoke.sh ./target/debug/convene-load
+
 step "end-to-end tests (tests/: real server, headless Chromium)"
 CONVENE_BIN="$ROOT/target/debug/convene" npm test --workspace tests
