@@ -276,7 +276,6 @@ def main():
            "shim (`bench/janus-lo-shim.c`) that clears IFF_LOOPBACK on `lo` in getifaddrs(); "
            "Janus then offers 127.0.0.1 candidates. No other change.",
            "- \"(busy)\": other processes used more than 25% of a core during that run "
-           "(the machine was shared with another engineer's builds and browser tests); "
            "treat its latency and CPU figures with care.",
            "- C = Convene, J = Janus. Ratios are Convene / Janus (below 1: Convene uses less).",
            ""]
