@@ -371,13 +371,12 @@ async fn on_server(inner: &Rc<Inner>, msg: ServerMessage) {
                     .apply_media(&participant_id, audio, video, screen, reason),
                 None => return,
             };
-            let mut emits = Vec::new();
             if forced {
                 // Muted by a presenter or a role change: the devices follow, so what
                 // the page shows matches what others get.
-                emits.extend(crate::local_tracks::follow_forced(inner, audio, video, screen).await);
+                crate::local_tracks::follow_forced(inner, audio, video, screen).await;
             }
-            emits.extend(roster_emits(inner, changes));
+            let emits = roster_emits(inner, changes);
             inner.dispatch(emits);
         }
         ServerMessage::CapabilitiesChanged { role, capabilities } => {
@@ -385,12 +384,11 @@ async fn on_server(inner: &Rc<Inner>, msg: ServerMessage) {
                 s.role = role.clone();
                 s.caps = capabilities;
             }
-            let mut emits = crate::local_tracks::follow_capabilities(inner, capabilities).await;
+            crate::local_tracks::follow_capabilities(inner, capabilities).await;
             let o = js_sys::Object::new();
             events::set(&o, "role", role.as_str());
             events::set(&o, "capabilities", events::value(&capabilities));
-            emits.push(Emit("capabilitiesChanged", o.into()));
-            inner.dispatch(emits);
+            inner.dispatch(vec![Emit("capabilitiesChanged", o.into())]);
         }
         ServerMessage::Message {
             from,

@@ -40,7 +40,8 @@ impl Listeners {
     }
 }
 
-fn to_js<T: Serialize>(v: &T) -> JsValue {
+/// A Rust value as a plain JS object (maps as objects, `None` as undefined).
+pub fn value<T: Serialize>(v: &T) -> JsValue {
     v.serialize(&serde_wasm_bindgen::Serializer::json_compatible())
         .unwrap_or(JsValue::UNDEFINED)
 }
@@ -58,7 +59,7 @@ struct ParticipantView<'a> {
 }
 
 pub fn participant(p: &Participant, local_id: &str) -> JsValue {
-    to_js(&ParticipantView {
+    value(&ParticipantView {
         p,
         is_local: p.id == local_id,
     })
@@ -93,8 +94,4 @@ pub fn left(reason: &str, error: Option<&SdkError>) -> JsValue {
         set(&o, "error", e.to_js());
     }
     o.into()
-}
-
-pub fn value<T: Serialize>(v: &T) -> JsValue {
-    to_js(v)
 }

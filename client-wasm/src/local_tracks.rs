@@ -11,7 +11,6 @@ use web_sys::MediaStreamTrack;
 
 use crate::driver::{Inner, Input, Phase, State};
 use crate::errors::SdkError;
-use crate::events::Emit;
 use crate::media::{add_sender, stop};
 use crate::naming::TrackKind;
 
@@ -44,7 +43,7 @@ pub async fn stop_local(inner: &Inner, kind: TrackKind) {
 }
 
 /// The server turned our media off (a presenter muted us, or our role changed).
-pub async fn follow_forced(inner: &Inner, audio: bool, video: bool, screen: bool) -> Vec<Emit> {
+pub async fn follow_forced(inner: &Inner, audio: bool, video: bool, screen: bool) {
     if !audio {
         if let Some(m) = &inner.st.borrow().mic {
             m.set_enabled(false);
@@ -56,11 +55,10 @@ pub async fn follow_forced(inner: &Inner, audio: bool, video: bool, screen: bool
     if !screen {
         stop_local(inner, TrackKind::Screen).await;
     }
-    Vec::new()
 }
 
 /// What the new role may not publish is turned off.
-pub async fn follow_capabilities(inner: &Inner, caps: Capabilities) -> Vec<Emit> {
+pub async fn follow_capabilities(inner: &Inner, caps: Capabilities) {
     for (kind, allowed) in [
         (TrackKind::Audio, caps.publish_audio),
         (TrackKind::Video, caps.publish_video),
@@ -70,7 +68,6 @@ pub async fn follow_capabilities(inner: &Inner, caps: Capabilities) -> Vec<Emit>
             stop_local(inner, kind).await;
         }
     }
-    Vec::new()
 }
 
 fn allowed(inner: &Inner, kind: TrackKind) -> Result<(), SdkError> {

@@ -18,7 +18,7 @@ use webrtc::media_stream::track_remote::TrackRemote;
 use webrtc::peer_connection::{
     register_default_interceptors, MediaEngine, PeerConnection, PeerConnectionBuilder,
     PeerConnectionEventHandler, RTCConfigurationBuilder, RTCIceCandidateInit,
-    RTCPeerConnectionIceEvent, Registry, SettingEngineBuilder,
+    RTCPeerConnectionIceEvent, RTCSessionDescription, Registry, SettingEngineBuilder,
 };
 
 pub type Pc = Arc<dyn PeerConnection>;
@@ -119,4 +119,44 @@ pub fn local_track(kind: RtpCodecKind, id: &str, ssrc: u32) -> Arc<TrackLocalSta
 pub fn candidate_frame(pc: &str, c: &RTCIceCandidateInit) -> Value {
     json!({"type": "candidate", "pc": pc, "candidate": c.candidate,
            "sdpMid": c.sdp_mid, "sdpMLineIndex": c.sdp_mline_index})
+}
+
+// The three SDP steps every client here takes, against any SFU.
+
+/// createOffer + setLocalDescription: the offer's SDP, to send.
+pub async fn local_offer(pc: &Pc) -> Result<String, String> {
+    let offer = pc.create_offer(None).await.map_err(|e| e.to_string())?;
+    pc.set_local_description(offer)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(pc
+        .local_description()
+        .await
+        .map(|d| d.sdp)
+        .unwrap_or_default())
+}
+
+/// setRemoteDescription(offer) + createAnswer + setLocalDescription: the answer's SDP.
+pub async fn answer_offer(pc: &Pc, offer: String) -> Result<String, String> {
+    let d = RTCSessionDescription::offer(offer).map_err(|e| e.to_string())?;
+    pc.set_remote_description(d)
+        .await
+        .map_err(|e| e.to_string())?;
+    let answer = pc.create_answer(None).await.map_err(|e| e.to_string())?;
+    pc.set_local_description(answer)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(pc
+        .local_description()
+        .await
+        .map(|d| d.sdp)
+        .unwrap_or_default())
+}
+
+/// setRemoteDescription(answer).
+pub async fn accept_answer(pc: &Pc, answer: String) -> Result<(), String> {
+    let d = RTCSessionDescription::answer(answer).map_err(|e| e.to_string())?;
+    pc.set_remote_description(d)
+        .await
+        .map_err(|e| e.to_string())
 }

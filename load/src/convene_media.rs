@@ -6,12 +6,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use convene_load::client::{candidate_frame, peer, Pc};
+use convene_load::client::{accept_answer, answer_offer, candidate_frame, local_offer, peer, Pc};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
-use webrtc::peer_connection::{RTCIceCandidateInit, RTCSessionDescription};
+use webrtc::peer_connection::RTCIceCandidateInit;
 
 use crate::media::{self, Kind, MediaMember, Tally};
 
@@ -58,15 +58,7 @@ pub async fn join(
         let (dead, _) = mpsc::unbounded_channel();
         let (pc, mut cands) = peer(dead, |r| r).await?;
         let outgoing = media::add_tracks(&pc, run.kind).await?;
-        let offer = pc.create_offer(None).await.map_err(|e| e.to_string())?;
-        pc.set_local_description(offer)
-            .await
-            .map_err(|e| e.to_string())?;
-        let sdp = pc
-            .local_description()
-            .await
-            .map(|d| d.sdp)
-            .unwrap_or_default();
+        let sdp = local_offer(&pc).await?;
         let _ = out.send(json!({"type": "offer", "pc": "publish", "sdp": sdp}));
         let o = out.clone();
         tokio::spawn(async move {
@@ -109,17 +101,13 @@ pub async fn join(
                     let sdp = v["sdp"].as_str().unwrap_or_default().to_string();
                     match v["type"].as_str().unwrap_or("") {
                         "offer" => {
-                            let Ok(d) = RTCSessionDescription::offer(sdp) else { continue };
-                            if sub.set_remote_description(d).await.is_err() { continue; }
-                            let Ok(a) = sub.create_answer(None).await else { continue };
-                            let _ = sub.set_local_description(a).await;
-                            if let Some(d) = sub.local_description().await {
-                                let _ = o.send(json!({"type": "answer", "pc": "subscribe", "sdp": d.sdp}));
+                            if let Ok(sdp) = answer_offer(&sub, sdp).await {
+                                let _ = o.send(json!({"type": "answer", "pc": "subscribe", "sdp": sdp}));
                             }
                         }
                         "answer" => {
-                            if let (Some(p), Ok(d)) = (&publisher, RTCSessionDescription::answer(sdp)) {
-                                let _ = p.set_remote_description(d).await;
+                            if let Some(p) = &publisher {
+                                let _ = accept_answer(p, sdp).await;
                             }
                         }
                         "candidate" => {

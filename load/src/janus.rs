@@ -10,10 +10,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use convene_load::client::{peer, Pc};
+use convene_load::client::{accept_answer, answer_offer, local_offer, peer, Pc};
 use serde_json::{json, Value};
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
-use webrtc::peer_connection::{RTCIceCandidateInit, RTCSessionDescription};
+use webrtc::peer_connection::RTCIceCandidateInit;
 
 use crate::convene_media::Run;
 use crate::media::{self, MediaMember};
@@ -315,15 +315,7 @@ pub async fn publish(
     let (pc, cands) = peer(dead, |r| r).await?;
     m.pcs.push(pc.clone());
     let outgoing = media::add_tracks(&pc, run.kind).await?;
-    let offer = pc.create_offer(None).await.map_err(|e| e.to_string())?;
-    pc.set_local_description(offer)
-        .await
-        .map_err(|e| e.to_string())?;
-    let sdp = pc
-        .local_description()
-        .await
-        .map(|d| d.sdp)
-        .unwrap_or_default();
+    let sdp = local_offer(&pc).await?;
     let reply = h
         .request(
             json!({"request": "joinandconfigure", "room": room, "ptype": "publisher",
@@ -335,11 +327,7 @@ pub async fn publish(
     let answer = reply["jsep"]["sdp"]
         .as_str()
         .ok_or_else(|| format!("janus: no answer SDP in {}", reply["plugindata"]))?;
-    pc.set_remote_description(
-        RTCSessionDescription::answer(answer.to_string()).map_err(|e| e.to_string())?,
-    )
-    .await
-    .map_err(|e| e.to_string())?;
+    accept_answer(&pc, answer.to_string()).await?;
     media::start_sending(
         outgoing,
         run.video_pps,
@@ -386,20 +374,7 @@ pub async fn subscribe(
         let offer = reply["jsep"]["sdp"]
             .as_str()
             .ok_or_else(|| format!("janus: no offer in {}", reply["plugindata"]))?;
-        pc.set_remote_description(
-            RTCSessionDescription::offer(offer.to_string()).map_err(|e| e.to_string())?,
-        )
-        .await
-        .map_err(|e| e.to_string())?;
-        let answer = pc.create_answer(None).await.map_err(|e| e.to_string())?;
-        pc.set_local_description(answer)
-            .await
-            .map_err(|e| e.to_string())?;
-        let sdp = pc
-            .local_description()
-            .await
-            .map(|d| d.sdp)
-            .unwrap_or_default();
+        let sdp = answer_offer(&pc, offer.to_string()).await?;
         h.request(
             json!({"request": "start", "room": room}),
             Some(json!({"type": "answer", "sdp": sdp})),

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use convene_load::client::{candidate_frame, peer, Pc};
+use convene_load::client::{accept_answer, answer_offer, candidate_frame, local_offer, peer, Pc};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
@@ -14,7 +14,7 @@ use tokio_tungstenite::tungstenite::Message;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_remote::TrackRemote;
-use webrtc::peer_connection::{RTCIceCandidateInit, RTCSessionDescription};
+use webrtc::peer_connection::RTCIceCandidateInit;
 
 use super::TestServer;
 
@@ -106,9 +106,7 @@ impl TestServer {
                     .await
                     .unwrap();
             }
-            let offer = pc.create_offer(None).await.unwrap();
-            pc.set_local_description(offer).await.unwrap();
-            let sdp = pc.local_description().await.unwrap().sdp;
+            let sdp = local_offer(&pc).await.unwrap();
             let _ = out.send(json!({"type": "offer", "pc": "publish", "sdp": sdp}));
             let o = out.clone();
             tokio::spawn(async move {
@@ -142,16 +140,11 @@ impl TestServer {
                         let pc_name = v["pc"].as_str().unwrap_or("publish");
                         match v["type"].as_str().unwrap_or("") {
                             "offer" => {
-                                let d = RTCSessionDescription::offer(v["sdp"].as_str().unwrap().to_string()).unwrap();
-                                sub.set_remote_description(d).await.unwrap();
-                                let a = sub.create_answer(None).await.unwrap();
-                                sub.set_local_description(a).await.unwrap();
-                                let sdp = sub.local_description().await.unwrap().sdp;
+                                let sdp = answer_offer(&sub, v["sdp"].as_str().unwrap().to_string()).await.unwrap();
                                 let _ = o.send(json!({"type": "answer", "pc": "subscribe", "sdp": sdp}));
                             }
                             "answer" => {
-                                let d = RTCSessionDescription::answer(v["sdp"].as_str().unwrap().to_string()).unwrap();
-                                if let Some(p) = &pub_pc { p.set_remote_description(d).await.unwrap(); }
+                                if let Some(p) = &pub_pc { accept_answer(p, v["sdp"].as_str().unwrap().to_string()).await.unwrap(); }
                             }
                             "candidate" => {
                                 let c: RTCIceCandidateInit = serde_json::from_value(v.clone()).unwrap();
