@@ -129,6 +129,20 @@ mod tests {
     }
 
     #[test]
+    fn the_typescript_error_codes_list_every_code() {
+        // types.rs is only compiled for wasm32; its text is checked here natively.
+        let ts = include_str!("types.rs");
+        let union = &ts[ts.find("export type ErrorCode").expect("the union")..];
+        let union = &union[..union.find(';').expect("its end")];
+        for c in ErrorCode::ALL {
+            assert!(union.contains(&format!("\"{}\"", c.as_str())), "{c:?}");
+        }
+        for (code, _) in SDK_CODES {
+            assert!(union.contains(&format!("\"{code}\"")), "{code}");
+        }
+    }
+
+    #[test]
     fn server_bodies_keep_every_field() {
         let mut body = ErrorBody::new(ErrorCode::RoomNotOpenYet, "this room opens at T");
         body.at = Some("2026-03-03T10:00:00+00:00".into());

@@ -22,7 +22,8 @@ export type ErrorCode =
   | "Internal" | "InvalidParameter" | "RoomAlreadyExists" | "RoomNotFound" | "NotInRoom"
   | "NotInvited" | "PermissionDenied" | "Unauthenticated" | "RoomFull" | "RoomNotOpenYet"
   | "RoomClosed" | "RoomExpired" | "RateLimited" | "PayloadTooLarge" | "NotFound"
-  | "MethodNotAllowed" | "ConnectionFailed" | "MediaUnavailable" | "NotConnected";
+  | "MethodNotAllowed" | "PreconditionFailed" | "ConnectionFailed" | "MediaUnavailable"
+  | "NotConnected";
 
 /** Every rejected promise and every `error` event carries one of these. */
 export interface ConveneError extends Error {

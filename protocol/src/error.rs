@@ -42,7 +42,7 @@ catalogue! {
     /// The user is not on the room's invite roster.
     NotInvited = 100006, 403;
     /// The caller's role does not allow this.
-    PermissionDenied = 100006, 403;
+    PermissionDenied = 100016, 403;
     /// A missing or wrong admin key or join token.
     Unauthenticated = 100007, 401;
     RoomFull = 100008, 409;
@@ -57,6 +57,8 @@ catalogue! {
     /// No such route.
     NotFound = 100014, 404;
     MethodNotAllowed = 100015, 405;
+    /// `If-Match` named a version the room is no longer at; read it again and retry.
+    PreconditionFailed = 100017, 412;
 }
 
 /// `{"error": {...}}`, the body of every error response.
@@ -108,6 +110,22 @@ mod tests {
         assert_eq!(json["error"]["code"], "RoomNotFound");
         assert_eq!(json["error"]["number"], 100004);
         assert!(json["error"].get("target").is_none());
+    }
+
+    #[test]
+    fn every_number_and_code_is_unique() {
+        let mut numbers: Vec<u32> = ErrorCode::ALL.iter().map(|c| c.number()).collect();
+        numbers.sort_unstable();
+        numbers.dedup();
+        assert_eq!(
+            numbers.len(),
+            ErrorCode::ALL.len(),
+            "two codes share a number"
+        );
+        let mut names: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), ErrorCode::ALL.len());
     }
 
     #[test]

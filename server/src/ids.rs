@@ -89,6 +89,17 @@ impl SessionId {
     }
 }
 
+/// One signaling connection of a member, numbered by the server. A member keeps its
+/// place across connections (resume, reload); frames go to its current one only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId(pub u64);
+
+impl fmt::Display for ConnId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "c{}", self.0)
+    }
+}
+
 /// Random lower-case alphanumeric text from the OS-seeded CSPRNG.
 pub fn random_token(len: usize) -> String {
     const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";

@@ -1,17 +1,31 @@
 //! Convene server: admin REST API, live sessions over WebSocket, and media relay.
 //!
-//! Layers point one way: `http`/`signal` -> `rooms` -> `store` (and `sfu`).
+//! Layers point one way:
+//!
+//! ```text
+//! app ─> http, signal  (the edge: REST handlers, the WebSocket; both use api, state)
+//!          └─> rooms   (rules, admission, live sessions: a sans-IO core and its driver)
+//!                └─> store (persistence), sfu (the media relay, behind sfu::port)
+//!                      └─> model, ids, clock, rate (shared records and helpers)
+//! ```
+//!
+//! Nothing imports upward, and no two modules import each other.
 
+pub mod api;
+pub mod app;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod http;
 pub mod ids;
+pub mod model;
 pub mod purge;
+pub mod rate;
 pub mod rooms;
 pub mod secret;
 pub mod sfu;
 pub mod signal;
+pub mod state;
 pub mod store;
 pub mod tokens;
 pub mod www;
@@ -23,8 +37,8 @@ use tokio::net::TcpListener;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
-use crate::http::{AppState, Inner};
-use crate::rooms::live::LiveRooms;
+use crate::rooms::LiveRooms;
+use crate::state::{AppState, Inner};
 use crate::store::{RoomStore, SqliteStore};
 
 /// How long shutdown waits for live sessions to say goodbye.
@@ -86,7 +100,7 @@ pub async fn run(
         .clone()
         .unwrap_or_else(|| format!("http://{addr}"));
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let media: Arc<dyn rooms::media::MediaFactory> =
+    let media: Arc<dyn sfu::port::MediaFactory> =
         Arc::new(sfu::SfuFactory::new(config.media.clone()));
     let live = LiveRooms::new(clock.clone(), config.resume_grace, Some(media));
     let state = AppState::new(Inner {
@@ -105,7 +119,7 @@ pub async fn run(
         config.purge_interval,
     ));
     tracing::info!(%addr, "convene listening");
-    let app = http::router(state);
+    let app = app::router(state);
     // Upgraded sockets are not tracked by axum's graceful shutdown: end the sessions
     // first so every member is told `serverShutdown` and its socket closes.
     let draining = live.clone();

@@ -8,11 +8,11 @@ use convene_protocol::{ErrorCode, ErrorEnvelope};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::error::{ApiError, ApiResult};
-use super::extract::{user_id, Admin};
 use super::rooms_api::load_room;
-use super::AppState;
-use crate::rooms::live::SessionSummary;
+use crate::api::error::{ApiError, ApiResult};
+use crate::api::extract::{user_id, Admin};
+use crate::rooms::SessionSummary;
+use crate::state::AppState;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct MemberList {

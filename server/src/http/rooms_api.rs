@@ -11,13 +11,14 @@ use convene_protocol::{ErrorCode, ErrorEnvelope};
 use serde::{Deserialize, Deserializer};
 use utoipa::ToSchema;
 
-use super::error::{ApiError, ApiResult};
-use super::extract::{room_id, user_id, Admin, ApiQuery, JsonBody};
 use super::paging::{Page, PageQuery};
-use super::AppState;
+use crate::api::error::{ApiError, ApiResult};
+use crate::api::extract::{room_id, user_id, Admin, ApiQuery, JsonBody};
 use crate::ids::RoomId;
-use crate::rooms::{settings, validity, JoinPolicy, Role, Room, RosterEntry};
-use crate::store::StoredResponse;
+use crate::model::RuleError;
+use crate::rooms::{admission, settings, validity, JoinPolicy, Role, Room, RosterEntry};
+use crate::state::AppState;
+use crate::store::{StoreError, StoredResponse};
 
 pub const REPEATABILITY_HEADER: &str = "repeatability-request-id";
 
@@ -105,21 +106,6 @@ pub struct UpdateRoomRequest {
     pub attributes: Option<Option<BTreeMap<String, Option<String>>>>,
 }
 
-/// Checks every option of `room` and its window against `now`.
-fn check_options(room: &Room) -> Result<(), ApiError> {
-    settings::check_name(&room.name)?;
-    if let Some(url) = &room.cover_url {
-        settings::check_cover_url(url)?;
-    }
-    if let Some(n) = room.max_participants {
-        settings::check_max_participants(n)?;
-    }
-    settings::check_destroy_delay(room.destroy_delay_seconds)?;
-    settings::check_announce_limit(room.announce_limit)?;
-    settings::check_attributes(&room.attributes)?;
-    Ok(())
-}
-
 /// Parses a roster map from a request into (user, role-or-removal) pairs.
 pub fn parse_roster(
     map: BTreeMap<String, Option<ParticipantSpec>>,
@@ -200,6 +186,7 @@ pub async fn create_room(
     let (valid_from, valid_until) = validity::resolve_window(now, req.valid_from, req.valid_until)?;
     let room = Room {
         id,
+        version: 1,
         name: req.name.unwrap_or_default(),
         created_at: now,
         valid_from,
@@ -215,7 +202,7 @@ pub async fn create_room(
             .unwrap_or(settings::DEFAULT_ANNOUNCE_LIMIT),
         attributes: req.attributes.unwrap_or_default(),
     };
-    check_options(&room)?;
+    settings::check_room(&room)?;
     let roster = parse_roster(
         req.participants
             .unwrap_or_default()
@@ -240,7 +227,7 @@ pub async fn create_room(
     let idem = key.as_deref().map(|k| (k, &stored));
     match state.store.create_room(&room, &roster, idem, now).await {
         Ok(()) => {}
-        Err(crate::store::StoreError::DuplicateRequest) => {
+        Err(StoreError::DuplicateRequest) => {
             let k = key.as_deref().unwrap_or_default();
             if let Some(first) = state.store.idempotent_response(k).await? {
                 return Ok(replay(first));
@@ -248,12 +235,12 @@ pub async fn create_room(
             return Err(ApiError::internal("idempotency record vanished"));
         }
         // A concurrent retry with the same key and a chosen id got there first.
-        Err(crate::store::StoreError::AlreadyExists) if key.is_some() => {
+        Err(StoreError::AlreadyExists) if key.is_some() => {
             let k = key.as_deref().unwrap_or_default();
             if let Some(first) = state.store.idempotent_response(k).await? {
                 return Ok(replay(first));
             }
-            return Err(crate::store::StoreError::AlreadyExists.into());
+            return Err(StoreError::AlreadyExists.into());
         }
         Err(e) => return Err(e.into()),
     }
@@ -282,7 +269,7 @@ pub async fn load_room(state: &AppState, raw_id: &str) -> ApiResult<Room> {
 #[utoipa::path(get, path = "/v1/rooms/{roomId}", tag = "rooms",
     params(("roomId" = String, Path)),
     responses(
-        (status = 200, body = Room),
+        (status = 200, body = Room, headers(("ETag" = String, description = "The room's version, e.g. `\"3\"`: send it in `If-Match` to update only this version"))),
         (status = 400, body = ErrorEnvelope), (status = 401, body = ErrorEnvelope),
         (status = 404, description = "RoomNotFound", body = ErrorEnvelope),
     ),
@@ -291,8 +278,52 @@ pub async fn get_room(
     State(state): State<AppState>,
     _: Admin,
     Path(raw): Path<String>,
-) -> ApiResult<Json<Room>> {
-    Ok(Json(load_room(&state, &raw).await?))
+) -> ApiResult<Response> {
+    Ok(with_etag(load_room(&state, &raw).await?))
+}
+
+/// The room as JSON with its version as the `ETag`.
+fn with_etag(room: Room) -> Response {
+    let etag = etag(room.version);
+    let mut resp = Json(room).into_response();
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        resp.headers_mut().insert(header::ETAG, v);
+    }
+    resp
+}
+
+fn etag(version: u64) -> String {
+    format!("\"{version}\"")
+}
+
+/// `If-Match`: `None` when absent or `*` (any stored version), else the one version the
+/// caller read. A list or a weak tag is refused with a clear message.
+fn if_match(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
+    let Some(v) = headers.get(header::IF_MATCH) else {
+        return Ok(None);
+    };
+    let text = v.to_str().unwrap_or("").trim();
+    if text == "*" {
+        return Ok(None);
+    }
+    text.strip_prefix('"')
+        .and_then(|t| t.strip_suffix('"'))
+        .and_then(|t| t.parse::<u64>().ok())
+        .map(Some)
+        .ok_or_else(|| {
+            ApiError::invalid(
+                "If-Match",
+                "If-Match must be one ETag as sent by GET, such as \"3\", or *",
+            )
+        })
+}
+
+fn precondition_failed(current: u64) -> ApiError {
+    ApiError::new(
+        ErrorCode::PreconditionFailed,
+        format!("the room has changed: it is at version {current}; read it again and retry"),
+    )
+    .with_target("If-Match")
 }
 
 #[utoipa::path(get, path = "/v1/rooms", tag = "rooms",
@@ -321,33 +352,58 @@ pub async fn list_rooms(
 }
 
 #[utoipa::path(patch, path = "/v1/rooms/{roomId}", tag = "rooms",
-    params(("roomId" = String, Path)),
+    params(("roomId" = String, Path),
+        ("If-Match" = Option<String>, Header, description = "Apply only if the room is still at this version (the `ETag` of a read)")),
     request_body(content = UpdateRoomRequest, content_type = "application/merge-patch+json"),
     responses(
-        (status = 200, body = Room),
+        (status = 200, body = Room, headers(("ETag" = String, description = "The new version"))),
         (status = 400, body = ErrorEnvelope), (status = 401, body = ErrorEnvelope),
-        (status = 404, body = ErrorEnvelope), (status = 413, body = ErrorEnvelope),
+        (status = 404, body = ErrorEnvelope),
+        (status = 412, description = "PreconditionFailed: the room is no longer at the `If-Match` version", body = ErrorEnvelope),
+        (status = 413, body = ErrorEnvelope),
     ),
     security(("adminKey" = [])))]
 pub async fn update_room(
     State(state): State<AppState>,
     _: Admin,
     Path(raw): Path<String>,
+    headers: HeaderMap,
     JsonBody(patch): JsonBody<UpdateRoomRequest>,
-) -> ApiResult<Json<Room>> {
-    let mut room = load_room(&state, &raw).await?;
+) -> ApiResult<Response> {
+    let id = room_id(&raw)?;
+    let expected = if_match(&headers)?;
     let now = state.clock.now();
+    // Applied by the store to the latest version inside its transaction, so concurrent
+    // PATCHes serialize instead of overwriting each other.
+    let edit = Box::new(move |room: &mut Room| apply_patch(room, patch, now));
+    let room = match state.store.update_room(&id, expected, edit).await {
+        Ok(room) => room,
+        Err(StoreError::RoomNotFound) => return Err(ApiError::room_not_found(&raw)),
+        Err(StoreError::VersionMismatch { current }) => return Err(precondition_failed(current)),
+        Err(e) => return Err(e.into()),
+    };
+    state.live.room_updated(&room);
+    tracing::info!(room = %room.id, version = room.version, "room updated");
+    Ok(with_etag(room))
+}
+
+/// A merge-patch applied to the stored room, then every rule checked.
+fn apply_patch(
+    room: &mut Room,
+    patch: UpdateRoomRequest,
+    now: DateTime<Utc>,
+) -> Result<(), RuleError> {
     if let Some(v) = patch.name {
         room.name = v.unwrap_or_default();
     }
     let window_changed = patch.valid_from.is_some() || patch.valid_until.is_some();
     if let Some(v) = patch.valid_from {
         room.valid_from =
-            v.ok_or_else(|| ApiError::invalid("validFrom", "validFrom may not be null"))?;
+            v.ok_or_else(|| RuleError::new("validFrom", "validFrom may not be null"))?;
     }
     if let Some(v) = patch.valid_until {
         room.valid_until =
-            v.ok_or_else(|| ApiError::invalid("validUntil", "validUntil may not be null"))?;
+            v.ok_or_else(|| RuleError::new("validUntil", "validUntil may not be null"))?;
     }
     if window_changed {
         validity::check_window(now, room.valid_from, room.valid_until)?;
@@ -385,42 +441,42 @@ pub async fn update_room(
             }
         }
     }
-    check_options(&room)?;
-    state.store.update_room(&room).await?;
-    state.live.room_updated(&room).await;
-    Ok(Json(room))
+    settings::check_room(room)
 }
 
 #[utoipa::path(delete, path = "/v1/rooms/{roomId}", tag = "rooms",
-    params(("roomId" = String, Path)),
+    params(("roomId" = String, Path),
+        ("If-Match" = Option<String>, Header, description = "Delete only if the room is still at this version")),
     responses(
         (status = 204, description = "Deleted; a live session ends with reason roomDeleted"),
         (status = 400, body = ErrorEnvelope), (status = 401, body = ErrorEnvelope),
         (status = 404, body = ErrorEnvelope),
+        (status = 412, description = "PreconditionFailed", body = ErrorEnvelope),
     ),
     security(("adminKey" = [])))]
 pub async fn delete_room(
     State(state): State<AppState>,
     _: Admin,
     Path(raw): Path<String>,
+    headers: HeaderMap,
 ) -> ApiResult<StatusCode> {
     let id = room_id(&raw)?;
-    if !state.store.delete_room(&id).await? {
-        return Err(ApiError::room_not_found(&raw));
+    let expected = if_match(&headers)?;
+    match state.store.delete_room(&id, expected).await {
+        Ok(true) => {}
+        Ok(false) => return Err(ApiError::room_not_found(&raw)),
+        Err(StoreError::VersionMismatch { current }) => return Err(precondition_failed(current)),
+        Err(e) => return Err(e.into()),
     }
-    state.live.room_deleted(&id).await;
+    state.live.room_deleted(&id);
     tracing::info!(room = %id, "room deleted");
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// Used by handlers that must refuse work on a room that has ended.
 pub fn ensure_not_expired(room: &Room, now: DateTime<Utc>) -> ApiResult<()> {
-    if now >= room.valid_until {
-        return Err(ApiError::new(
-            ErrorCode::RoomExpired,
-            format!("the room ended at {}", room.valid_until.to_rfc3339()),
-        )
-        .with_at(room.valid_until));
+    if room.has_ended_at(now) {
+        return Err(admission::ended(room).into());
     }
     Ok(())
 }

@@ -8,13 +8,13 @@ use convene_protocol::ErrorEnvelope;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::error::{ApiError, ApiResult};
-use super::extract::{room_id, user_id, Admin, ApiQuery, JsonBody};
 use super::paging::{Page, PageQuery};
 use super::rooms_api::{load_room, parse_roster, ParticipantSpec};
-use super::AppState;
-use crate::rooms::RosterEntry;
-use crate::store::RosterChange;
+use crate::api::error::{ApiError, ApiResult};
+use crate::api::extract::{room_id, user_id, Admin, ApiQuery, JsonBody};
+use crate::model::{RosterChange, RosterEntry};
+use crate::rooms::settings::MAX_ROSTER_SIZE;
+use crate::state::AppState;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -81,13 +81,13 @@ pub async fn update_participants(
     let now = state.clock.now();
     let done = state
         .store
-        .apply_roster(&id, &changes, now)
+        .apply_roster(&id, &changes, now, MAX_ROSTER_SIZE)
         .await
         .map_err(|e| match e {
             crate::store::StoreError::RoomNotFound => ApiError::room_not_found(&raw),
             e => e.into(),
         })?;
-    state.live.roster_changed(&id, &done).await;
+    state.live.roster_changed(&id, &done);
     let mut out = UpdateRosterResponse {
         added: vec![],
         updated: vec![],

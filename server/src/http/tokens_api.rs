@@ -8,11 +8,11 @@ use convene_protocol::{ErrorCode, ErrorEnvelope};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::error::{ApiError, ApiResult};
-use super::extract::{user_id, Admin, JsonBody};
 use super::rooms_api::{ensure_not_expired, load_room};
-use super::AppState;
+use crate::api::error::{ApiError, ApiResult};
+use crate::api::extract::{user_id, Admin, JsonBody};
 use crate::rooms::Role;
+use crate::state::AppState;
 use crate::tokens::{self, JoinClaims};
 
 pub const DEFAULT_TOKEN_TTL_SECONDS: i64 = 24 * 3600;
@@ -140,6 +140,6 @@ pub async fn revoke_token(
         .store
         .revoke_token(&token_id, &room.id, room.valid_until)
         .await?;
-    state.live.token_revoked(&room.id, &token_id).await;
+    state.live.token_revoked(&room.id, &token_id);
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,31 +1,24 @@
-//! The room domain: what a room is, its rules and roles. No sockets, no HTTP types and
-//! no clock here; callers pass `now`.
+//! The room domain: the rules (window, settings, admission) and live sessions.
+//!
+//! - `session/`: one live session as a sans-IO core (`handle(input, now)`,
+//!   `poll_output()`, `poll_timeout()`), with no socket, task or clock inside.
+//! - `driver`: the thin task that runs one session core, and `delivery`, its queues.
+//! - `registry`: the live sessions of this server (`LiveRooms`), started on first join.
+//! - `admission`: who may join, as a pure function of what the edge read.
+//! - `settings`, `validity`: limits on a room's options and window.
+//!
+//! Layers point one way: the edge (`http`, `signal`) calls in here; this module calls
+//! `store` and the media relay's port (`sfu::port`) and never the edge. The records it
+//! shares with the store live in `model`.
 
-pub mod live;
-pub mod media;
-pub mod model;
+pub mod admission;
+mod delivery;
+mod driver;
 pub mod outbound;
-pub mod roles;
+pub mod registry;
 pub mod session;
 pub mod settings;
 pub mod validity;
 
-pub use model::{JoinPolicy, Room, RosterEntry};
-pub use roles::Role;
-
-/// A broken rule, with the request field it concerns (`target` in the API error).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
-pub struct RuleError {
-    pub target: String,
-    pub message: String,
-}
-
-impl RuleError {
-    pub fn new(target: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            target: target.into(),
-            message: message.into(),
-        }
-    }
-}
+pub use crate::model::{JoinPolicy, Role, Room, RosterEntry, RuleError};
+pub use registry::{JoinError, LiveRooms, SessionSummary};

@@ -19,6 +19,20 @@ pub const MAX_ATTRIBUTES_TOTAL_BYTES: usize = 8 * 1024;
 pub const MAX_ROSTER_CHANGES: usize = 1_000;
 pub const MAX_ROSTER_SIZE: u64 = 100_000;
 
+/// Checks every option of a room (its window is checked by `validity`).
+pub fn check_room(room: &crate::model::Room) -> Result<(), RuleError> {
+    check_name(&room.name)?;
+    if let Some(url) = &room.cover_url {
+        check_cover_url(url)?;
+    }
+    if let Some(n) = room.max_participants {
+        check_max_participants(n)?;
+    }
+    check_destroy_delay(room.destroy_delay_seconds)?;
+    check_announce_limit(room.announce_limit)?;
+    check_attributes(&room.attributes)
+}
+
 pub fn check_name(name: &str) -> Result<(), RuleError> {
     if name.chars().count() > MAX_NAME_CHARS {
         return Err(RuleError::new(

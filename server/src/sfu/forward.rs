@@ -12,9 +12,9 @@ use rtc::rtp::Packet;
 use tokio::sync::mpsc;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 
+use super::port::MediaKind;
 use super::stats;
 use crate::ids::UserId;
-use crate::rooms::media::MediaKind;
 
 /// Packets a subscriber may have queued for one track before its own packets drop.
 pub const SINK_QUEUE: usize = 512;

@@ -21,10 +21,10 @@ use webrtc::rtp_transceiver::RtpSender;
 use super::config::{advertise, Ports, SfuConfig};
 use super::forward::{Published, SINK_QUEUE};
 use super::peer::{self, Peer, PeerEvent};
+use super::port::{MediaEvent, MediaKind, MediaSignal};
 use super::room::RoomCmd;
 use super::stats;
 use crate::ids::UserId;
-use crate::rooms::media::{MediaEvent, MediaKind, MediaSignal};
 
 pub enum MemberCmd {
     Signal {

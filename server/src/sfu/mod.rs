@@ -12,6 +12,7 @@ mod config;
 mod forward;
 mod member;
 mod peer;
+pub mod port;
 mod room;
 pub mod stats;
 

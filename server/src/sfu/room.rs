@@ -13,8 +13,8 @@ use webrtc::media_stream::track_remote::TrackRemote;
 use super::config::{Ports, SfuConfig};
 use super::forward::Published;
 use super::member::{self, MemberCmd};
+use super::port::{Gates, MediaEvent, MediaFactory, MediaKind, MediaSignal, RoomMedia};
 use crate::ids::{RoomId, UserId};
-use crate::rooms::media::{Gates, MediaEvent, MediaFactory, MediaKind, MediaSignal, RoomMedia};
 
 pub enum RoomCmd {
     Signal {
@@ -191,7 +191,7 @@ impl RoomActor {
                     e.gates = gates;
                 }
                 for p in self.published.values().filter(|p| p.owner == member) {
-                    p.gate.store(gates.allows(p.kind), Ordering::Relaxed);
+                    p.gate.store(gates.get(p.kind), Ordering::Relaxed);
                 }
             }
             RoomCmd::TrackArrived {
@@ -207,7 +207,7 @@ impl RoomActor {
                 // come back with the result, so this loop never waits.
                 tokio::spawn(async move {
                     let p = Published::start(member.clone(), kind, remote).await;
-                    p.gate.store(gates.allows(kind), Ordering::Relaxed);
+                    p.gate.store(gates.get(kind), Ordering::Relaxed);
                     let _ = actor_tx.send(RoomCmd::Published(p));
                 });
             }

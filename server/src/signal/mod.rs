@@ -2,8 +2,73 @@
 //! invitation, policy, window, capacity) runs before the upgrade, so a refused join is
 //! a plain HTTP error with the envelope; after it, this module only moves frames
 //! between the socket and the room's session.
+//!
+//! `admission` reads what the rules need and asks `rooms::admission`; `socket` serves
+//! one upgraded connection. Neither imports the other: this file joins them.
 
 mod admission;
 mod socket;
 
-pub use admission::rtc;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use convene_protocol::signal::MAX_FRAME_BYTES;
+use serde::Deserialize;
+
+use crate::api::extract::ApiQuery;
+use crate::api::ApiError;
+use crate::state::AppState;
+
+/// Socket buffers are kept small on purpose: axum's default 128 KiB read buffer would
+/// cost about 13 GB at 100,000 members, and our frames are small JSON.
+const READ_BUFFER_BYTES: usize = 4 * 1024;
+const WRITE_BUFFER_BYTES: usize = 4 * 1024;
+/// A cap, not an allocation: a single frame larger than this cannot be sent at all, and
+/// a `joined` in a room with thousands of announced members is megabytes.
+const MAX_WRITE_BUFFER_BYTES: usize = 64 * 1024 * 1024;
+
+#[derive(Debug, Deserialize)]
+pub struct RtcQuery {
+    token: Option<String>,
+    resume: Option<String>,
+}
+
+pub async fn rtc(
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<RtcQuery>,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    let admitted = match admission::admit(&state, q.token.as_deref(), q.resume.is_some()).await {
+        Ok(a) => a,
+        Err(e) => return e.into_response(),
+    };
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(_) => {
+            return ApiError::invalid("upgrade", "this endpoint needs a WebSocket upgrade")
+                .into_response()
+        }
+    };
+    let resume = q.resume;
+    ws.read_buffer_size(READ_BUFFER_BYTES)
+        .write_buffer_size(WRITE_BUFFER_BYTES)
+        .max_write_buffer_size(MAX_WRITE_BUFFER_BYTES)
+        .max_message_size(MAX_FRAME_BYTES)
+        .max_frame_size(MAX_FRAME_BYTES)
+        .on_upgrade(move |ws| async move {
+            let joined = socket::Joining {
+                live: state.live.clone(),
+                room: admitted.room.clone(),
+                init: admitted.init.clone(),
+                resume,
+            };
+            let Some(conn) = socket::join(ws, joined).await else {
+                return;
+            };
+            // An admin change made between the checks and the join reached no
+            // session; read again now that the member is in one.
+            admission::recheck(&state, &admitted).await;
+            conn.serve().await;
+        })
+}

@@ -1,5 +1,7 @@
 //! Persistence of rooms and rosters behind one trait. SQLite is the embedded default;
-//! other backends (PostgreSQL, Redis) implement the same trait.
+//! other backends (PostgreSQL) implement the same trait. A write is acknowledged only
+//! once it is committed, and a room update is one transaction: read, edit, version + 1,
+//! write, so concurrent updates serialize and none is lost.
 
 mod sqlite;
 
@@ -7,8 +9,13 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::ids::{RoomId, UserId};
-use crate::rooms::{Role, Room, RosterEntry};
+pub use crate::model::RosterChange;
+use crate::model::{Role, Room, RosterEntry, RuleError};
 pub use sqlite::SqliteStore;
+
+/// An edit of a room, applied by the store inside its transaction to the latest stored
+/// version. Returning an error leaves the room unchanged.
+pub type RoomEdit = Box<dyn FnOnce(&mut Room) -> Result<(), RuleError> + Send>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -20,6 +27,12 @@ pub enum StoreError {
     DuplicateRequest,
     #[error("the roster would exceed {0} users")]
     RosterFull(u64),
+    /// `If-Match` named another version than the stored one.
+    #[error("the room is at version {current}, not the one expected")]
+    VersionMismatch { current: u64 },
+    /// The edit refused the room as it is now.
+    #[error("{0}")]
+    Rejected(RuleError),
     #[error("storage failure: {0}")]
     Backend(String),
 }
@@ -29,14 +42,6 @@ pub enum StoreError {
 pub struct StoredResponse {
     pub status: u16,
     pub body: String,
-}
-
-/// What one roster change did, so live sessions can act on removals and role changes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RosterChange {
-    Added(RosterEntry),
-    RoleChanged { entry: RosterEntry, from: Role },
-    Removed(UserId),
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -64,9 +69,18 @@ pub trait RoomStore: Send + Sync + 'static {
         after: Option<&RoomId>,
         limit: usize,
     ) -> Result<Vec<Room>, StoreError>;
-    async fn update_room(&self, room: &Room) -> Result<(), StoreError>;
-    /// Deletes the room and its roster; false when there was none.
-    async fn delete_room(&self, id: &RoomId) -> Result<bool, StoreError>;
+    /// Applies `edit` to the stored room in one transaction and stores it as the next
+    /// version; with `if_version`, only when that is the stored version. Returns the
+    /// room as stored.
+    async fn update_room(
+        &self,
+        id: &RoomId,
+        if_version: Option<u64>,
+        edit: RoomEdit,
+    ) -> Result<Room, StoreError>;
+    /// Deletes the room and its roster (with `if_version`, only at that version); false
+    /// when there was none.
+    async fn delete_room(&self, id: &RoomId, if_version: Option<u64>) -> Result<bool, StoreError>;
 
     async fn roster_page(
         &self,
@@ -80,12 +94,14 @@ pub trait RoomStore: Send + Sync + 'static {
         user: &UserId,
     ) -> Result<Option<RosterEntry>, StoreError>;
     async fn roster_count(&self, room: &RoomId) -> Result<u64, StoreError>;
-    /// Upserts (`Some(role)`) and removes (`None`) users in one transaction.
+    /// Upserts (`Some(role)`) and removes (`None`) users in one transaction; refused
+    /// whole when the roster would hold more than `max_size` users.
     async fn apply_roster(
         &self,
         room: &RoomId,
         changes: &[(UserId, Option<Role>)],
         now: DateTime<Utc>,
+        max_size: u64,
     ) -> Result<Vec<RosterChange>, StoreError>;
 
     async fn idempotent_response(&self, key: &str) -> Result<Option<StoredResponse>, StoreError>;

@@ -10,13 +10,13 @@ use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
-use super::{PurgeCounts, RoomStore, RosterChange, StoreError, StoredResponse};
+use super::{PurgeCounts, RoomEdit, RoomStore, RosterChange, StoreError, StoredResponse};
 use crate::ids::{RoomId, UserId};
-use crate::rooms::settings::MAX_ROSTER_SIZE;
-use crate::rooms::{Role, Room, RosterEntry};
+use crate::model::{Role, Room, RosterEntry};
 
 /// Applied in order; the database's `user_version` counts how many have run.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
     CREATE TABLE rooms (
         id          TEXT PRIMARY KEY,
         valid_until INTEGER NOT NULL,
@@ -42,7 +42,11 @@ const MIGRATIONS: &[&str] = &[r#"
         room_id    TEXT NOT NULL,
         expires_at INTEGER NOT NULL
     );
-"#];
+"#,
+    // Room versions: the column is authoritative; the document's copy is refreshed on
+    // every write.
+    "ALTER TABLE rooms ADD COLUMN version INTEGER NOT NULL DEFAULT 1;",
+];
 
 #[derive(Clone)]
 pub struct SqliteStore {
@@ -118,8 +122,22 @@ impl SqliteStore {
     }
 }
 
-fn room_from_doc(doc: String) -> Result<Room, StoreError> {
-    serde_json::from_str(&doc).map_err(backend)
+fn room_from_doc(doc: String, version: i64) -> Result<Room, StoreError> {
+    let mut room: Room = serde_json::from_str(&doc).map_err(backend)?;
+    room.version = version as u64;
+    Ok(room)
+}
+
+fn read_room(conn: &Connection, id: &RoomId) -> Result<Option<Room>, StoreError> {
+    let row: Option<(String, i64)> = conn
+        .query_row(
+            "SELECT doc, version FROM rooms WHERE id = ?1",
+            [id.as_str()],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()
+        .map_err(backend)?;
+    row.map(|(doc, v)| room_from_doc(doc, v)).transpose()
 }
 
 fn insert_entry(tx: &Transaction<'_>, room: &RoomId, e: &RosterEntry) -> Result<(), StoreError> {
@@ -177,9 +195,14 @@ impl RoomStore for SqliteStore {
             let tx = conn.transaction().map_err(backend)?;
             let doc = serde_json::to_string(&room).map_err(backend)?;
             let inserted = tx.execute(
-                "INSERT INTO rooms (id, valid_until, doc) VALUES (?1, ?2, ?3)
+                "INSERT INTO rooms (id, valid_until, doc, version) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT(id) DO NOTHING",
-                params![room.id.as_str(), ms(room.valid_until), doc],
+                params![
+                    room.id.as_str(),
+                    ms(room.valid_until),
+                    doc,
+                    room.version as i64
+                ],
             );
             if inserted.map_err(backend)? == 0 {
                 return Err(StoreError::AlreadyExists);
@@ -208,16 +231,7 @@ impl RoomStore for SqliteStore {
 
     async fn get_room(&self, id: &RoomId) -> Result<Option<Room>, StoreError> {
         let id = id.clone();
-        self.with(move |conn| {
-            let doc: Option<String> = conn
-                .query_row("SELECT doc FROM rooms WHERE id = ?1", [id.as_str()], |r| {
-                    r.get(0)
-                })
-                .optional()
-                .map_err(backend)?;
-            doc.map(room_from_doc).transpose()
-        })
-        .await
+        self.with(move |conn| read_room(conn, &id)).await
     }
 
     async fn list_rooms(
@@ -228,43 +242,92 @@ impl RoomStore for SqliteStore {
         let after = after.map(|a| a.as_str().to_owned()).unwrap_or_default();
         self.with(move |conn| {
             let mut stmt = conn
-                .prepare_cached("SELECT doc FROM rooms WHERE id > ?1 ORDER BY id LIMIT ?2")
+                .prepare_cached("SELECT doc, version FROM rooms WHERE id > ?1 ORDER BY id LIMIT ?2")
                 .map_err(backend)?;
             let docs = stmt
-                .query_map(params![after, limit as i64], |r| r.get::<_, String>(0))
+                .query_map(params![after, limit as i64], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+                })
                 .map_err(backend)?
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(backend)?;
-            docs.into_iter().map(room_from_doc).collect()
+            docs.into_iter()
+                .map(|(doc, v)| room_from_doc(doc, v))
+                .collect()
         })
         .await
     }
 
-    async fn update_room(&self, room: &Room) -> Result<(), StoreError> {
-        let room = room.clone();
-        self.with(move |conn| {
-            let doc = serde_json::to_string(&room).map_err(backend)?;
-            let n = conn
-                .execute(
-                    "UPDATE rooms SET valid_until = ?2, doc = ?3 WHERE id = ?1",
-                    params![room.id.as_str(), ms(room.valid_until), doc],
-                )
-                .map_err(backend)?;
-            if n == 0 {
-                return Err(StoreError::RoomNotFound);
-            }
-            Ok(())
-        })
-        .await
-    }
-
-    async fn delete_room(&self, id: &RoomId) -> Result<bool, StoreError> {
+    async fn update_room(
+        &self,
+        id: &RoomId,
+        if_version: Option<u64>,
+        edit: RoomEdit,
+    ) -> Result<Room, StoreError> {
         let id = id.clone();
         self.with(move |conn| {
-            let n = conn
-                .execute("DELETE FROM rooms WHERE id = ?1", [id.as_str()])
+            // IMMEDIATE takes the write lock before the read, so no other writer (not
+            // even another process on the same file) can slip in between.
+            let tx = conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
                 .map_err(backend)?;
-            Ok(n > 0)
+            let mut room = read_room(&tx, &id)?.ok_or(StoreError::RoomNotFound)?;
+            let current = room.version;
+            if if_version.is_some_and(|v| v != current) {
+                return Err(StoreError::VersionMismatch { current });
+            }
+            edit(&mut room).map_err(StoreError::Rejected)?;
+            room.id = id;
+            room.version = current + 1;
+            let doc = serde_json::to_string(&room).map_err(backend)?;
+            let n = tx
+                .execute(
+                    "UPDATE rooms SET valid_until = ?2, doc = ?3, version = ?4
+                     WHERE id = ?1 AND version = ?5",
+                    params![
+                        room.id.as_str(),
+                        ms(room.valid_until),
+                        doc,
+                        room.version as i64,
+                        current as i64
+                    ],
+                )
+                .map_err(backend)?;
+            if n != 1 {
+                return Err(backend("the room changed inside its own transaction"));
+            }
+            tx.commit().map_err(backend)?;
+            Ok(room)
+        })
+        .await
+    }
+
+    async fn delete_room(&self, id: &RoomId, if_version: Option<u64>) -> Result<bool, StoreError> {
+        let id = id.clone();
+        self.with(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(backend)?;
+            let current: Option<i64> = tx
+                .query_row(
+                    "SELECT version FROM rooms WHERE id = ?1",
+                    [id.as_str()],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(backend)?;
+            let Some(current) = current else {
+                return Ok(false);
+            };
+            if if_version.is_some_and(|v| v != current as u64) {
+                return Err(StoreError::VersionMismatch {
+                    current: current as u64,
+                });
+            }
+            tx.execute("DELETE FROM rooms WHERE id = ?1", [id.as_str()])
+                .map_err(backend)?;
+            tx.commit().map_err(backend)?;
+            Ok(true)
         })
         .await
     }
@@ -335,6 +398,7 @@ impl RoomStore for SqliteStore {
         room: &RoomId,
         changes: &[(UserId, Option<Role>)],
         now: DateTime<Utc>,
+        max_size: u64,
     ) -> Result<Vec<RosterChange>, StoreError> {
         let room = room.clone();
         let changes = changes.to_vec();
@@ -406,9 +470,9 @@ impl RoomStore for SqliteStore {
                     |r| r.get(0),
                 )
                 .map_err(backend)?;
-            if count as u64 > MAX_ROSTER_SIZE {
+            if count as u64 > max_size {
                 // Dropping the transaction rolls every change back.
-                return Err(StoreError::RosterFull(MAX_ROSTER_SIZE));
+                return Err(StoreError::RosterFull(max_size));
             }
             tx.commit().map_err(backend)?;
             Ok(done)
@@ -511,6 +575,7 @@ mod tests {
     fn room(id: &str, until: DateTime<Utc>) -> Room {
         Room {
             id: RoomId::parse(id).unwrap(),
+            version: 1,
             name: String::new(),
             created_at: until - Duration::days(1),
             valid_from: until - Duration::days(1),
@@ -588,6 +653,52 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn updates_are_versioned_and_conditional() {
+        let store = SqliteStore::in_memory().unwrap();
+        let now = Utc::now();
+        let r = room("r", now + Duration::days(1));
+        store.create_room(&r, &[], None, now).await.unwrap();
+        let renamed = store
+            .update_room(
+                &r.id,
+                Some(1),
+                Box::new(|room| {
+                    room.name = "a".into();
+                    Ok(())
+                }),
+            )
+            .await
+            .unwrap();
+        assert_eq!((renamed.version, renamed.name.as_str()), (2, "a"));
+        assert!(matches!(
+            store
+                .update_room(&r.id, Some(1), Box::new(|_| Ok(())))
+                .await,
+            Err(StoreError::VersionMismatch { current: 2 })
+        ));
+        let refused = store
+            .update_room(
+                &r.id,
+                None,
+                Box::new(|room| {
+                    room.name = "b".into();
+                    Err(crate::model::RuleError::new("name", "no"))
+                }),
+            )
+            .await;
+        assert!(matches!(refused, Err(StoreError::Rejected(_))));
+        let stored = store.get_room(&r.id).await.unwrap().unwrap();
+        assert_eq!((stored.version, stored.name.as_str()), (2, "a"));
+        assert_eq!(store.list_rooms(None, 10).await.unwrap()[0].version, 2);
+        assert!(matches!(
+            store.delete_room(&r.id, Some(1)).await,
+            Err(StoreError::VersionMismatch { current: 2 })
+        ));
+        assert!(store.delete_room(&r.id, Some(2)).await.unwrap());
+        assert!(!store.delete_room(&r.id, None).await.unwrap());
+    }
+
+    #[tokio::test]
     async fn a_failed_roster_change_changes_nothing() {
         let store = SqliteStore::in_memory().unwrap();
         let now = Utc::now();
@@ -596,12 +707,12 @@ mod tests {
         let missing = RoomId::parse("missing").unwrap();
         let add = vec![(UserId::parse("a").unwrap(), Some(Role::Presenter))];
         assert!(matches!(
-            store.apply_roster(&missing, &add, now).await,
+            store.apply_roster(&missing, &add, now, 10).await,
             Err(StoreError::RoomNotFound)
         ));
-        let done = store.apply_roster(&r.id, &add, now).await.unwrap();
+        let done = store.apply_roster(&r.id, &add, now, 10).await.unwrap();
         assert!(matches!(done[0], RosterChange::Added(_)));
-        let again = store.apply_roster(&r.id, &add, now).await.unwrap();
+        let again = store.apply_roster(&r.id, &add, now, 10).await.unwrap();
         assert!(again.is_empty(), "same role again is no change");
     }
 }

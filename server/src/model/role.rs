@@ -2,6 +2,8 @@ use convene_protocol::signal::Capabilities;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::MediaKind;
+
 /// What a member may do in a room. The server enforces it; the SDK is told.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -36,6 +38,22 @@ impl Role {
 
     pub fn parse(s: &str) -> Option<Role> {
         Role::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+
+    /// The one permission check for publishing: every gate, refusal and role change
+    /// asks here.
+    pub fn may_publish(self, kind: MediaKind) -> bool {
+        let caps = self.capabilities();
+        match kind {
+            MediaKind::Audio => caps.publish_audio,
+            MediaKind::Video => caps.publish_video,
+            MediaKind::Screen => caps.publish_screen,
+        }
+    }
+
+    /// Whether this role may publish anything at all.
+    pub fn publishes(self) -> bool {
+        MediaKind::ALL.into_iter().any(|k| self.may_publish(k))
     }
 
     pub fn capabilities(self) -> Capabilities {

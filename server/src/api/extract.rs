@@ -10,8 +10,8 @@ use convene_protocol::ErrorCode;
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
-use super::AppState;
 use crate::ids::{RoomId, UserId};
+use crate::state::AppState;
 
 /// Proof that the caller sent the admin key as `Authorization: Bearer <key>`.
 pub struct Admin;

@@ -5,7 +5,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use convene_protocol::{ErrorBody, ErrorCode, ErrorEnvelope};
 
-use crate::rooms::RuleError;
+use crate::model::RuleError;
 use crate::store::StoreError;
 
 tokio::task_local! {
@@ -87,6 +87,17 @@ impl From<RuleError> for ApiError {
     }
 }
 
+impl From<crate::rooms::admission::Refusal> for ApiError {
+    fn from(r: crate::rooms::admission::Refusal) -> Self {
+        let mut e = ApiError::new(r.code, r.message);
+        e.target = r.target.map(str::to_string);
+        if let Some(at) = r.at {
+            e = e.with_at(at);
+        }
+        e
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match &e {
@@ -103,6 +114,14 @@ impl From<StoreError> for ApiError {
                 "participants",
                 format!("a room's roster may hold at most {n} users"),
             ),
+            StoreError::VersionMismatch { current } => ApiError::new(
+                ErrorCode::PreconditionFailed,
+                format!("the room is at version {current}, not the one expected"),
+            )
+            .with_target("If-Match"),
+            StoreError::Rejected(rule) => {
+                ApiError::invalid(rule.target.clone(), rule.message.clone())
+            }
             StoreError::DuplicateRequest | StoreError::Backend(_) => ApiError::internal(e),
         }
     }

@@ -1,22 +1,17 @@
 //! The seam between a live session and the media relay. The session decides who may
 //! publish what and tells the relay; the relay reports what it sends and what members
 //! publish. No WebRTC type crosses this boundary, so the session stays testable
-//! without a media stack.
+//! without a media stack. It lives here, below `rooms`, so that layers point one way:
+//! `rooms` calls this port, and the relay never imports `rooms`.
 
 use convene_protocol::signal::{IceServer, PcKind, ServerMessage};
 use tokio::sync::mpsc;
 
 use crate::ids::{RoomId, UserId};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum MediaKind {
-    Audio,
-    Video,
-    Screen,
-}
+pub use crate::model::MediaKind;
 
 /// Media negotiation from a member's client.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum MediaSignal {
     Offer {
         pc: PcKind,
@@ -51,22 +46,7 @@ pub enum MediaEvent {
 
 /// Which of a member's tracks may be forwarded now (its role allows it and it has not
 /// muted or been muted).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Gates {
-    pub audio: bool,
-    pub video: bool,
-    pub screen: bool,
-}
-
-impl Gates {
-    pub fn allows(&self, kind: MediaKind) -> bool {
-        match kind {
-            MediaKind::Audio => self.audio,
-            MediaKind::Video => self.video,
-            MediaKind::Screen => self.screen,
-        }
-    }
-}
+pub type Gates = crate::model::MediaSet;
 
 /// One session's media relay. Calls return at once; work happens in the relay's
 /// own tasks, and results come back as `MediaEvent`s.

@@ -1,0 +1,123 @@
+//! The admin's durable record of a room.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::ids::RoomId;
+
+/// Who may join a room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum JoinPolicy {
+    /// Only users on the invite roster, with a valid join token.
+    #[default]
+    Invite,
+    /// Nobody new may join; members already in the live session stay (like locking a
+    /// meeting). The room is kept, e.g. between events; to end a call, delete the room
+    /// or move its `validUntil` to now.
+    Closed,
+}
+
+fn first_version() -> u64 {
+    1
+}
+
+/// The admin's durable record of a room. Exists whether or not anyone is connected.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Room {
+    #[schema(value_type = String, example = "weekly-standup")]
+    pub id: RoomId,
+    /// Starts at 1 and grows by one with every change of the room (not of its roster).
+    /// Sent as the `ETag` of room reads; send it back in `If-Match` to update only the
+    /// version you read.
+    #[serde(default = "first_version")]
+    pub version: u64,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+    pub valid_from: DateTime<Utc>,
+    pub valid_until: DateTime<Utc>,
+    /// Most members joined at once; `null` for no limit.
+    pub max_participants: Option<u32>,
+    pub join_policy: JoinPolicy,
+    pub is_message_disabled: bool,
+    pub is_public_visible: bool,
+    pub cover_url: Option<String>,
+    /// Seconds a live session outlives its last member.
+    pub destroy_delay_seconds: u32,
+    /// Members announced one by one in a live session; past it, receive-only members
+    /// are reported as a count.
+    pub announce_limit: u32,
+    pub attributes: BTreeMap<String, String>,
+}
+
+/// Where a moment falls in a room's validity window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Window {
+    NotYetOpen,
+    Open,
+    Ended,
+}
+
+impl Room {
+    /// The one place that says whether a room may be used at `now`: admission, token
+    /// minting and a live session's expiry all ask here.
+    pub fn window_at(&self, now: DateTime<Utc>) -> Window {
+        if now >= self.valid_until {
+            Window::Ended
+        } else if now < self.valid_from {
+            Window::NotYetOpen
+        } else {
+            Window::Open
+        }
+    }
+
+    pub fn has_ended_at(&self, now: DateTime<Utc>) -> bool {
+        self.window_at(now) == Window::Ended
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{Duration, TimeZone};
+
+    #[test]
+    fn window_edges() {
+        let t = Utc.with_ymd_and_hms(2026, 3, 1, 10, 0, 0).unwrap();
+        let room = Room {
+            id: RoomId::parse("r").unwrap(),
+            version: 1,
+            name: String::new(),
+            created_at: t,
+            valid_from: t,
+            valid_until: t + Duration::hours(1),
+            max_participants: None,
+            join_policy: JoinPolicy::Invite,
+            is_message_disabled: false,
+            is_public_visible: false,
+            cover_url: None,
+            destroy_delay_seconds: 0,
+            announce_limit: 50,
+            attributes: BTreeMap::new(),
+        };
+        assert_eq!(room.window_at(t - Duration::seconds(1)), Window::NotYetOpen);
+        assert_eq!(room.window_at(t), Window::Open);
+        assert_eq!(room.window_at(t + Duration::hours(1)), Window::Ended);
+        assert!(room.has_ended_at(t + Duration::hours(2)));
+    }
+
+    #[test]
+    fn a_stored_room_without_a_version_reads_as_version_one() {
+        let doc = r#"{"id":"r","name":"","createdAt":"2026-03-01T10:00:00Z",
+            "validFrom":"2026-03-01T10:00:00Z","validUntil":"2026-03-02T10:00:00Z",
+            "maxParticipants":null,"joinPolicy":"invite","isMessageDisabled":false,
+            "isPublicVisible":false,"coverUrl":null,"destroyDelaySeconds":0,
+            "announceLimit":50,"attributes":{}}"#;
+        let room: Room = serde_json::from_str(doc).unwrap();
+        assert_eq!(room.version, 1);
+    }
+}

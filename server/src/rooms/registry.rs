@@ -1,0 +1,348 @@
+//! Live sessions: a registry of rooms with members joined now, each served by one driver
+//! task (`driver.rs`) that owns its `Session`. Only the driver touches the session, so
+//! no lock guards member state; the registry's map is the one lock.
+//!
+//! Two queues reach a driver: members' commands (bounded, so a flood waits) and admin
+//! notifications (unbounded and sent without waiting, so an admin request that is
+//! cancelled midway cannot lose the notification of a change it already committed).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use convene_protocol::signal::{ClientMessage, Participant};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Duration;
+
+use super::driver::{Command, Driver, Gauges, JoinReply};
+use super::outbound::OutboundTx;
+use super::session::{JoinOutcome, MemberInit, Session, SessionConfig};
+use crate::clock::{Clock, Now};
+use crate::ids::{ConnId, RoomId, SessionId, UserId};
+use crate::model::{Room, RosterChange};
+use crate::sfu::port::MediaFactory;
+
+const COMMAND_QUEUE: usize = 1024;
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum JoinError {
+    RoomFull,
+    /// The server is shutting down and starts no sessions.
+    Closing,
+    /// Sessions kept ending under the join (three times in a row).
+    Busy,
+}
+
+/// A live session as the admin's list shows it.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionSummary {
+    #[schema(value_type = String)]
+    pub room_id: RoomId,
+    #[schema(value_type = String)]
+    pub session_id: SessionId,
+    pub started_at: DateTime<Utc>,
+    pub member_count: usize,
+    /// The room version the session runs on (the latest stored one, once any change
+    /// has reached it).
+    pub room_version: u64,
+}
+
+struct Handle {
+    tx: mpsc::Sender<Command>,
+    admin: mpsc::UnboundedSender<Command>,
+    generation: u64,
+    session_id: SessionId,
+    started_at: DateTime<Utc>,
+    gauges: Arc<Gauges>,
+}
+
+struct Registry {
+    sessions: Mutex<HashMap<RoomId, Handle>>,
+    clock: Arc<dyn Clock>,
+    config: SessionConfig,
+    media: Option<Arc<dyn MediaFactory>>,
+    next_id: AtomicU64,
+    tasks: task_count::TaskCount,
+    /// Set at shutdown: no new session starts after it.
+    closing: AtomicBool,
+}
+
+/// Counts running driver tasks so shutdown can wait for them.
+mod task_count {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    #[derive(Default, Clone)]
+    pub struct TaskCount(Arc<AtomicUsize>, Arc<tokio::sync::Notify>);
+
+    pub struct Guard(TaskCount);
+
+    impl TaskCount {
+        pub fn enter(&self) -> Guard {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Guard(self.clone())
+        }
+        pub fn get(&self) -> usize {
+            self.0.load(Ordering::SeqCst)
+        }
+        pub async fn zero(&self) {
+            loop {
+                let notified = self.1.notified();
+                if self.get() == 0 {
+                    return;
+                }
+                notified.await;
+            }
+        }
+    }
+
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            self.0 .0.fetch_sub(1, Ordering::SeqCst);
+            self.0 .1.notify_waiters();
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct LiveRooms(Arc<Registry>);
+
+impl LiveRooms {
+    /// `media`: the relay for each session's audio and video; `None` runs signaling only.
+    pub fn new(
+        clock: Arc<dyn Clock>,
+        resume_grace: Duration,
+        media: Option<Arc<dyn MediaFactory>>,
+    ) -> Self {
+        let config = SessionConfig {
+            resume_grace,
+            ice_servers: media.as_ref().map(|m| m.ice_servers()).unwrap_or_default(),
+            media: media.is_some(),
+        };
+        Self(Arc::new(Registry {
+            sessions: Mutex::new(HashMap::new()),
+            clock,
+            config,
+            media,
+            next_id: AtomicU64::new(1),
+            tasks: Default::default(),
+            closing: Default::default(),
+        }))
+    }
+
+    pub fn next_conn_id(&self) -> ConnId {
+        ConnId(self.0.next_id.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// Members joined now in `room` (0 without a session). Advisory: the session makes
+    /// the binding capacity check.
+    pub fn member_count(&self, room: &RoomId) -> usize {
+        self.lock()
+            .get(room)
+            .filter(|h| !h.tx.is_closed())
+            .map_or(0, |h| h.gauges.members.load(Ordering::Relaxed))
+    }
+
+    pub fn sessions(&self) -> Vec<SessionSummary> {
+        let mut out: Vec<SessionSummary> = self
+            .lock()
+            .iter()
+            .filter(|(_, h)| !h.tx.is_closed())
+            .map(|(room, h)| SessionSummary {
+                room_id: room.clone(),
+                session_id: h.session_id.clone(),
+                started_at: h.started_at,
+                member_count: h.gauges.members.load(Ordering::Relaxed),
+                room_version: h.gauges.room_version.load(Ordering::Relaxed),
+            })
+            .collect();
+        out.sort_by(|a, b| a.room_id.cmp(&b.room_id));
+        out
+    }
+
+    /// Driver tasks still running (0 once every session has ended).
+    pub fn running_sessions(&self) -> usize {
+        self.0.tasks.get()
+    }
+
+    // The map is only read or changed briefly and never across an `.await`, so a std
+    // Mutex is right; a poisoned lock means a panic mid-insert, and the map is still
+    // consistent, so it is taken over.
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<RoomId, Handle>> {
+        self.0.sessions.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn sender(&self, room: &RoomId) -> Option<mpsc::Sender<Command>> {
+        self.lock().get(room).map(|h| h.tx.clone())
+    }
+
+    /// Removes `room`'s entry if it still belongs to the driver of `generation`.
+    fn unregister(&self, room: &RoomId, generation: u64) {
+        let mut map = self.lock();
+        if map.get(room).is_some_and(|h| h.generation == generation) {
+            map.remove(room);
+        }
+    }
+
+    /// The session of `room`, started when there is none (and the server is not
+    /// shutting down).
+    fn sender_or_start(&self, room: &Room) -> Option<mpsc::Sender<Command>> {
+        let mut map = self.lock();
+        if let Some(h) = map.get(&room.id) {
+            if !h.tx.is_closed() {
+                return Some(h.tx.clone());
+            }
+        }
+        if self.0.closing.load(Ordering::SeqCst) {
+            return None;
+        }
+        let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
+        let (admin, admin_rx) = mpsc::unbounded_channel();
+        let session = Session::new(
+            room.clone(),
+            self.0.config.clone(),
+            Now::read(self.0.clock.as_ref()),
+        );
+        let gauges = Arc::new(Gauges::default());
+        gauges.room_version.store(room.version, Ordering::Relaxed);
+        let generation = self.next_conn_id().0;
+        map.insert(
+            room.id.clone(),
+            Handle {
+                tx: tx.clone(),
+                admin,
+                generation,
+                session_id: session.id().clone(),
+                started_at: session.started_at(),
+                gauges: gauges.clone(),
+            },
+        );
+        tracing::info!(room = %room.id, session = %session.id(), "session started");
+        let driver = Driver {
+            clock: self.0.clock.clone(),
+            media: self.0.media.clone(),
+            gauges,
+        };
+        let live = self.clone();
+        let running = self.0.tasks.enter();
+        tokio::spawn(async move {
+            let _running = running;
+            let ended = driver.run(session, rx, admin_rx).await;
+            // Unregister first, so new joins start a new session, then answer what
+            // is still queued.
+            live.unregister(&ended.room, generation);
+            ended.finish();
+        });
+        Some(tx)
+    }
+
+    /// Joins `init` to the live session of `room`, starting one when needed. Frames for
+    /// the member go to `tx`.
+    pub async fn join(
+        &self,
+        room: &Room,
+        init: MemberInit,
+        conn: ConnId,
+        tx: OutboundTx,
+        resume: Option<String>,
+    ) -> Result<JoinOutcome, JoinError> {
+        let mut tx = tx;
+        // A session that ends just as we join hands the queue back; the next try
+        // starts a fresh session.
+        for _ in 0..3 {
+            let cmds = self.sender_or_start(room).ok_or(JoinError::Closing)?;
+            let (reply, answer) = oneshot::channel();
+            let cmd = Command::Join {
+                init: init.clone(),
+                conn,
+                tx,
+                resume: resume.clone(),
+                reply,
+            };
+            match cmds.send(cmd).await {
+                Err(mpsc::error::SendError(Command::Join { tx: t, .. })) => {
+                    tx = t;
+                    continue;
+                }
+                Err(_) => unreachable!("only a join was sent"),
+                Ok(()) => {}
+            }
+            match answer.await {
+                Ok(JoinReply::Joined(outcome)) => return Ok(outcome),
+                Ok(JoinReply::Full) => return Err(JoinError::RoomFull),
+                Ok(JoinReply::Retry(t)) => tx = t,
+                // The task died with the queue; nothing to retry with.
+                Err(_) => return Err(JoinError::Busy),
+            }
+        }
+        Err(JoinError::Busy)
+    }
+
+    pub async fn client_message(
+        &self,
+        room: &RoomId,
+        user: UserId,
+        conn: ConnId,
+        msg: ClientMessage,
+    ) {
+        if let Some(tx) = self.sender(room) {
+            let _ = tx.send(Command::Client { user, conn, msg }).await;
+        }
+    }
+
+    pub async fn dropped(&self, room: &RoomId, user: UserId, conn: ConnId) {
+        if let Some(tx) = self.sender(room) {
+            let _ = tx.send(Command::Dropped { user, conn }).await;
+        }
+    }
+
+    /// Queues an admin change without waiting, so it is never lost to a cancelled
+    /// request. Sessions apply room changes by version, so their order does not matter.
+    fn notify(&self, room: &RoomId, cmd: Command) {
+        if let Some(h) = self.lock().get(room) {
+            let _ = h.admin.send(cmd);
+        }
+    }
+
+    pub fn room_updated(&self, room: &Room) {
+        self.notify(&room.id, Command::RoomUpdated(Box::new(room.clone())));
+    }
+
+    pub fn room_deleted(&self, room: &RoomId) {
+        self.notify(room, Command::RoomDeleted);
+    }
+
+    pub fn roster_changed(&self, room: &RoomId, changes: &[RosterChange]) {
+        if !changes.is_empty() {
+            self.notify(room, Command::Roster(changes.to_vec()));
+        }
+    }
+
+    pub fn token_revoked(&self, room: &RoomId, jti: &str) {
+        self.notify(room, Command::TokenRevoked(jti.to_string()));
+    }
+
+    /// Removes `user` from the call; the token it joined with, or None when not joined.
+    pub async fn kick(&self, room: &RoomId, user: UserId) -> Option<String> {
+        let (reply, answer) = oneshot::channel();
+        self.notify(room, Command::Kick { user, reply });
+        answer.await.ok().flatten()
+    }
+
+    pub async fn members(&self, room: &RoomId) -> Vec<Participant> {
+        let (reply, answer) = oneshot::channel();
+        self.notify(room, Command::Members(reply));
+        answer.await.unwrap_or_default()
+    }
+
+    /// Ends every session with `serverShutdown` and waits (bounded) for their tasks.
+    pub async fn shutdown(&self, wait: Duration) {
+        self.0.closing.store(true, Ordering::SeqCst);
+        for h in self.lock().values() {
+            let _ = h.admin.send(Command::Shutdown);
+        }
+        let _ = tokio::time::timeout(wait, self.0.tasks.zero()).await;
+    }
+}

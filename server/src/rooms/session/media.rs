@@ -1,0 +1,184 @@
+//! Who sends what: each member's audio, video and screen switches, the role that limits
+//! them (one check, `Role::may_publish`), mutes by moderators, and the gates that tell
+//! the relay what it may forward.
+
+use convene_protocol::signal::ServerMessage;
+use convene_protocol::ErrorCode;
+
+use super::output::{MediaCommand, Output};
+use super::Session;
+use crate::ids::UserId;
+use crate::model::{MediaKind, MediaSet, Role};
+use crate::sfu::port::MediaEvent;
+
+impl Session {
+    /// `setMedia` from the member itself; refused whole when the role forbids a kind.
+    pub(super) fn set_media(
+        &mut self,
+        user: &UserId,
+        audio: Option<bool>,
+        video: Option<bool>,
+        screen: Option<bool>,
+    ) {
+        let Some(m) = self.members.get(user) else {
+            return;
+        };
+        let role = m.init.role;
+        let asked = [
+            (MediaKind::Audio, audio),
+            (MediaKind::Video, video),
+            (MediaKind::Screen, screen),
+        ];
+        if asked
+            .iter()
+            .any(|(k, on)| *on == Some(true) && !role.may_publish(*k))
+        {
+            return self.refuse(
+                user,
+                ErrorCode::PermissionDenied,
+                format!("the {role} role may not publish that"),
+            );
+        }
+        let mut next = m.media;
+        for (kind, on) in asked {
+            if let Some(on) = on {
+                next.set(kind, on);
+            }
+        }
+        self.update_media(user, next, None);
+    }
+
+    /// A moderator turns another member's media off.
+    pub(super) fn mute(
+        &mut self,
+        by: &UserId,
+        target: &str,
+        audio: bool,
+        video: bool,
+        screen: bool,
+    ) {
+        let allowed = self
+            .members
+            .get(by)
+            .is_some_and(|m| m.init.role.capabilities().moderate);
+        if !allowed {
+            return self.refuse(
+                by,
+                ErrorCode::PermissionDenied,
+                "only a presenter may mute others",
+            );
+        }
+        let Some(uid) = self.members.find(target).cloned() else {
+            return self.refuse(
+                by,
+                ErrorCode::NotInRoom,
+                format!("'{target}' is not in the room"),
+            );
+        };
+        let before = self.members.get(&uid).map(|m| m.media).unwrap_or_default();
+        let after = MediaSet {
+            audio: before.audio && !audio,
+            video: before.video && !video,
+            screen: before.screen && !screen,
+        };
+        self.update_media(&uid, after, Some(format!("mutedBy:{by}")));
+    }
+
+    /// What the relay reports.
+    pub(super) fn media_event(&mut self, ev: MediaEvent) {
+        match ev {
+            MediaEvent::Send { to, msg } => self.send_to(&to, *msg),
+            // The relay saw a member start or stop sending a track: its status follows,
+            // as far as its role allows (a forbidden track is never forwarded nor shown).
+            MediaEvent::Published { member, kind, on } => {
+                let Some(m) = self.members.get(&member) else {
+                    return;
+                };
+                if !m.init.role.may_publish(kind) {
+                    return;
+                }
+                let mut next = m.media;
+                next.set(kind, on);
+                self.update_media(&member, next, None);
+            }
+        }
+    }
+
+    /// The admin changed a member's role: tell it its new rights, and stop what the new
+    /// role may not publish.
+    pub(super) fn change_role(&mut self, user: &UserId, role: Role) {
+        let Some(m) = self.members.get_mut(user) else {
+            return;
+        };
+        if m.init.role == role {
+            return;
+        }
+        m.init.role = role;
+        let before = m.media;
+        if role.publishes() {
+            // Members who may publish are always announced.
+            self.members.announce(user);
+        }
+        self.gates_dirty.insert(user.clone());
+        self.send_to(
+            user,
+            ServerMessage::CapabilitiesChanged {
+                role: role.as_str().to_string(),
+                capabilities: role.capabilities(),
+            },
+        );
+        self.update_media(
+            user,
+            before.limited_to(|k| role.may_publish(k)),
+            Some("roleChanged".into()),
+        );
+        self.members.touch(user);
+    }
+
+    /// A new client (a reload, another tab) replaced the member's old one: its media
+    /// starts off, others see that, and the relay drops the old connections so the new
+    /// offer and subscribe start afresh.
+    pub(super) fn replace_client(&mut self, user: &UserId) {
+        let media = self.members.get(user).map(|m| m.media).unwrap_or_default();
+        if media != MediaSet::default() {
+            if let Some(m) = self.members.get_mut(user) {
+                m.media = MediaSet::default();
+            }
+            self.gates_dirty.insert(user.clone());
+            self.members.touch(user);
+        }
+        self.out.media(MediaCommand::RemoveMember(user.clone()));
+    }
+
+    /// Sets a member's media; when it changed, everyone is told and the gates follow.
+    fn update_media(&mut self, user: &UserId, next: MediaSet, reason: Option<String>) {
+        let Some(m) = self.members.get_mut(user) else {
+            return;
+        };
+        if m.media == next {
+            return;
+        }
+        m.media = next;
+        self.gates_dirty.insert(user.clone());
+        self.out
+            .push(Output::Broadcast(ServerMessage::MediaChanged {
+                participant_id: user.to_string(),
+                audio: next.audio,
+                video: next.video,
+                screen: next.screen,
+                reason,
+            }));
+    }
+
+    /// Which of each changed member's tracks may be forwarded now: its role allows the
+    /// kind and its own switch for it is on.
+    pub(super) fn emit_gates(&mut self) {
+        for user in std::mem::take(&mut self.gates_dirty) {
+            if let Some(m) = self.members.get(&user) {
+                let role = m.init.role;
+                let gates = m.media.limited_to(|k| role.may_publish(k));
+                self.out.media(MediaCommand::SetGates(user, gates));
+            }
+        }
+    }
+}

@@ -1,0 +1,590 @@
+//! One live session as a sans-IO state machine, in the shape of str0m and webrtc-rs's
+//! `rtc`: the driver (`rooms::driver`) feeds it inputs with the time
+//! (`handle(input, now)`, `handle_timeout(now)`), then drains what it must do
+//! (`poll_output()`: frames to send to whom, commands for the media relay, the end) and
+//! sleeps until `poll_timeout()`. It owns no socket, channel, task or clock, so every
+//! rule and timer is tested with plain calls.
+//!
+//! The parts, by what they do: `members` (the member table and roster deltas),
+//! `media` (who sends what, and what the relay may forward), `chat`, `timers` (every
+//! deadline), `output` (what the driver is told).
+
+mod chat;
+mod media;
+mod members;
+mod output;
+mod timers;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use convene_protocol::signal::{
+    ClientMessage, IceServer, LeaveReason, Participant, ResumeInfo, RoomInfo, ServerMessage,
+    SessionInfo,
+};
+use convene_protocol::{ErrorBody, ErrorCode, PROTOCOL_VERSION};
+
+pub use members::{MemberInit, MAX_AUDIENCE_PAGE};
+pub use output::{MediaCommand, Output};
+pub use timers::{AUDIENCE_INTERVAL, BATCH_INTERVAL};
+
+use self::members::{Member, Members};
+use self::output::Outputs;
+use self::timers::{Pending, Timers};
+use crate::clock::Now;
+use crate::ids::{ConnId, SessionId, UserId};
+use crate::model::{MediaSet, Room, RosterChange};
+use crate::rate::TokenBucket;
+use crate::sfu::port::{MediaEvent, MediaSignal};
+
+/// Settings every session of a server shares.
+#[derive(Debug, Clone, Default)]
+pub struct SessionConfig {
+    /// How long a member whose connection dropped keeps its place for `resume`.
+    pub resume_grace: Duration,
+    /// Handed to clients in `joined`.
+    pub ice_servers: Vec<IceServer>,
+    /// Whether a media relay serves this session (false: signaling only).
+    pub media: bool,
+}
+
+/// Everything that can happen to a session.
+#[derive(Debug)]
+pub enum Input {
+    Join {
+        init: MemberInit,
+        conn: ConnId,
+        resume: Option<String>,
+    },
+    /// A message from a member's connection (ignored unless it is the current one).
+    Client {
+        user: UserId,
+        conn: ConnId,
+        msg: ClientMessage,
+    },
+    /// The connection's socket closed without `leave`.
+    Dropped {
+        user: UserId,
+        conn: ConnId,
+    },
+    /// The connection's queue was full: it missed a frame and needs a snapshot.
+    QueueFull {
+        user: UserId,
+        conn: ConnId,
+    },
+    Media(MediaEvent),
+    /// The stored room changed (applied only when newer than what the session has).
+    RoomUpdated(Box<Room>),
+    RoomDeleted,
+    Roster(Vec<RosterChange>),
+    TokenRevoked(String),
+    /// The admin removes a member from the call.
+    Kick(UserId),
+    Shutdown,
+}
+
+/// The immediate answer to an input, where the caller waits for one.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Answer {
+    None,
+    Join(Result<JoinOutcome, JoinRefusal>),
+    /// The removed member's token id, so the caller can revoke it (None: not joined).
+    Kicked(Option<String>),
+}
+
+/// How a join went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JoinOutcome {
+    Joined,
+    /// Took over a member kept after a drop, or a second connection of the same client.
+    Resumed,
+    /// Replaced an older connection of the same user (which got `duplicateSession`).
+    Replaced,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JoinRefusal {
+    RoomFull,
+    /// The session has ended; join a new one.
+    Ended,
+}
+
+pub struct Session {
+    room: Room,
+    id: SessionId,
+    started_at: DateTime<Utc>,
+    config: SessionConfig,
+    members: Members,
+    out: Outputs,
+    timers: Timers,
+    /// Members whose forwarding gates may have changed during this input.
+    gates_dirty: BTreeSet<UserId>,
+    ended: bool,
+}
+
+fn error_msg(code: ErrorCode, message: impl Into<String>) -> ServerMessage {
+    ServerMessage::Error {
+        error: ErrorBody::new(code, message),
+    }
+}
+
+impl Session {
+    pub fn new(room: Room, config: SessionConfig, now: Now) -> Self {
+        let expires_at = now.mono_at(room.valid_until);
+        Self {
+            room,
+            id: SessionId::generate(),
+            started_at: now.wall,
+            config,
+            members: Members::default(),
+            out: Outputs::default(),
+            timers: Timers::new(now.mono, expires_at),
+            gates_dirty: BTreeSet::new(),
+            ended: false,
+        }
+    }
+
+    pub fn id(&self) -> &SessionId {
+        &self.id
+    }
+
+    pub fn room(&self) -> &Room {
+        &self.room
+    }
+
+    pub fn started_at(&self) -> DateTime<Utc> {
+        self.started_at
+    }
+
+    pub fn len(&self) -> usize {
+        self.members.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+
+    pub fn is_ended(&self) -> bool {
+        self.ended
+    }
+
+    /// Everyone joined now, announced or not (the admin view).
+    pub fn members(&self) -> Vec<Participant> {
+        self.members.all()
+    }
+
+    pub fn audience_count(&self) -> u32 {
+        self.members.audience_count()
+    }
+
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop()
+    }
+
+    /// When `handle_timeout` is next due; `None` once the session has ended.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.ended {
+            return None;
+        }
+        Some(
+            self.timers
+                .next(self.destroy_delay(), self.next_grace_deadline()),
+        )
+    }
+
+    pub fn handle(&mut self, input: Input, now: Now) -> Answer {
+        if self.ended {
+            return match input {
+                Input::Join { .. } => Answer::Join(Err(JoinRefusal::Ended)),
+                Input::Kick(_) => Answer::Kicked(None),
+                _ => Answer::None,
+            };
+        }
+        let answer = match input {
+            Input::Join { init, conn, resume } => {
+                Answer::Join(self.join(init, conn, resume.as_deref(), now))
+            }
+            Input::Client { user, conn, msg } => {
+                if self.members.is_current(&user, conn) {
+                    self.client_message(&user, msg, now);
+                }
+                Answer::None
+            }
+            Input::Dropped { user, conn } => {
+                self.detach(&user, conn, now.mono);
+                Answer::None
+            }
+            Input::QueueFull { user, conn } => {
+                if self.members.is_current(&user, conn) {
+                    self.members.set_lagging(&user, true);
+                }
+                Answer::None
+            }
+            Input::Media(ev) => {
+                self.media_event(ev);
+                Answer::None
+            }
+            Input::RoomUpdated(room) => {
+                // Notifications may arrive out of order; the newest stored state wins.
+                if room.id == self.room.id && room.version > self.room.version {
+                    self.room = *room;
+                }
+                Answer::None
+            }
+            Input::RoomDeleted => {
+                self.end(LeaveReason::RoomDeleted);
+                Answer::None
+            }
+            Input::Roster(changes) => {
+                self.roster_changed(changes);
+                Answer::None
+            }
+            Input::TokenRevoked(jti) => {
+                self.remove_where(LeaveReason::Removed, |m| m.jti == jti);
+                Answer::None
+            }
+            Input::Kick(user) => {
+                let jti = self.members.get(&user).map(|m| m.init.jti.clone());
+                self.remove(&user, LeaveReason::Removed);
+                Answer::Kicked(jti)
+            }
+            Input::Shutdown => {
+                self.end(LeaveReason::ServerShutdown);
+                Answer::None
+            }
+        };
+        self.after(now);
+        answer
+    }
+
+    /// Runs whatever is due at `now`.
+    pub fn handle_timeout(&mut self, now: Now) {
+        if self.ended {
+            return;
+        }
+        if self.timers.flush_due(now.mono) {
+            self.flush();
+        }
+        self.expire_dropped(now.mono);
+        if now.mono >= self.timers.expires_at && self.room.has_ended_at(now.wall) {
+            tracing::info!(room = %self.room.id, "room expired; ending session");
+            self.end(LeaveReason::RoomExpired);
+        }
+        let destroy = self.timers.destroy_at(self.destroy_delay());
+        if !self.ended && self.members.is_empty() && destroy.is_some_and(|t| t <= now.mono) {
+            self.end_quietly();
+        }
+        self.after(now);
+    }
+
+    fn destroy_delay(&self) -> Duration {
+        Duration::from_secs(self.room.destroy_delay_seconds.into())
+    }
+
+    /// Bookkeeping after every input: tell the relay what it may forward, and move the
+    /// deadlines.
+    fn after(&mut self, now: Now) {
+        self.emit_gates();
+        if self.ended {
+            return;
+        }
+        let pending = if self.members.has_pending() && !self.members.pending_is_audience_only() {
+            Pending::Members
+        } else if self.members.has_pending() || self.members.laggards() > 0 {
+            Pending::AudienceOnly
+        } else {
+            Pending::Nothing
+        };
+        self.timers.schedule_flush(pending, now.mono);
+        self.timers.set_empty(self.members.is_empty(), now.mono);
+        self.timers.expires_at = now.mono_at(self.room.valid_until);
+    }
+
+    /// Adds a member, or hands an existing one a new connection.
+    ///
+    /// With the right `resume` token the member is taken over silently (others see
+    /// nothing); without it, an older connection of the same user is told
+    /// `duplicateSession` and replaced.
+    fn join(
+        &mut self,
+        init: MemberInit,
+        conn: ConnId,
+        resume: Option<&str>,
+        now: Now,
+    ) -> Result<JoinOutcome, JoinRefusal> {
+        let user = init.user.clone();
+        let outcome = if let Some(m) = self.members.get_mut(&user) {
+            let resumed = resume.is_some_and(|t| t == m.resume_token);
+            if let Some(old) = m.conn.take() {
+                let last = (!resumed).then_some(ServerMessage::Left {
+                    reason: LeaveReason::DuplicateSession,
+                });
+                self.out.push(Output::Close { conn: old, last });
+            }
+            m.conn = Some(conn);
+            m.dropped_at = None;
+            let role_changed = m.init.role != init.role;
+            m.init = init;
+            // The new connection starts with a full `joined`.
+            self.members.set_lagging(&user, false);
+            if role_changed {
+                self.members.touch(&user);
+            }
+            if resumed {
+                JoinOutcome::Resumed
+            } else {
+                self.replace_client(&user);
+                JoinOutcome::Replaced
+            }
+        } else {
+            if let Some(max) = self.room.max_participants {
+                if self.members.len() >= max as usize {
+                    return Err(JoinRefusal::RoomFull);
+                }
+            }
+            let member = Member {
+                init,
+                media: MediaSet::default(),
+                joined_at: now.wall,
+                announced: false,
+                resume_token: crate::ids::random_token(24),
+                conn: Some(conn),
+                lagging: false,
+                dropped_at: None,
+                chat: TokenBucket::new(chat::CHAT_RATE, now.mono),
+            };
+            self.members.insert(member, self.room.announce_limit);
+            JoinOutcome::Joined
+        };
+        let joined = self.joined_message(&user, outcome == JoinOutcome::Resumed);
+        self.out.send(Some(conn), joined);
+        Ok(outcome)
+    }
+
+    fn joined_message(&self, user: &UserId, resumed: bool) -> ServerMessage {
+        let m = self.members.get(user).expect("joined members exist");
+        ServerMessage::Joined {
+            protocol_version: PROTOCOL_VERSION,
+            me: m.view(),
+            room: RoomInfo {
+                id: self.room.id.to_string(),
+                name: self.room.name.clone(),
+                valid_from: self.room.valid_from.to_rfc3339(),
+                valid_until: self.room.valid_until.to_rfc3339(),
+                is_message_disabled: self.room.is_message_disabled,
+            },
+            session: SessionInfo {
+                id: self.id.to_string(),
+                started_at: self.started_at.to_rfc3339(),
+            },
+            participants: self.members.announced_participants(),
+            audience_count: self.members.audience_count(),
+            capabilities: m.init.role.capabilities(),
+            ice_servers: self.config.ice_servers.clone(),
+            resume: ResumeInfo {
+                token: m.resume_token.clone(),
+                grace_seconds: self.config.resume_grace.as_secs() as u32,
+            },
+            resumed,
+        }
+    }
+
+    /// The socket dropped without `leave`: keep the member for the resume grace.
+    fn detach(&mut self, user: &UserId, conn: ConnId, now: Instant) {
+        if !self.members.is_current(user, conn) {
+            return;
+        }
+        if let Some(m) = self.members.get_mut(user) {
+            m.conn = None;
+            m.dropped_at = Some(now);
+        }
+        self.out.push(Output::Close { conn, last: None });
+    }
+
+    /// When the next dropped member's grace runs out.
+    fn next_grace_deadline(&self) -> Option<Instant> {
+        self.members
+            .values()
+            .filter_map(|m| m.dropped_at)
+            .min()
+            .map(|t| t + self.config.resume_grace)
+    }
+
+    fn expire_dropped(&mut self, now: Instant) {
+        let grace = self.config.resume_grace;
+        let gone: Vec<UserId> = self
+            .members
+            .values()
+            .filter(|m| m.dropped_at.is_some_and(|t| t + grace <= now))
+            .map(|m| m.init.user.clone())
+            .collect();
+        for u in &gone {
+            self.remove(u, LeaveReason::Timeout);
+        }
+    }
+
+    /// Takes a member out, telling it why (when it is still connected).
+    fn remove(&mut self, user: &UserId, reason: LeaveReason) -> bool {
+        let Some(m) = self.members.remove(user) else {
+            return false;
+        };
+        self.out.media(MediaCommand::RemoveMember(user.clone()));
+        self.gates_dirty.remove(user);
+        if let Some(conn) = m.conn {
+            self.out.push(Output::Close {
+                conn,
+                last: Some(ServerMessage::Left { reason }),
+            });
+        }
+        true
+    }
+
+    /// Removes the members whose token or invitation is no longer good.
+    fn remove_where(&mut self, reason: LeaveReason, pred: impl Fn(&MemberInit) -> bool) {
+        let who: Vec<UserId> = self
+            .members
+            .values()
+            .filter(|m| pred(&m.init))
+            .map(|m| m.init.user.clone())
+            .collect();
+        for u in who {
+            self.remove(&u, reason);
+        }
+    }
+
+    /// Ends the session: everyone is told `reason` and disconnected.
+    fn end(&mut self, reason: LeaveReason) {
+        for u in self.members.users() {
+            self.remove(&u, reason);
+        }
+        self.end_quietly();
+    }
+
+    fn end_quietly(&mut self) {
+        self.members.clear_delta();
+        self.ended = true;
+        self.out.push(Output::Ended);
+    }
+
+    fn roster_changed(&mut self, changes: Vec<RosterChange>) {
+        for change in changes {
+            match change {
+                RosterChange::Removed(user) => {
+                    self.remove(&user, LeaveReason::Removed);
+                }
+                RosterChange::RoleChanged { entry, .. } => {
+                    self.change_role(&entry.user_id, entry.role)
+                }
+                RosterChange::Added(entry) => {
+                    // Removed and invited again: tokens of the old invitation die.
+                    let invite = entry.invite_id.clone();
+                    self.remove_where(LeaveReason::Removed, |m| {
+                        m.user == entry.user_id && m.invite_id != invite
+                    });
+                }
+            }
+        }
+    }
+
+    fn client_message(&mut self, user: &UserId, msg: ClientMessage, now: Now) {
+        let signal = match msg {
+            ClientMessage::SetMedia {
+                audio,
+                video,
+                screen,
+            } => return self.set_media(user, audio, video, screen),
+            ClientMessage::Mute {
+                participant_id,
+                audio,
+                video,
+                screen,
+            } => return self.mute(user, &participant_id, audio, video, screen),
+            ClientMessage::SendMessage { text } => return self.chat(user, text, now),
+            ClientMessage::ListAudience { after, limit } => {
+                let page = self.members.audience_page(after.as_deref(), limit);
+                return self.send_to(user, page);
+            }
+            ClientMessage::Leave => {
+                self.remove(user, LeaveReason::ClientLeft);
+                return;
+            }
+            ClientMessage::Ping { .. } => return,
+            ClientMessage::Subscribe if self.config.media => {
+                return self.out.media(MediaCommand::Subscribe(user.clone()));
+            }
+            ClientMessage::Subscribe => {
+                return self.refuse(
+                    user,
+                    ErrorCode::InvalidParameter,
+                    "media is not enabled on this server",
+                );
+            }
+            ClientMessage::Offer {
+                pc,
+                sdp,
+                screen_track_ids,
+            } => MediaSignal::Offer {
+                pc,
+                sdp,
+                screen_track_ids,
+            },
+            ClientMessage::Answer { pc, sdp } => MediaSignal::Answer { pc, sdp },
+            ClientMessage::Candidate {
+                pc,
+                candidate,
+                sdp_mid,
+                sdp_m_line_index,
+            } => MediaSignal::Candidate {
+                pc,
+                candidate,
+                sdp_mid,
+                sdp_m_line_index,
+            },
+        };
+        if !self.config.media {
+            return self.refuse(
+                user,
+                ErrorCode::InvalidParameter,
+                "media is not enabled on this server",
+            );
+        }
+        let may_publish = self
+            .members
+            .get(user)
+            .is_some_and(|m| m.init.role.publishes());
+        self.out.media(MediaCommand::Signal {
+            user: user.clone(),
+            may_publish,
+            signal,
+        });
+    }
+
+    /// Sends one batch of membership deltas to everyone, and fresh snapshots to members
+    /// that fell behind.
+    fn flush(&mut self) {
+        if let Some(batch) = self.members.take_delta() {
+            self.out.push(Output::Broadcast(batch));
+        }
+        let laggards = self.members.take_laggards();
+        if !laggards.is_empty() {
+            let msg = ServerMessage::Snapshot {
+                participants: self.members.announced_participants(),
+                audience_count: self.members.audience_count(),
+            };
+            self.out.push(Output::Resync { to: laggards, msg });
+        }
+    }
+
+    fn send_to(&mut self, user: &UserId, msg: ServerMessage) {
+        let conn = self.members.get(user).and_then(|m| m.conn);
+        self.out.send(conn, msg);
+    }
+
+    fn refuse(&mut self, user: &UserId, code: ErrorCode, message: impl Into<String>) {
+        self.send_to(user, error_msg(code, message));
+    }
+}

@@ -1,0 +1,612 @@
+//! The session core driven by plain calls and an injected clock: no runtime, no socket,
+//! no sleep. `Harness` plays the driver: it feeds inputs, delivers outputs through the
+//! real `Delivery` into channels, and moves time to each deadline the session asks for.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use chrono::TimeZone;
+use convene_protocol::signal::ClientMessage;
+use serde_json::Value;
+use tokio::sync::mpsc::{self, Receiver};
+
+use super::*;
+use crate::model::{JoinPolicy, Role, RosterEntry};
+use crate::rooms::delivery::Delivery;
+use crate::rooms::outbound::Outbound;
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 3, 1, 10, 0, 0).unwrap()
+}
+
+fn room(limit: u32) -> Room {
+    Room {
+        id: crate::ids::RoomId::parse("r").unwrap(),
+        version: 1,
+        name: String::new(),
+        created_at: t0(),
+        valid_from: t0(),
+        valid_until: t0() + chrono::Duration::days(1),
+        max_participants: None,
+        join_policy: JoinPolicy::Invite,
+        is_message_disabled: false,
+        is_public_visible: false,
+        cover_url: None,
+        destroy_delay_seconds: 0,
+        announce_limit: limit,
+        attributes: Default::default(),
+    }
+}
+
+fn uid(u: &str) -> UserId {
+    UserId::parse(u).unwrap()
+}
+
+fn init(user: &str, role: Role) -> MemberInit {
+    MemberInit {
+        user: uid(user),
+        role,
+        jti: format!("t_{user}"),
+        invite_id: "i".into(),
+    }
+}
+
+struct Harness {
+    s: Session,
+    now: Now,
+    delivery: Delivery,
+    rx: HashMap<String, Receiver<Outbound>>,
+    conns: HashMap<String, ConnId>,
+    next_conn: u64,
+    media: Vec<MediaCommand>,
+    ended: bool,
+}
+
+impl Harness {
+    fn new(room: Room) -> Self {
+        let now = Now {
+            mono: Instant::now(),
+            wall: t0() + chrono::Duration::hours(1),
+        };
+        let config = SessionConfig {
+            resume_grace: Duration::from_secs(15),
+            ice_servers: vec![],
+            media: true,
+        };
+        Self {
+            s: Session::new(room, config, now),
+            now,
+            delivery: Delivery::default(),
+            rx: HashMap::new(),
+            conns: HashMap::new(),
+            next_conn: 1,
+            media: vec![],
+            ended: false,
+        }
+    }
+
+    /// Joins `user` on a new connection whose queue holds `queue` frames.
+    fn join_with(
+        &mut self,
+        user: &str,
+        role: Role,
+        queue: usize,
+        resume: Option<String>,
+    ) -> Result<JoinOutcome, JoinRefusal> {
+        let conn = ConnId(self.next_conn);
+        self.next_conn += 1;
+        let (tx, rx) = mpsc::channel(queue);
+        let input = Input::Join {
+            init: init(user, role),
+            conn,
+            resume,
+        };
+        let answer = self.s.handle(input, self.now);
+        let Answer::Join(result) = answer else {
+            panic!("a join answers with a join result");
+        };
+        if result.is_ok() {
+            self.delivery.add(conn, uid(user), tx);
+            self.rx.insert(user.to_string(), rx);
+            self.conns.insert(user.to_string(), conn);
+        }
+        self.drain();
+        result
+    }
+
+    fn join(&mut self, user: &str, role: Role) {
+        self.join_with(user, role, 256, None).unwrap();
+    }
+
+    fn input(&mut self, input: Input) -> Answer {
+        let a = self.s.handle(input, self.now);
+        self.drain();
+        a
+    }
+
+    fn client(&mut self, user: &str, msg: ClientMessage) {
+        let conn = self.conns[user];
+        self.input(Input::Client {
+            user: uid(user),
+            conn,
+            msg,
+        });
+    }
+
+    /// Moves time forward by `d`, running every deadline on the way at its own time.
+    fn advance(&mut self, d: Duration) {
+        let target = self.now.after(d);
+        while let Some(t) = self.s.poll_timeout() {
+            if t > target.mono {
+                break;
+            }
+            let at = self.now.after(t.saturating_duration_since(self.now.mono));
+            self.now = at;
+            self.s.handle_timeout(at);
+            self.drain();
+        }
+        self.now = target;
+    }
+
+    fn drain(&mut self) {
+        loop {
+            let mut full = vec![];
+            while let Some(o) = self.s.poll_output() {
+                match o {
+                    Output::Media(m) => self.media.push(m),
+                    Output::Ended => self.ended = true,
+                    frame => self.delivery.deliver(frame, &mut full),
+                }
+            }
+            if full.is_empty() {
+                return;
+            }
+            for (user, conn) in full {
+                self.s.handle(Input::QueueFull { user, conn }, self.now);
+            }
+        }
+    }
+
+    /// Frames `user` received since the last call (the close marker is skipped).
+    fn frames(&mut self, user: &str) -> Vec<Value> {
+        let rx = self.rx.get_mut(user).expect("joined");
+        let mut out = vec![];
+        while let Ok(o) = rx.try_recv() {
+            if let Outbound::Text(b) = o {
+                out.push(serde_json::from_slice(&b).unwrap());
+            }
+        }
+        out
+    }
+
+    fn closed(&mut self, user: &str) -> bool {
+        let rx = self.rx.get_mut(user).expect("joined");
+        let mut closed = false;
+        while let Ok(o) = rx.try_recv() {
+            closed |= matches!(o, Outbound::Close);
+        }
+        closed
+    }
+}
+
+fn of_type<'a>(frames: &'a [Value], t: &str) -> Vec<&'a Value> {
+    frames.iter().filter(|f| f["type"] == t).collect()
+}
+
+#[test]
+fn a_slow_member_is_skipped_then_resynchronised() {
+    let mut h = Harness::new(room(50));
+    h.join("fast", Role::Presenter);
+    // slow's queue: its `joined` plus one more frame, then it is full.
+    h.join_with("slow", Role::Attendee, 2, None).unwrap();
+    for i in 0..10 {
+        h.client(
+            "fast",
+            ClientMessage::SetMedia {
+                audio: Some(i % 2 == 0),
+                video: None,
+                screen: None,
+            },
+        );
+    }
+    assert_eq!(h.s.members.laggards(), 1);
+    // The fast member got every event, and nobody waited.
+    let got = h.frames("fast");
+    assert_eq!(of_type(&got, "mediaChanged").len(), 10);
+    // Once slow drains its queue, the next flush sends it a snapshot, not deltas.
+    let before = h.frames("slow");
+    assert_eq!(before.len(), 2);
+    h.advance(AUDIENCE_INTERVAL);
+    let after = h.frames("slow");
+    assert_eq!(after.last().unwrap()["type"], "snapshot");
+    assert_eq!(
+        after.last().unwrap()["participants"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(h.s.members.laggards(), 0);
+}
+
+#[test]
+fn chat_allowance_refills_with_time() {
+    let mut h = Harness::new(room(50));
+    h.join("a", Role::Attendee);
+    h.frames("a");
+    for _ in 0..11 {
+        h.client("a", ClientMessage::SendMessage { text: "hi".into() });
+    }
+    let got = h.frames("a");
+    assert_eq!(of_type(&got, "message").len(), 10);
+    assert_eq!(got.last().unwrap()["error"]["code"], "RateLimited");
+    // 400 ms later, two more messages are allowed (5 per second).
+    h.advance(Duration::from_millis(400));
+    for _ in 0..3 {
+        h.client("a", ClientMessage::SendMessage { text: "hi".into() });
+    }
+    let got = h.frames("a");
+    assert_eq!(of_type(&got, "message").len(), 2);
+}
+
+#[test]
+fn dropped_members_leave_when_grace_runs_out() {
+    let mut h = Harness::new(room(50));
+    h.join("a", Role::Attendee);
+    h.join("w", Role::Attendee);
+    h.advance(BATCH_INTERVAL);
+    h.frames("w");
+    let a = uid("a");
+    // A stale connection id changes nothing.
+    h.input(Input::Dropped {
+        user: a.clone(),
+        conn: ConnId(99),
+    });
+    assert_eq!(h.s.next_grace_deadline(), None);
+    let conn = h.conns["a"];
+    h.input(Input::Dropped {
+        user: a.clone(),
+        conn,
+    });
+    let dropped_at = h.now.mono;
+    assert_eq!(
+        h.s.next_grace_deadline(),
+        Some(dropped_at + Duration::from_secs(15))
+    );
+    h.advance(Duration::from_secs(14));
+    assert_eq!(h.s.len(), 2, "still within the grace");
+    assert!(h.frames("w").is_empty(), "others saw nothing yet");
+    h.advance(Duration::from_secs(1) + BATCH_INTERVAL);
+    assert_eq!(h.s.len(), 1);
+    let got = h.frames("w");
+    assert_eq!(of_type(&got, "participantsChanged")[0]["removed"][0], "a");
+    assert!(h.media.contains(&MediaCommand::RemoveMember(a)));
+}
+
+#[test]
+fn a_resume_within_the_grace_is_silent() {
+    let mut h = Harness::new(room(50));
+    h.join("a", Role::Attendee);
+    h.join("w", Role::Attendee);
+    h.advance(BATCH_INTERVAL);
+    h.frames("w");
+    let token = h.frames("a")[0]["resume"]["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let conn = h.conns["a"];
+    h.input(Input::Dropped {
+        user: uid("a"),
+        conn,
+    });
+    h.advance(Duration::from_secs(10));
+    let outcome = h.join_with("a", Role::Attendee, 64, Some(token)).unwrap();
+    assert_eq!(outcome, JoinOutcome::Resumed);
+    assert_eq!(h.frames("a")[0]["resumed"], true);
+    h.advance(Duration::from_secs(30));
+    assert_eq!(h.s.len(), 2);
+    assert!(h.frames("w").is_empty(), "others saw no leave and no join");
+}
+
+#[test]
+fn a_second_client_replaces_the_first() {
+    let mut h = Harness::new(room(50));
+    h.join("a", Role::Attendee);
+    let first = h.rx.remove("a").unwrap();
+    let outcome = h.join_with("a", Role::Attendee, 64, None).unwrap();
+    assert_eq!(outcome, JoinOutcome::Replaced);
+    let mut first = first;
+    let mut got = vec![];
+    while let Ok(o) = first.try_recv() {
+        got.push(o);
+    }
+    let Outbound::Text(last) = &got[got.len() - 2] else {
+        panic!("a final frame before the close");
+    };
+    assert!(std::str::from_utf8(last)
+        .unwrap()
+        .contains("duplicateSession"));
+    assert!(matches!(got.last(), Some(Outbound::Close)));
+    assert!(h.media.contains(&MediaCommand::RemoveMember(uid("a"))));
+}
+
+#[test]
+fn capacity_and_announcing() {
+    let mut r = room(1);
+    r.max_participants = Some(3);
+    let mut h = Harness::new(r);
+    for (u, role) in [
+        ("c1", Role::Consumer),
+        ("c2", Role::Consumer),
+        ("p", Role::Presenter),
+    ] {
+        h.join(u, role);
+    }
+    assert_eq!(h.s.audience_count(), 1, "c2 is past the limit of 1");
+    assert_eq!(h.s.members.announced_participants().len(), 2);
+    assert_eq!(
+        h.join_with("x", Role::Attendee, 8, None),
+        Err(JoinRefusal::RoomFull)
+    );
+}
+
+#[test]
+fn membership_deltas_are_batched() {
+    let mut h = Harness::new(room(50));
+    h.join("w", Role::Attendee);
+    h.advance(BATCH_INTERVAL);
+    h.frames("w");
+    h.join("a", Role::Attendee);
+    h.advance(Duration::from_millis(10));
+    h.join("b", Role::Attendee);
+    h.advance(Duration::from_millis(19));
+    assert!(
+        of_type(&h.frames("w"), "participantsChanged").is_empty(),
+        "nothing before the batch interval"
+    );
+    h.advance(Duration::from_millis(1));
+    let got = h.frames("w");
+    let batches = of_type(&got, "participantsChanged");
+    assert_eq!(batches.len(), 1, "{got:?}");
+    assert_eq!(batches[0]["added"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn audience_counts_go_out_at_most_once_a_second() {
+    let mut h = Harness::new(room(0));
+    h.join("p", Role::Presenter);
+    h.advance(BATCH_INTERVAL);
+    h.frames("p");
+    for i in 0..5 {
+        h.join(&format!("v{i}"), Role::Consumer);
+        h.advance(Duration::from_millis(100));
+    }
+    assert!(of_type(&h.frames("p"), "participantsChanged").is_empty());
+    h.advance(Duration::from_millis(600));
+    let got = h.frames("p");
+    let batches = of_type(&got, "participantsChanged");
+    assert_eq!(batches.len(), 1);
+    assert_eq!(batches[0]["audienceCount"], 5);
+}
+
+#[test]
+fn promoting_an_audience_member_announces_it() {
+    let mut h = Harness::new(room(0));
+    h.join("v", Role::Consumer);
+    h.join("w", Role::Presenter);
+    h.advance(AUDIENCE_INTERVAL);
+    assert_eq!(h.s.audience_count(), 1);
+    h.frames("w");
+    let entry = RosterEntry {
+        user_id: uid("v"),
+        role: Role::Attendee,
+        invited_at: t0(),
+        invite_id: "i".into(),
+    };
+    h.input(Input::Roster(vec![RosterChange::RoleChanged {
+        entry,
+        from: Role::Consumer,
+    }]));
+    h.advance(BATCH_INTERVAL);
+    assert_eq!(h.s.audience_count(), 0);
+    let got = h.frames("w");
+    let batch = of_type(&got, "participantsChanged")[0];
+    assert_eq!(batch["added"][0]["id"], "v");
+    assert_eq!(batch["audienceCount"], 0);
+    let v = h.frames("v");
+    assert_eq!(of_type(&v, "capabilitiesChanged")[0]["role"], "attendee");
+}
+
+#[test]
+fn leaving_and_returning_within_a_batch_is_an_update() {
+    let mut h = Harness::new(room(50));
+    h.join("w", Role::Attendee);
+    h.join("a", Role::Attendee);
+    h.advance(BATCH_INTERVAL);
+    h.frames("w");
+    h.input(Input::Kick(uid("a")));
+    h.join("a", Role::Attendee);
+    h.advance(BATCH_INTERVAL);
+    let got = h.frames("w");
+    let batch = of_type(&got, "participantsChanged")[0];
+    assert_eq!(batch["removed"], serde_json::json!([]));
+    assert_eq!(batch["added"], serde_json::json!([]));
+    assert_eq!(batch["updated"][0]["id"], "a");
+}
+
+#[test]
+fn an_empty_session_ends_after_its_destroy_delay() {
+    let mut r = room(50);
+    r.destroy_delay_seconds = 5;
+    let mut h = Harness::new(r);
+    h.join("a", Role::Attendee);
+    h.client("a", ClientMessage::Leave);
+    assert!(h.closed("a"));
+    h.advance(Duration::from_secs(4));
+    assert!(!h.ended);
+    // Someone comes back in time: the session lives on.
+    h.join("b", Role::Attendee);
+    h.advance(Duration::from_secs(10));
+    assert!(!h.ended);
+    h.client("b", ClientMessage::Leave);
+    h.advance(Duration::from_secs(5));
+    assert!(h.ended);
+    assert_eq!(h.s.poll_timeout(), None);
+}
+
+#[test]
+fn the_session_ends_when_the_window_does_and_follows_a_changed_window() {
+    let mut h = Harness::new(room(50));
+    h.join("a", Role::Attendee);
+    // The admin moves the end 10 minutes from now.
+    let mut r = h.s.room().clone();
+    r.version = 2;
+    r.valid_until = h.now.wall + chrono::Duration::minutes(10);
+    h.input(Input::RoomUpdated(Box::new(r.clone())));
+    h.advance(Duration::from_secs(9 * 60));
+    assert!(!h.ended);
+    // ... then 10 minutes later still.
+    r.version = 3;
+    r.valid_until += chrono::Duration::minutes(10);
+    h.input(Input::RoomUpdated(Box::new(r)));
+    h.advance(Duration::from_secs(2 * 60));
+    assert!(!h.ended, "the later end holds");
+    h.advance(Duration::from_secs(8 * 60));
+    assert!(!h.ended, "one minute to go");
+    h.advance(Duration::from_secs(60));
+    assert!(h.ended);
+    let got = h.frames("a");
+    assert_eq!(got.last().unwrap()["reason"], "roomExpired");
+}
+
+#[test]
+fn an_older_room_version_never_overwrites_a_newer_one() {
+    let mut h = Harness::new(room(50));
+    h.join("a", Role::Attendee);
+    h.frames("a");
+    let mut v3 = h.s.room().clone();
+    v3.version = 3;
+    v3.is_message_disabled = true;
+    let mut v2 = v3.clone();
+    v2.version = 2;
+    v2.is_message_disabled = false;
+    h.input(Input::RoomUpdated(Box::new(v3)));
+    h.input(Input::RoomUpdated(Box::new(v2)));
+    assert_eq!(h.s.room().version, 3);
+    h.client("a", ClientMessage::SendMessage { text: "hi".into() });
+    let got = h.frames("a");
+    assert_eq!(got[0]["error"]["code"], "PermissionDenied");
+}
+
+#[test]
+fn roles_gate_publishing_with_one_check() {
+    let mut h = Harness::new(room(50));
+    h.join("c", Role::Consumer);
+    h.join("a", Role::Attendee);
+    h.frames("c");
+    h.client(
+        "c",
+        ClientMessage::SetMedia {
+            audio: Some(true),
+            video: None,
+            screen: None,
+        },
+    );
+    assert_eq!(h.frames("c")[0]["error"]["code"], "PermissionDenied");
+    h.client(
+        "a",
+        ClientMessage::SetMedia {
+            audio: Some(true),
+            video: Some(true),
+            screen: None,
+        },
+    );
+    let gates = MediaSet {
+        audio: true,
+        video: true,
+        screen: false,
+    };
+    assert!(h.media.contains(&MediaCommand::SetGates(uid("a"), gates)));
+    // The relay reports a screen the attendee role may not send: nothing changes.
+    h.media.clear();
+    h.input(Input::Media(MediaEvent::Published {
+        member: uid("a"),
+        kind: crate::model::MediaKind::Screen,
+        on: true,
+    }));
+    assert!(h.media.is_empty());
+    // Demoted to consumer: media off, gates closed, everyone told why.
+    let entry = RosterEntry {
+        user_id: uid("a"),
+        role: Role::Consumer,
+        invited_at: t0(),
+        invite_id: "i".into(),
+    };
+    h.frames("c");
+    h.input(Input::Roster(vec![RosterChange::RoleChanged {
+        entry,
+        from: Role::Attendee,
+    }]));
+    assert!(h
+        .media
+        .contains(&MediaCommand::SetGates(uid("a"), MediaSet::default())));
+    let got = h.frames("c");
+    assert_eq!(of_type(&got, "mediaChanged")[0]["reason"], "roleChanged");
+}
+
+#[test]
+fn only_presenters_mute_others() {
+    let mut h = Harness::new(room(50));
+    h.join("p", Role::Presenter);
+    h.join("a", Role::Attendee);
+    h.client(
+        "a",
+        ClientMessage::SetMedia {
+            audio: Some(true),
+            video: Some(true),
+            screen: None,
+        },
+    );
+    h.frames("a");
+    h.frames("p");
+    let mute = |id: &str| ClientMessage::Mute {
+        participant_id: id.into(),
+        audio: true,
+        video: false,
+        screen: false,
+    };
+    h.client("a", mute("p"));
+    assert_eq!(h.frames("a")[0]["error"]["code"], "PermissionDenied");
+    h.client("p", mute("nobody"));
+    assert_eq!(h.frames("p")[0]["error"]["code"], "NotInRoom");
+    h.client("p", mute("a"));
+    let got = h.frames("a");
+    assert_eq!(got[0]["type"], "mediaChanged");
+    assert_eq!(got[0]["audio"], false);
+    assert_eq!(got[0]["video"], true);
+    assert_eq!(got[0]["reason"], "mutedBy:p");
+}
+
+#[test]
+fn removals_end_membership_and_media() {
+    let mut h = Harness::new(room(50));
+    h.join("a", Role::Attendee);
+    h.join("b", Role::Attendee);
+    h.frames("a");
+    assert_eq!(h.input(Input::Kick(uid("nobody"))), Answer::Kicked(None));
+    assert_eq!(
+        h.input(Input::Kick(uid("a"))),
+        Answer::Kicked(Some("t_a".into()))
+    );
+    let got = h.frames("a");
+    assert_eq!(got.last().unwrap()["reason"], "removed");
+    h.input(Input::TokenRevoked("t_b".into()));
+    assert!(h.s.is_empty());
+    h.input(Input::RoomDeleted);
+    assert!(h.ended);
+    // An ended session refuses joins so the caller starts a new one.
+    assert_eq!(
+        h.join_with("c", Role::Attendee, 8, None),
+        Err(JoinRefusal::Ended)
+    );
+}
