@@ -140,6 +140,17 @@ scenario("admin invites A and B; they see and hear each other; mute, reload, rem
   await a.click("#chat-form button");
   await eventually("bob gets alice's message after the resume", async () => /back again/.test(await b.textContent("#chat-log")));
 
+  // The connection drops again while alice toggles her camera off and on: the toggles
+  // queue behind the reconnect in the SDK's driver, and bob ends up seeing her camera.
+  await a.evaluate(() => window.__sockets.at(-1).close());
+  await a.click("#cam");
+  await a.click("#cam");
+  await eventually("alice reconnected again", async () => (await a.textContent("#state")) === "connected" && (await a.evaluate(() => window.__sockets.length)) === 3);
+  await eventually("alice's camera is on after the toggles", async () => (await a.getAttribute("#cam", "aria-pressed")) === "true");
+  await eventually("bob's list shows alice's camera on", async () => (await person(b, "alice").getAttribute("data-video")) === "true");
+  const bobFrames = (await inbound(b, "video")).framesDecoded;
+  await eventually("bob decodes alice's camera after the toggles", async () => (await inbound(b, "video")).framesDecoded > bobFrames + 5);
+
   // A reloads: it rejoins, with new connections, and media flows again both ways.
   await a.reload();
   await person(a, "bob").waitFor({ timeout: 20_000 });

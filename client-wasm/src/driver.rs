@@ -1,32 +1,42 @@
-//! The room's state and the one task that changes it. Socket and peer-connection
-//! callbacks, timers and API calls that need ordering all become `Input`s, handled one
-//! at a time, so SDP steps never interleave and a candidate never overtakes its
-//! description. No `RefCell` borrow is held across an await or while a listener runs.
+//! The one task that owns a room's call: the socket, the peer connections, the local
+//! devices, and the call's state machine (`call::Call`). Socket and peer-connection
+//! callbacks, timers and every API call that changes something (device toggles, chat,
+//! `leave`) become `Input`s, handled one at a time, so SDP steps never interleave and a
+//! camera toggle can never race a rejoin.
+//!
+//! `Ctx` is owned by the task and lent as `&mut` to the modules that act on it
+//! (`media`, `local_tracks`, `reconnect`); nothing else can reach it. The `Room` class
+//! holds only `Shared`: the input queue, the listeners, and a read-only `View` that the
+//! driver keeps current.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 
 use convene_protocol::signal::{
-    Capabilities, ClientMessage, IceServer, PcKind, ResumeInfo, RoomInfo, ServerMessage,
+    Capabilities, ClientMessage, IceServer, ResumeInfo, RoomInfo, ServerMessage,
 };
 use futures_channel::mpsc::{UnboundedReceiver, UnboundedSender};
 use futures_channel::oneshot;
 use futures_util::StreamExt;
 use gloo_timers::future::TimeoutFuture;
-use web_sys::{MediaStream, MediaStreamTrack, RtcRtpSender};
+use js_sys::Function;
+use wasm_bindgen::JsValue;
+use web_sys::{MediaStream, MediaStreamTrack};
 
+use crate::call::{Call, Phase};
 use crate::endpoint;
 use crate::errors::SdkError;
 use crate::events::{self, Emit, Listeners};
+use crate::local_tracks::{DeviceStep, LocalTracks};
+use crate::media::MediaState;
 use crate::naming::TrackKind;
-use crate::peer::{Peer, PeerEvent};
-use crate::roster::{Change, Roster};
+use crate::peer::PeerEvent;
+use crate::roster::Roster;
 use crate::socket::{Socket, SocketEvent};
 
 pub enum Input {
     Socket(u64, SocketEvent),
-    Peer(PcKind, u64, PeerEvent),
+    Peer(convene_protocol::signal::PcKind, u64, PeerEvent),
     /// A reconnect attempt is due.
     Retry,
     Ping,
@@ -34,25 +44,20 @@ pub enum Input {
     Renegotiate,
     /// The user stopped the screen share from the browser's own control.
     ScreenEnded,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
-    Connecting,
-    Connected,
-    Reconnecting,
-    Disconnected,
-}
-
-impl Phase {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Phase::Connecting => "connecting",
-            Phase::Connected => "connected",
-            Phase::Reconnecting => "reconnecting",
-            Phase::Disconnected => "disconnected",
-        }
-    }
+    /// Turn a device on or off. `track`: one the caller acquired after `NeedTrack`.
+    Device {
+        kind: TrackKind,
+        on: bool,
+        track: Option<MediaStreamTrack>,
+        reply: oneshot::Sender<Result<DeviceStep, SdkError>>,
+    },
+    /// Start sending a track acquired at join (the relay reports it as published).
+    Publish(TrackKind, MediaStreamTrack),
+    /// A message for the server (chat, mute).
+    Send(ClientMessage),
+    Leave(oneshot::Sender<()>),
+    /// Call a new `trackAdded` listener with the tracks already received.
+    Replay(Function),
 }
 
 /// What `joined` told us.
@@ -65,98 +70,29 @@ pub struct Session {
     pub ice_servers: Vec<IceServer>,
 }
 
-/// A relayed track we receive, by transceiver mid.
-pub struct Remote {
-    pub participant: String,
-    pub kind: TrackKind,
-    pub track: MediaStreamTrack,
-    pub stream: MediaStream,
-}
-
-pub struct State {
-    pub base: String,
-    pub token: String,
-    pub auto_reconnect: bool,
+/// What the `Room` class may read. Written only by the driver, and never borrowed
+/// while a listener runs.
+pub struct View {
     pub phase: Phase,
-    pub(crate) socket: Option<Socket>,
-    pub(crate) socket_gen: u64,
     pub session: Option<Session>,
     /// Camera and microphone, for the local preview.
     pub local_stream: MediaStream,
-    pub screen_stream: MediaStream,
-    pub mic: Option<MediaStreamTrack>,
-    pub cam: Option<MediaStreamTrack>,
-    pub screen: Option<MediaStreamTrack>,
-    /// The track id the screen was first offered with: the SDP keeps it (replaceTrack
-    /// does not renegotiate), so the server keeps recognizing that sender as a screen.
-    pub screen_msid: Option<String>,
-    pub senders: HashMap<TrackKind, RtcRtpSender>,
-    pub publish: Option<Peer>,
-    pub subscribe: Option<Peer>,
-    pub pc_gen: u64,
-    pub offer_in_flight: bool,
-    pub offer_again: bool,
-    pub remote: BTreeMap<String, Remote>,
-    pub waiter: Option<oneshot::Sender<Result<(), SdkError>>>,
-    pub(crate) reconnect: Option<crate::reconnect::Reconnect>,
     pub media_error: Option<SdkError>,
-    pub screen_ended: Option<wasm_bindgen::closure::Closure<dyn FnMut(web_sys::Event)>>,
 }
 
-pub struct Inner {
+pub struct Shared {
     pub tx: UnboundedSender<Input>,
-    pub st: RefCell<State>,
     pub listeners: RefCell<Listeners>,
+    pub view: RefCell<View>,
 }
 
-impl Inner {
-    pub fn new(
-        base: String,
-        token: String,
-        auto_reconnect: bool,
-    ) -> (Rc<Self>, UnboundedReceiver<Input>) {
-        let (tx, rx) = futures_channel::mpsc::unbounded();
-        let new_stream = || MediaStream::new().expect("MediaStream is available in browsers");
-        let st = State {
-            base,
-            token,
-            auto_reconnect,
-            phase: Phase::Connecting,
-            socket: None,
-            socket_gen: 0,
-            session: None,
-            local_stream: new_stream(),
-            screen_stream: new_stream(),
-            mic: None,
-            cam: None,
-            screen: None,
-            screen_msid: None,
-            senders: HashMap::new(),
-            publish: None,
-            subscribe: None,
-            pc_gen: 0,
-            offer_in_flight: false,
-            offer_again: false,
-            remote: BTreeMap::new(),
-            waiter: None,
-            reconnect: None,
-            media_error: None,
-            screen_ended: None,
-        };
-        let inner = Rc::new(Self {
-            tx,
-            st: RefCell::new(st),
-            listeners: RefCell::new(Listeners::default()),
-        });
-        (inner, rx)
-    }
-
+impl Shared {
     /// Calls the listeners of each event, in order, with no state borrowed.
     pub fn dispatch(&self, emits: Vec<Emit>) {
         for Emit(name, payload) in emits {
             let fs = self.listeners.borrow().of(name);
             for f in fs {
-                if let Err(e) = f.call1(&wasm_bindgen::JsValue::UNDEFINED, &payload) {
+                if let Err(e) = f.call1(&JsValue::UNDEFINED, &payload) {
                     web_sys::console::error_2(
                         &format!("convene: a '{name}' listener threw").into(),
                         &e,
@@ -166,14 +102,8 @@ impl Inner {
         }
     }
 
-    pub fn send(&self, msg: &ClientMessage) {
-        if let Some(s) = &self.st.borrow().socket {
-            s.send(msg);
-        }
-    }
-
     pub fn local_id(&self) -> String {
-        self.st
+        self.view
             .borrow()
             .session
             .as_ref()
@@ -181,25 +111,106 @@ impl Inner {
             .unwrap_or_default()
     }
 
+    pub fn phase(&self) -> Phase {
+        self.view.borrow().phase
+    }
+}
+
+/// The driver's state. Owned by its task; modules get it as `&mut Ctx`.
+pub struct Ctx {
+    pub shared: Rc<Shared>,
+    pub call: Call,
+    pub base: String,
+    pub token: String,
+    pub socket: Option<Socket>,
+    pub waiter: Option<oneshot::Sender<Result<(), SdkError>>>,
+    pub media: MediaState,
+    pub local: LocalTracks,
+}
+
+pub fn new_stream() -> MediaStream {
+    MediaStream::new().expect("MediaStream is available in browsers")
+}
+
+impl Ctx {
+    /// A new call, not yet connected; `joined` resolves once the server says `joined`.
+    pub fn new(
+        base: String,
+        token: String,
+        auto_reconnect: bool,
+        joined: oneshot::Sender<Result<(), SdkError>>,
+    ) -> (Self, UnboundedReceiver<Input>) {
+        let (tx, rx) = futures_channel::mpsc::unbounded();
+        let local_stream = new_stream();
+        let shared = Rc::new(Shared {
+            tx,
+            listeners: RefCell::new(Listeners::default()),
+            view: RefCell::new(View {
+                phase: Phase::Connecting,
+                session: None,
+                local_stream: local_stream.clone(),
+                media_error: None,
+            }),
+        });
+        let ctx = Self {
+            shared,
+            call: Call::new(auto_reconnect),
+            base,
+            token,
+            socket: None,
+            waiter: Some(joined),
+            media: MediaState::new(),
+            local: LocalTracks::new(local_stream),
+        };
+        (ctx, rx)
+    }
+
+    pub fn send(&self, msg: &ClientMessage) {
+        if let Some(s) = &self.socket {
+            s.send(msg);
+        }
+    }
+
+    pub fn emit(&self, emits: Vec<Emit>) {
+        self.shared.dispatch(emits);
+    }
+
+    /// Keeps the view's phase equal to the call's.
+    pub fn sync_phase(&self) {
+        self.shared.view.borrow_mut().phase = self.call.phase();
+    }
+
+    pub fn ice_servers(&self) -> Vec<IceServer> {
+        self.shared
+            .view
+            .borrow()
+            .session
+            .as_ref()
+            .map(|s| s.ice_servers.clone())
+            .unwrap_or_default()
+    }
+
     /// Opens a signaling socket (a new generation: events of older ones are ignored).
-    pub fn connect(&self, resume: bool) -> Result<(), SdkError> {
-        let mut st = self.st.borrow_mut();
-        let resume_token = st
+    pub fn connect(&mut self, resume: bool) -> Result<(), SdkError> {
+        let resume_token = self
+            .shared
+            .view
+            .borrow()
             .session
             .as_ref()
             .filter(|_| resume)
             .map(|s| s.resume.token.clone());
-        let url = endpoint::signaling_url(&st.base, &st.token, resume_token.as_deref())?;
-        st.socket_gen += 1;
-        st.socket = None;
-        st.socket = Some(Socket::open(&url, st.socket_gen, self.tx.clone())?);
+        let url = endpoint::signaling_url(&self.base, &self.token, resume_token.as_deref())?;
+        let gen = self.call.new_socket();
+        self.socket = None;
+        self.socket = Some(Socket::open(&url, gen, self.shared.tx.clone())?);
         Ok(())
     }
 }
 
 /// Runs until the room is left; then every closure and connection is released.
-pub async fn run(inner: Rc<Inner>, mut rx: UnboundedReceiver<Input>) {
-    let tx = inner.tx.clone();
+pub async fn run(mut ctx: Ctx, mut rx: UnboundedReceiver<Input>) {
+    let tx = ctx.shared.tx.clone();
     wasm_bindgen_futures::spawn_local(async move {
         let period = convene_protocol::signal::PING_INTERVAL_SECONDS * 1000;
         loop {
@@ -210,247 +221,105 @@ pub async fn run(inner: Rc<Inner>, mut rx: UnboundedReceiver<Input>) {
         }
     });
     while let Some(input) = rx.next().await {
-        handle(&inner, input).await;
-        if inner.st.borrow().phase == Phase::Disconnected {
+        handle(&mut ctx, input).await;
+        if ctx.call.is_over() {
             break;
+        }
+    }
+    // Inputs still queued get their answer: the call is over.
+    rx.close();
+    while let Ok(input) = rx.try_recv() {
+        match input {
+            Input::Device { reply, track, .. } => {
+                crate::media::stop(track);
+                let _ = reply.send(Err(SdkError::not_connected()));
+            }
+            Input::Publish(_, track) => crate::media::stop(Some(track)),
+            Input::Leave(reply) => {
+                let _ = reply.send(());
+            }
+            _ => {}
         }
     }
 }
 
-async fn handle(inner: &Rc<Inner>, input: Input) {
+async fn handle(ctx: &mut Ctx, input: Input) {
     match input {
         Input::Socket(gen, ev) => {
-            if gen != inner.st.borrow().socket_gen {
+            if !ctx.call.is_current_socket(gen) {
                 return;
             }
             match ev {
                 SocketEvent::Open => {}
                 SocketEvent::Message(text) => match serde_json::from_str::<ServerMessage>(&text) {
-                    Ok(msg) => on_server(inner, msg).await,
+                    Ok(msg) => crate::incoming::on_server(ctx, msg).await,
                     // A newer server may send types this SDK does not know yet.
                     Err(_) => {
                         web_sys::console::debug_1(&"convene: ignored a signaling frame".into())
                     }
                 },
-                SocketEvent::Closed => crate::reconnect::on_closed(inner).await,
+                SocketEvent::Closed => crate::reconnect::on_closed(ctx).await,
             }
         }
-        Input::Peer(kind, gen, ev) => crate::media::on_peer(inner, kind, gen, ev).await,
-        Input::Retry => crate::reconnect::retry(inner).await,
-        Input::Ping => inner.send(&ClientMessage::Ping { ts: None }),
-        Input::Renegotiate => crate::media::offer_publish(inner).await,
+        Input::Peer(kind, gen, ev) => crate::media::on_peer(ctx, kind, gen, ev).await,
+        Input::Retry => crate::reconnect::retry(ctx),
+        Input::Ping => ctx.send(&ClientMessage::Ping { ts: None }),
+        Input::Renegotiate => crate::media::offer_publish(ctx).await,
         Input::ScreenEnded => {
-            crate::local_tracks::stop_local(inner, TrackKind::Screen).await;
-            inner.send(&ClientMessage::SetMedia {
+            crate::local_tracks::stop_local(ctx, TrackKind::Screen).await;
+            ctx.send(&ClientMessage::SetMedia {
                 audio: None,
                 video: None,
                 screen: Some(false),
             });
         }
-    }
-}
-
-fn roster_emits(inner: &Inner, changes: Vec<Change>) -> Vec<Emit> {
-    let local = inner.local_id();
-    let mut emits = Vec::new();
-    for c in changes {
-        match c {
-            Change::Joined(p) => {
-                emits.push(Emit("participantJoined", events::participant(&p, &local)))
-            }
-            Change::Left(p) => {
-                emits.extend(crate::media::drop_remote_of(inner, &p.id));
-                emits.push(Emit("participantLeft", events::participant(&p, &local)));
-            }
-            Change::Media {
-                participant,
-                reason,
-            } => emits.push(Emit(
-                "mediaChanged",
-                events::media_changed(&participant, &local, reason.as_deref()),
-            )),
-        }
-    }
-    emits
-}
-
-async fn on_server(inner: &Rc<Inner>, msg: ServerMessage) {
-    match msg {
-        ServerMessage::Joined {
-            me,
-            room,
-            participants,
-            audience_count,
-            capabilities,
-            ice_servers,
-            resume,
-            resumed,
-            ..
+        Input::Device {
+            kind,
+            on,
+            track,
+            reply,
         } => {
-            let role = me.role.clone();
-            let (changes, first, waiter) = {
-                let mut st = inner.st.borrow_mut();
-                let (changes, first) = match st.session.as_mut() {
-                    Some(s) => (
-                        s.roster.replace(Some(me), participants, audience_count),
-                        false,
-                    ),
-                    None => {
-                        st.session = Some(Session {
-                            roster: Roster::new(me, participants, audience_count),
-                            room: room.clone(),
-                            role: role.clone(),
-                            caps: capabilities,
-                            resume: resume.clone(),
-                            ice_servers: ice_servers.clone(),
-                        });
-                        (Vec::new(), true)
-                    }
-                };
-                let s = st.session.as_mut().expect("set above");
-                s.room = room;
-                s.role = role;
-                s.caps = capabilities;
-                s.resume = resume;
-                s.ice_servers = ice_servers;
-                st.phase = Phase::Connected;
-                st.reconnect = None;
-                (changes, first, st.waiter.take())
-            };
-            let mut emits = roster_emits(inner, changes);
-            emits.push(Emit(
-                "stateChanged",
-                events::state_changed("connected", None),
-            ));
-            let restart = first || !resumed || inner.st.borrow().offer_in_flight;
-            if restart {
-                emits.extend(crate::media::restart(inner));
+            let result = crate::local_tracks::device(ctx, kind, on, track).await;
+            let _ = reply.send(result);
+        }
+        Input::Publish(kind, track) => {
+            if let Err(e) = crate::local_tracks::publish(ctx, kind, track).await {
+                web_sys::console::warn_1(&e.message.into());
             }
-            if let Some(w) = waiter {
-                let _ = w.send(Ok(()));
+        }
+        Input::Send(msg) => ctx.send(&msg),
+        Input::Leave(reply) => {
+            ctx.send(&ClientMessage::Leave);
+            finish(ctx, "clientLeft", None);
+            let _ = reply.send(());
+        }
+        Input::Replay(listener) => {
+            for payload in crate::media::current_tracks(ctx) {
+                let _ = listener.call1(&JsValue::UNDEFINED, &payload);
             }
-            inner.dispatch(emits);
         }
-        ServerMessage::ParticipantsChanged {
-            added,
-            removed,
-            updated,
-            audience_count,
-        } => {
-            let changes = match inner.st.borrow_mut().session.as_mut() {
-                Some(s) => s
-                    .roster
-                    .apply_delta(added, removed, updated, audience_count),
-                None => return,
-            };
-            let emits = roster_emits(inner, changes);
-            inner.dispatch(emits);
-        }
-        ServerMessage::Snapshot {
-            participants,
-            audience_count,
-        } => {
-            let changes = match inner.st.borrow_mut().session.as_mut() {
-                Some(s) => s.roster.replace(None, participants, audience_count),
-                None => return,
-            };
-            let emits = roster_emits(inner, changes);
-            inner.dispatch(emits);
-        }
-        ServerMessage::MediaChanged {
-            participant_id,
-            audio,
-            video,
-            screen,
-            reason,
-        } => {
-            let forced = reason.is_some() && participant_id == inner.local_id();
-            let changes = match inner.st.borrow_mut().session.as_mut() {
-                Some(s) => s
-                    .roster
-                    .apply_media(&participant_id, audio, video, screen, reason),
-                None => return,
-            };
-            if forced {
-                // Muted by a presenter or a role change: the devices follow, so what
-                // the page shows matches what others get.
-                crate::local_tracks::follow_forced(inner, audio, video, screen).await;
-            }
-            let emits = roster_emits(inner, changes);
-            inner.dispatch(emits);
-        }
-        ServerMessage::CapabilitiesChanged { role, capabilities } => {
-            if let Some(s) = inner.st.borrow_mut().session.as_mut() {
-                s.role = role.clone();
-                s.caps = capabilities;
-            }
-            crate::local_tracks::follow_capabilities(inner, capabilities).await;
-            let o = js_sys::Object::new();
-            events::set(&o, "role", role.as_str());
-            events::set(&o, "capabilities", events::value(&capabilities));
-            inner.dispatch(vec![Emit("capabilitiesChanged", o.into())]);
-        }
-        ServerMessage::Message {
-            from,
-            text,
-            sent_at,
-        } => {
-            let o = js_sys::Object::new();
-            events::set(&o, "from", from.as_str());
-            events::set(&o, "text", text.as_str());
-            events::set(&o, "sentAt", sent_at.as_str());
-            inner.dispatch(vec![Emit("message", o.into())]);
-        }
-        ServerMessage::Offer { pc, sdp } => crate::media::on_offer(inner, pc, &sdp).await,
-        ServerMessage::Answer { pc, sdp } => crate::media::on_answer(inner, pc, &sdp).await,
-        ServerMessage::Candidate {
-            pc,
-            candidate,
-            sdp_mid,
-            sdp_m_line_index,
-        } => crate::media::on_candidate(inner, pc, &candidate, sdp_mid, sdp_m_line_index).await,
-        ServerMessage::Left { reason } => {
-            let reason = serde_json::to_value(reason)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_else(|| "removed".into());
-            finish(inner, &reason, None);
-        }
-        ServerMessage::Error { error } => {
-            let e = SdkError::from(error);
-            inner.dispatch(vec![Emit("error", e.to_js())]);
-        }
-        ServerMessage::Audience { .. } | ServerMessage::Pong { .. } => {}
     }
 }
 
 /// The first join failed: the promise rejects and everything is released.
-pub fn fail_join(inner: &Rc<Inner>, e: SdkError) {
-    if let Some(w) = inner.st.borrow_mut().waiter.take() {
+pub fn fail_join(ctx: &mut Ctx, e: SdkError) {
+    if let Some(w) = ctx.waiter.take() {
         let _ = w.send(Err(e.clone()));
     }
-    finish(inner, e.code.clone().as_str(), Some(e));
+    finish(ctx, e.code.clone().as_str(), Some(e));
 }
 
 /// The end of the call, whatever the cause: devices off, connections closed, closures
 /// released, listeners told and then dropped.
-pub fn finish(inner: &Rc<Inner>, reason: &str, error: Option<SdkError>) {
-    let (waiter, was_joined) = {
-        let mut st = inner.st.borrow_mut();
-        if st.phase == Phase::Disconnected {
-            return;
-        }
-        st.phase = Phase::Disconnected;
-        (st.waiter.take(), st.session.is_some())
-    };
-    let mut emits = crate::media::release_all(inner);
-    {
-        let mut st = inner.st.borrow_mut();
-        st.socket = None;
-        st.reconnect = None;
+pub fn finish(ctx: &mut Ctx, reason: &str, error: Option<SdkError>) {
+    if !ctx.call.finish() {
+        return;
     }
-    inner.tx.close_channel();
-    if let Some(w) = waiter {
+    ctx.sync_phase();
+    let was_joined = ctx.call.has_joined();
+    let mut emits = crate::media::release_all(ctx);
+    ctx.socket = None;
+    if let Some(w) = ctx.waiter.take() {
         // Told to leave while joining (e.g. `roomFull`): the join promise says so.
         let e = error.clone().unwrap_or_else(|| left_error(reason));
         let _ = w.send(Err(e));
@@ -462,8 +331,8 @@ pub fn finish(inner: &Rc<Inner>, reason: &str, error: Option<SdkError>) {
         ));
         emits.push(Emit("left", events::left(reason, error.as_ref())));
     }
-    inner.dispatch(emits);
-    inner.listeners.borrow_mut().clear();
+    ctx.emit(emits);
+    ctx.shared.listeners.borrow_mut().clear();
 }
 
 fn left_error(reason: &str) -> SdkError {

@@ -7,12 +7,16 @@
 //! room.on("trackAdded", ({ kind, stream }) => { /* attach to <video> or <audio> */ });
 //! ```
 //!
-//! Layout: pure logic (`roster`, `naming`, `backoff`, `endpoint`, `errors`) is plain
-//! Rust, tested natively and in the browser; the browser parts (`socket`, `peer`,
-//! `local_media`, `local_tracks`, `media`, `driver`, `reconnect`, `room`) only build for
-//! wasm32.
+//! Layout: the call's logic is plain Rust, tested natively and in the browser: `call`
+//! (the state machine: phase, generations, offer turns, reconnects), `roster`, `naming`,
+//! `backoff`, `endpoint`, `errors`. The browser parts only build for wasm32 and carry
+//! out what it decides: `driver` (the one task that owns the call), `incoming` (what each server
+//! message does), `socket`, `peer`,
+//! `media`, `local_media`, `local_tracks`, `reconnect`, and `room` (the JS class, which
+//! only reads the driver's view and sends it inputs).
 
 pub mod backoff;
+pub mod call;
 pub mod endpoint;
 pub mod errors;
 pub mod event_names;
@@ -23,6 +27,8 @@ pub mod roster;
 mod driver;
 #[cfg(target_arch = "wasm32")]
 mod events;
+#[cfg(target_arch = "wasm32")]
+mod incoming;
 #[cfg(target_arch = "wasm32")]
 mod local_media;
 #[cfg(target_arch = "wasm32")]

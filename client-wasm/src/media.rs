@@ -1,21 +1,46 @@
 //! Media over the two peer connections: the publish one (we offer, with our camera,
 //! microphone and screen) and the subscribe one (the server offers what we receive).
+//! Whose turn it is to offer, and which connections are current, is `call::Call`'s to
+//! say; this file carries it out on the browser's RTCPeerConnections.
 
-use std::rc::Rc;
+use std::collections::{BTreeMap, HashMap};
 
 use convene_protocol::signal::{ClientMessage, PcKind};
 use js_sys::{Array, Object};
 use wasm_bindgen::{JsCast, JsValue};
 use web_sys::{
-    MediaStream, MediaStreamTrack, RtcRtpTransceiver, RtcRtpTransceiverDirection,
+    MediaStream, MediaStreamTrack, RtcRtpSender, RtcRtpTransceiver, RtcRtpTransceiverDirection,
     RtcRtpTransceiverInit, RtcTrackEvent,
 };
 
-use crate::driver::{Inner, Input, Remote, State};
+use crate::driver::{new_stream, Ctx, Input};
 use crate::errors::SdkError;
 use crate::events::{self, Emit};
 use crate::naming::{self, TrackKind};
 use crate::peer::{self, Peer, PeerEvent};
+
+/// A relayed track we receive.
+pub struct Remote {
+    pub participant: String,
+    pub kind: TrackKind,
+    pub track: MediaStreamTrack,
+    pub stream: MediaStream,
+}
+
+/// The peer connections and what travels on them.
+pub struct MediaState {
+    publish: Option<Peer>,
+    subscribe: Option<Peer>,
+    /// Our senders on the publish connection, by kind (kept when a device stops, so
+    /// turning it on again needs no renegotiation).
+    pub senders: HashMap<TrackKind, RtcRtpSender>,
+    /// Received tracks, by transceiver mid.
+    remote: BTreeMap<String, Remote>,
+    /// The track id the screen was first offered with: the SDP keeps it (replaceTrack
+    /// does not renegotiate), so the server keeps recognizing that sender as a screen.
+    screen_msid: Option<String>,
+    pub screen_stream: MediaStream,
+}
 
 pub fn track_event(
     participant: &str,
@@ -38,49 +63,6 @@ fn removed(r: &Remote) -> Emit {
     )
 }
 
-/// Tracks received so far, by mid, as `trackAdded` payloads.
-pub fn current_tracks(inner: &Inner) -> Vec<(String, JsValue)> {
-    let st = inner.st.borrow();
-    st.remote
-        .iter()
-        .map(|(mid, r)| {
-            (
-                mid.clone(),
-                track_event(&r.participant, r.kind, &r.track, &r.stream),
-            )
-        })
-        .collect()
-}
-
-/// Forgets the tracks received from one participant (it left).
-pub fn drop_remote_of(inner: &Inner, participant: &str) -> Vec<Emit> {
-    let mut st = inner.st.borrow_mut();
-    let mids: Vec<String> = st
-        .remote
-        .iter()
-        .filter(|(_, r)| r.participant == participant)
-        .map(|(m, _)| m.clone())
-        .collect();
-    mids.iter()
-        .filter_map(|m| st.remote.remove(m))
-        .map(|r| removed(&r))
-        .collect()
-}
-
-fn drop_connections(st: &mut State) -> Vec<Emit> {
-    let emits = std::mem::take(&mut st.remote)
-        .values()
-        .map(removed)
-        .collect();
-    st.publish = None;
-    st.subscribe = None;
-    st.senders.clear();
-    st.offer_in_flight = false;
-    st.offer_again = false;
-    st.pc_gen += 1;
-    emits
-}
-
 pub(crate) fn stop(track: Option<MediaStreamTrack>) {
     if let Some(t) = track {
         t.set_onended(None);
@@ -88,40 +70,86 @@ pub(crate) fn stop(track: Option<MediaStreamTrack>) {
     }
 }
 
+impl MediaState {
+    pub fn new() -> Self {
+        Self {
+            publish: None,
+            subscribe: None,
+            senders: HashMap::new(),
+            remote: BTreeMap::new(),
+            screen_msid: None,
+            screen_stream: new_stream(),
+        }
+    }
+
+    /// Forgets the tracks received from one participant (it left).
+    pub fn drop_remote_of(&mut self, participant: &str) -> Vec<Emit> {
+        let mids: Vec<String> = self
+            .remote
+            .iter()
+            .filter(|(_, r)| r.participant == participant)
+            .map(|(m, _)| m.clone())
+            .collect();
+        mids.iter()
+            .filter_map(|m| self.remote.remove(m))
+            .map(|r| removed(&r))
+            .collect()
+    }
+
+    /// Closes both connections; their tracks are gone.
+    fn drop_connections(&mut self) -> Vec<Emit> {
+        let emits = std::mem::take(&mut self.remote)
+            .values()
+            .map(removed)
+            .collect();
+        self.publish = None;
+        self.subscribe = None;
+        self.senders.clear();
+        emits
+    }
+
+    fn pc(&self, kind: PcKind) -> Option<web_sys::RtcPeerConnection> {
+        match kind {
+            PcKind::Publish => self.publish.as_ref(),
+            PcKind::Subscribe => self.subscribe.as_ref(),
+        }
+        .map(|p| p.pc.clone())
+    }
+
+    fn peer_mut(&mut self, kind: PcKind) -> Option<&mut Peer> {
+        match kind {
+            PcKind::Publish => self.publish.as_mut(),
+            PcKind::Subscribe => self.subscribe.as_mut(),
+        }
+    }
+}
+
+/// Tracks received so far, as `trackAdded` payloads.
+pub fn current_tracks(ctx: &Ctx) -> Vec<JsValue> {
+    ctx.media
+        .remote
+        .values()
+        .map(|r| track_event(&r.participant, r.kind, &r.track, &r.stream))
+        .collect()
+}
+
 /// Everything off and closed: the call is over.
-pub fn release_all(inner: &Inner) -> Vec<Emit> {
-    let mut st = inner.st.borrow_mut();
-    let emits = drop_connections(&mut st);
-    stop(st.mic.take());
-    stop(st.cam.take());
-    stop(st.screen.take());
-    st.screen_ended = None;
+pub fn release_all(ctx: &mut Ctx) -> Vec<Emit> {
+    ctx.call.reset_media();
+    let emits = ctx.media.drop_connections();
+    ctx.local.stop_all();
     emits
 }
 
 /// New connections (first join, or a join the server did not treat as a resume):
 /// receive everything, publish the local tracks again.
-pub fn restart(inner: &Rc<Inner>) -> Vec<Emit> {
-    let emits = {
-        let mut st = inner.st.borrow_mut();
-        let emits = drop_connections(&mut st);
-        st.screen_msid = None;
-        emits
-    };
-    inner.send(&ClientMessage::Subscribe);
-    let tracks: Vec<(TrackKind, MediaStreamTrack)> = {
-        let st = inner.st.borrow();
-        [
-            (TrackKind::Audio, st.mic.clone()),
-            (TrackKind::Video, st.cam.clone()),
-            (TrackKind::Screen, st.screen.clone()),
-        ]
-        .into_iter()
-        .filter_map(|(k, t)| Some((k, t?)))
-        .collect()
-    };
-    for (kind, track) in tracks {
-        if let Err(e) = add_sender(inner, kind, &track) {
+pub fn restart(ctx: &mut Ctx) -> Vec<Emit> {
+    ctx.call.reset_media();
+    let emits = ctx.media.drop_connections();
+    ctx.media.screen_msid = None;
+    ctx.send(&ClientMessage::Subscribe);
+    for (kind, track) in ctx.local.live() {
+        if let Err(e) = add_sender(ctx, kind, &track) {
             web_sys::console::warn_1(&e.message.into());
         }
     }
@@ -130,159 +158,119 @@ pub fn restart(inner: &Rc<Inner>) -> Vec<Emit> {
 
 /// A new send-only transceiver for a local track; the offer follows from the driver.
 pub(crate) fn add_sender(
-    inner: &Rc<Inner>,
+    ctx: &mut Ctx,
     kind: TrackKind,
     track: &MediaStreamTrack,
 ) -> Result<(), SdkError> {
-    let mut st = inner.st.borrow_mut();
-    if st.publish.is_none() {
-        let ice = st
-            .session
-            .as_ref()
-            .map(|s| s.ice_servers.clone())
-            .unwrap_or_default();
-        st.publish = Some(Peer::new(
+    if ctx.media.publish.is_none() {
+        let peer = Peer::new(
             PcKind::Publish,
-            st.pc_gen,
-            &ice,
-            inner.tx.clone(),
-        )?);
+            ctx.call.pc_gen(),
+            &ctx.ice_servers(),
+            ctx.shared.tx.clone(),
+        )?;
+        ctx.media.publish = Some(peer);
     }
     let init = RtcRtpTransceiverInit::new();
     init.set_direction(RtcRtpTransceiverDirection::Sendonly);
     let stream = if kind == TrackKind::Screen {
-        st.screen_msid = Some(track.id());
-        &st.screen_stream
+        ctx.media.screen_msid = Some(track.id());
+        ctx.media.screen_stream.clone()
     } else {
-        &st.local_stream
+        ctx.local.stream().clone()
     };
-    init.set_streams(&Array::of1(stream));
-    let pc = &st.publish.as_ref().expect("created above").pc;
+    init.set_streams(&Array::of1(&stream));
+    let pc = &ctx.media.publish.as_ref().expect("created above").pc;
     let t = pc.add_transceiver_with_media_stream_track_and_init(track, &init);
-    st.senders.insert(kind, t.sender());
-    let _ = inner.tx.unbounded_send(Input::Renegotiate);
+    ctx.media.senders.insert(kind, t.sender());
+    let _ = ctx.shared.tx.unbounded_send(Input::Renegotiate);
     Ok(())
 }
 
-/// Sends the publish connection's offer, or queues one while another is unanswered.
-pub async fn offer_publish(inner: &Rc<Inner>) {
-    let (pc, gen) = {
-        let mut st = inner.st.borrow_mut();
-        if st.offer_in_flight {
-            st.offer_again = true;
-            return;
-        }
-        let Some(p) = &st.publish else { return };
-        let pc = p.pc.clone();
-        st.offer_in_flight = true;
-        (pc, st.pc_gen)
+/// Sends the publish connection's offer when it is our turn (see `Call::want_offer`).
+pub async fn offer_publish(ctx: &mut Ctx) {
+    let Some(pc) = ctx.media.pc(PcKind::Publish) else {
+        return;
+    };
+    let Some(gen) = ctx.call.want_offer() else {
+        return;
     };
     let result = peer::offer(&pc).await;
-    let st_gen = inner.st.borrow().pc_gen;
-    if st_gen != gen {
+    if !ctx.call.is_current_pc(gen) {
         return;
     }
     match result {
         Ok(sdp) => {
-            let screen_track_ids = inner.st.borrow().screen_msid.clone().into_iter().collect();
-            inner.send(&ClientMessage::Offer {
+            let screen_track_ids = ctx.media.screen_msid.clone().into_iter().collect();
+            ctx.send(&ClientMessage::Offer {
                 pc: PcKind::Publish,
                 sdp,
                 screen_track_ids,
             });
         }
         Err(e) => {
-            inner.st.borrow_mut().offer_in_flight = false;
-            inner.dispatch(vec![Emit("error", e.to_js())]);
+            ctx.call.offer_failed(gen);
+            ctx.emit(vec![Emit("error", e.to_js())]);
         }
     }
 }
 
-fn peer_pc(st: &State, kind: PcKind) -> Option<web_sys::RtcPeerConnection> {
-    match kind {
-        PcKind::Publish => st.publish.as_ref(),
-        PcKind::Subscribe => st.subscribe.as_ref(),
-    }
-    .map(|p| p.pc.clone())
-}
-
-async fn flush_candidates(inner: &Inner, kind: PcKind) {
-    let (pc, pending) = {
-        let mut st = inner.st.borrow_mut();
-        let peer = match kind {
-            PcKind::Publish => st.publish.as_mut(),
-            PcKind::Subscribe => st.subscribe.as_mut(),
-        };
-        let Some(p) = peer else { return };
-        (p.pc.clone(), p.take_pending())
+async fn flush_candidates(ctx: &mut Ctx, kind: PcKind) {
+    let Some(p) = ctx.media.peer_mut(kind) else {
+        return;
     };
+    let (pc, pending) = (p.pc.clone(), p.take_pending());
     for c in pending {
         peer::add_candidate(&pc, &c).await;
     }
 }
 
-pub async fn on_answer(inner: &Rc<Inner>, kind: PcKind, sdp: &str) {
-    let Some(pc) = peer_pc(&inner.st.borrow(), kind) else {
-        return;
-    };
+pub async fn on_answer(ctx: &mut Ctx, kind: PcKind, sdp: &str) {
     if kind != PcKind::Publish {
         return;
     }
-    if let Err(e) = peer::accept_answer(&pc, sdp).await {
-        inner.dispatch(vec![Emit("error", e.to_js())]);
-    }
-    flush_candidates(inner, kind).await;
-    let again = {
-        let mut st = inner.st.borrow_mut();
-        st.offer_in_flight = false;
-        std::mem::take(&mut st.offer_again)
+    let Some(pc) = ctx.media.pc(kind) else {
+        return;
     };
-    if again {
-        offer_publish(inner).await;
+    if let Err(e) = peer::accept_answer(&pc, sdp).await {
+        ctx.emit(vec![Emit("error", e.to_js())]);
+    }
+    flush_candidates(ctx, kind).await;
+    if ctx.call.answered() {
+        offer_publish(ctx).await;
     }
 }
 
-pub async fn on_offer(inner: &Rc<Inner>, kind: PcKind, sdp: &str) {
+pub async fn on_offer(ctx: &mut Ctx, kind: PcKind, sdp: &str) {
     if kind != PcKind::Subscribe {
         return;
     }
-    let pc = {
-        let mut st = inner.st.borrow_mut();
-        if st.subscribe.is_none() {
-            let ice = st
-                .session
-                .as_ref()
-                .map(|s| s.ice_servers.clone())
-                .unwrap_or_default();
-            match Peer::new(PcKind::Subscribe, st.pc_gen, &ice, inner.tx.clone()) {
-                Ok(p) => st.subscribe = Some(p),
-                Err(e) => {
-                    drop(st);
-                    inner.dispatch(vec![Emit("error", e.to_js())]);
-                    return;
-                }
-            }
+    if ctx.media.subscribe.is_none() {
+        match Peer::new(
+            PcKind::Subscribe,
+            ctx.call.pc_gen(),
+            &ctx.ice_servers(),
+            ctx.shared.tx.clone(),
+        ) {
+            Ok(p) => ctx.media.subscribe = Some(p),
+            Err(e) => return ctx.emit(vec![Emit("error", e.to_js())]),
         }
-        st.subscribe.as_ref().expect("set above").pc.clone()
-    };
+    }
+    let pc = ctx.media.pc(PcKind::Subscribe).expect("set above");
     match peer::answer(&pc, sdp).await {
-        Ok(answer) => inner.send(&ClientMessage::Answer {
+        Ok(answer) => ctx.send(&ClientMessage::Answer {
             pc: PcKind::Subscribe,
             sdp: answer,
         }),
-        Err(e) => {
-            inner.dispatch(vec![Emit("error", e.to_js())]);
-            return;
-        }
+        Err(e) => return ctx.emit(vec![Emit("error", e.to_js())]),
     }
-    flush_candidates(inner, kind).await;
-    let emits = reconcile(inner, &pc);
-    inner.dispatch(emits);
+    flush_candidates(ctx, kind).await;
+    let emits = reconcile(ctx, &pc);
+    ctx.emit(emits);
 }
 
 /// After a new subscribe offer: tracks whose transceiver stopped receiving are gone.
-fn reconcile(inner: &Inner, pc: &web_sys::RtcPeerConnection) -> Vec<Emit> {
-    let mut st = inner.st.borrow_mut();
+fn reconcile(ctx: &mut Ctx, pc: &web_sys::RtcPeerConnection) -> Vec<Emit> {
     let mut emits = Vec::new();
     for t in pc.get_transceivers().iter() {
         let Ok(t) = t.dyn_into::<RtcRtpTransceiver>() else {
@@ -293,7 +281,7 @@ fn reconcile(inner: &Inner, pc: &web_sys::RtcPeerConnection) -> Vec<Emit> {
             Some(RtcRtpTransceiverDirection::Recvonly | RtcRtpTransceiverDirection::Sendrecv)
         ) && !t.stopped();
         if let (false, Some(mid)) = (receiving, t.mid()) {
-            if let Some(r) = st.remote.remove(&mid) {
+            if let Some(r) = ctx.media.remote.remove(&mid) {
                 emits.push(removed(&r));
             }
         }
@@ -302,31 +290,26 @@ fn reconcile(inner: &Inner, pc: &web_sys::RtcPeerConnection) -> Vec<Emit> {
 }
 
 pub async fn on_candidate(
-    inner: &Rc<Inner>,
+    ctx: &mut Ctx,
     kind: PcKind,
     candidate: &str,
     sdp_mid: Option<String>,
     sdp_m_line_index: Option<u16>,
 ) {
     let init = Peer::candidate_init(candidate, sdp_mid.as_deref(), sdp_m_line_index);
-    let pc = {
-        let mut st = inner.st.borrow_mut();
-        let peer = match kind {
-            PcKind::Publish => st.publish.as_mut(),
-            PcKind::Subscribe => st.subscribe.as_mut(),
-        };
-        let Some(p) = peer else { return };
-        if !p.has_remote_description() {
-            p.queue_candidate(init);
-            return;
-        }
-        p.pc.clone()
+    let Some(p) = ctx.media.peer_mut(kind) else {
+        return;
     };
+    if !p.has_remote_description() {
+        p.queue_candidate(init);
+        return;
+    }
+    let pc = p.pc.clone();
     peer::add_candidate(&pc, &init).await;
 }
 
-pub async fn on_peer(inner: &Rc<Inner>, kind: PcKind, gen: u64, ev: PeerEvent) {
-    if gen != inner.st.borrow().pc_gen {
+pub async fn on_peer(ctx: &mut Ctx, kind: PcKind, gen: u64, ev: PeerEvent) {
+    if !ctx.call.is_current_pc(gen) {
         return;
     }
     match ev {
@@ -334,30 +317,32 @@ pub async fn on_peer(inner: &Rc<Inner>, kind: PcKind, gen: u64, ev: PeerEvent) {
             candidate,
             sdp_mid,
             sdp_m_line_index,
-        } => inner.send(&ClientMessage::Candidate {
+        } => ctx.send(&ClientMessage::Candidate {
             pc: kind,
             candidate,
             sdp_mid,
             sdp_m_line_index,
         }),
         PeerEvent::Track(ev) if kind == PcKind::Subscribe => {
-            let emits = received(inner, &ev);
-            inner.dispatch(emits);
+            let emits = received(ctx, &ev);
+            ctx.emit(emits);
         }
         PeerEvent::Track(_) => {}
-        PeerEvent::State(state) => {
-            if state == "failed" {
+        PeerEvent::State(state) => match state.as_str() {
+            "connected" => ctx.call.media_connected(),
+            "failed" => {
                 web_sys::console::warn_1(
                     &format!("convene: the {kind:?} media connection failed; rejoining").into(),
                 );
-                crate::reconnect::rejoin_fresh(inner);
+                crate::reconnect::rejoin_fresh(ctx);
             }
-        }
+            _ => {}
+        },
     }
 }
 
 /// A relayed track arrived: whose and what it is come from the server's naming.
-fn received(inner: &Inner, ev: &RtcTrackEvent) -> Vec<Emit> {
+fn received(ctx: &mut Ctx, ev: &RtcTrackEvent) -> Vec<Emit> {
     let track = ev.track();
     let stream_id = ev
         .streams()
@@ -373,16 +358,15 @@ fn received(inner: &Inner, ev: &RtcTrackEvent) -> Vec<Emit> {
     let Ok(stream) = MediaStream::new_with_tracks(&Array::of1(&track)) else {
         return Vec::new();
     };
-    let mut st = inner.st.borrow_mut();
+    let remote = &mut ctx.media.remote;
     let mut emits = Vec::new();
-    let replaced: Vec<String> = st
-        .remote
+    let replaced: Vec<String> = remote
         .iter()
         .filter(|(m, r)| r.participant == participant && r.kind == kind && **m != mid)
         .map(|(m, _)| m.clone())
         .collect();
     for m in replaced {
-        if let Some(r) = st.remote.remove(&m) {
+        if let Some(r) = remote.remove(&m) {
             emits.push(removed(&r));
         }
     }
@@ -390,7 +374,7 @@ fn received(inner: &Inner, ev: &RtcTrackEvent) -> Vec<Emit> {
         "trackAdded",
         track_event(&participant, kind, &track, &stream),
     ));
-    st.remote.insert(
+    remote.insert(
         mid,
         Remote {
             participant,

@@ -1,25 +1,17 @@
-//! Coming back after the signaling connection drops: resume within the server's grace,
-//! then join afresh, until the budget runs out or the server refuses for good.
-
-use std::rc::Rc;
+//! Coming back after the signaling connection drops, or after a media connection
+//! fails: what to do is `call::Call`'s decision; this file carries it out (asking the
+//! server why a join was refused, and timing the next attempt).
 
 use convene_protocol::ErrorEnvelope;
 use gloo_timers::future::TimeoutFuture;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
-use crate::backoff::{self, Next};
-use crate::driver::{fail_join, finish, Inner, Input, Phase};
+use crate::call::{Attempt, Closed};
+use crate::driver::{fail_join, finish, Ctx, Input};
 use crate::endpoint;
 use crate::errors::SdkError;
 use crate::events::{self, Emit};
-
-pub struct Reconnect {
-    pub started_ms: f64,
-    pub attempt: u32,
-    /// Join afresh even within the grace (the media failed, not just the socket).
-    fresh: bool,
-}
 
 /// Why the server refused the join, read from the same URL over plain HTTP.
 async fn diagnose(base: &str, token: &str) -> SdkError {
@@ -55,109 +47,74 @@ async fn diagnose(base: &str, token: &str) -> SdkError {
     }
 }
 
-pub async fn on_closed(inner: &Rc<Inner>) {
-    let (phase, joined, auto, base, token) = {
-        let mut st = inner.st.borrow_mut();
-        st.socket = None;
-        (
-            st.phase,
-            st.session.is_some(),
-            st.auto_reconnect,
-            st.base.clone(),
-            st.token.clone(),
-        )
-    };
-    match phase {
-        Phase::Disconnected => {}
-        Phase::Connecting if !joined => {
-            let e = diagnose(&base, &token).await;
-            fail_join(inner, e);
+pub async fn on_closed(ctx: &mut Ctx) {
+    ctx.socket = None;
+    match ctx.call.on_socket_closed(js_sys::Date::now()) {
+        Closed::Ignore => {}
+        Closed::DiagnoseAndFail => {
+            let e = diagnose(&ctx.base, &ctx.token).await;
+            fail_join(ctx, e);
         }
-        Phase::Connected if auto => {
-            inner.st.borrow_mut().reconnect = Some(Reconnect {
-                started_ms: js_sys::Date::now(),
-                attempt: 0,
-                fresh: false,
-            });
-            begin_reconnect(inner);
+        Closed::Reconnect { delay_ms } => {
+            announce_reconnecting(ctx);
+            schedule_retry(ctx, delay_ms);
         }
-        Phase::Reconnecting => {
-            let e = diagnose(&base, &token).await;
-            if e.is_permanent() {
-                finish(inner, "connectionLost", Some(e));
-            } else {
-                schedule_retry(inner);
+        Closed::Diagnose => {
+            let e = diagnose(&ctx.base, &ctx.token).await;
+            match ctx.call.diagnosed(e.is_permanent()) {
+                Some(delay) => schedule_retry(ctx, delay),
+                None => finish(ctx, "connectionLost", Some(e)),
             }
         }
-        _ => finish(inner, "connectionLost", None),
+        Closed::Finish => finish(ctx, "connectionLost", None),
     }
 }
 
-fn begin_reconnect(inner: &Rc<Inner>) {
-    inner.st.borrow_mut().phase = Phase::Reconnecting;
-    inner.dispatch(vec![Emit(
+fn announce_reconnecting(ctx: &Ctx) {
+    ctx.sync_phase();
+    ctx.emit(vec![Emit(
         "stateChanged",
         events::state_changed("reconnecting", Some("connectionLost")),
     )]);
-    schedule_retry(inner);
 }
 
 /// Restarts the call's media by joining afresh (the server then drops the old
-/// connections); used when a peer connection fails while signaling still works.
-pub fn rejoin_fresh(inner: &Rc<Inner>) {
-    {
-        let mut st = inner.st.borrow_mut();
-        if st.phase != Phase::Connected || !st.auto_reconnect {
-            return;
-        }
-        st.socket_gen += 1;
-        st.socket = None;
-        st.reconnect = Some(Reconnect {
-            started_ms: js_sys::Date::now(),
-            attempt: 0,
-            fresh: true,
-        });
-    }
-    begin_reconnect(inner);
+/// connections); used when a peer connection fails while signaling still works. The
+/// wait grows with each failure in a row, so a network that keeps failing ICE is not
+/// retried in a tight loop.
+pub fn rejoin_fresh(ctx: &mut Ctx) {
+    let Some(wait) = ctx.call.media_failed(js_sys::Date::now()) else {
+        return;
+    };
+    ctx.socket = None;
+    announce_reconnecting(ctx);
+    schedule_retry(ctx, wait);
 }
 
-fn schedule_retry(inner: &Rc<Inner>) {
-    let delay = {
-        let mut st = inner.st.borrow_mut();
-        let Some(r) = st.reconnect.as_mut() else {
-            return;
-        };
-        let d = backoff::delay_ms(r.attempt);
-        r.attempt += 1;
-        d
-    };
-    let tx = inner.tx.clone();
+fn schedule_retry(ctx: &Ctx, delay_ms: u32) {
+    let tx = ctx.shared.tx.clone();
     wasm_bindgen_futures::spawn_local(async move {
-        TimeoutFuture::new(delay).await;
+        TimeoutFuture::new(delay_ms).await;
         let _ = tx.unbounded_send(Input::Retry);
     });
 }
 
-pub async fn retry(inner: &Rc<Inner>) {
-    let next = {
-        let st = inner.st.borrow();
-        if st.phase != Phase::Reconnecting {
-            return;
-        }
-        let (Some(r), Some(s)) = (&st.reconnect, &st.session) else {
-            return;
-        };
-        match backoff::next(js_sys::Date::now() - r.started_ms, s.resume.grace_seconds) {
-            Next::Resume if r.fresh => Next::Rejoin,
-            n => n,
-        }
-    };
-    let opened = match next {
-        Next::GiveUp => return finish(inner, "connectionLost", None),
-        Next::Resume => inner.connect(true),
-        Next::Rejoin => inner.connect(false),
+pub fn retry(ctx: &mut Ctx) {
+    let grace = ctx
+        .shared
+        .view
+        .borrow()
+        .session
+        .as_ref()
+        .map_or(0, |s| s.resume.grace_seconds);
+    let opened = match ctx.call.attempt(js_sys::Date::now(), grace) {
+        Attempt::Ignore => return,
+        Attempt::GiveUp => return finish(ctx, "connectionLost", None),
+        Attempt::Resume => ctx.connect(true),
+        Attempt::Rejoin => ctx.connect(false),
     };
     if opened.is_err() {
-        schedule_retry(inner);
+        let delay = ctx.call.next_delay();
+        schedule_retry(ctx, delay);
     }
 }

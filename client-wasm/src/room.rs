@@ -10,11 +10,12 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 use web_sys::MediaStream;
 
-use crate::driver::{self, Inner, Phase};
+use crate::call::Phase;
+use crate::driver::{self, Ctx, Input, Shared};
 use crate::errors::SdkError;
 use crate::events::{self, event_name};
+use crate::local_tracks::{self, DeviceStep};
 use crate::naming::TrackKind;
-use crate::{local_tracks, media};
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -34,10 +35,11 @@ struct MuteOptions {
     screen: Option<bool>,
 }
 
-/// A joined call. Get one with `Room.join`.
+/// A joined call. Get one with `Room.join`. It holds no call state of its own: reads
+/// come from the driver's view, and every change is an input to the driver.
 #[wasm_bindgen]
 pub struct Room {
-    inner: Rc<Inner>,
+    shared: Rc<Shared>,
 }
 
 fn promise<F>(f: F) -> Promise
@@ -71,11 +73,11 @@ async fn join(options: JsValue) -> Result<Room, SdkError> {
         Some(u) => u,
         None => page_origin().ok_or_else(|| SdkError::invalid("url", "give the server's url"))?,
     };
-    let (inner, rx) = Inner::new(base, token, opts.reconnect.unwrap_or(true));
     let (tx, joined) = futures_channel::oneshot::channel();
-    inner.st.borrow_mut().waiter = Some(tx);
-    inner.connect(false)?;
-    wasm_bindgen_futures::spawn_local(driver::run(inner.clone(), rx));
+    let (mut ctx, rx) = Ctx::new(base, token, opts.reconnect.unwrap_or(true), tx);
+    ctx.connect(false)?;
+    let shared = ctx.shared.clone();
+    wasm_bindgen_futures::spawn_local(driver::run(ctx, rx));
     match joined.await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => return Err(e),
@@ -87,8 +89,8 @@ async fn join(options: JsValue) -> Result<Room, SdkError> {
     }
     // Devices are asked for once the role is known, so a receive-only member is never
     // prompted for a camera. A refused device does not undo the join.
-    let caps = inner
-        .st
+    let caps = shared
+        .view
         .borrow()
         .session
         .as_ref()
@@ -97,10 +99,23 @@ async fn join(options: JsValue) -> Result<Room, SdkError> {
     let audio = opts.audio.unwrap_or(true) && caps.publish_audio;
     let video = opts.video.unwrap_or(true) && caps.publish_video;
     match crate::local_media::user_media(audio, video).await {
-        Ok(tracks) => local_tracks::publish_initial(&inner, tracks).await,
-        Err(e) => inner.st.borrow_mut().media_error = Some(e),
+        Ok(tracks) => {
+            for t in tracks {
+                let kind = if t.kind() == "audio" {
+                    TrackKind::Audio
+                } else {
+                    TrackKind::Video
+                };
+                if let Err(e) = shared.tx.unbounded_send(Input::Publish(kind, t)) {
+                    if let Input::Publish(_, t) = e.into_inner() {
+                        t.stop();
+                    }
+                }
+            }
+        }
+        Err(e) => shared.view.borrow_mut().media_error = Some(e),
     }
-    Ok(Room { inner })
+    Ok(Room { shared })
 }
 
 #[wasm_bindgen]
@@ -114,22 +129,14 @@ impl Room {
     #[wasm_bindgen(skip_typescript)]
     pub fn on(&self, event: &str, listener: Function) -> Result<(), JsValue> {
         let name = event_name(event).map_err(|e| e.to_js())?;
-        self.inner
+        self.shared
             .listeners
             .borrow_mut()
             .add(name, listener.clone());
         if name == "trackAdded" {
             // Tracks can arrive before `join` resolves (while the camera starts): a
             // `trackAdded` listener is told about those too, right after `on` returns.
-            let inner = self.inner.clone();
-            wasm_bindgen_futures::spawn_local(async move {
-                for (mid, payload) in media::current_tracks(&inner) {
-                    let still = inner.st.borrow().remote.contains_key(&mid);
-                    if still {
-                        let _ = listener.call1(&JsValue::UNDEFINED, &payload);
-                    }
-                }
-            });
+            let _ = self.shared.tx.unbounded_send(Input::Replay(listener));
         }
         Ok(())
     }
@@ -137,7 +144,7 @@ impl Room {
     #[wasm_bindgen(skip_typescript)]
     pub fn off(&self, event: &str, listener: Function) -> Result<(), JsValue> {
         let name = event_name(event).map_err(|e| e.to_js())?;
-        self.inner.listeners.borrow_mut().remove(name, &listener);
+        self.shared.listeners.borrow_mut().remove(name, &listener);
         Ok(())
     }
 
@@ -146,8 +153,8 @@ impl Room {
     /// (`audienceCount`).
     #[wasm_bindgen(unchecked_return_type = "Participant[]")]
     pub fn participants(&self) -> Array {
-        let st = self.inner.st.borrow();
-        let Some(s) = &st.session else {
+        let view = self.shared.view.borrow();
+        let Some(s) = &view.session else {
             return Array::new();
         };
         let me = s.roster.me().id.clone();
@@ -161,8 +168,8 @@ impl Room {
     /// You, as others see you.
     #[wasm_bindgen(getter, js_name = localParticipant, unchecked_return_type = "Participant")]
     pub fn local_participant(&self) -> JsValue {
-        let st = self.inner.st.borrow();
-        match &st.session {
+        let view = self.shared.view.borrow();
+        match &view.session {
             Some(s) => events::participant(s.roster.me(), &s.roster.me().id),
             None => JsValue::UNDEFINED,
         }
@@ -170,20 +177,20 @@ impl Room {
 
     #[wasm_bindgen(getter, unchecked_return_type = "ConnectionState")]
     pub fn state(&self) -> String {
-        self.inner.st.borrow().phase.as_str().into()
+        self.shared.phase().as_str().into()
     }
 
     /// What your role allows.
     #[wasm_bindgen(getter, unchecked_return_type = "Capabilities")]
     pub fn capabilities(&self) -> JsValue {
-        let st = self.inner.st.borrow();
-        events::value(&st.session.as_ref().map(|s| s.caps).unwrap_or_default())
+        let view = self.shared.view.borrow();
+        events::value(&view.session.as_ref().map(|s| s.caps).unwrap_or_default())
     }
 
     #[wasm_bindgen(getter, unchecked_return_type = "Role")]
     pub fn role(&self) -> String {
-        let st = self.inner.st.borrow();
-        st.session
+        let view = self.shared.view.borrow();
+        view.session
             .as_ref()
             .map(|s| s.role.clone())
             .unwrap_or_default()
@@ -192,8 +199,8 @@ impl Room {
     /// The room's id, name and validity window.
     #[wasm_bindgen(getter, unchecked_return_type = "RoomInfo")]
     pub fn info(&self) -> JsValue {
-        let st = self.inner.st.borrow();
-        st.session
+        let view = self.shared.view.borrow();
+        view.session
             .as_ref()
             .map_or(JsValue::UNDEFINED, |s| events::value(&s.room))
     }
@@ -201,21 +208,23 @@ impl Room {
     /// Receive-only members not listed in `participants()`.
     #[wasm_bindgen(getter, js_name = audienceCount)]
     pub fn audience_count(&self) -> u32 {
-        let st = self.inner.st.borrow();
-        st.session.as_ref().map_or(0, |s| s.roster.audience_count())
+        let view = self.shared.view.borrow();
+        view.session
+            .as_ref()
+            .map_or(0, |s| s.roster.audience_count())
     }
 
     /// Your camera and microphone, for a local preview (mute the element that plays it).
     #[wasm_bindgen(getter, js_name = localStream)]
     pub fn local_stream(&self) -> MediaStream {
-        self.inner.st.borrow().local_stream.clone()
+        self.shared.view.borrow().local_stream.clone()
     }
 
     /// Set when the camera or microphone asked for in `join` could not be used; the
     /// room is joined without them.
     #[wasm_bindgen(getter, js_name = mediaError, unchecked_return_type = "ConveneError | null")]
     pub fn media_error(&self) -> JsValue {
-        match &self.inner.st.borrow().media_error {
+        match &self.shared.view.borrow().media_error {
             Some(e) => e.to_js(),
             None => JsValue::NULL,
         }
@@ -246,17 +255,17 @@ impl Room {
     /// Sends a chat message to everyone (1 to 4096 bytes).
     #[wasm_bindgen(js_name = sendMessage, unchecked_return_type = "Promise<void>")]
     pub fn send_message(&self, text: String) -> Promise {
-        let inner = self.inner.clone();
+        let shared = self.shared.clone();
         promise(async move {
-            connected(&inner)?;
+            connected(&shared)?;
             if text.trim().is_empty() || text.len() > MAX_CHAT_BYTES {
                 return Err(SdkError::invalid(
                     "text",
                     format!("a message is 1 to {MAX_CHAT_BYTES} bytes"),
                 ));
             }
-            let disabled = inner
-                .st
+            let disabled = shared
+                .view
                 .borrow()
                 .session
                 .as_ref()
@@ -267,7 +276,7 @@ impl Room {
                     "chat is turned off in this room",
                 ));
             }
-            inner.send(&ClientMessage::SendMessage { text });
+            send(&shared, ClientMessage::SendMessage { text })?;
             Ok(JsValue::UNDEFINED)
         })
     }
@@ -277,9 +286,9 @@ impl Room {
     /// Typed in types.rs (an optional parameter).
     #[wasm_bindgen(js_name = muteParticipant, skip_typescript)]
     pub fn mute_participant(&self, id: String, kinds: Option<JsValue>) -> Promise {
-        let inner = self.inner.clone();
+        let shared = self.shared.clone();
         promise(async move {
-            connected(&inner)?;
+            connected(&shared)?;
             let k: MuteOptions = match kinds {
                 Some(k) if !k.is_undefined() && !k.is_null() => {
                     serde_wasm_bindgen::from_value(k)
@@ -288,12 +297,15 @@ impl Room {
                 _ => MuteOptions::default(),
             };
             let all = k.audio.is_none() && k.video.is_none() && k.screen.is_none();
-            inner.send(&ClientMessage::Mute {
-                participant_id: id,
-                audio: all || k.audio == Some(true),
-                video: all || k.video == Some(true),
-                screen: all || k.screen == Some(true),
-            });
+            send(
+                &shared,
+                ClientMessage::Mute {
+                    participant_id: id,
+                    audio: all || k.audio == Some(true),
+                    video: all || k.video == Some(true),
+                    screen: all || k.screen == Some(true),
+                },
+            )?;
             Ok(JsValue::UNDEFINED)
         })
     }
@@ -301,27 +313,89 @@ impl Room {
     /// Leaves the call: devices off, connections closed, listeners dropped.
     #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
     pub fn leave(&self) -> Promise {
-        let inner = self.inner.clone();
+        let shared = self.shared.clone();
         promise(async move {
-            inner.send(&ClientMessage::Leave);
-            driver::finish(&inner, "clientLeft", None);
+            let (reply, done) = futures_channel::oneshot::channel();
+            // Already left: the driver is gone, and there is nothing more to do.
+            if shared.tx.unbounded_send(Input::Leave(reply)).is_ok() {
+                let _ = done.await;
+            }
             Ok(JsValue::UNDEFINED)
         })
     }
 
     fn set_enabled(&self, kind: TrackKind, on: bool) -> Promise {
-        let inner = self.inner.clone();
+        let shared = self.shared.clone();
         promise(async move {
-            local_tracks::set_enabled(&inner, kind, on).await?;
+            set_enabled(&shared, kind, on).await?;
             Ok(JsValue::UNDEFINED)
         })
     }
 }
 
-fn connected(inner: &Inner) -> Result<(), SdkError> {
-    if inner.st.borrow().phase == Phase::Disconnected {
+fn connected(shared: &Shared) -> Result<(), SdkError> {
+    if shared.phase() == Phase::Disconnected {
         Err(SdkError::not_connected())
     } else {
         Ok(())
     }
+}
+
+fn send(shared: &Shared, msg: ClientMessage) -> Result<(), SdkError> {
+    shared
+        .tx
+        .unbounded_send(Input::Send(msg))
+        .map_err(|_| SdkError::not_connected())
+}
+
+/// Checks what the role allows, then hands the request to the driver; when it needs a
+/// new device, asks the browser here (a prompt may take a while) and hands that over.
+async fn set_enabled(shared: &Shared, kind: TrackKind, on: bool) -> Result<(), SdkError> {
+    connected(shared)?;
+    if on {
+        let view = shared.view.borrow();
+        let Some(s) = &view.session else {
+            return Err(SdkError::not_connected());
+        };
+        let ok = match kind {
+            TrackKind::Audio => s.caps.publish_audio,
+            TrackKind::Video => s.caps.publish_video,
+            TrackKind::Screen => s.caps.publish_screen,
+        };
+        if !ok {
+            return Err(SdkError::server(
+                convene_protocol::ErrorCode::PermissionDenied,
+                format!("the {} role may not publish {}", s.role, kind.as_str()),
+            ));
+        }
+    }
+    if device(shared, kind, on, None).await? == DeviceStep::NeedTrack {
+        let track = local_tracks::acquire(kind).await?;
+        device(shared, kind, on, Some(track)).await?;
+    }
+    Ok(())
+}
+
+async fn device(
+    shared: &Shared,
+    kind: TrackKind,
+    on: bool,
+    track: Option<web_sys::MediaStreamTrack>,
+) -> Result<DeviceStep, SdkError> {
+    let (reply, answer) = futures_channel::oneshot::channel();
+    let input = Input::Device {
+        kind,
+        on,
+        track,
+        reply,
+    };
+    if let Err(e) = shared.tx.unbounded_send(input) {
+        if let Input::Device { track: Some(t), .. } = e.into_inner() {
+            t.stop();
+        }
+        return Err(SdkError::not_connected());
+    }
+    answer
+        .await
+        .unwrap_or_else(|_| Err(SdkError::not_connected()))
 }

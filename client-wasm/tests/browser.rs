@@ -80,3 +80,16 @@ fn errors_become_js_errors_with_code_and_number() {
         Some(100103.0)
     );
 }
+
+#[wasm_bindgen_test]
+fn the_call_state_machine_runs_the_same_in_the_browser() {
+    use convene_sdk::call::{Attempt, Call, Closed};
+    let mut c = Call::new(true);
+    assert!(c.joined(false));
+    let gen = c.want_offer().unwrap();
+    assert_eq!(c.want_offer(), None);
+    assert!(c.answered());
+    assert_eq!(c.want_offer(), Some(gen));
+    assert_eq!(c.on_socket_closed(0.0), Closed::Reconnect { delay_ms: 0 });
+    assert_eq!(c.attempt(1.0, 15), Attempt::Resume);
+}

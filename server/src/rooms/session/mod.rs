@@ -5,11 +5,13 @@
 //! sleeps until `poll_timeout()`. It owns no socket, channel, task or clock, so every
 //! rule and timer is tested with plain calls.
 //!
-//! The parts, by what they do: `members` (the member table and roster deltas),
+//! The parts, by what they do: `lifecycle` (joins, drops, resumes, removals, the end),
+//! `members` (the member table and roster deltas),
 //! `media` (who sends what, and what the relay may forward), `chat`, `timers` (every
 //! deadline), `output` (what the driver is told).
 
 mod chat;
+mod lifecycle;
 mod media;
 mod members;
 mod output;
@@ -22,23 +24,19 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use convene_protocol::signal::{
-    ClientMessage, IceServer, LeaveReason, Participant, ResumeInfo, RoomInfo, ServerMessage,
-    SessionInfo,
-};
-use convene_protocol::{ErrorBody, ErrorCode, PROTOCOL_VERSION};
+use convene_protocol::signal::{ClientMessage, IceServer, LeaveReason, Participant, ServerMessage};
+use convene_protocol::{ErrorBody, ErrorCode};
 
 pub use members::{MemberInit, MAX_AUDIENCE_PAGE};
 pub use output::{MediaCommand, Output};
 pub use timers::{AUDIENCE_INTERVAL, BATCH_INTERVAL};
 
-use self::members::{Member, Members};
+use self::members::Members;
 use self::output::Outputs;
 use self::timers::{Pending, Timers};
 use crate::clock::Now;
 use crate::ids::{ConnId, SessionId, UserId};
-use crate::model::{MediaSet, Room, RosterChange};
-use crate::rate::TokenBucket;
+use crate::model::{Room, RosterChange};
 use crate::sfu::port::{MediaEvent, MediaSignal};
 
 /// Settings every session of a server shares.
@@ -302,172 +300,6 @@ impl Session {
         self.timers.schedule_flush(pending, now.mono);
         self.timers.set_empty(self.members.is_empty(), now.mono);
         self.timers.expires_at = now.mono_at(self.room.valid_until);
-    }
-
-    /// Adds a member, or hands an existing one a new connection.
-    ///
-    /// With the right `resume` token the member is taken over silently (others see
-    /// nothing); without it, an older connection of the same user is told
-    /// `duplicateSession` and replaced.
-    fn join(
-        &mut self,
-        init: MemberInit,
-        conn: ConnId,
-        resume: Option<&str>,
-        now: Now,
-    ) -> Result<JoinOutcome, JoinRefusal> {
-        let user = init.user.clone();
-        let outcome = if let Some(m) = self.members.get_mut(&user) {
-            let resumed = resume.is_some_and(|t| t == m.resume_token);
-            if let Some(old) = m.conn.take() {
-                let last = (!resumed).then_some(ServerMessage::Left {
-                    reason: LeaveReason::DuplicateSession,
-                });
-                self.out.push(Output::Close { conn: old, last });
-            }
-            m.conn = Some(conn);
-            m.dropped_at = None;
-            let role_changed = m.init.role != init.role;
-            m.init = init;
-            // The new connection starts with a full `joined`.
-            self.members.set_lagging(&user, false);
-            if role_changed {
-                self.members.touch(&user);
-            }
-            if resumed {
-                JoinOutcome::Resumed
-            } else {
-                self.replace_client(&user);
-                JoinOutcome::Replaced
-            }
-        } else {
-            if let Some(max) = self.room.max_participants {
-                if self.members.len() >= max as usize {
-                    return Err(JoinRefusal::RoomFull);
-                }
-            }
-            let member = Member {
-                init,
-                media: MediaSet::default(),
-                joined_at: now.wall,
-                announced: false,
-                resume_token: crate::ids::random_token(24),
-                conn: Some(conn),
-                lagging: false,
-                dropped_at: None,
-                chat: TokenBucket::new(chat::CHAT_RATE, now.mono),
-            };
-            self.members.insert(member, self.room.announce_limit);
-            JoinOutcome::Joined
-        };
-        let joined = self.joined_message(&user, outcome == JoinOutcome::Resumed);
-        self.out.send(Some(conn), joined);
-        Ok(outcome)
-    }
-
-    fn joined_message(&self, user: &UserId, resumed: bool) -> ServerMessage {
-        let m = self.members.get(user).expect("joined members exist");
-        ServerMessage::Joined {
-            protocol_version: PROTOCOL_VERSION,
-            me: m.view(),
-            room: RoomInfo {
-                id: self.room.id.to_string(),
-                name: self.room.name.clone(),
-                valid_from: self.room.valid_from.to_rfc3339(),
-                valid_until: self.room.valid_until.to_rfc3339(),
-                is_message_disabled: self.room.is_message_disabled,
-            },
-            session: SessionInfo {
-                id: self.id.to_string(),
-                started_at: self.started_at.to_rfc3339(),
-            },
-            participants: self.members.announced_participants(),
-            audience_count: self.members.audience_count(),
-            capabilities: m.init.role.capabilities(),
-            ice_servers: self.config.ice_servers.clone(),
-            resume: ResumeInfo {
-                token: m.resume_token.clone(),
-                grace_seconds: self.config.resume_grace.as_secs() as u32,
-            },
-            resumed,
-        }
-    }
-
-    /// The socket dropped without `leave`: keep the member for the resume grace.
-    fn detach(&mut self, user: &UserId, conn: ConnId, now: Instant) {
-        if !self.members.is_current(user, conn) {
-            return;
-        }
-        if let Some(m) = self.members.get_mut(user) {
-            m.conn = None;
-            m.dropped_at = Some(now);
-        }
-        self.out.push(Output::Close { conn, last: None });
-    }
-
-    /// When the next dropped member's grace runs out.
-    fn next_grace_deadline(&self) -> Option<Instant> {
-        self.members
-            .values()
-            .filter_map(|m| m.dropped_at)
-            .min()
-            .map(|t| t + self.config.resume_grace)
-    }
-
-    fn expire_dropped(&mut self, now: Instant) {
-        let grace = self.config.resume_grace;
-        let gone: Vec<UserId> = self
-            .members
-            .values()
-            .filter(|m| m.dropped_at.is_some_and(|t| t + grace <= now))
-            .map(|m| m.init.user.clone())
-            .collect();
-        for u in &gone {
-            self.remove(u, LeaveReason::Timeout);
-        }
-    }
-
-    /// Takes a member out, telling it why (when it is still connected).
-    fn remove(&mut self, user: &UserId, reason: LeaveReason) -> bool {
-        let Some(m) = self.members.remove(user) else {
-            return false;
-        };
-        self.out.media(MediaCommand::RemoveMember(user.clone()));
-        self.gates_dirty.remove(user);
-        if let Some(conn) = m.conn {
-            self.out.push(Output::Close {
-                conn,
-                last: Some(ServerMessage::Left { reason }),
-            });
-        }
-        true
-    }
-
-    /// Removes the members whose token or invitation is no longer good.
-    fn remove_where(&mut self, reason: LeaveReason, pred: impl Fn(&MemberInit) -> bool) {
-        let who: Vec<UserId> = self
-            .members
-            .values()
-            .filter(|m| pred(&m.init))
-            .map(|m| m.init.user.clone())
-            .collect();
-        for u in who {
-            self.remove(&u, reason);
-        }
-    }
-
-    /// Ends the session: everyone is told `reason` and disconnected.
-    fn end(&mut self, reason: LeaveReason) {
-        for u in self.members.users() {
-            self.remove(&u, reason);
-        }
-        self.end_quietly();
-    }
-
-    fn end_quietly(&mut self) {
-        self.members.clear_delta();
-        self.ended = true;
-        self.out.push(Output::Ended);
     }
 
     fn roster_changed(&mut self, changes: Vec<RosterChange>) {

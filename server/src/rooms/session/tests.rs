@@ -11,7 +11,7 @@ use serde_json::Value;
 use tokio::sync::mpsc::{self, Receiver};
 
 use super::*;
-use crate::model::{JoinPolicy, Role, RosterEntry};
+use crate::model::{JoinPolicy, MediaSet, Role, RosterEntry};
 use crate::rooms::delivery::Delivery;
 use crate::rooms::outbound::Outbound;
 
