@@ -4,7 +4,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { startServer } from "./lib/server.mjs";
-import { launch, newPage, inbound, eventually, saveFailure } from "./lib/browser.mjs";
+import { launch, newPage, inbound, srtpCiphers, eventually, saveFailure } from "./lib/browser.mjs";
 
 let server;
 let browser;
@@ -103,6 +103,16 @@ scenario("admin invites A and B; they see and hear each other; mute, reload, rem
   // The admin sees both live.
   await admin.waitForSelector('#members tr[data-member="alice"]');
   await admin.waitForSelector('#members tr[data-member="bob"]');
+
+  // Both media connections of each page use AEAD_AES_128_GCM (the relay asks for it:
+  // about five times cheaper per packet than AES-CM with HMAC-SHA1).
+  for (const page of [a, b]) {
+    const ciphers = await eventually(`${page.__name}'s connections report their cipher`, async () => {
+      const c = await srtpCiphers(page);
+      return c.length >= 2 ? c : `${c.length} connected`;
+    });
+    assert.deepEqual([...new Set(ciphers)], ["SRTP_AEAD_AES_128_GCM"], `${page.__name}: ${ciphers}`);
+  }
 
   // B mutes: A's page shows it, from mediaChanged.
   await b.click("#mic");

@@ -43,14 +43,22 @@ pub struct ServeArgs {
     /// Seconds a dropped member is kept for `resume` before it leaves [default: 15].
     #[arg(long, env = "CONVENE_RESUME_GRACE_SECONDS")]
     pub resume_grace_seconds: Option<u64>,
-    /// Address media (UDP) is bound to [default: the listen address, or 127.0.0.1 when
-    /// listening on all interfaces]. Set your LAN address to serve other machines.
+    /// Address the media port is bound to [default: 0.0.0.0, every interface; each
+    /// interface's IPv4 address is advertised to browsers].
     #[arg(long, env = "CONVENE_MEDIA_IP")]
     pub media_ip: Option<String>,
-    /// UDP ports for media, e.g. 40000-40999 (one per peer connection) [default: any].
-    #[arg(long, env = "CONVENE_MEDIA_PORTS")]
-    pub media_ports: Option<String>,
-    /// Address advertised to browsers instead of the media address (NAT 1:1).
+    /// The one UDP port all media uses [default: 7882; 0 lets the OS pick].
+    #[arg(long, env = "CONVENE_MEDIA_PORT")]
+    pub media_port: Option<u16>,
+    /// Media worker threads, each with its own socket on the port [default: the number
+    /// of cores].
+    #[arg(long, env = "CONVENE_MEDIA_WORKERS")]
+    pub media_workers: Option<usize>,
+    /// Also accept AES_CM_128_HMAC_SHA1_80 SRTP from clients without AEAD_AES_128_GCM
+    /// [default: false, GCM only].
+    #[arg(long, env = "CONVENE_MEDIA_SRTP_FALLBACK")]
+    pub media_srtp_fallback: Option<bool>,
+    /// Address advertised to browsers instead of the interface addresses (NAT 1:1).
     #[arg(long, env = "CONVENE_PUBLIC_IP")]
     pub public_ip: Option<String>,
     /// STUN/TURN URLs handed to clients, comma-separated.
@@ -75,7 +83,9 @@ struct FileConfig {
     purge_grace_days: Option<u32>,
     resume_grace_seconds: Option<u64>,
     media_ip: Option<String>,
-    media_ports: Option<String>,
+    media_port: Option<u16>,
+    media_workers: Option<usize>,
+    media_srtp_fallback: Option<bool>,
     public_ip: Option<String>,
     ice_servers: Option<String>,
     ice_username: Option<String>,
@@ -179,15 +189,20 @@ impl Config {
                 "resume grace may be at most 600 seconds".into(),
             ));
         }
-        let media = media_config(
-            listen.ip(),
+        let srtp_fallback = args
+            .media_srtp_fallback
+            .or(file.media_srtp_fallback)
+            .unwrap_or(false);
+        let mut media = media_config(
             args.media_ip.or(file.media_ip),
-            args.media_ports.or(file.media_ports),
+            args.media_port.or(file.media_port),
+            args.media_workers.or(file.media_workers),
             args.public_ip.or(file.public_ip),
             args.ice_servers.or(file.ice_servers),
             args.ice_username.or(file.ice_username),
             args.ice_credential.or(file.ice_credential),
         )?;
+        media.srtp_fallback = srtp_fallback;
         Ok(Self {
             media,
             listen,
@@ -202,9 +217,9 @@ impl Config {
 }
 
 fn media_config(
-    listen_ip: std::net::IpAddr,
     ip: Option<String>,
-    ports: Option<String>,
+    port: Option<u16>,
+    workers: Option<usize>,
     public_ip: Option<String>,
     ice: Option<String>,
     username: Option<String>,
@@ -219,31 +234,14 @@ fn media_config(
     };
     let bind_ip = match ip {
         Some(v) => parse_ip("media IP", &v)?,
-        None if listen_ip.is_unspecified() => std::net::IpAddr::from([127, 0, 0, 1]),
-        None => listen_ip,
+        None => std::net::IpAddr::from([0, 0, 0, 0]),
     };
-    if bind_ip.is_unspecified() {
-        return Err(ConfigError(
-            "the media IP must be an exact address, not 0.0.0.0 (set CONVENE_MEDIA_IP)".into(),
-        ));
+    let workers = workers.unwrap_or_else(crate::sfu::default_workers);
+    if !(1..=256).contains(&workers) {
+        return Err(ConfigError(format!(
+            "media workers must be between 1 and 256, not {workers}"
+        )));
     }
-    let ports = match ports {
-        None => None,
-        Some(v) => {
-            let bad = || {
-                ConfigError(format!(
-                    "media ports '{v}' must be a range such as 40000-40999 (1024-65535)"
-                ))
-            };
-            let (lo, hi) = v.trim().split_once('-').ok_or_else(bad)?;
-            let lo: u16 = lo.trim().parse().map_err(|_| bad())?;
-            let hi: u16 = hi.trim().parse().map_err(|_| bad())?;
-            if lo < 1024 || hi < lo {
-                return Err(bad());
-            }
-            Some((lo, hi))
-        }
-    };
     let public_ip = public_ip.map(|v| parse_ip("public IP", &v)).transpose()?;
     let urls: Vec<String> = ice
         .unwrap_or_default()
@@ -271,9 +269,12 @@ fn media_config(
     };
     Ok(crate::sfu::SfuConfig {
         bind_ip,
-        ports,
+        port: port.unwrap_or(crate::sfu::DEFAULT_MEDIA_PORT),
+        workers,
         public_ip,
         ice_servers,
+        consent_timeout: crate::sfu::DEFAULT_CONSENT_TIMEOUT,
+        srtp_fallback: false,
     })
 }
 
@@ -329,39 +330,38 @@ mod tests {
         })
         .contains("http"));
         assert!(bad(ServeArgs {
-            media_ports: Some("9-3".into()),
+            media_workers: Some(0),
             ..Default::default()
         })
-        .contains("40000-40999"));
+        .contains("between 1 and 256"));
         assert!(bad(ServeArgs {
             ice_servers: Some("http://x".into()),
             ..Default::default()
         })
         .contains("stun:"));
         assert!(bad(ServeArgs {
-            media_ip: Some("0.0.0.0".into()),
+            media_ip: Some("lan".into()),
             ..Default::default()
         })
-        .contains("exact address"));
+        .contains("not an IP address"));
     }
 
     #[test]
-    fn media_defaults_follow_the_listen_address() {
+    fn media_serves_every_interface_on_one_port_by_default() {
+        let c = Config::from_args(ServeArgs::default()).unwrap();
+        assert!(c.media.bind_ip.is_unspecified());
+        assert_eq!(c.media.port, 7882);
+        assert!(c.media.workers >= 1);
         let c = Config::from_args(ServeArgs {
-            listen: Some("0.0.0.0:7880".into()),
-            ..Default::default()
-        })
-        .unwrap();
-        assert_eq!(c.media.bind_ip.to_string(), "127.0.0.1");
-        let c = Config::from_args(ServeArgs {
-            listen: Some("127.0.0.2:7880".into()),
-            media_ports: Some("40000-40010".into()),
+            media_ip: Some("127.0.0.2".into()),
+            media_port: Some(40000),
+            media_workers: Some(3),
             ice_servers: Some("stun:stun.example.com:3478, turn:turn.example.com".into()),
             ..Default::default()
         })
         .unwrap();
         assert_eq!(c.media.bind_ip.to_string(), "127.0.0.2");
-        assert_eq!(c.media.ports, Some((40000, 40010)));
+        assert_eq!((c.media.port, c.media.workers), (40000, 3));
         assert_eq!(c.media.ice_servers[0].urls.len(), 2);
     }
 

@@ -53,6 +53,8 @@ pub enum RunError {
     },
     #[error("cannot open the database: {0}")]
     Store(#[from] store::StoreError),
+    #[error("cannot start the media relay: {0}")]
+    Media(std::io::Error),
     #[error("server failed: {0}")]
     Serve(std::io::Error),
 }
@@ -100,8 +102,8 @@ pub async fn run(
         .clone()
         .unwrap_or_else(|| format!("http://{addr}"));
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let media: Arc<dyn sfu::port::MediaFactory> =
-        Arc::new(sfu::SfuFactory::new(config.media.clone()));
+    let relay = sfu::SfuFactory::start(config.media.clone()).map_err(RunError::Media)?;
+    let media: Arc<dyn sfu::port::MediaFactory> = Arc::new(relay);
     let live = LiveRooms::new(clock.clone(), config.resume_grace, Some(media));
     let state = AppState::new(Inner {
         store: store.clone(),

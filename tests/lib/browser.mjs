@@ -67,6 +67,20 @@ export async function inbound(page, kind) {
   }, kind);
 }
 
+/** The SRTP ciphers the page's live peer connections negotiated (one per transport). */
+export async function srtpCiphers(page) {
+  return page.evaluate(async () => {
+    const out = [];
+    for (const pc of window.__pcs || []) {
+      if (pc.connectionState !== "connected") continue;
+      (await pc.getStats()).forEach((s) => {
+        if (s.type === "transport" && s.srtpCipher) out.push(s.srtpCipher);
+      });
+    }
+    return out;
+  });
+}
+
 /**
  * Polls `check` until it returns a truthy value other than a string; fails with `what`
  * after `ms`. A string return is "not yet, and here is why", shown on timeout.

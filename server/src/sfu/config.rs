@@ -1,74 +1,85 @@
-//! Where media travels: the address the relay binds, the UDP ports it may use, the
-//! address it advertises, and the ICE servers clients are given.
+//! Where media travels: the one UDP port all media uses, the address it is bound to,
+//! the addresses advertised to browsers, how many worker threads serve it, and the ICE
+//! servers clients are given.
 
-use std::net::IpAddr;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
 
 use convene_protocol::signal::IceServer;
 
+pub const DEFAULT_MEDIA_PORT: u16 = 7882;
+/// A client silent (no consent check) this long is gone: its connection is closed.
+pub const DEFAULT_CONSENT_TIMEOUT: Duration = Duration::from_secs(30);
+
 #[derive(Debug, Clone)]
 pub struct SfuConfig {
-    /// Bound for every peer connection. It must be an exact address: a wildcard bind
-    /// skips loopback and may advertise 0.0.0.0.
+    /// Bound by every worker's socket; the unspecified address (the default) serves
+    /// every interface.
     pub bind_ip: IpAddr,
-    /// Inclusive UDP port range; `None` lets the OS pick.
-    pub ports: Option<(u16, u16)>,
-    /// Advertised instead of `bind_ip` (NAT 1:1), by rewriting our candidates.
+    /// The media port (UDP); 0 lets the OS pick one (tests).
+    pub port: u16,
+    /// Worker threads, each with its own socket on the port (SO_REUSEPORT).
+    pub workers: usize,
+    /// Advertised instead of the interface addresses (NAT 1:1).
     pub public_ip: Option<IpAddr>,
     pub ice_servers: Vec<IceServer>,
+    pub consent_timeout: Duration,
+    /// Also accept AES_CM_128_HMAC_SHA1_80 (for clients without AEAD_AES_128_GCM); with
+    /// it, Chromium picks AES-CM, five times the crypto cost per packet.
+    pub srtp_fallback: bool,
 }
 
 impl Default for SfuConfig {
+    /// What tests and embedders get: loopback, a port the OS picks, two workers (so
+    /// the hand-off between workers is always exercised).
     fn default() -> Self {
         Self {
-            bind_ip: IpAddr::from([127, 0, 0, 1]),
-            ports: None,
+            bind_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port: 0,
+            workers: 2,
             public_ip: None,
             ice_servers: vec![],
+            consent_timeout: DEFAULT_CONSENT_TIMEOUT,
+            srtp_fallback: false,
         }
     }
 }
 
-/// Hands out ports of the range in turn. webrtc-rs binds one UDP socket per connection
-/// and cannot share a port, so a taken port is skipped and the next one tried.
-#[derive(Debug, Default)]
-pub struct Ports {
-    next: AtomicU32,
+/// The number of cores, which is the default number of workers.
+pub fn default_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-impl Ports {
-    /// Addresses to try, in order, for the next connection.
-    pub fn candidates(&self, config: &SfuConfig) -> Vec<String> {
-        match config.ports {
-            None => vec![format!("{}:0", fmt_ip(config.bind_ip))],
-            Some((lo, hi)) => {
-                let n = u32::from(hi - lo) + 1;
-                let start = self.next.fetch_add(1, Ordering::Relaxed) % n;
-                (0..n)
-                    .map(|i| {
-                        let port = lo as u32 + (start + i) % n;
-                        format!("{}:{port}", fmt_ip(config.bind_ip))
-                    })
-                    .collect()
-            }
+impl SfuConfig {
+    /// The addresses put in each connection's host candidates: the public address when
+    /// one is set; else the bound address when it is a specific one; else every IPv4
+    /// address of an interface that is up, loopback only when nothing else is.
+    pub fn advertised_ips(&self) -> Vec<IpAddr> {
+        if let Some(ip) = self.public_ip {
+            return vec![ip];
         }
-    }
-}
-
-fn fmt_ip(ip: IpAddr) -> String {
-    match ip {
-        IpAddr::V4(v4) => v4.to_string(),
-        IpAddr::V6(v6) => format!("[{v6}]"),
-    }
-}
-
-/// Replaces the bound address in a candidate line with the advertised one.
-pub fn advertise(candidate: &str, config: &SfuConfig) -> String {
-    match config.public_ip {
-        Some(public) => {
-            candidate.replacen(&format!(" {} ", config.bind_ip), &format!(" {public} "), 1)
+        if !self.bind_ip.is_unspecified() {
+            return vec![self.bind_ip];
         }
-        None => candidate.to_string(),
+        let mut ips: Vec<IpAddr> = if_addrs::get_if_addrs()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|i| i.ip())
+            .filter(|ip| ip.is_ipv4() && !ip.is_loopback() && !ip.is_unspecified())
+            .collect();
+        ips.sort();
+        ips.dedup();
+        if ips.is_empty() {
+            ips.push(IpAddr::V4(Ipv4Addr::LOCALHOST));
+        }
+        ips
+    }
+
+    pub fn candidates(&self, port: u16) -> Vec<SocketAddr> {
+        self.advertised_ips()
+            .into_iter()
+            .map(|ip| SocketAddr::new(ip, port))
+            .collect()
     }
 }
 
@@ -77,34 +88,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ports_rotate_through_the_range() {
-        let c = SfuConfig {
-            ports: Some((40000, 40002)),
-            ..Default::default()
-        };
-        let p = Ports::default();
-        assert_eq!(p.candidates(&c)[0], "127.0.0.1:40000");
-        let second = p.candidates(&c);
-        assert_eq!(
-            second,
-            ["127.0.0.1:40001", "127.0.0.1:40002", "127.0.0.1:40000"]
-        );
-        assert_eq!(
-            Ports::default().candidates(&SfuConfig::default()),
-            ["127.0.0.1:0"]
-        );
-    }
-
-    #[test]
-    fn public_ip_is_advertised() {
-        let c = SfuConfig {
+    fn advertised_addresses() {
+        let c = SfuConfig::default();
+        assert_eq!(c.advertised_ips(), [IpAddr::V4(Ipv4Addr::LOCALHOST)]);
+        let nat = SfuConfig {
             public_ip: Some("203.0.113.7".parse().unwrap()),
-            ..Default::default()
+            ..SfuConfig::default()
         };
-        let line = "candidate:1 1 udp 2130706431 127.0.0.1 50000 typ host";
         assert_eq!(
-            advertise(line, &c),
-            "candidate:1 1 udp 2130706431 203.0.113.7 50000 typ host"
+            nat.candidates(7882),
+            ["203.0.113.7:7882".parse::<SocketAddr>().unwrap()]
         );
+        let all = SfuConfig {
+            bind_ip: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            ..SfuConfig::default()
+        };
+        let ips = all.advertised_ips();
+        assert!(!ips.is_empty());
+        assert!(ips.iter().all(|ip| ip.is_ipv4() && !ip.is_unspecified()));
     }
 }

@@ -1,22 +1,34 @@
-//! The media relay (SFU), the only module that imports webrtc-rs.
+//! The media relay (SFU), on webrtc-rs's sans-IO core (`rtc`): the only module that
+//! imports it.
 //!
-//! Each member has two peer connections: one it publishes on (the client offers, we
-//! answer) and one it receives on (we offer whenever the forwarded tracks change, the
-//! client answers). Two connections instead of one with renegotiation both ways means
-//! the two sides never make offers at the same time (no glare), and a publisher's
-//! renegotiation never disturbs what it receives. RTP is forwarded as it came, with
-//! only SSRC, payload type and header extensions rewritten per subscriber; it is never
-//! decoded.
+//! One UDP port carries all media. `engine` binds it once per worker thread
+//! (SO_REUSEPORT) and starts the workers; each `worker` owns its socket and a share of
+//! the connections, reads and writes in batches (`udp`: recvmmsg / sendmmsg), routes
+//! datagrams by source address (learned from the first authentic STUN binding request,
+//! `stun`), drives each `conn`'s `rtc` state machine, and forwards RTP with its header
+//! rewritten per subscriber. A `room` task per live session decides who receives what
+//! and commands the workers (`wire`: the messages between the parts). The relay is
+//! ICE-lite; each connection's ufrag names it on the shared port.
+//!
+//! Each member has two connections: one it publishes on (the client offers, we answer)
+//! and one it receives on (we offer whenever the forwarded tracks change, the client
+//! answers), so the two sides never offer at once (no glare). RTP is forwarded, never
+//! decoded. `port` is the seam the session calls.
 
 mod config;
-mod forward;
-mod member;
-mod peer;
+mod conn;
+mod engine;
+mod pc_setup;
 pub mod port;
 mod room;
 pub mod stats;
+mod stun;
+mod udp;
+mod wire;
+mod worker;
 
-pub use config::SfuConfig;
-pub use member::{stream_id, track_id};
-pub use peer::{KeyframeRequests, KEYFRAME_SLOT};
+pub use config::{default_workers, SfuConfig, DEFAULT_CONSENT_TIMEOUT, DEFAULT_MEDIA_PORT};
+pub use conn::{stream_id, track_id};
+pub use pc_setup::{KeyframeRequests, KEYFRAME_SLOT};
 pub use room::SfuFactory;
+pub use worker::PLI_INTERVAL;

@@ -1,22 +1,65 @@
-//! One room's relay: who is connected for media, what is published, and who receives
-//! it. A task owns this state; the session reaches it through `SfuRoom`, whose calls
-//! only queue a command.
+//! One room's relay, as seen from above: which members have which connections (on which
+//! worker), what each publishes, and who receives what. A task owns this and turns the
+//! session's requests into commands for the workers, and the workers' events into
+//! messages for the session. It never touches a packet.
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use convene_protocol::signal::IceServer;
+use convene_protocol::signal::{IceServer, PcKind, ServerMessage};
+use convene_protocol::{ErrorBody, ErrorCode};
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
-use webrtc::media_stream::track_remote::TrackRemote;
 
-use super::config::{Ports, SfuConfig};
-use super::forward::Published;
-use super::member::{self, MemberCmd};
+use super::config::SfuConfig;
+use super::engine::Engine;
 use super::port::{Gates, MediaEvent, MediaFactory, MediaKind, MediaSignal, RoomMedia};
+use super::stats;
+use super::wire::{Cmd, ConnEvent, ConnKey, TrackKey};
 use crate::ids::{RoomId, UserId};
 
-pub enum RoomCmd {
+/// Creates a relay per live session on the server's one engine.
+pub struct SfuFactory {
+    engine: Arc<Engine>,
+    ice_servers: Vec<IceServer>,
+}
+
+impl SfuFactory {
+    /// Binds the media port and starts the workers.
+    pub fn start(config: SfuConfig) -> std::io::Result<Self> {
+        Ok(Self {
+            engine: Engine::start(&config)?,
+            ice_servers: config.ice_servers,
+        })
+    }
+
+    /// The UDP port media uses (useful when the OS picked it).
+    pub fn port(&self) -> u16 {
+        self.engine.port()
+    }
+}
+
+impl MediaFactory for SfuFactory {
+    fn create(&self, room: &RoomId, events: UnboundedSender<MediaEvent>) -> Box<dyn RoomMedia> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (conn_tx, conn_rx) = mpsc::unbounded_channel();
+        let ctl = RoomCtl {
+            room: room.clone(),
+            engine: self.engine.clone(),
+            events,
+            conn_tx,
+            members: HashMap::new(),
+            tracks: HashMap::new(),
+        };
+        tokio::spawn(ctl.run(rx, conn_rx));
+        Box::new(SfuRoom { tx })
+    }
+
+    fn ice_servers(&self) -> Vec<IceServer> {
+        self.ice_servers.clone()
+    }
+}
+
+enum RoomCmd {
     Signal {
         member: UserId,
         may_publish: bool,
@@ -26,53 +69,9 @@ pub enum RoomCmd {
     Gates(UserId, Gates),
     Remove(UserId),
     Close,
-    TrackArrived {
-        member: UserId,
-        kind: MediaKind,
-        remote: Arc<dyn TrackRemote>,
-    },
-    PublisherGone(UserId),
-    /// A track finished starting (see TrackArrived).
-    Published(Arc<Published>),
 }
 
-/// Creates a relay per live session; shared by all sessions of the server.
-pub struct SfuFactory {
-    config: Arc<SfuConfig>,
-    ports: Arc<Ports>,
-}
-
-impl SfuFactory {
-    pub fn new(config: SfuConfig) -> Self {
-        Self {
-            config: Arc::new(config),
-            ports: Arc::new(Ports::default()),
-        }
-    }
-}
-
-impl MediaFactory for SfuFactory {
-    fn create(&self, room: &RoomId, events: UnboundedSender<MediaEvent>) -> Box<dyn RoomMedia> {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let actor = RoomActor {
-            room: room.clone(),
-            config: self.config.clone(),
-            ports: self.ports.clone(),
-            events,
-            self_tx: tx.clone(),
-            members: HashMap::new(),
-            published: HashMap::new(),
-        };
-        tokio::spawn(actor.run(rx));
-        Box::new(SfuRoom { tx })
-    }
-
-    fn ice_servers(&self) -> Vec<IceServer> {
-        self.config.ice_servers.clone()
-    }
-}
-
-/// The session's handle on its relay.
+/// The session's handle on its relay: every call only queues a command.
 pub struct SfuRoom {
     tx: UnboundedSender<RoomCmd>,
 }
@@ -105,180 +104,400 @@ impl Drop for SfuRoom {
     }
 }
 
-struct Entry {
-    tx: UnboundedSender<MemberCmd>,
-    subscribed: bool,
+struct Member {
+    publish: Option<ConnKey>,
+    subscribe: Option<ConnKey>,
     gates: Gates,
+    _held: stats::Held,
 }
 
-struct RoomActor {
+struct Track {
+    owner: UserId,
+    kind: MediaKind,
+    source: ConnKey,
+    /// Subscribers per worker other than the source's (each needs one copy).
+    fanout: HashMap<u16, usize>,
+}
+
+struct RoomCtl {
     room: RoomId,
-    config: Arc<SfuConfig>,
-    ports: Arc<Ports>,
+    engine: Arc<Engine>,
     events: UnboundedSender<MediaEvent>,
-    self_tx: UnboundedSender<RoomCmd>,
-    members: HashMap<UserId, Entry>,
-    published: HashMap<(UserId, MediaKind), Arc<Published>>,
+    conn_tx: UnboundedSender<ConnEvent>,
+    members: HashMap<UserId, Member>,
+    tracks: HashMap<TrackKey, Track>,
 }
 
-impl RoomActor {
-    async fn run(mut self, mut rx: UnboundedReceiver<RoomCmd>) {
-        while let Some(cmd) = rx.recv().await {
-            match cmd {
-                RoomCmd::Close => break,
-                cmd => self.handle(cmd),
+impl RoomCtl {
+    async fn run(
+        mut self,
+        mut rx: UnboundedReceiver<RoomCmd>,
+        mut conn_rx: UnboundedReceiver<ConnEvent>,
+    ) {
+        loop {
+            tokio::select! {
+                cmd = rx.recv() => match cmd {
+                    None | Some(RoomCmd::Close) => break,
+                    Some(cmd) => self.command(cmd),
+                },
+                Some(ev) = conn_rx.recv() => self.conn_event(ev),
             }
         }
-        for (_, e) in self.members.drain() {
-            let _ = e.tx.send(MemberCmd::Close);
+        let users: Vec<UserId> = self.members.keys().cloned().collect();
+        for u in users {
+            self.remove(&u, false);
         }
         tracing::debug!(room = %self.room, "media relay closed");
     }
 
-    fn entry(&mut self, member: &UserId) -> &mut Entry {
-        if !self.members.contains_key(member) {
-            let (tx, rx) = mpsc::unbounded_channel();
-            let ctx = member::Ctx {
-                user: member.clone(),
-                config: self.config.clone(),
-                ports: self.ports.clone(),
-                events: self.events.clone(),
-                room: self.self_tx.clone(),
-            };
-            tokio::spawn(member::run(ctx, rx));
-            self.members.insert(
-                member.clone(),
-                Entry {
-                    tx,
-                    subscribed: false,
-                    gates: Gates::default(),
-                },
-            );
-        }
-        self.members.get_mut(member).expect("inserted above")
+    fn send(&self, to: &UserId, msg: ServerMessage) {
+        let _ = self.events.send(MediaEvent::Send {
+            to: to.clone(),
+            msg: Box::new(msg),
+        });
     }
 
-    fn handle(&mut self, cmd: RoomCmd) {
+    fn fail(&self, to: &UserId, code: ErrorCode, message: impl Into<String>) {
+        self.send(
+            to,
+            ServerMessage::Error {
+                error: ErrorBody::new(code, message),
+            },
+        );
+    }
+
+    fn member(&mut self, user: &UserId) -> &mut Member {
+        self.members.entry(user.clone()).or_insert_with(|| Member {
+            publish: None,
+            subscribe: None,
+            gates: Gates::default(),
+            _held: stats::Held::new(&stats::MEMBERS),
+        })
+    }
+
+    fn command(&mut self, cmd: RoomCmd) {
         match cmd {
             RoomCmd::Signal {
                 member,
                 may_publish,
                 msg,
-            } => {
-                let _ = self
-                    .entry(&member)
-                    .tx
-                    .send(MemberCmd::Signal { may_publish, msg });
-            }
-            RoomCmd::Subscribe(member) => {
-                let others: Vec<Arc<Published>> = self
-                    .published
-                    .values()
-                    .filter(|p| p.owner != member)
-                    .cloned()
-                    .collect();
-                let e = self.entry(&member);
-                if e.subscribed {
-                    return;
-                }
-                e.subscribed = true;
-                for p in others {
-                    let _ = e.tx.send(MemberCmd::AddTrack(p));
+            } => self.signal(&member, may_publish, msg),
+            RoomCmd::Subscribe(user) => self.subscribe(&user),
+            RoomCmd::Gates(user, gates) => {
+                self.member(&user).gates = gates;
+                for (t, track) in &self.tracks {
+                    if track.owner == user {
+                        self.engine.send(
+                            track.source.worker,
+                            Cmd::Gate {
+                                track: *t,
+                                open: gates.get(track.kind),
+                            },
+                        );
+                    }
                 }
             }
-            RoomCmd::Gates(member, gates) => {
-                if let Some(e) = self.members.get_mut(&member) {
-                    e.gates = gates;
-                }
-                for p in self.published.values().filter(|p| p.owner == member) {
-                    p.gate.store(gates.get(p.kind), Ordering::Relaxed);
-                }
-            }
-            RoomCmd::TrackArrived {
-                member,
-                kind,
-                remote,
-            } => {
-                let Some(gates) = self.members.get(&member).map(|e| e.gates) else {
-                    return; // left meanwhile
-                };
-                let actor_tx = self.self_tx.clone();
-                // Published::start is async (it reads the SSRC); finish in a task and
-                // come back with the result, so this loop never waits.
-                tokio::spawn(async move {
-                    let p = Published::start(member.clone(), kind, remote).await;
-                    p.gate.store(gates.get(kind), Ordering::Relaxed);
-                    let _ = actor_tx.send(RoomCmd::Published(p));
-                });
-            }
-            RoomCmd::Published(p) => self.publish(p),
-            RoomCmd::PublisherGone(member) => {
-                self.unpublish_all(&member, true);
-                if let Some(e) = self.members.get(&member) {
-                    let _ = e.tx.send(MemberCmd::ClosePublish);
-                }
-            }
-            RoomCmd::Remove(member) => {
-                self.unpublish_all(&member, false);
-                for p in self.published.values() {
-                    p.remove_subscriber(&member);
-                }
-                if let Some(e) = self.members.remove(&member) {
-                    let _ = e.tx.send(MemberCmd::Close);
-                }
-            }
+            RoomCmd::Remove(user) => self.remove(&user, false),
             RoomCmd::Close => {}
         }
     }
 
-    fn publish(&mut self, p: Arc<Published>) {
-        let key = (p.owner.clone(), p.kind);
-        if !self.members.contains_key(&p.owner) {
-            return;
-        }
-        if self.published.contains_key(&key) {
-            self.unpublish(&key, false);
-        }
-        for (user, e) in &self.members {
-            if *user != p.owner && e.subscribed {
-                let _ = e.tx.send(MemberCmd::AddTrack(p.clone()));
+    fn signal(&mut self, user: &UserId, may_publish: bool, msg: MediaSignal) {
+        match msg {
+            MediaSignal::Offer {
+                pc: PcKind::Publish,
+                sdp,
+                screen_track_ids,
+            } => {
+                if !may_publish {
+                    return self.fail(
+                        user,
+                        ErrorCode::PermissionDenied,
+                        "your role may not publish",
+                    );
+                }
+                let key = match self.member(user).publish {
+                    Some(k) => k,
+                    None => {
+                        let k = self
+                            .engine
+                            .open(user, PcKind::Publish, self.conn_tx.clone());
+                        self.member(user).publish = Some(k);
+                        k
+                    }
+                };
+                self.engine.send(
+                    key.worker,
+                    Cmd::Offer {
+                        key,
+                        sdp,
+                        screen_ids: screen_track_ids,
+                    },
+                );
             }
+            MediaSignal::Offer { .. } => self.fail(
+                user,
+                ErrorCode::InvalidParameter,
+                "the server makes the offers on the subscribe connection",
+            ),
+            MediaSignal::Answer {
+                pc: PcKind::Subscribe,
+                sdp,
+            } => match self.members.get(user).and_then(|m| m.subscribe) {
+                Some(key) => self.engine.send(key.worker, Cmd::Answer { key, sdp }),
+                None => self.fail(
+                    user,
+                    ErrorCode::InvalidParameter,
+                    "answer refused: no offer was made",
+                ),
+            },
+            MediaSignal::Answer { .. } => self.fail(
+                user,
+                ErrorCode::InvalidParameter,
+                "the client makes the offers on the publish connection",
+            ),
+            // The relay is ICE-lite: it learns the client's addresses from the client's
+            // own checks, so trickled candidates are not needed.
+            MediaSignal::Candidate { .. } => {}
         }
-        let _ = self.events.send(MediaEvent::Published {
-            member: p.owner.clone(),
-            kind: p.kind,
-            on: true,
-        });
-        self.published.insert(key, p);
     }
 
-    fn unpublish(&mut self, key: &(UserId, MediaKind), tell: bool) {
-        if self.published.remove(key).is_none() {
+    fn subscribe(&mut self, user: &UserId) {
+        if self.member(user).subscribe.is_some() {
             return;
         }
-        for (user, e) in &self.members {
-            if *user != key.0 {
-                let _ = e.tx.send(MemberCmd::RemoveTrack(key.0.clone(), key.1));
-            }
-        }
-        if tell {
-            let _ = self.events.send(MediaEvent::Published {
-                member: key.0.clone(),
-                kind: key.1,
-                on: false,
-            });
-        }
-    }
-
-    fn unpublish_all(&mut self, member: &UserId, tell: bool) {
-        let keys: Vec<_> = self
-            .published
-            .keys()
-            .filter(|(u, _)| u == member)
-            .cloned()
+        let key = self
+            .engine
+            .open(user, PcKind::Subscribe, self.conn_tx.clone());
+        self.member(user).subscribe = Some(key);
+        let others: Vec<TrackKey> = self
+            .tracks
+            .iter()
+            .filter(|(_, t)| t.owner != *user)
+            .map(|(k, _)| *k)
             .collect();
-        for k in keys {
-            self.unpublish(&k, tell);
+        for t in others {
+            self.add_leg(user, t);
+        }
+    }
+
+    fn add_leg(&mut self, user: &UserId, track: TrackKey) {
+        let Some(key) = self.members.get(user).and_then(|m| m.subscribe) else {
+            return;
+        };
+        let Some(t) = self.tracks.get_mut(&track) else {
+            return;
+        };
+        self.engine.send(
+            key.worker,
+            Cmd::AddLeg {
+                key,
+                track,
+                kind: t.kind,
+                owner: t.owner.clone(),
+                source: t.source,
+            },
+        );
+        if key.worker != t.source.worker {
+            let n = t.fanout.entry(key.worker).or_insert(0);
+            *n += 1;
+            if *n == 1 {
+                self.engine.send(
+                    t.source.worker,
+                    Cmd::Fanout {
+                        track,
+                        worker: key.worker,
+                        add: true,
+                    },
+                );
+            }
+        }
+    }
+
+    fn remove_leg(&mut self, key: ConnKey, track: TrackKey) {
+        self.engine.send(key.worker, Cmd::RemoveLeg { key, track });
+        let Some(t) = self.tracks.get_mut(&track) else {
+            return;
+        };
+        if key.worker != t.source.worker {
+            if let Some(n) = t.fanout.get_mut(&key.worker) {
+                *n -= 1;
+                if *n == 0 {
+                    t.fanout.remove(&key.worker);
+                    self.engine.send(
+                        t.source.worker,
+                        Cmd::Fanout {
+                            track,
+                            worker: key.worker,
+                            add: false,
+                        },
+                    );
+                }
+            }
+        }
+    }
+
+    /// Stops forwarding `track` to everyone; `tell`: the session hears the member
+    /// stopped sending it.
+    fn unpublish(&mut self, track: TrackKey, tell: bool) {
+        let subscribers: Vec<ConnKey> = self
+            .tracks
+            .get(&track)
+            .map(|t| {
+                self.members
+                    .iter()
+                    .filter(|(u, _)| **u != t.owner)
+                    .filter_map(|(_, m)| m.subscribe)
+                    .collect()
+            })
+            .unwrap_or_default();
+        for key in subscribers {
+            self.remove_leg(key, track);
+        }
+        if let Some(t) = self.tracks.remove(&track) {
+            if tell {
+                let _ = self.events.send(MediaEvent::Published {
+                    member: t.owner,
+                    kind: t.kind,
+                    on: false,
+                });
+            }
+        }
+    }
+
+    fn unpublish_all(&mut self, user: &UserId, tell: bool) {
+        let mine: Vec<TrackKey> = self
+            .tracks
+            .iter()
+            .filter(|(_, t)| t.owner == *user)
+            .map(|(k, _)| *k)
+            .collect();
+        for t in mine {
+            self.unpublish(t, tell);
+        }
+    }
+
+    fn remove(&mut self, user: &UserId, tell: bool) {
+        self.unpublish_all(user, tell);
+        // Its own subscriptions: the fan-out counts drop with them.
+        if let Some(sub) = self.members.get(user).and_then(|m| m.subscribe) {
+            let received: Vec<TrackKey> = self
+                .tracks
+                .iter()
+                .filter(|(_, t)| t.owner != *user)
+                .map(|(k, _)| *k)
+                .collect();
+            for t in received {
+                self.remove_leg(sub, t);
+            }
+        }
+        if let Some(m) = self.members.remove(user) {
+            for key in [m.publish, m.subscribe].into_iter().flatten() {
+                self.engine.send(key.worker, Cmd::Close { key });
+            }
+        }
+    }
+
+    fn conn_event(&mut self, ev: ConnEvent) {
+        match ev {
+            ConnEvent::Answer { user, sdp } => self.send(
+                &user,
+                ServerMessage::Answer {
+                    pc: PcKind::Publish,
+                    sdp,
+                },
+            ),
+            ConnEvent::Offer { user, sdp } => self.send(
+                &user,
+                ServerMessage::Offer {
+                    pc: PcKind::Subscribe,
+                    sdp,
+                },
+            ),
+            ConnEvent::Published {
+                user,
+                track,
+                kind,
+                source,
+            } => {
+                // A late event from a connection the member no longer has is stale.
+                let Some(gates) = self
+                    .members
+                    .get(&user)
+                    .filter(|m| m.publish == Some(source))
+                    .map(|m| m.gates)
+                else {
+                    return;
+                };
+                let old: Vec<TrackKey> = self
+                    .tracks
+                    .iter()
+                    .filter(|(_, t)| t.owner == user && t.kind == kind)
+                    .map(|(k, _)| *k)
+                    .collect();
+                for t in old {
+                    self.unpublish(t, false);
+                }
+                self.tracks.insert(
+                    track,
+                    Track {
+                        owner: user.clone(),
+                        kind,
+                        source,
+                        fanout: HashMap::new(),
+                    },
+                );
+                self.engine.send(
+                    source.worker,
+                    Cmd::Gate {
+                        track,
+                        open: gates.get(kind),
+                    },
+                );
+                let subscribers: Vec<UserId> = self
+                    .members
+                    .iter()
+                    .filter(|(u, m)| **u != user && m.subscribe.is_some())
+                    .map(|(u, _)| u.clone())
+                    .collect();
+                for s in subscribers {
+                    self.add_leg(&s, track);
+                }
+                let _ = self.events.send(MediaEvent::Published {
+                    member: user,
+                    kind,
+                    on: true,
+                });
+            }
+            ConnEvent::Failed { user, role } => {
+                tracing::debug!(room = %self.room, %user, ?role, "media connection failed");
+                let Some(m) = self.members.get_mut(&user) else {
+                    return;
+                };
+                match role {
+                    PcKind::Publish => {
+                        m.publish = None;
+                        self.unpublish_all(&user, true);
+                    }
+                    PcKind::Subscribe => {
+                        let Some(old) = m.subscribe.take() else {
+                            return;
+                        };
+                        let received: Vec<TrackKey> = self
+                            .tracks
+                            .iter()
+                            .filter(|(_, t)| t.owner != user)
+                            .map(|(k, _)| *k)
+                            .collect();
+                        for t in received {
+                            self.remove_leg(old, t);
+                        }
+                    }
+                }
+            }
+            ConnEvent::Refused { user, message } => {
+                self.fail(&user, ErrorCode::InvalidParameter, message)
+            }
         }
     }
 }

@@ -1,28 +1,51 @@
-//! Live counts of the relay's resources, so tests can prove teardown frees them.
+//! Live counts of the relay's resources and what it dropped, so tests can prove teardown
+//! frees everything and operators can see why packets went nowhere.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub struct Counter(AtomicUsize);
 
 impl Counter {
+    const fn new() -> Self {
+        Self(AtomicUsize::new(0))
+    }
     pub fn inc(&self) {
-        self.0.fetch_add(1, Ordering::SeqCst);
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn add(&self, n: usize) {
+        if n > 0 {
+            self.0.fetch_add(n, Ordering::Relaxed);
+        }
     }
     pub fn dec(&self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
     pub fn get(&self) -> usize {
-        self.0.load(Ordering::SeqCst)
+        self.0.load(Ordering::Relaxed)
     }
 }
 
-pub static PEERS: Counter = Counter(AtomicUsize::new(0));
-/// Published tracks being read.
-pub static TRACKS: Counter = Counter(AtomicUsize::new(0));
-/// Per-subscriber sending tasks.
-pub static SINKS: Counter = Counter(AtomicUsize::new(0));
-/// Member tasks.
-pub static MEMBERS: Counter = Counter(AtomicUsize::new(0));
+/// Peer connections open.
+pub static PEERS: Counter = Counter::new();
+/// Published tracks arriving.
+pub static TRACKS: Counter = Counter::new();
+/// Tracks sent to a subscriber (one per subscriber per track).
+pub static SINKS: Counter = Counter::new();
+/// Members the relay holds state for.
+pub static MEMBERS: Counter = Counter::new();
+
+/// RTP packets written to subscribers.
+pub static FORWARDED: Counter = Counter::new();
+/// Keyframe requests sent to publishers (after throttling).
+pub static KEYFRAME_REQUESTS: Counter = Counter::new();
+/// Datagrams from an unknown address that were not a binding request.
+pub static DROPPED_UNROUTABLE: Counter = Counter::new();
+/// Binding requests naming a ufrag no connection has.
+pub static DROPPED_UNKNOWN_UFRAG: Counter = Counter::new();
+/// Binding requests whose MESSAGE-INTEGRITY failed.
+pub static DROPPED_UNAUTHENTICATED: Counter = Counter::new();
+/// Datagrams not sent because the socket's buffer was full.
+pub static SEND_DROPPED: Counter = Counter::new();
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct Counts {
@@ -41,7 +64,7 @@ pub fn counts() -> Counts {
     }
 }
 
-/// Decrements on drop, so a task's count is right however it ends.
+/// Decrements on drop, so a holder's count is right however it ends.
 pub struct Held(&'static Counter);
 
 impl Held {

@@ -1,0 +1,244 @@
+//! One peer connection of a member, as its worker holds it: the `rtc` state machine, the
+//! addresses it answers on, and what it publishes or receives. Negotiation happens
+//! here; moving packets is the worker's.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use convene_protocol::signal::PcKind;
+use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::sdp::RTCSessionDescription;
+use rtc::peer_connection::transport::RTCIceCandidateInit;
+use rtc::peer_connection::RTCPeerConnection;
+use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodingParameters, RTCRtpEncodingParameters};
+use rtc::rtp_transceiver::{RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
+use tokio::sync::mpsc::UnboundedSender;
+
+use super::pc_setup::codec_for;
+use super::port::MediaKind;
+use super::wire::{ConnEvent, ConnKey, TrackKey};
+use crate::ids::UserId;
+
+/// Stream and track ids that name the owner and kind, in characters SDP allows
+/// (user ids may hold '@' and ':'): `u-<hex of user id>` and `<kind>-<hex>`.
+pub fn stream_id(owner: &UserId) -> String {
+    format!("u-{}", hex(owner.as_str()))
+}
+
+pub fn track_id(owner: &UserId, kind: MediaKind) -> String {
+    format!("{}-{}", kind.as_str(), hex(owner.as_str()))
+}
+
+fn hex(s: &str) -> String {
+    s.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A track this connection sends to its client.
+#[derive(Debug, Clone, Copy)]
+pub struct Leg {
+    pub sender: RTCRtpSenderId,
+    pub ssrc: u32,
+    pub pt: u8,
+}
+
+pub struct Conn {
+    pub key: ConnKey,
+    pub user: UserId,
+    pub role: PcKind,
+    pub pc: RTCPeerConnection,
+    pub ufrag: String,
+    pub pwd: String,
+    pub events: UnboundedSender<ConnEvent>,
+    /// Client addresses bound to this connection by an authentic binding request.
+    pub addrs: Vec<SocketAddr>,
+    /// After a NAT rebinding: (the address the ICE agent knows, where the client is now).
+    pub rebound: Option<(SocketAddr, SocketAddr)>,
+    /// Where the ICE agent last sent to: the selected pair, once connected.
+    pub last_dst: Option<SocketAddr>,
+    pub connected: bool,
+    /// Publish: browser track ids of screen shares (from the offer's signaling).
+    pub screen_ids: HashSet<String>,
+    /// Publish: tracks arriving, by their SSRC.
+    pub inbound: HashMap<u32, (TrackKey, rtc::rtp_transceiver::RTCRtpReceiverId)>,
+    /// Subscribe: tracks sent, and the SSRCs we send them with.
+    pub legs: HashMap<TrackKey, Leg>,
+    pub by_out_ssrc: HashMap<u32, TrackKey>,
+    /// Subscribe: an offer of ours awaits its answer; changes meanwhile set `dirty`.
+    negotiating: bool,
+    dirty: bool,
+    /// When `handle_timeout` is next due (as last asked).
+    pub deadline: Option<Instant>,
+}
+
+impl Conn {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        key: ConnKey,
+        user: UserId,
+        role: PcKind,
+        mut pc: RTCPeerConnection,
+        ufrag: String,
+        pwd: String,
+        events: UnboundedSender<ConnEvent>,
+        candidates: &[SocketAddr],
+    ) -> Result<Self, String> {
+        for (i, a) in candidates.iter().enumerate() {
+            let line = format!(
+                "candidate:{} 1 udp {} {} {} typ host",
+                i + 1,
+                2_130_706_431u32 - i as u32,
+                a.ip(),
+                a.port()
+            );
+            pc.add_local_candidate(RTCIceCandidateInit {
+                candidate: line,
+                ..Default::default()
+            })
+            .map_err(|e| format!("local candidate {a}: {e}"))?;
+        }
+        Ok(Self {
+            key,
+            user,
+            role,
+            pc,
+            ufrag,
+            pwd,
+            events,
+            addrs: vec![],
+            rebound: None,
+            last_dst: None,
+            connected: false,
+            screen_ids: HashSet::new(),
+            inbound: HashMap::new(),
+            legs: HashMap::new(),
+            by_out_ssrc: HashMap::new(),
+            negotiating: false,
+            dirty: false,
+            deadline: None,
+        })
+    }
+
+    /// The client's offer on its publish connection; returns our answer.
+    pub fn answer_offer(&mut self, sdp: String, now: Instant) -> Result<String, String> {
+        let offer = RTCSessionDescription::offer(sdp).map_err(|e| e.to_string())?;
+        self.pc
+            .set_remote_description(now, offer)
+            .map_err(|e| e.to_string())?;
+        let answer = self.pc.create_answer(None).map_err(|e| e.to_string())?;
+        self.pc
+            .set_local_description(now, answer)
+            .map_err(|e| e.to_string())?;
+        self.pc
+            .local_description()
+            .map(|d| d.sdp)
+            .ok_or_else(|| "no local description".to_string())
+    }
+
+    /// Adds a send-only transceiver for `track`; the offer follows from `renegotiate`.
+    pub fn add_leg(
+        &mut self,
+        track: TrackKey,
+        kind: MediaKind,
+        owner: &UserId,
+    ) -> Result<(), String> {
+        if self.legs.contains_key(&track) {
+            return Ok(());
+        }
+        let ssrc = loop {
+            let s: u32 = rand::random();
+            if s != 0 && !self.by_out_ssrc.contains_key(&s) {
+                break s;
+            }
+        };
+        let (codec, pt, rtp_kind) = codec_for(kind);
+        let t = MediaStreamTrack::new(
+            stream_id(owner),
+            track_id(owner, kind),
+            track_id(owner, kind),
+            rtp_kind,
+            vec![RTCRtpEncodingParameters {
+                rtp_coding_parameters: RTCRtpCodingParameters {
+                    ssrc: Some(ssrc),
+                    ..Default::default()
+                },
+                codec,
+                ..Default::default()
+            }],
+        );
+        let id = self
+            .pc
+            .add_transceiver_from_track(
+                t,
+                Some(RTCRtpTransceiverInit {
+                    direction: RTCRtpTransceiverDirection::Sendonly,
+                    streams: vec![],
+                    send_encodings: vec![],
+                }),
+            )
+            .map_err(|e| e.to_string())?;
+        let sender = RTCRtpSenderId::from(id);
+        self.legs.insert(track, Leg { sender, ssrc, pt });
+        self.by_out_ssrc.insert(ssrc, track);
+        self.dirty = true;
+        Ok(())
+    }
+
+    pub fn remove_leg(&mut self, track: TrackKey) {
+        if let Some(leg) = self.legs.remove(&track) {
+            self.by_out_ssrc.remove(&leg.ssrc);
+            let _ = self.pc.remove_track(leg.sender);
+            self.dirty = true;
+        }
+    }
+
+    /// A new offer when the sent tracks changed and no offer is awaiting its answer.
+    pub fn renegotiate(&mut self, now: Instant) -> Option<Result<String, String>> {
+        if !self.dirty || self.negotiating {
+            return None;
+        }
+        self.dirty = false;
+        let made = (|| {
+            let offer = self.pc.create_offer(None).map_err(|e| e.to_string())?;
+            self.pc
+                .set_local_description(now, offer)
+                .map_err(|e| e.to_string())?;
+            self.pc
+                .local_description()
+                .map(|d| d.sdp)
+                .ok_or_else(|| "no local description".to_string())
+        })();
+        self.negotiating = made.is_ok();
+        Some(made)
+    }
+
+    /// The client's answer to our offer.
+    pub fn take_answer(&mut self, sdp: String, now: Instant) -> Result<(), String> {
+        if !self.negotiating {
+            return Err("no offer was made".into());
+        }
+        let answer = RTCSessionDescription::answer(sdp).map_err(|e| e.to_string())?;
+        self.pc
+            .set_remote_description(now, answer)
+            .map_err(|e| e.to_string())?;
+        self.negotiating = false;
+        Ok(())
+    }
+
+    /// The address to hand the ICE agent for a datagram from `src` (after a NAT
+    /// rebinding, the one it knows).
+    pub fn agent_addr(&self, src: SocketAddr) -> SocketAddr {
+        match self.rebound {
+            Some((known, now_at)) if now_at == src => known,
+            _ => src,
+        }
+    }
+
+    /// Where to send what the ICE agent addressed to `dst`.
+    pub fn wire_addr(&self, dst: SocketAddr) -> SocketAddr {
+        match self.rebound {
+            Some((known, now_at)) if known == dst => now_at,
+            _ => dst,
+        }
+    }
+}

@@ -1,0 +1,138 @@
+//! The relay's engine: binds the media port once per worker, starts the worker threads,
+//! and gives rooms a way to open connections on them. Dropped, it stops the workers and
+//! joins their threads.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::thread::JoinHandle;
+
+use convene_protocol::signal::PcKind;
+use tokio::sync::mpsc::UnboundedSender;
+
+use super::config::SfuConfig;
+use super::pc_setup::Shared;
+use super::udp;
+use super::wire::{Cmd, ConnEvent, ConnKey};
+use super::worker::{self, Directory, Handle};
+use crate::ids::{random_token, UserId};
+
+pub struct Engine {
+    workers: Arc<Vec<Handle>>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    next_worker: AtomicUsize,
+    next_conn: AtomicU64,
+    port: u16,
+}
+
+impl Engine {
+    pub fn start(config: &SfuConfig) -> io::Result<Arc<Self>> {
+        let workers = config.workers.max(1);
+        let shared = Arc::new(
+            Shared::new(config.consent_timeout, config.srtp_fallback)
+                .map_err(|e| io::Error::other(format!("media setup: {e}")))?,
+        );
+        // The first socket fixes the port (the OS picks one when asked for 0); the
+        // others share it.
+        let first = udp::bind(SocketAddr::new(config.bind_ip, config.port))?;
+        let port = first
+            .local_addr()?
+            .as_socket()
+            .map(|a| a.port())
+            .ok_or_else(|| io::Error::other("the media socket has no port"))?;
+        let mut sockets = vec![first];
+        for _ in 1..workers {
+            sockets.push(udp::bind(SocketAddr::new(config.bind_ip, port))?);
+        }
+        let mut handles = Vec::with_capacity(workers);
+        let mut receivers = Vec::with_capacity(workers);
+        for _ in 0..workers {
+            let (tx, rx) = std::sync::mpsc::channel();
+            handles.push(Handle {
+                tx,
+                waker: udp::Waker::new()?,
+            });
+            receivers.push(rx);
+        }
+        let peers = Arc::new(handles);
+        let directory: Arc<Directory> = Arc::new(RwLock::new(HashMap::new()));
+        let track_ids = Arc::new(AtomicU64::new(1));
+        let candidates = config.candidates(port);
+        let mut threads = Vec::with_capacity(workers);
+        for (i, (socket, rx)) in sockets.into_iter().zip(receivers).enumerate() {
+            let setup = worker::Setup {
+                index: i as u16,
+                socket,
+                port,
+                candidates: candidates.clone(),
+                public_ip: config.public_ip,
+                shared: shared.clone(),
+                rx,
+                peers: peers.clone(),
+                directory: directory.clone(),
+                track_ids: track_ids.clone(),
+            };
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("convene-media-{i}"))
+                    .spawn(move || worker::run(setup))?,
+            );
+        }
+        tracing::info!(port, workers, candidates = ?candidates, "media relay listening");
+        Ok(Arc::new(Self {
+            workers: peers,
+            threads: Mutex::new(threads),
+            next_worker: AtomicUsize::new(0),
+            next_conn: AtomicU64::new(1),
+            port,
+        }))
+    }
+
+    /// The UDP port all media uses.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Opens a connection for `user`'s `role` leg on the next worker in turn.
+    pub fn open(&self, user: &UserId, role: PcKind, events: UnboundedSender<ConnEvent>) -> ConnKey {
+        let worker = (self.next_worker.fetch_add(1, Ordering::Relaxed) % self.workers.len()) as u16;
+        let key = ConnKey {
+            worker,
+            id: self.next_conn.fetch_add(1, Ordering::Relaxed),
+        };
+        // The ufrag names the connection on the shared port: long enough to be
+        // unguessable and unique. Ice-chars only.
+        self.send(
+            worker,
+            Cmd::Open {
+                key,
+                user: user.clone(),
+                role,
+                ufrag: random_token(16),
+                pwd: random_token(32),
+                events,
+            },
+        );
+        key
+    }
+
+    pub fn send(&self, worker: u16, cmd: Cmd) {
+        if let Some(w) = self.workers.get(worker as usize) {
+            w.send(cmd);
+        }
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        for w in self.workers.iter() {
+            w.send(Cmd::Shutdown);
+        }
+        let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|p| p.into_inner()));
+        for t in threads {
+            let _ = t.join();
+        }
+    }
+}

@@ -1,0 +1,239 @@
+//! How the relay builds each peer connection on webrtc-rs's sans-IO core (`rtc`): ICE-lite
+//! with credentials we choose (the ufrag names the connection on the shared port), no
+//! mDNS, the DTLS server role, AEAD_AES_128_GCM preferred, Opus and VP8 (with RTX) only,
+//! the default NACK / RTCP-report / TWCC interceptors, and one certificate shared by all
+//! connections (generating a key per connection would cost a millisecond each).
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rtc::crypto::{RTCCryptoProvider, SignatureScheme};
+use rtc::dtls::extension::extension_use_srtp::SrtpProtectionProfile;
+use rtc::ice::mdns::MulticastDnsMode;
+use rtc::interceptor::{Attribute, Interceptor, Packet as IPacket, Slot, StreamInfo, TaggedPacket};
+use rtc::peer_connection::certificate::{CertificateParams, RTCCertificate};
+use rtc::peer_connection::configuration::interceptor_registry::{
+    register_default_interceptors, Registry,
+};
+use rtc::peer_connection::configuration::media_engine::{
+    MediaEngine, MIME_TYPE_OPUS, MIME_TYPE_RTX, MIME_TYPE_VP8,
+};
+use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
+use rtc::peer_connection::configuration::RTCConfigurationBuilder;
+use rtc::peer_connection::transport::RTCDtlsRole;
+use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
+use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind,
+};
+use rtc::sansio::Protocol;
+
+use super::port::MediaKind;
+
+pub const OPUS_PT: u8 = 111;
+pub const VP8_PT: u8 = 96;
+pub const VP8_RTX_PT: u8 = 97;
+/// After the default interceptors, so they all see the RTCP first.
+pub const KEYFRAME_SLOT: Slot = Slot::Custom(14_000);
+
+pub fn opus() -> RTCRtpCodec {
+    RTCRtpCodec {
+        mime_type: MIME_TYPE_OPUS.to_owned(),
+        clock_rate: 48000,
+        channels: 2,
+        sdp_fmtp_line: "minptime=10;useinbandfec=1".to_owned(),
+        rtcp_feedback: vec![],
+    }
+}
+
+pub fn vp8() -> RTCRtpCodec {
+    let fb = |t: &str, p: &str| RTCPFeedback {
+        typ: t.into(),
+        parameter: p.into(),
+    };
+    RTCRtpCodec {
+        mime_type: MIME_TYPE_VP8.to_owned(),
+        clock_rate: 90000,
+        channels: 0,
+        sdp_fmtp_line: String::new(),
+        rtcp_feedback: vec![fb("nack", ""), fb("nack", "pli"), fb("ccm", "fir")],
+    }
+}
+
+/// The codec and payload type a relayed track of `kind` is sent with.
+pub fn codec_for(kind: MediaKind) -> (RTCRtpCodec, u8, RtpCodecKind) {
+    match kind {
+        MediaKind::Audio => (opus(), OPUS_PT, RtpCodecKind::Audio),
+        MediaKind::Video | MediaKind::Screen => (vp8(), VP8_PT, RtpCodecKind::Video),
+    }
+}
+
+fn media_engine() -> Result<MediaEngine, String> {
+    let mut me = MediaEngine::default();
+    let reg = |me: &mut MediaEngine, codec: RTCRtpCodec, pt: u8, kind| {
+        me.register_codec(
+            RTCRtpCodecParameters {
+                rtp_codec: codec,
+                payload_type: pt,
+            },
+            kind,
+        )
+        .map_err(|e| e.to_string())
+    };
+    reg(&mut me, opus(), OPUS_PT, RtpCodecKind::Audio)?;
+    reg(&mut me, vp8(), VP8_PT, RtpCodecKind::Video)?;
+    let rtx = RTCRtpCodec {
+        mime_type: MIME_TYPE_RTX.to_owned(),
+        clock_rate: 90000,
+        channels: 0,
+        sdp_fmtp_line: format!("apt={VP8_PT}"),
+        rtcp_feedback: vec![],
+    };
+    reg(&mut me, rtx, VP8_RTX_PT, RtpCodecKind::Video)?;
+    Ok(me)
+}
+
+/// What every connection of one server shares.
+pub struct Shared {
+    pub provider: Arc<dyn RTCCryptoProvider>,
+    certificate: RTCCertificate,
+    /// Seconds without a consent check before a connection counts as failed.
+    consent: (Duration, Duration),
+    srtp: Vec<SrtpProtectionProfile>,
+}
+
+impl Shared {
+    /// `srtp_fallback`: also accept AES_CM_128_HMAC_SHA1_80 from clients that lack GCM.
+    pub fn new(consent_failed_after: Duration, srtp_fallback: bool) -> Result<Self, String> {
+        let provider = rtc::crypto::default_provider().map_err(|e| e.to_string())?;
+        let params =
+            CertificateParams::new(vec!["convene".to_owned()]).map_err(|e| e.to_string())?;
+        let certificate =
+            RTCCertificate::generate(provider.crypto(), SignatureScheme::EcdsaP256Sha256, params)
+                .map_err(|e| e.to_string())?;
+        let disconnected = Duration::from_secs(5).min(consent_failed_after);
+        // As DTLS server we take the first profile of the client's list that we also
+        // list, and Chromium lists AES-CM before AES-GCM: only by listing GCM alone do we
+        // get AEAD_AES_128_GCM, about five times cheaper per packet than AES-CM with
+        // HMAC-SHA1. Current Chromium, Firefox and Safari all support it.
+        let mut srtp = vec![SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm];
+        if srtp_fallback {
+            srtp.push(SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80);
+        }
+        Ok(Self {
+            provider,
+            certificate,
+            srtp,
+            consent: (
+                disconnected,
+                consent_failed_after.saturating_sub(disconnected),
+            ),
+        })
+    }
+
+    /// A new ICE-lite connection answering to `ufrag` / `pwd`. `receives`: it carries
+    /// media to the client (a subscribe connection), so keyframe requests from the
+    /// client are surfaced to us.
+    pub fn build(
+        &self,
+        ufrag: &str,
+        pwd: &str,
+        receives: bool,
+        now: Instant,
+    ) -> Result<RTCPeerConnection, String> {
+        let settings = SettingEngineBuilder::new()
+            .with_lite(true)
+            .with_ice_credentials(ufrag.to_owned(), pwd.to_owned())
+            .with_multicast_dns_mode(MulticastDnsMode::Disabled)
+            .with_answering_dtls_role(RTCDtlsRole::Server)
+            .with_srtp_protection_profiles(self.srtp.clone())
+            .with_ice_timeouts(Some(self.consent.0), Some(self.consent.1), None)
+            .with_crypto_provider(self.provider.clone())
+            .build();
+        let mut me = media_engine()?;
+        let mut registry =
+            register_default_interceptors(Registry::new(), &mut me).map_err(|e| e.to_string())?;
+        if receives {
+            registry = registry.with(KEYFRAME_SLOT, KeyframeRequests::new());
+        }
+        let config = RTCConfigurationBuilder::new()
+            .with_certificates(vec![self.certificate.clone()])
+            .build();
+        RTCPeerConnectionBuilder::new()
+            .with_configuration(config)
+            .with_media_engine(me)
+            .with_setting_engine(settings)
+            .with_interceptor_registry(registry)
+            .build(now)
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// Marks PLI and FIR for the application (and keeps only them: by this slot every other
+/// interceptor has seen the packet). Public so test clients can see the keyframe
+/// requests the relay sends them.
+pub struct KeyframeRequests {
+    read: VecDeque<TaggedPacket>,
+    write: VecDeque<TaggedPacket>,
+}
+
+impl KeyframeRequests {
+    pub fn new() -> Self {
+        Self {
+            read: VecDeque::new(),
+            write: VecDeque::new(),
+        }
+    }
+}
+
+impl Default for KeyframeRequests {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequests {
+    type Rout = TaggedPacket;
+    type Wout = TaggedPacket;
+    type Eout = ();
+    type Error = rtc::shared::error::Error;
+    type Time = Instant;
+
+    fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
+        if let IPacket::Rtcp(pkts) = &msg.message.packet {
+            let keep: Vec<Box<dyn rtc::rtcp::Packet>> = pkts
+                .iter()
+                .filter(|p| {
+                    p.as_any().is::<PictureLossIndication>() || p.as_any().is::<FullIntraRequest>()
+                })
+                .cloned()
+                .collect();
+            if keep.is_empty() {
+                return Ok(());
+            }
+            msg.message.packet = IPacket::Rtcp(keep);
+            msg.message.add(Attribute::DeliverToApplication);
+        }
+        self.read.push_back(msg);
+        Ok(())
+    }
+    fn poll_read(&mut self) -> Option<TaggedPacket> {
+        self.read.pop_front()
+    }
+    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
+        self.write.push_back(msg);
+        Ok(())
+    }
+    fn poll_write(&mut self) -> Option<TaggedPacket> {
+        self.write.pop_front()
+    }
+}
+
+impl Interceptor for KeyframeRequests {
+    fn bind_local_stream(&mut self, _: &StreamInfo) {}
+    fn unbind_local_stream(&mut self, _: &StreamInfo) {}
+    fn bind_remote_stream(&mut self, _: &StreamInfo) {}
+    fn unbind_remote_stream(&mut self, _: &StreamInfo) {}
+}

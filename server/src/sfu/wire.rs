@@ -1,0 +1,116 @@
+//! The messages between the parts of the relay: rooms (tokio tasks) command the worker
+//! threads that own the connections, workers hand each other packets and stray
+//! datagrams, and tell the rooms what happened. Plain data; no part reaches into
+//! another's state.
+
+use std::net::{IpAddr, SocketAddr};
+
+use bytes::BytesMut;
+use convene_protocol::signal::PcKind;
+use rtc::rtp;
+use tokio::sync::mpsc::UnboundedSender;
+
+use super::port::MediaKind;
+use crate::ids::UserId;
+
+/// Which worker owns a connection, and where in its table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnKey {
+    pub worker: u16,
+    pub id: u64,
+}
+
+/// A published track, unique across the relay.
+pub type TrackKey = u64;
+
+/// What a room tells a worker (and what workers tell each other).
+pub enum Cmd {
+    /// Create a connection for `user`'s `role` leg with these ICE credentials.
+    Open {
+        key: ConnKey,
+        user: UserId,
+        role: PcKind,
+        ufrag: String,
+        pwd: String,
+        events: UnboundedSender<ConnEvent>,
+    },
+    /// The client's offer on its publish connection (answered with `ConnEvent::Answer`).
+    Offer {
+        key: ConnKey,
+        sdp: String,
+        screen_ids: Vec<String>,
+    },
+    /// The client's answer on its subscribe connection.
+    Answer {
+        key: ConnKey,
+        sdp: String,
+    },
+    /// Start sending `track` (published by `owner` on `source`'s worker) on this
+    /// subscribe connection.
+    AddLeg {
+        key: ConnKey,
+        track: TrackKey,
+        kind: MediaKind,
+        owner: UserId,
+        source: ConnKey,
+    },
+    RemoveLeg {
+        key: ConnKey,
+        track: TrackKey,
+    },
+    /// On the publisher's worker: also hand `track`'s packets to `worker` (or stop).
+    Fanout {
+        track: TrackKey,
+        worker: u16,
+        add: bool,
+    },
+    /// On the publisher's worker: whether `track` may be forwarded.
+    Gate {
+        track: TrackKey,
+        open: bool,
+    },
+    Close {
+        key: ConnKey,
+    },
+    /// From another worker: packets of tracks with subscribers here.
+    Forward(Vec<(TrackKey, rtp::Packet)>),
+    /// From another worker: a subscriber of `track` needs a keyframe.
+    Keyframe(TrackKey),
+    /// From another worker: datagrams its socket received for connections owned here.
+    Datagrams(Vec<Stray>),
+    /// From another worker: datagrams from `addr` belong to a connection of `worker`.
+    Route {
+        addr: SocketAddr,
+        worker: Option<u16>,
+    },
+    Shutdown,
+}
+
+/// A datagram that reached the wrong worker's socket.
+pub struct Stray {
+    pub src: SocketAddr,
+    pub dst_ip: Option<IpAddr>,
+    pub data: BytesMut,
+    /// The worker whose socket received it (told where the address belongs).
+    pub from: u16,
+}
+
+/// What a worker tells the room that owns a connection.
+#[derive(Debug)]
+pub enum ConnEvent {
+    /// The answer to the client's offer on its publish connection.
+    Answer { user: UserId, sdp: String },
+    /// An offer for the client's subscribe connection.
+    Offer { user: UserId, sdp: String },
+    /// The client started sending a track.
+    Published {
+        user: UserId,
+        track: TrackKey,
+        kind: MediaKind,
+        source: ConnKey,
+    },
+    /// The connection failed (consent expired, DTLS closed) and was closed.
+    Failed { user: UserId, role: PcKind },
+    /// A request could not be carried out (shown to the client as an error).
+    Refused { user: UserId, message: String },
+}

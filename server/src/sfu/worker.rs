@@ -1,0 +1,884 @@
+//! One media worker: a thread that owns a socket on the shared media port and a share of
+//! the connections, and runs them without a lock on the packet path.
+//!
+//! Each turn it waits (poll) for its socket, its wake-up fd or the next connection
+//! deadline; takes the commands queued for it; reads datagrams a batch at a time
+//! (`recvmmsg`); routes each by its source address (learned from the first authentic
+//! STUN binding request, whose USERNAME names the connection) to the connection's
+//! `rtc` state machine; forwards the RTP that comes out; and writes everything the
+//! connections want sent in batches (`sendmmsg`).
+//!
+//! Another worker's packets: the kernel picks a socket by 4-tuple, so a connection's
+//! datagrams may reach a worker that does not own it. That worker hands them to the
+//! owner (once per batch, through the owner's queue), and after the first one knows
+//! the address belongs there. A publisher's packets reach subscribers on other workers
+//! the same way: one copy per track per worker per batch, then each worker writes to
+//! its own subscribers. Queues between workers are unbounded in count but drained
+//! every turn; a subscriber whose client is slow loses its own UDP packets in the
+//! network, never anyone else's.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::Receiver;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use convene_protocol::signal::PcKind;
+use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent, RTCTrackEventInit};
+use rtc::peer_connection::message::RTCMessage;
+use rtc::peer_connection::state::RTCPeerConnectionState;
+use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtp;
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
+use rtc::rtp_transceiver::RTCRtpReceiverId;
+use rtc::sansio::Protocol;
+use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
+use socket2::Socket;
+
+use super::conn::Conn;
+use super::pc_setup::Shared;
+use super::port::MediaKind;
+use super::stats;
+use super::stun;
+use super::udp::{self, Outgoing, RecvBuffers, Waker};
+use super::wire::{Cmd, ConnEvent, ConnKey, Stray, TrackKey};
+
+/// At most one keyframe request per track this often, however many viewers ask.
+pub const PLI_INTERVAL: Duration = Duration::from_millis(500);
+/// Batches read per turn before commands and timers get their say.
+const READS_PER_TURN: usize = 16;
+/// Longest sleep: a turn at least this often, whatever the deadlines say.
+const MAX_WAIT: Duration = Duration::from_millis(500);
+
+/// Which connection a ufrag names, for datagrams from addresses not seen yet.
+pub type Directory = RwLock<HashMap<String, ConnKey>>;
+
+/// How other threads reach a worker.
+pub struct Handle {
+    pub tx: std::sync::mpsc::Sender<Cmd>,
+    pub waker: Waker,
+}
+
+impl Handle {
+    pub fn send(&self, cmd: Cmd) {
+        if self.tx.send(cmd).is_ok() {
+            self.waker.wake();
+        }
+    }
+}
+
+pub struct Setup {
+    pub index: u16,
+    pub socket: Socket,
+    pub port: u16,
+    /// The host candidates every connection advertises.
+    pub candidates: Vec<SocketAddr>,
+    /// NAT 1:1: the address clients send to, whatever interface it reaches.
+    pub public_ip: Option<IpAddr>,
+    pub shared: Arc<Shared>,
+    pub rx: Receiver<Cmd>,
+    pub peers: Arc<Vec<Handle>>,
+    pub directory: Arc<Directory>,
+    pub track_ids: Arc<AtomicU64>,
+}
+
+/// Where datagrams from an address go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dest {
+    Local(u64),
+    Worker(u16),
+}
+
+/// A track's forwarding on this worker.
+struct Route {
+    kind: MediaKind,
+    /// On the publisher's worker: its connection, receiver and SSRC.
+    source: Option<(u64, RTCRtpReceiverId, u32)>,
+    source_worker: u16,
+    gate: bool,
+    /// Subscribe connections here that send this track.
+    legs: Vec<u64>,
+    /// On the publisher's worker: other workers with subscribers.
+    fanout: Vec<u16>,
+    last_pli: Option<Instant>,
+    pli_pending: bool,
+}
+
+struct Worker {
+    s: Setup,
+    fd: i32,
+    conns: HashMap<u64, Conn>,
+    by_addr: HashMap<SocketAddr, Dest>,
+    timers: BinaryHeap<Reverse<(Instant, u64)>>,
+    routes: HashMap<TrackKey, Route>,
+    /// Keyframe requests deferred by the throttle, by when they are due.
+    pli_due: Vec<(Instant, TrackKey)>,
+    /// Connections that may have something to send or a new deadline.
+    dirty: HashSet<u64>,
+    out: Vec<Outgoing>,
+    forward_out: Vec<Vec<(TrackKey, rtp::Packet)>>,
+    stray_out: Vec<Vec<Stray>>,
+    recv: RecvBuffers,
+}
+
+pub fn run(s: Setup) {
+    let workers = s.peers.len();
+    let fd = s.socket.as_raw_fd();
+    let mut w = Worker {
+        s,
+        fd,
+        conns: HashMap::new(),
+        by_addr: HashMap::new(),
+        timers: BinaryHeap::new(),
+        routes: HashMap::new(),
+        pli_due: vec![],
+        dirty: HashSet::new(),
+        out: Vec::with_capacity(udp::BATCH * 4),
+        forward_out: (0..workers).map(|_| vec![]).collect(),
+        stray_out: (0..workers).map(|_| vec![]).collect(),
+        recv: RecvBuffers::default(),
+    };
+    w.run();
+}
+
+fn context(local: SocketAddr, peer: SocketAddr) -> TransportContext {
+    TransportContext {
+        local_addr: local,
+        peer_addr: peer,
+        transport_protocol: TransportProtocol::UDP,
+        ecn: None,
+    }
+}
+
+impl Worker {
+    fn me(&self) -> &Handle {
+        &self.s.peers[self.s.index as usize]
+    }
+
+    fn run(&mut self) {
+        loop {
+            let now = Instant::now();
+            let next = self
+                .timers
+                .peek()
+                .map(|Reverse((t, _))| *t)
+                .into_iter()
+                .chain(self.pli_due.iter().map(|(t, _)| *t))
+                .min()
+                .unwrap_or(now + MAX_WAIT);
+            let wait = next.saturating_duration_since(now).min(MAX_WAIT);
+            // Round up so a deadline 0.3 ms away is not a busy loop of zero waits.
+            let ms = if wait.is_zero() {
+                0
+            } else {
+                wait.as_millis().max(1) as i32
+            };
+            udp::wait(self.fd, self.me().waker.fd(), ms);
+            self.me().waker.clear();
+            let now = Instant::now();
+            while let Ok(cmd) = self.s.rx.try_recv() {
+                if matches!(cmd, Cmd::Shutdown) {
+                    self.shutdown(now);
+                    return;
+                }
+                self.command(cmd, now);
+            }
+            for _ in 0..READS_PER_TURN {
+                match udp::recv_batch(self.fd, &mut self.recv) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        for i in 0..n {
+                            let r = self.recv.got[i];
+                            if r.len == 0 {
+                                continue;
+                            }
+                            let data = BytesMut::from(self.recv.data(i));
+                            self.datagram(r.src, r.dst_ip, data, None, now);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(worker = self.s.index, "media socket read failed: {e}");
+                        break;
+                    }
+                }
+            }
+            self.run_timers(now);
+            self.flush(now);
+        }
+    }
+
+    fn shutdown(&mut self, now: Instant) {
+        let ids: Vec<u64> = self.conns.keys().copied().collect();
+        for id in ids {
+            self.close_conn(id, false, now);
+        }
+        self.flush(now);
+    }
+
+    /// Routes one datagram. `from`: the worker that handed it over, if any (it is told
+    /// where the address belongs once the connection is known).
+    fn datagram(
+        &mut self,
+        src: SocketAddr,
+        dst_ip: Option<IpAddr>,
+        data: BytesMut,
+        from: Option<u16>,
+        now: Instant,
+    ) {
+        match self.by_addr.get(&src).copied() {
+            Some(Dest::Local(id)) => return self.feed(id, src, dst_ip, data, now),
+            Some(Dest::Worker(w)) if w != self.s.index => {
+                return self.stray_out[w as usize].push(Stray {
+                    src,
+                    dst_ip,
+                    data,
+                    from: self.s.index,
+                });
+            }
+            _ => {}
+        }
+        // An address we do not know: only an authentic binding request may introduce it.
+        let Some(req) = stun::binding_request(&data) else {
+            stats::DROPPED_UNROUTABLE.inc();
+            return;
+        };
+        let owner = self
+            .s
+            .directory
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&req.ufrag)
+            .copied();
+        let Some(owner) = owner else {
+            stats::DROPPED_UNKNOWN_UFRAG.inc();
+            return;
+        };
+        if owner.worker != self.s.index {
+            self.stray_out[owner.worker as usize].push(Stray {
+                src,
+                dst_ip,
+                data,
+                from: self.s.index,
+            });
+            return;
+        }
+        let Some(conn) = self.conns.get_mut(&owner.id) else {
+            stats::DROPPED_UNKNOWN_UFRAG.inc();
+            return;
+        };
+        if !req.authenticate(&conn.pwd, self.s.shared.provider.crypto()) {
+            stats::DROPPED_UNAUTHENTICATED.inc();
+            return;
+        }
+        if conn.connected && conn.last_dst.is_some_and(|d| d != src) {
+            // The client's address changed under it (NAT rebinding): the ICE agent
+            // keeps the address it selected, and the wire follows the client.
+            let known = conn.last_dst.expect("checked");
+            conn.rebound = Some((known, src));
+            tracing::debug!(user = %conn.user, %known, now_at = %src, "media address rebound");
+        }
+        if !conn.addrs.contains(&src) {
+            conn.addrs.push(src);
+        }
+        self.by_addr.insert(src, Dest::Local(owner.id));
+        if let Some(w) = from.filter(|w| *w != self.s.index) {
+            self.s.peers[w as usize].send(Cmd::Route {
+                addr: src,
+                worker: Some(self.s.index),
+            });
+        }
+        self.feed(owner.id, src, dst_ip, data, now);
+    }
+
+    fn local_addr(&self, dst_ip: Option<IpAddr>) -> SocketAddr {
+        let ip = self
+            .s
+            .public_ip
+            .or(dst_ip)
+            .unwrap_or_else(|| self.s.candidates[0].ip());
+        SocketAddr::new(ip, self.s.port)
+    }
+
+    fn feed(
+        &mut self,
+        id: u64,
+        src: SocketAddr,
+        dst_ip: Option<IpAddr>,
+        data: BytesMut,
+        now: Instant,
+    ) {
+        let local = self.local_addr(dst_ip);
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
+        let peer = conn.agent_addr(src);
+        let _ = conn.pc.handle_read(TaggedBytesMut {
+            now,
+            transport: context(local, peer),
+            message: data,
+        });
+        self.after_io(id, now);
+    }
+
+    /// Takes what a connection produced: events, received media, and marks it for a
+    /// write and a new deadline.
+    fn after_io(&mut self, id: u64, now: Instant) {
+        self.dirty.insert(id);
+        let mut events = vec![];
+        let mut media = vec![];
+        {
+            let Some(conn) = self.conns.get_mut(&id) else {
+                return;
+            };
+            while let Some(ev) = conn.pc.poll_event() {
+                events.push(ev);
+            }
+            while let Some(m) = conn.pc.poll_read() {
+                media.push(m.message);
+            }
+        }
+        for ev in events {
+            self.event(id, ev, now);
+        }
+        for m in media {
+            match m {
+                RTCMessage::RtpPacket(_, pkt) => self.forward(id, pkt, now),
+                RTCMessage::RtcpPacket(_, pkts) => self.rtcp_from_subscriber(id, &pkts, now),
+                _ => {}
+            }
+        }
+    }
+
+    fn event(&mut self, id: u64, ev: RTCPeerConnectionEvent, now: Instant) {
+        match ev {
+            RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) => match state {
+                RTCPeerConnectionState::Connected => {
+                    let Some(conn) = self.conns.get_mut(&id) else {
+                        return;
+                    };
+                    conn.connected = true;
+                    // Whatever it subscribed to before the connection was up: keyframes.
+                    let tracks: Vec<TrackKey> = conn.legs.keys().copied().collect();
+                    for t in tracks {
+                        self.request_keyframe(t, now);
+                    }
+                }
+                RTCPeerConnectionState::Failed | RTCPeerConnectionState::Disconnected => {
+                    let failed = state == RTCPeerConnectionState::Failed;
+                    if let Some(conn) = self.conns.get(&id) {
+                        tracing::debug!(user = %conn.user, role = ?conn.role, %state, "media connection");
+                    }
+                    if failed {
+                        self.close_conn(id, true, now);
+                    }
+                }
+                _ => {}
+            },
+            RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) => {
+                self.track_opened(id, init)
+            }
+            _ => {}
+        }
+    }
+
+    /// The first RTP of a new stream on a publish connection: a published track.
+    fn track_opened(&mut self, id: u64, init: RTCTrackEventInit) {
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
+        if conn.role != PcKind::Publish || conn.inbound.contains_key(&init.ssrc) {
+            return;
+        }
+        let rtp_kind = conn
+            .pc
+            .rtp_receiver(init.receiver_id)
+            .map(|r| r.track().kind())
+            .unwrap_or(RtpCodecKind::Video);
+        let kind = match rtp_kind {
+            RtpCodecKind::Audio => MediaKind::Audio,
+            _ if conn.screen_ids.contains(&init.track_id) => MediaKind::Screen,
+            _ => MediaKind::Video,
+        };
+        let track = self.s.track_ids.fetch_add(1, Ordering::Relaxed);
+        conn.inbound.insert(init.ssrc, (track, init.receiver_id));
+        stats::TRACKS.inc();
+        self.routes.insert(
+            track,
+            Route {
+                kind,
+                source: Some((id, init.receiver_id, init.ssrc)),
+                source_worker: self.s.index,
+                gate: false,
+                legs: vec![],
+                fanout: vec![],
+                last_pli: None,
+                pli_pending: false,
+            },
+        );
+        let _ = conn.events.send(ConnEvent::Published {
+            user: conn.user.clone(),
+            track,
+            kind,
+            source: conn.key,
+        });
+    }
+
+    /// A publisher's packet: to the subscribers here, and one copy to each other worker
+    /// with subscribers.
+    fn forward(&mut self, from: u64, pkt: rtp::Packet, now: Instant) {
+        let Some(conn) = self.conns.get(&from) else {
+            return;
+        };
+        let Some(&(track, _)) = conn.inbound.get(&pkt.header.ssrc) else {
+            return;
+        };
+        let Some(route) = self.routes.get(&track) else {
+            return;
+        };
+        if !route.gate {
+            return;
+        }
+        for &w in &route.fanout {
+            self.forward_out[w as usize].push((track, pkt.clone()));
+        }
+        self.fan_local(track, &pkt, now);
+    }
+
+    fn fan_local(&mut self, track: TrackKey, pkt: &rtp::Packet, now: Instant) {
+        let Some(route) = self.routes.get(&track) else {
+            return;
+        };
+        for cid in &route.legs {
+            let Some(conn) = self.conns.get_mut(cid) else {
+                continue;
+            };
+            if !conn.connected {
+                continue;
+            }
+            let Some(leg) = conn.legs.get(&track).copied() else {
+                continue;
+            };
+            // Each subscriber connection negotiated its own SSRC and payload type, and
+            // none of the publisher's header extensions: the header is rebuilt, the
+            // payload shared.
+            let out = rtp::Packet {
+                header: rtp::header::Header {
+                    version: 2,
+                    marker: pkt.header.marker,
+                    payload_type: leg.pt,
+                    sequence_number: pkt.header.sequence_number,
+                    timestamp: pkt.header.timestamp,
+                    ssrc: leg.ssrc,
+                    csrc: pkt.header.csrc.clone(),
+                    ..Default::default()
+                },
+                payload: pkt.payload.clone(),
+            };
+            if let Some(mut sender) = conn.pc.rtp_sender(leg.sender) {
+                if sender.write_rtp(now, out).is_ok() {
+                    stats::FORWARDED.inc();
+                }
+            }
+            self.dirty.insert(*cid);
+        }
+    }
+
+    /// Keyframe requests from a viewer, for the tracks it receives.
+    fn rtcp_from_subscriber(&mut self, id: u64, pkts: &[Box<dyn rtc::rtcp::Packet>], now: Instant) {
+        let mut tracks = vec![];
+        if let Some(conn) = self.conns.get(&id) {
+            for p in pkts {
+                let ssrc = if let Some(pli) = p.as_any().downcast_ref::<PictureLossIndication>() {
+                    Some(pli.media_ssrc)
+                } else {
+                    p.as_any()
+                        .downcast_ref::<FullIntraRequest>()
+                        .map(|fir| fir.media_ssrc)
+                };
+                if let Some(t) = ssrc.and_then(|s| conn.by_out_ssrc.get(&s)) {
+                    tracks.push(*t);
+                }
+            }
+        }
+        for t in tracks {
+            self.request_keyframe(t, now);
+        }
+    }
+
+    /// Asks the track's publisher for a keyframe, at most once per `PLI_INTERVAL`; a
+    /// request inside the interval is deferred to its end, not dropped, so a viewer who
+    /// joins just after another still gets one.
+    fn request_keyframe(&mut self, track: TrackKey, now: Instant) {
+        let Some(route) = self.routes.get_mut(&track) else {
+            return;
+        };
+        if route.kind == MediaKind::Audio {
+            return;
+        }
+        if route.source_worker != self.s.index {
+            self.s.peers[route.source_worker as usize].send(Cmd::Keyframe(track));
+            return;
+        }
+        let Some((conn_id, receiver, ssrc)) = route.source else {
+            return;
+        };
+        match route.last_pli {
+            Some(last) if now < last + PLI_INTERVAL => {
+                if !route.pli_pending {
+                    route.pli_pending = true;
+                    self.pli_due.push((last + PLI_INTERVAL, track));
+                }
+                return;
+            }
+            _ => {}
+        }
+        route.last_pli = Some(now);
+        route.pli_pending = false;
+        if let Some(conn) = self.conns.get_mut(&conn_id) {
+            if let Some(mut r) = conn.pc.rtp_receiver(receiver) {
+                let pli = PictureLossIndication {
+                    sender_ssrc: 0,
+                    media_ssrc: ssrc,
+                };
+                let _ = r.write_rtcp(now, vec![Box::new(pli)]);
+                stats::KEYFRAME_REQUESTS.inc();
+            }
+            self.dirty.insert(conn_id);
+        }
+    }
+
+    fn run_timers(&mut self, now: Instant) {
+        while let Some(Reverse((t, id))) = self.timers.peek().copied() {
+            if t > now {
+                break;
+            }
+            self.timers.pop();
+            let due = self.conns.get(&id).is_some_and(|c| c.deadline == Some(t));
+            if !due {
+                continue; // a stale entry: the deadline moved since
+            }
+            if let Some(conn) = self.conns.get_mut(&id) {
+                conn.deadline = None;
+                if let Err(e) = conn.pc.handle_timeout(now) {
+                    tracing::debug!(user = %conn.user, "media timer: {e}");
+                }
+            }
+            self.after_io(id, now);
+        }
+        if !self.pli_due.is_empty() {
+            let (due, later): (Vec<_>, Vec<_>) =
+                self.pli_due.drain(..).partition(|(t, _)| *t <= now);
+            self.pli_due = later;
+            for (_, track) in due {
+                if let Some(r) = self.routes.get_mut(&track) {
+                    r.pli_pending = false;
+                }
+                self.request_keyframe(track, now);
+            }
+        }
+    }
+
+    /// Writes what every touched connection wants sent, re-arms its timer, and hands
+    /// other workers their packets.
+    fn flush(&mut self, now: Instant) {
+        let use_src = self.s.public_ip.is_none();
+        for id in std::mem::take(&mut self.dirty) {
+            let Some(conn) = self.conns.get_mut(&id) else {
+                continue;
+            };
+            while let Some(msg) = conn.pc.poll_write() {
+                let dst = msg.transport.peer_addr;
+                conn.last_dst = Some(dst);
+                let src_ip = Some(msg.transport.local_addr.ip())
+                    .filter(|ip| use_src && !ip.is_unspecified());
+                self.out.push(Outgoing {
+                    dst: conn.wire_addr(dst),
+                    src_ip,
+                    data: msg.message,
+                });
+                if self.out.len() >= udp::BATCH {
+                    let sent = udp::send_batch(self.fd, &mut self.out);
+                    stats::SEND_DROPPED.add(sent.dropped);
+                }
+            }
+            let next = conn.pc.poll_timeout();
+            if next != conn.deadline {
+                conn.deadline = next;
+                if let Some(t) = next {
+                    self.timers.push(Reverse((t, id)));
+                }
+            }
+            // A subscribe connection whose tracks changed offers again when it may.
+            if let Some(made) = conn.renegotiate(now) {
+                let ev = match made {
+                    Ok(sdp) => ConnEvent::Offer {
+                        user: conn.user.clone(),
+                        sdp,
+                    },
+                    Err(e) => ConnEvent::Refused {
+                        user: conn.user.clone(),
+                        message: format!("the relay could not offer: {e}"),
+                    },
+                };
+                let _ = conn.events.send(ev);
+            }
+        }
+        if !self.out.is_empty() {
+            let sent = udp::send_batch(self.fd, &mut self.out);
+            stats::SEND_DROPPED.add(sent.dropped);
+        }
+        for w in 0..self.forward_out.len() {
+            if !self.forward_out[w].is_empty() {
+                let batch = std::mem::take(&mut self.forward_out[w]);
+                self.s.peers[w].send(Cmd::Forward(batch));
+            }
+            if !self.stray_out[w].is_empty() {
+                let batch = std::mem::take(&mut self.stray_out[w]);
+                self.s.peers[w].send(Cmd::Datagrams(batch));
+            }
+        }
+        let _ = now;
+    }
+
+    fn command(&mut self, cmd: Cmd, now: Instant) {
+        match cmd {
+            Cmd::Open {
+                key,
+                user,
+                role,
+                ufrag,
+                pwd,
+                events,
+            } => {
+                let built = self
+                    .s
+                    .shared
+                    .build(&ufrag, &pwd, role == PcKind::Subscribe, now)
+                    .and_then(|pc| {
+                        Conn::new(
+                            key,
+                            user.clone(),
+                            role,
+                            pc,
+                            ufrag.clone(),
+                            pwd,
+                            events.clone(),
+                            &self.s.candidates,
+                        )
+                    });
+                match built {
+                    Ok(conn) => {
+                        stats::PEERS.inc();
+                        self.conns.insert(key.id, conn);
+                        self.s
+                            .directory
+                            .write()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .insert(ufrag, key);
+                        self.dirty.insert(key.id);
+                    }
+                    Err(e) => {
+                        tracing::warn!(%user, "cannot create a media connection: {e}");
+                        let _ = events.send(ConnEvent::Refused {
+                            user,
+                            message: "the server could not create a media connection".into(),
+                        });
+                    }
+                }
+            }
+            Cmd::Offer {
+                key,
+                sdp,
+                screen_ids,
+            } => {
+                let Some(conn) = self.conns.get_mut(&key.id) else {
+                    return;
+                };
+                conn.screen_ids = screen_ids.into_iter().collect();
+                let ev = match conn.answer_offer(sdp, now) {
+                    Ok(sdp) => ConnEvent::Answer {
+                        user: conn.user.clone(),
+                        sdp,
+                    },
+                    Err(e) => ConnEvent::Refused {
+                        user: conn.user.clone(),
+                        message: format!("offer refused: {e}"),
+                    },
+                };
+                let _ = conn.events.send(ev);
+                self.after_io(key.id, now);
+            }
+            Cmd::Answer { key, sdp } => {
+                let Some(conn) = self.conns.get_mut(&key.id) else {
+                    return;
+                };
+                if let Err(e) = conn.take_answer(sdp, now) {
+                    let _ = conn.events.send(ConnEvent::Refused {
+                        user: conn.user.clone(),
+                        message: format!("answer refused: {e}"),
+                    });
+                }
+                self.after_io(key.id, now);
+            }
+            Cmd::AddLeg {
+                key,
+                track,
+                kind,
+                owner,
+                source,
+            } => {
+                let Some(conn) = self.conns.get_mut(&key.id) else {
+                    return;
+                };
+                if let Err(e) = conn.add_leg(track, kind, &owner) {
+                    tracing::warn!(user = %conn.user, "cannot add a track: {e}");
+                    return;
+                }
+                let connected = conn.connected;
+                stats::SINKS.inc();
+                let route = self.routes.entry(track).or_insert_with(|| Route {
+                    kind,
+                    source: None,
+                    source_worker: source.worker,
+                    gate: false,
+                    legs: vec![],
+                    fanout: vec![],
+                    last_pli: None,
+                    pli_pending: false,
+                });
+                route.legs.push(key.id);
+                self.dirty.insert(key.id);
+                if connected {
+                    // A new viewer needs a keyframe to start decoding.
+                    self.request_keyframe(track, now);
+                }
+            }
+            Cmd::RemoveLeg { key, track } => self.remove_leg(key.id, track),
+            Cmd::Fanout { track, worker, add } => {
+                if let Some(r) = self.routes.get_mut(&track) {
+                    r.fanout.retain(|w| *w != worker);
+                    if add {
+                        r.fanout.push(worker);
+                    }
+                }
+            }
+            Cmd::Gate { track, open } => {
+                if let Some(r) = self.routes.get_mut(&track) {
+                    r.gate = open;
+                }
+            }
+            Cmd::Close { key } => self.close_conn(key.id, false, now),
+            Cmd::Forward(batch) => {
+                for (track, pkt) in batch {
+                    self.fan_local(track, &pkt, now);
+                }
+            }
+            Cmd::Keyframe(track) => self.request_keyframe(track, now),
+            Cmd::Datagrams(strays) => {
+                for s in strays {
+                    self.datagram(s.src, s.dst_ip, s.data, Some(s.from), now);
+                }
+            }
+            Cmd::Route { addr, worker } => match worker {
+                Some(w) => {
+                    self.by_addr.insert(addr, Dest::Worker(w));
+                }
+                None => {
+                    if matches!(self.by_addr.get(&addr), Some(Dest::Worker(_))) {
+                        self.by_addr.remove(&addr);
+                    }
+                }
+            },
+            Cmd::Shutdown => {}
+        }
+    }
+
+    fn remove_leg(&mut self, id: u64, track: TrackKey) {
+        if let Some(conn) = self.conns.get_mut(&id) {
+            if conn.legs.contains_key(&track) {
+                conn.remove_leg(track);
+                stats::SINKS.dec();
+                self.dirty.insert(id);
+            }
+        }
+        if let Some(r) = self.routes.get_mut(&track) {
+            r.legs.retain(|c| *c != id);
+            if r.legs.is_empty() && r.source.is_none() {
+                self.routes.remove(&track);
+            }
+        }
+    }
+
+    /// Closes a connection and forgets everything about it. `failed`: its consent
+    /// expired or it failed; the room is told.
+    fn close_conn(&mut self, id: u64, failed: bool, now: Instant) {
+        let Some(mut conn) = self.conns.remove(&id) else {
+            return;
+        };
+        // Say goodbye (DTLS close_notify) before forgetting the addresses.
+        let _ = conn.pc.close();
+        while let Some(msg) = conn.pc.poll_write() {
+            self.out.push(Outgoing {
+                dst: conn.wire_addr(msg.transport.peer_addr),
+                src_ip: None,
+                data: msg.message,
+            });
+        }
+        self.s
+            .directory
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&conn.ufrag);
+        let mut addrs = conn.addrs.clone();
+        if let Some((_, now_at)) = conn.rebound {
+            addrs.push(now_at);
+        }
+        for a in addrs {
+            if self.by_addr.get(&a) == Some(&Dest::Local(id)) {
+                self.by_addr.remove(&a);
+            }
+            for (w, peer) in self.s.peers.iter().enumerate() {
+                if w != self.s.index as usize {
+                    peer.send(Cmd::Route {
+                        addr: a,
+                        worker: None,
+                    });
+                }
+            }
+        }
+        for (_, (track, _)) in conn.inbound.drain() {
+            stats::TRACKS.dec();
+            if let Some(r) = self.routes.get_mut(&track) {
+                r.source = None;
+                r.gate = false;
+                if r.legs.is_empty() {
+                    self.routes.remove(&track);
+                }
+            }
+        }
+        let tracks: Vec<TrackKey> = conn.legs.keys().copied().collect();
+        for t in tracks {
+            stats::SINKS.dec();
+            if let Some(r) = self.routes.get_mut(&t) {
+                r.legs.retain(|c| *c != id);
+                if r.legs.is_empty() && r.source.is_none() {
+                    self.routes.remove(&t);
+                }
+            }
+        }
+        self.dirty.remove(&id);
+        stats::PEERS.dec();
+        if failed {
+            let _ = conn.events.send(ConnEvent::Failed {
+                user: conn.user.clone(),
+                role: conn.role,
+            });
+        }
+        let _ = now;
+    }
+}
