@@ -14,10 +14,10 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use super::config::SfuConfig;
 use super::pc_setup::Shared;
-use super::udp;
 use super::wire::{Cmd, ConnEvent, ConnKey};
 use super::worker::{self, Directory, Handle};
 use crate::ids::{random_token, UserId};
+use mediaio as udp;
 
 pub struct Engine {
     workers: Arc<Vec<Handle>>,

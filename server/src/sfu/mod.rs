@@ -3,7 +3,7 @@
 //!
 //! One UDP port carries all media. `engine` binds it once per worker thread
 //! (SO_REUSEPORT) and starts the workers; each `worker` owns its socket and a share of
-//! the connections, reads and writes in batches (`udp`: recvmmsg / sendmmsg), routes
+//! the connections, reads and writes in batches (the `mediaio` crate: recvmmsg / sendmmsg), routes
 //! datagrams by source address (learned from the first authentic STUN binding request,
 //! `stun`), drives each `conn`'s `rtc` state machine, and forwards RTP with its header
 //! rewritten per subscriber. A `room` task per live session decides who receives what
@@ -23,7 +23,6 @@ pub mod port;
 mod room;
 pub mod stats;
 mod stun;
-mod udp;
 mod wire;
 mod worker;
 

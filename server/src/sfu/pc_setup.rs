@@ -113,7 +113,9 @@ impl Shared {
         let certificate =
             RTCCertificate::generate(provider.crypto(), SignatureScheme::EcdsaP256Sha256, params)
                 .map_err(|e| e.to_string())?;
-        let disconnected = Duration::from_secs(5).min(consent_failed_after);
+        // The agent calls a silent client disconnected first, then failed after the
+        // rest (a zero "failed" timeout would mean never).
+        let disconnected = Duration::from_secs(5).min(consent_failed_after / 3);
         // As DTLS server we take the first profile of the client's list that we also
         // list, and Chromium lists AES-CM before AES-GCM: only by listing GCM alone do we
         // get AEAD_AES_128_GCM, about five times cheaper per packet than AES-CM with

@@ -45,8 +45,8 @@ use super::pc_setup::Shared;
 use super::port::MediaKind;
 use super::stats;
 use super::stun;
-use super::udp::{self, Outgoing, RecvBuffers, Waker};
 use super::wire::{Cmd, ConnEvent, ConnKey, Stray, TrackKey};
+use mediaio::{self as udp, Outgoing, RecvBuffers, Waker};
 
 /// At most one keyframe request per track this often, however many viewers ask.
 pub const PLI_INTERVAL: Duration = Duration::from_millis(500);

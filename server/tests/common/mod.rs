@@ -2,6 +2,7 @@
 //! client for it. Every wait has a timeout.
 #![allow(dead_code)]
 
+pub mod light;
 pub mod rtc;
 pub mod ws;
 

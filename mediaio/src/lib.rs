@@ -1,8 +1,10 @@
-//! The media socket and batched I/O: every worker binds the same UDP port with
-//! SO_REUSEPORT (the kernel spreads clients over the workers by 4-tuple), reads up to a
-//! batch of datagrams per `recvmmsg` call with the destination address of each
-//! (IP_PKTINFO, so one wildcard socket serves every interface), and writes a batch per
-//! `sendmmsg` call with the source address of each.
+//! Batched UDP I/O for media, shared by Convene's relay and its load tool. A socket is
+//! bound with SO_REUSEPORT (the relay's workers share one port; the kernel spreads
+//! clients over them by 4-tuple), reads up to a batch of datagrams per `recvmmsg` call
+//! with the destination address of each (IP_PKTINFO: one wildcard socket serves every
+//! interface, and a load tool can give each client an address of its own on one
+//! socket), and writes a batch per `sendmmsg` call with the source address of each.
+//! Linux only.
 
 use std::io;
 use std::mem::{size_of, zeroed};
@@ -332,21 +334,22 @@ fn write_sockaddr(addr: &SocketAddr, out: &mut libc::sockaddr_storage) -> libc::
 
 /// Waits until `fd` is readable, `wake` is readable, or `timeout_ms` passes.
 pub fn wait(fd: RawFd, wake: RawFd, timeout_ms: i32) {
-    let mut fds = [
-        libc::pollfd {
+    wait_any(&[fd, wake], timeout_ms);
+}
+
+/// Waits until any of `fds` is readable or `timeout_ms` passes (-1: no timeout).
+pub fn wait_any(fds: &[RawFd], timeout_ms: i32) {
+    let mut polls: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|&fd| libc::pollfd {
             fd,
             events: libc::POLLIN,
             revents: 0,
-        },
-        libc::pollfd {
-            fd: wake,
-            events: libc::POLLIN,
-            revents: 0,
-        },
-    ];
-    // SAFETY: two valid pollfd entries.
+        })
+        .collect();
+    // SAFETY: a valid array of pollfd entries of the given length.
     unsafe {
-        libc::poll(fds.as_mut_ptr(), 2, timeout_ms);
+        libc::poll(polls.as_mut_ptr(), polls.len() as libc::nfds_t, timeout_ms);
     }
 }
 
