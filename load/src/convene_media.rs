@@ -1,19 +1,20 @@
 //! A media member against Convene: joins over the real signaling WebSocket, publishes on
-//! a `publish` connection and receives on a `subscribe` connection (trickle ICE both ways).
+//! a `publish` connection and receives on a `subscribe` connection, both light peers of
+//! the run's pool (our candidate is in each SDP; the relay is ICE-lite and needs no
+//! trickle).
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use convene_load::client::{accept_answer, answer_offer, candidate_frame, local_offer, peer, Pc};
+use convene_load::pool::Pool;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
-use webrtc::peer_connection::RTCIceCandidateInit;
 
-use crate::media::{self, Kind, MediaMember, Tally};
+use crate::media::{send_tracks, Kind, MediaMember, Tally, TallySink};
 
 /// What every member of one run shares.
 pub struct Run {
@@ -21,10 +22,12 @@ pub struct Run {
     pub video_pps: u32,
     pub epoch: Instant,
     pub tally: Arc<Tally>,
+    pub sink: Arc<TallySink>,
+    pub pool: Arc<Pool>,
     pub stop: Arc<AtomicBool>,
 }
 
-/// Joins, subscribes, and (if `publish`) sends until `run.stop`.
+/// Joins, subscribes, and (if `publish`) sends until the run stops it.
 pub async fn join(
     server: SocketAddr,
     token: &str,
@@ -49,41 +52,24 @@ pub async fn join(
         }
     }
     let (out, mut out_rx) = mpsc::unbounded_channel::<Value>();
-    let (tracks_tx, tracks_rx) = mpsc::unbounded_channel();
-    let (sub, mut sub_cands) = peer(tracks_tx, |r| r).await?;
-    let mut pcs = vec![sub.clone()];
-    let sent = Arc::new(AtomicU64::new(0));
-    let mut publisher: Option<Pc> = None;
+    let sub = Arc::new(run.pool.peer(vec![], true, Some(run.sink.clone())));
+    run.sink.register(sub.id, joined_at, !publish);
+    let mut peers = vec![sub.clone()];
+    let mut publishers = vec![];
+    let mut publisher = None;
     if publish {
-        let (dead, _) = mpsc::unbounded_channel();
-        let (pc, mut cands) = peer(dead, |r| r).await?;
-        let outgoing = media::add_tracks(&pc, run.kind).await?;
-        let sdp = local_offer(&pc).await?;
-        let _ = out.send(json!({"type": "offer", "pc": "publish", "sdp": sdp}));
-        let o = out.clone();
-        tokio::spawn(async move {
-            while let Some(c) = cands.recv().await {
-                let _ = o.send(candidate_frame("publish", &c));
-            }
-        });
-        media::start_sending(
-            outgoing,
-            run.video_pps,
-            run.epoch,
-            run.stop.clone(),
-            sent.clone(),
+        let p = Arc::new(
+            run.pool
+                .peer(send_tracks(run.kind, run.video_pps), false, None),
         );
-        pcs.push(pc.clone());
-        publisher = Some(pc);
+        let sdp = p.offer().await?;
+        let _ = out.send(json!({"type": "offer", "pc": "publish", "sdp": sdp}));
+        p.set_sending(true);
+        publishers.push(p.stats.clone());
+        peers.push(p.clone());
+        publisher = Some(p);
     }
-    let o = out.clone();
-    tokio::spawn(async move {
-        while let Some(c) = sub_cands.recv().await {
-            let _ = o.send(candidate_frame("subscribe", &c));
-        }
-    });
     let _ = out.send(json!({"type": "subscribe"}));
-    media::count_tracks(tracks_rx, run.tally.clone(), run.epoch, joined_at, !publish);
     let o = out.clone();
     tokio::spawn(async move {
         loop {
@@ -101,19 +87,14 @@ pub async fn join(
                     let sdp = v["sdp"].as_str().unwrap_or_default().to_string();
                     match v["type"].as_str().unwrap_or("") {
                         "offer" => {
-                            if let Ok(sdp) = answer_offer(&sub, sdp).await {
+                            if let Ok(sdp) = sub.answer(sdp).await {
                                 let _ = o.send(json!({"type": "answer", "pc": "subscribe", "sdp": sdp}));
                             }
                         }
                         "answer" => {
                             if let Some(p) = &publisher {
-                                let _ = accept_answer(p, sdp).await;
+                                let _ = p.accept_answer(sdp).await;
                             }
-                        }
-                        "candidate" => {
-                            let Ok(c) = serde_json::from_value::<RTCIceCandidateInit>(v.clone()) else { continue };
-                            let target = if v["pc"] == "subscribe" { Some(&sub) } else { publisher.as_ref() };
-                            if let Some(p) = target { let _ = p.add_ice_candidate(c).await; }
                         }
                         _ => {}
                     }
@@ -123,8 +104,8 @@ pub async fn join(
     });
     let leave = out.clone();
     Ok(MediaMember {
-        pcs,
-        sent,
+        peers,
+        publishers,
         bye: Some(Box::pin(async move {
             let _ = leave.send(json!({"type": "leave"}));
             // Give the writer a moment to flush the frame before the runtime ends.

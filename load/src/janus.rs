@@ -1,22 +1,21 @@
 //! A media member against Janus's VideoRoom, through Janus's HTTP long-poll API, with the
-//! same webrtc-rs peers and the same counting as against Convene: the comparison differs
+//! same light peers and the same counting as against Convene: the comparison differs
 //! only in the SFU. Each member is a Janus session of its own (as a browser would be),
 //! with a publisher handle (`joinandconfigure` with our offer) and a subscriber handle
-//! (`join` as subscriber; Janus offers, we answer with `start`). Janus gathers its own
-//! candidates into its SDP (half-trickle); ours go to it with `trickle`.
+//! (`join` as subscriber; Janus offers, we answer with `start`). Both sides' candidates
+//! travel in the SDPs (Janus gathers its own into its SDP; ours is in each of ours).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use convene_load::client::{accept_answer, answer_offer, local_offer, peer, Pc};
+use convene_load::pool::{Peer, PeerStats};
 use serde_json::{json, Value};
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
-use webrtc::peer_connection::RTCIceCandidateInit;
 
 use crate::convene_media::Run;
-use crate::media::{self, MediaMember};
+use crate::media::{send_tracks, MediaMember};
 
 const PLUGIN: &str = "janus.plugin.videoroom";
 /// Every request and every awaited event gives up after this.
@@ -231,35 +230,6 @@ impl Handle {
             }
         }
     }
-
-    /// Forwards our candidates to Janus until the connection stops gathering. Janus's
-    /// trickle needs an m-line to put a candidate on; with BUNDLE any of ours will do.
-    fn trickle(self: &Arc<Self>, mut cands: UnboundedReceiver<RTCIceCandidateInit>, mid: String) {
-        let h = self.clone();
-        tokio::spawn(async move {
-            while let Some(c) = cands.recv().await {
-                let mid = c
-                    .sdp_mid
-                    .clone()
-                    .filter(|m| !m.is_empty())
-                    .unwrap_or(mid.clone());
-                let cand = json!({"candidate": c.candidate, "sdpMid": mid,
-                                  "sdpMLineIndex": c.sdp_mline_index.unwrap_or(0)});
-                let _ = h
-                    .janus
-                    .post(&h.path, json!({"janus": "trickle", "candidate": cand}))
-                    .await;
-            }
-        });
-    }
-}
-
-fn first_mid(sdp: &str) -> String {
-    sdp.lines()
-        .find_map(|l| l.strip_prefix("a=mid:"))
-        .unwrap_or("0")
-        .trim()
-        .to_string()
 }
 
 /// Creates room `room` with room for `publishers`, Opus and VP8 only, no bitrate cap (the
@@ -287,8 +257,8 @@ pub async fn create_room(janus: &Janus, room: u64, publishers: usize) -> Result<
 /// then subscribe to the others.
 pub struct JanusMember {
     session: Session,
-    pcs: Vec<Pc>,
-    sent: Arc<AtomicU64>,
+    peers: Vec<Arc<Peer>>,
+    publishers: Vec<Arc<PeerStats>>,
     // Handles stay alive with the session; dropping them changes nothing on Janus.
     handles: Vec<Arc<Handle>>,
 }
@@ -303,19 +273,21 @@ pub async fn publish(
     let session = Session::create(janus).await?;
     let mut m = JanusMember {
         session,
-        pcs: Vec::new(),
-        sent: Arc::new(AtomicU64::new(0)),
+        peers: Vec::new(),
+        publishers: Vec::new(),
         handles: Vec::new(),
     };
     let Some(feed) = feed else {
         return Ok(m);
     };
     let h = Arc::new(m.session.attach().await?);
-    let (dead, _) = mpsc::unbounded_channel();
-    let (pc, cands) = peer(dead, |r| r).await?;
-    m.pcs.push(pc.clone());
-    let outgoing = media::add_tracks(&pc, run.kind).await?;
-    let sdp = local_offer(&pc).await?;
+    let pc = Arc::new(
+        run.pool
+            .peer(send_tracks(run.kind, run.video_pps), false, None),
+    );
+    m.peers.push(pc.clone());
+    m.publishers.push(pc.stats.clone());
+    let sdp = pc.offer().await?;
     let reply = h
         .request(
             json!({"request": "joinandconfigure", "room": room, "ptype": "publisher",
@@ -323,18 +295,11 @@ pub async fn publish(
             Some(json!({"type": "offer", "sdp": sdp})),
         )
         .await?;
-    h.trickle(cands, first_mid(&sdp));
     let answer = reply["jsep"]["sdp"]
         .as_str()
         .ok_or_else(|| format!("janus: no answer SDP in {}", reply["plugindata"]))?;
-    accept_answer(&pc, answer.to_string()).await?;
-    media::start_sending(
-        outgoing,
-        run.video_pps,
-        run.epoch,
-        run.stop.clone(),
-        m.sent.clone(),
-    );
+    pc.accept_answer(answer.to_string()).await?;
+    pc.set_sending(true);
     // Janus lists a feed for subscribers only once its connection is up.
     h.wait_for("webrtcup").await?;
     m.handles.push(h);
@@ -353,16 +318,9 @@ pub async fn subscribe(
 ) -> Result<MediaMember> {
     if !feeds.is_empty() {
         let h = Arc::new(m.session.attach().await?);
-        let (tracks_tx, tracks_rx) = mpsc::unbounded_channel();
-        let (pc, cands) = peer(tracks_tx, |r| r).await?;
-        m.pcs.push(pc.clone());
-        media::count_tracks(
-            tracks_rx,
-            run.tally.clone(),
-            run.epoch,
-            joined_at,
-            receive_only,
-        );
+        let pc = Arc::new(run.pool.peer(vec![], true, Some(run.sink.clone())));
+        run.sink.register(pc.id, joined_at, receive_only);
+        m.peers.push(pc.clone());
         let streams: Vec<Value> = feeds.iter().map(|f| json!({"feed": f})).collect();
         let reply = h
             .request(
@@ -374,20 +332,19 @@ pub async fn subscribe(
         let offer = reply["jsep"]["sdp"]
             .as_str()
             .ok_or_else(|| format!("janus: no offer in {}", reply["plugindata"]))?;
-        let sdp = answer_offer(&pc, offer.to_string()).await?;
+        let sdp = pc.answer(offer.to_string()).await?;
         h.request(
             json!({"request": "start", "room": room}),
             Some(json!({"type": "answer", "sdp": sdp})),
         )
         .await?;
-        h.trickle(cands, first_mid(&sdp));
         m.handles.push(h);
     }
     let session = m.session;
     drop(m.handles);
     Ok(MediaMember {
-        pcs: m.pcs,
-        sent: m.sent,
+        peers: m.peers,
+        publishers: m.publishers,
         bye: Some(Box::pin(session.destroy())),
     })
 }

@@ -46,6 +46,10 @@ struct Args {
     /// media: packets per second per video track.
     #[arg(long, default_value_t = 100)]
     pps: u32,
+    /// media: threads of light client peers (each with one UDP socket; every peer has
+    /// an address of its own on 127.50.0.0/16).
+    #[arg(long, default_value_t = 1)]
+    client_threads: usize,
     /// media: seconds measured, after the connections settle.
     #[arg(long, default_value_t = 10)]
     seconds: u64,
@@ -58,6 +62,13 @@ struct Args {
     /// Start this `convene` binary on a free loopback port (with a temp data dir).
     #[arg(long)]
     spawn: Option<String>,
+    /// Pin the spawned server to these CPUs (`taskset -c`), e.g. `1`; pin the tool
+    /// itself with `taskset -c 0 convene-load ...`, so the two never share a core.
+    #[arg(long)]
+    spawn_cpus: Option<String>,
+    /// Media worker threads of the spawned server [default: the server's default].
+    #[arg(long)]
+    spawn_media_workers: Option<usize>,
     /// Server address (host:port on loopback) when not spawning.
     #[arg(long)]
     server: Option<SocketAddr>,
@@ -99,19 +110,39 @@ impl Drop for TempDir {
     }
 }
 
-async fn spawn_server(bin: &str, key: &str) -> Result<(Spawned, SocketAddr), String> {
+async fn spawn_server(
+    bin: &str,
+    key: &str,
+    cpus: Option<&str>,
+    workers: Option<usize>,
+) -> Result<(Spawned, SocketAddr), String> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map_err(|e| e.to_string())?
         .port();
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let dir = std::env::temp_dir().join(format!("convene-load-{}-{port}", std::process::id()));
-    let child = tokio::process::Command::new(bin)
+    let mut cmd = match cpus {
+        Some(c) => {
+            let mut t = tokio::process::Command::new("taskset");
+            t.args(["-c", c, bin]);
+            t
+        }
+        None => tokio::process::Command::new(bin),
+    };
+    if let Some(w) = workers {
+        cmd.env("CONVENE_MEDIA_WORKERS", w.to_string());
+    }
+    let child = cmd
         .args(["serve", "--listen", &addr.to_string()])
         .arg("--data-dir")
         .arg(&dir)
         .env("CONVENE_ADMIN_KEY", key)
         .env("CONVENE_LOG", "warn,rtc=error,webrtc=error")
+        // Media on loopback too (this tool sends nothing elsewhere), on a port the OS
+        // picks so a server already running is not in the way.
+        .env("CONVENE_MEDIA_IP", "127.0.0.1")
+        .env("CONVENE_MEDIA_PORT", "0")
         .kill_on_drop(true)
         .spawn()
         .map_err(|e| format!("cannot start {bin}: {e}"))?;
@@ -139,7 +170,13 @@ async fn run(args: Args) -> Result<(), String> {
         .unwrap_or_else(|| "convene-load-admin-key-0123456789".to_string());
     let (spawned, addr) = match (&args.spawn, args.server) {
         (Some(bin), _) => {
-            let (s, a) = spawn_server(bin, &key).await?;
+            let (s, a) = spawn_server(
+                bin,
+                &key,
+                args.spawn_cpus.as_deref(),
+                args.spawn_media_workers,
+            )
+            .await?;
             (Some(s), a)
         }
         (None, Some(a)) => (None, a),
@@ -322,6 +359,7 @@ async fn run(args: Args) -> Result<(), String> {
 
 fn plan(args: &Args) -> media_run::Plan {
     media_run::Plan {
+        client_threads: args.client_threads,
         publishers: args.publishers,
         subscribers: args.subscribers,
         kind: args.kind,

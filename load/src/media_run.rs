@@ -12,7 +12,9 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::convene_media::{self, Run};
-use crate::media::{Kind, MediaMember, Tally};
+use convene_load::pool::Pool;
+
+use crate::media::{Kind, MediaMember, Tally, TallySink};
 use crate::progress::{countdown, Progress};
 use crate::{admin, janus, stats};
 
@@ -25,6 +27,8 @@ pub enum Sfu<'a> {
 }
 
 pub struct Plan {
+    /// Threads of light client peers (one socket each).
+    pub client_threads: usize,
     pub publishers: usize,
     pub subscribers: usize,
     pub kind: Kind,
@@ -36,11 +40,18 @@ pub struct Plan {
 /// Runs `plan` against `sfu`; `pid` is the SFU's process for CPU and RSS. Returns the
 /// report, also when the run failed part-way (then with `"error"`), so a ladder can stop.
 pub async fn run(plan: &Plan, sfu: Sfu<'_>, pid: Option<u32>) -> Value {
+    let pool = match Pool::start(plan.client_threads, 50) {
+        Ok(p) => p,
+        Err(e) => return json!({"scenario": "media", "error": format!("client peers: {e}")}),
+    };
+    let tally = Tally::new();
     let run = Arc::new(Run {
         kind: plan.kind,
         video_pps: plan.video_pps,
-        epoch: Instant::now(),
-        tally: Tally::new(),
+        epoch: pool.epoch,
+        sink: TallySink::new(tally.clone(), pool.epoch),
+        tally,
+        pool,
         stop: Arc::new(AtomicBool::new(false)),
     });
     let target = match sfu {
@@ -71,8 +82,7 @@ pub async fn run(plan: &Plan, sfu: Sfu<'_>, pid: Option<u32>) -> Value {
     let connected = with_media();
     tokio::time::sleep(Duration::from_secs(2)).await;
 
-    let sent_total =
-        |ms: &[MediaMember]| -> u64 { ms.iter().map(|x| x.sent.load(Ordering::Relaxed)).sum() };
+    let sent_total = |ms: &[MediaMember]| -> u64 { ms.iter().map(MediaMember::sent).sum() };
     run.tally
         .window_start_us
         .store(run.epoch.elapsed().as_micros() as u64, Ordering::Relaxed);
@@ -84,6 +94,9 @@ pub async fn run(plan: &Plan, sfu: Sfu<'_>, pid: Option<u32>) -> Value {
     let t0 = Instant::now();
     countdown(&format!("{target} measuring"), plan.seconds).await;
     run.stop.store(true, Ordering::Relaxed);
+    for x in &members {
+        x.stop_sending();
+    }
     let wall = t0.elapsed();
     let cpu1 = pid.and_then(stats::cpu_time);
     let own1 = stats::cpu_time(me);

@@ -6,6 +6,8 @@
 //! socket), and writes a batch per `sendmmsg` call with the source address of each.
 //! Linux only.
 
+pub mod keytap;
+
 use std::io;
 use std::mem::{size_of, zeroed};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4, SocketAddrV6};

@@ -115,6 +115,16 @@ async fn two_hundred_members_share_one_port_with_one_socket_per_worker() {
     // socket per connection (400 connections; the pool's two threads have one each).
     assert_eq!(sockets_on_port(port), 2, "sockets on the media port");
     assert_eq!(udp_sockets_of_this_process(), 2 + 2, "UDP sockets in all");
+    // After each stream's first packet the relay encrypts on its own, and its output
+    // matched rtc's every time.
+    use convene::sfu::stats;
+    assert_eq!(stats::FAST_PATH_REFUSED.get(), 0);
+    assert!(
+        stats::FORWARDED_FAST.get() * 10 > stats::FORWARDED.get() * 9,
+        "{} of {} forwarded on the fast path",
+        stats::FORWARDED_FAST.get(),
+        stats::FORWARDED.get()
+    );
     drop(subs);
     drop(publisher);
 }

@@ -7,7 +7,8 @@
 //! one socket bound to the wildcard receives for all of them (IP_PKTINFO says which)
 //! and sends from each one's address, so to the SFU every peer is a distinct client.
 //! Peers publish synthetic RTP (payload: packet index and send time) and count what
-//! they receive into a `Sink`.
+//! they receive into a `Sink`. They send to loopback addresses only: anything else the
+//! ICE agent wants to send is dropped.
 
 mod peer;
 mod thread;

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use rtc::crypto::{RTCCryptoProvider, SignatureScheme};
+use mediaio::keytap::KeyTap;
+use rtc::crypto::{RTCCrypto, RTCCryptoProvider, SignatureScheme};
 use rtc::ice::mdns::MulticastDnsMode;
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::certificate::{CertificateParams, RTCCertificate};
@@ -26,6 +27,9 @@ use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
 };
 use rtc::rtp_transceiver::{RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
+use rtc::srtp::context::Context;
+use rtc::srtp::protection_profile::ProtectionProfile;
+use rtc::statistics::StatsSelector;
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::{PeerEvent, PeerStats, SendTrack, Sink};
@@ -51,7 +55,13 @@ impl Shared {
         })
     }
 
-    fn build(&self, now: Instant) -> Result<RTCPeerConnection, String> {
+    /// A peer; `receive_only` peers get no interceptors (nothing they receive needs
+    /// one) and, once connected, decrypt media themselves (see `ClientPeer::rx`).
+    fn build(
+        &self,
+        receive_only: bool,
+        now: Instant,
+    ) -> Result<(RTCPeerConnection, Arc<KeyTap>), String> {
         let mut me = MediaEngine::default();
         for (kind, pt) in [(RtpCodecKind::Audio, 111), (RtpCodecKind::Video, 96)] {
             me.register_codec(
@@ -63,13 +73,17 @@ impl Shared {
             )
             .map_err(|e| e.to_string())?;
         }
-        let registry =
-            register_default_interceptors(Registry::new(), &mut me).map_err(|e| e.to_string())?;
+        let registry = if receive_only {
+            Registry::new()
+        } else {
+            register_default_interceptors(Registry::new(), &mut me).map_err(|e| e.to_string())?
+        };
+        let tap = Arc::new(KeyTap::new(self.provider.clone()));
         let settings = SettingEngineBuilder::new()
             .with_multicast_dns_mode(MulticastDnsMode::Disabled)
-            .with_crypto_provider(self.provider.clone())
+            .with_crypto_provider(tap.clone())
             .build();
-        RTCPeerConnectionBuilder::new()
+        let pc = RTCPeerConnectionBuilder::new()
             .with_configuration(
                 RTCConfigurationBuilder::new()
                     .with_certificates(vec![self.certificate.clone()])
@@ -79,7 +93,8 @@ impl Shared {
             .with_interceptor_registry(registry)
             .with_setting_engine(settings)
             .build(now)
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string())?;
+        Ok((pc, tap))
     }
 }
 
@@ -115,6 +130,13 @@ pub struct ClientPeer {
     /// Incoming streams by SSRC.
     pub kinds: HashMap<u32, RtpCodecKind>,
     pub deadline: Option<Instant>,
+    tap: Arc<KeyTap>,
+    /// Our own SRTP context for what arrives, once DTLS is up; used for every media
+    /// packet once `rx_verified` (its result matched rtc's on a first packet).
+    pub rx: Option<Context>,
+    pub rx_verified: bool,
+    /// A packet we decrypted ourselves and also gave rtc, awaiting rtc's result.
+    pub rx_check: Option<(u16, Bytes)>,
 }
 
 impl ClientPeer {
@@ -131,7 +153,7 @@ impl ClientPeer {
         events: UnboundedSender<PeerEvent>,
         now: Instant,
     ) -> Result<Self, String> {
-        let mut pc = shared.build(now)?;
+        let (mut pc, tap) = shared.build(send.is_empty(), now)?;
         let local = SocketAddr::from((ip, port));
         pc.add_local_candidate(RTCIceCandidateInit {
             candidate: format!("candidate:1 1 udp 2130706431 {ip} {port} typ host"),
@@ -194,7 +216,29 @@ impl ClientPeer {
             events,
             kinds: HashMap::new(),
             deadline: None,
+            tap,
+            rx: None,
+            rx_verified: false,
+            rx_check: None,
         })
+    }
+
+    /// DTLS is up: our own context for decrypting media, from the keys rtc derived.
+    pub fn arm_rx(&mut self, crypto: &dyn RTCCrypto, now: Instant) {
+        let cipher = self
+            .pc
+            .get_stats(now, StatsSelector::None)
+            .transport()
+            .map(|t| t.srtp_cipher.clone())
+            .unwrap_or_default();
+        let profile = match cipher.as_str() {
+            "SRTP_AEAD_AES_128_GCM" => ProtectionProfile::AeadAes128Gcm,
+            "SRTP_AES128_CM_HMAC_SHA1_80" => ProtectionProfile::Aes128CmHmacSha1_80,
+            _ => return,
+        };
+        if let Some((key, salt)) = self.tap.remote_master(profile.salt_len()) {
+            self.rx = Context::new(&key, &salt, profile, None, None, crypto).ok();
+        }
     }
 
     pub fn offer(&mut self, now: Instant) -> Result<String, String> {

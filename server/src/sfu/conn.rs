@@ -3,7 +3,8 @@
 //! here; moving packets is the worker's.
 
 use std::collections::{HashMap, HashSet};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Instant;
 
 use convene_protocol::signal::PcKind;
@@ -14,6 +15,13 @@ use rtc::peer_connection::RTCPeerConnection;
 use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodingParameters, RTCRtpEncodingParameters};
 use rtc::rtp_transceiver::{RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use tokio::sync::mpsc::UnboundedSender;
+
+use rtc::crypto::RTCCrypto;
+use rtc::srtp::context::Context;
+use rtc::srtp::protection_profile::ProtectionProfile;
+use rtc::statistics::StatsSelector;
+
+use mediaio::keytap::KeyTap;
 
 use super::pc_setup::codec_for;
 use super::port::MediaKind;
@@ -40,6 +48,21 @@ pub struct Leg {
     pub sender: RTCRtpSenderId,
     pub ssrc: u32,
     pub pt: u8,
+    pub clock_rate: u32,
+    /// Our own encryption of its first packet matched rtc's: the rest may skip rtc.
+    pub verified: bool,
+    pub packets: u32,
+    pub octets: u32,
+    /// The last packet's RTP timestamp and when it was sent (for sender reports).
+    pub last_ts: u32,
+    pub last_at: Option<Instant>,
+    pub reported: u32,
+}
+
+/// The relay's own SRTP for what a subscribe connection sends: one buffer per packet
+/// per subscriber, encrypted once, with none of rtc's per-packet pipeline.
+pub struct FastSrtp {
+    pub ctx: Context,
 }
 
 pub struct Conn {
@@ -56,6 +79,10 @@ pub struct Conn {
     pub rebound: Option<(SocketAddr, SocketAddr)>,
     /// Where the ICE agent last sent to: the selected pair, once connected.
     pub last_dst: Option<SocketAddr>,
+    /// Our address it sends from (what the client talks to).
+    pub src_ip: Option<IpAddr>,
+    pub tap: Arc<KeyTap>,
+    pub fast: Option<FastSrtp>,
     pub connected: bool,
     /// Publish: browser track ids of screen shares (from the offer's signaling).
     pub screen_ids: HashSet<String>,
@@ -69,6 +96,8 @@ pub struct Conn {
     dirty: bool,
     /// When `handle_timeout` is next due (as last asked).
     pub deadline: Option<Instant>,
+    /// Queued for a flush of forwarded packets.
+    pub written: bool,
 }
 
 impl Conn {
@@ -78,6 +107,7 @@ impl Conn {
         user: UserId,
         role: PcKind,
         mut pc: RTCPeerConnection,
+        tap: Arc<KeyTap>,
         ufrag: String,
         pwd: String,
         events: UnboundedSender<ConnEvent>,
@@ -108,6 +138,9 @@ impl Conn {
             addrs: vec![],
             rebound: None,
             last_dst: None,
+            src_ip: None,
+            tap,
+            fast: None,
             connected: false,
             screen_ids: HashSet::new(),
             inbound: HashMap::new(),
@@ -116,6 +149,7 @@ impl Conn {
             negotiating: false,
             dirty: false,
             deadline: None,
+            written: false,
         })
     }
 
@@ -152,6 +186,7 @@ impl Conn {
             }
         };
         let (codec, pt, rtp_kind) = codec_for(kind);
+        let clock_rate = codec.clock_rate;
         let t = MediaStreamTrack::new(
             stream_id(owner),
             track_id(owner, kind),
@@ -178,7 +213,21 @@ impl Conn {
             )
             .map_err(|e| e.to_string())?;
         let sender = RTCRtpSenderId::from(id);
-        self.legs.insert(track, Leg { sender, ssrc, pt });
+        self.legs.insert(
+            track,
+            Leg {
+                sender,
+                ssrc,
+                pt,
+                clock_rate,
+                verified: false,
+                packets: 0,
+                octets: 0,
+                last_ts: 0,
+                last_at: None,
+                reported: 0,
+            },
+        );
         self.by_out_ssrc.insert(ssrc, track);
         self.dirty = true;
         Ok(())
@@ -223,6 +272,31 @@ impl Conn {
             .map_err(|e| e.to_string())?;
         self.negotiating = false;
         Ok(())
+    }
+
+    /// DTLS is up: the relay's own SRTP context, from the keys rtc derived (see
+    /// `KeyTap`). Without it (an unknown profile, a key not seen) rtc's path is kept.
+    pub fn arm_fast_path(&mut self, crypto: &dyn RTCCrypto, now: Instant) {
+        let cipher = self
+            .pc
+            .get_stats(now, StatsSelector::None)
+            .transport()
+            .map(|t| t.srtp_cipher.clone())
+            .unwrap_or_default();
+        let profile = match cipher.as_str() {
+            "SRTP_AEAD_AES_128_GCM" => ProtectionProfile::AeadAes128Gcm,
+            "SRTP_AES128_CM_HMAC_SHA1_80" => ProtectionProfile::Aes128CmHmacSha1_80,
+            _ => return,
+        };
+        let Some((key, salt)) = self.tap.local_master(profile.salt_len()) else {
+            return;
+        };
+        if key.len() != profile.key_len() {
+            return;
+        }
+        if let Ok(ctx) = Context::new(&key, &salt, profile, None, None, crypto) {
+            self.fast = Some(FastSrtp { ctx });
+        }
     }
 
     /// The address to hand the ICE agent for a datagram from `src` (after a NAT

@@ -8,6 +8,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use mediaio::keytap::KeyTap;
 use rtc::crypto::{RTCCryptoProvider, SignatureScheme};
 use rtc::dtls::extension::extension_use_srtp::SrtpProtectionProfile;
 use rtc::ice::mdns::MulticastDnsMode;
@@ -135,16 +136,18 @@ impl Shared {
         })
     }
 
-    /// A new ICE-lite connection answering to `ufrag` / `pwd`. `receives`: it carries
-    /// media to the client (a subscribe connection), so keyframe requests from the
-    /// client are surfaced to us.
+    /// A new ICE-lite connection answering to `ufrag` / `pwd`. `sends`: it carries
+    /// media to the client (a subscribe connection): keyframe requests from the client
+    /// are surfaced to us, and the relay encrypts that media itself (see `KeyTap`), so
+    /// no interceptor there would see it.
     pub fn build(
         &self,
         ufrag: &str,
         pwd: &str,
-        receives: bool,
+        sends: bool,
         now: Instant,
-    ) -> Result<RTCPeerConnection, String> {
+    ) -> Result<(RTCPeerConnection, Arc<KeyTap>), String> {
+        let tap = Arc::new(KeyTap::new(self.provider.clone()));
         let settings = SettingEngineBuilder::new()
             .with_lite(true)
             .with_ice_credentials(ufrag.to_owned(), pwd.to_owned())
@@ -152,24 +155,29 @@ impl Shared {
             .with_answering_dtls_role(RTCDtlsRole::Server)
             .with_srtp_protection_profiles(self.srtp.clone())
             .with_ice_timeouts(Some(self.consent.0), Some(self.consent.1), None)
-            .with_crypto_provider(self.provider.clone())
+            .with_crypto_provider(tap.clone())
             .build();
         let mut me = media_engine()?;
-        let mut registry =
-            register_default_interceptors(Registry::new(), &mut me).map_err(|e| e.to_string())?;
-        if receives {
-            registry = registry.with(KEYFRAME_SLOT, KeyframeRequests::new());
-        }
+        // A publish connection gets the default interceptors (NACKs to the publisher,
+        // receiver reports, transport-wide congestion feedback for its estimate). A
+        // subscribe connection's media never passes rtc's pipeline, so it needs only
+        // the keyframe requests; its sender reports are the relay's own.
+        let registry = if sends {
+            Registry::new().with(KEYFRAME_SLOT, KeyframeRequests::new())
+        } else {
+            register_default_interceptors(Registry::new(), &mut me).map_err(|e| e.to_string())?
+        };
         let config = RTCConfigurationBuilder::new()
             .with_certificates(vec![self.certificate.clone()])
             .build();
-        RTCPeerConnectionBuilder::new()
+        let pc = RTCPeerConnectionBuilder::new()
             .with_configuration(config)
             .with_media_engine(me)
             .with_setting_engine(settings)
             .with_interceptor_registry(registry)
             .build(now)
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string())?;
+        Ok((pc, tap))
     }
 }
 

@@ -36,6 +36,8 @@ pub static MEMBERS: Counter = Counter::new();
 
 /// RTP packets written to subscribers.
 pub static FORWARDED: Counter = Counter::new();
+/// Of those, encrypted by the relay itself (the rest went through rtc's pipeline).
+pub static FORWARDED_FAST: Counter = Counter::new();
 /// Keyframe requests sent to publishers (after throttling).
 pub static KEYFRAME_REQUESTS: Counter = Counter::new();
 /// Datagrams from an unknown address that were not a binding request.
@@ -44,6 +46,9 @@ pub static DROPPED_UNROUTABLE: Counter = Counter::new();
 pub static DROPPED_UNKNOWN_UFRAG: Counter = Counter::new();
 /// Binding requests whose MESSAGE-INTEGRITY failed.
 pub static DROPPED_UNAUTHENTICATED: Counter = Counter::new();
+/// Connections whose own SRTP did not match rtc's on a first packet (kept on rtc's
+/// path). Should stay 0.
+pub static FAST_PATH_REFUSED: Counter = Counter::new();
 /// Datagrams not sent because the socket's buffer was full.
 pub static SEND_DROPPED: Counter = Counter::new();
 

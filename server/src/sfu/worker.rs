@@ -33,6 +33,7 @@ use rtc::peer_connection::message::RTCMessage;
 use rtc::peer_connection::state::RTCPeerConnectionState;
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::sender_report::SenderReport;
 use rtc::rtp;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use rtc::rtp_transceiver::RTCRtpReceiverId;
@@ -50,6 +51,9 @@ use mediaio::{self as udp, Outgoing, RecvBuffers, Waker};
 
 /// At most one keyframe request per track this often, however many viewers ask.
 pub const PLI_INTERVAL: Duration = Duration::from_millis(500);
+/// How often each sent stream gets an RTCP sender report (which lets the browser line
+/// up a member's audio and video).
+const REPORT_INTERVAL: Duration = Duration::from_secs(1);
 /// Batches read per turn before commands and timers get their say.
 const READS_PER_TURN: usize = 16;
 /// Longest sleep: a turn at least this often, whatever the deadlines say.
@@ -118,8 +122,13 @@ struct Worker {
     routes: HashMap<TrackKey, Route>,
     /// Keyframe requests deferred by the throttle, by when they are due.
     pli_due: Vec<(Instant, TrackKey)>,
-    /// Connections that may have something to send or a new deadline.
+    /// When sender reports are next due.
+    next_reports: Instant,
+    /// Connections that may have something to send, a new deadline or an offer to make.
     dirty: HashSet<u64>,
+    /// Connections that were only written to (forwarded packets): they need a flush of
+    /// their output but nothing else, which is most of the work, so it is kept cheap.
+    written: Vec<u64>,
     out: Vec<Outgoing>,
     forward_out: Vec<Vec<(TrackKey, rtp::Packet)>>,
     stray_out: Vec<Vec<Stray>>,
@@ -137,7 +146,9 @@ pub fn run(s: Setup) {
         timers: BinaryHeap::new(),
         routes: HashMap::new(),
         pli_due: vec![],
+        next_reports: Instant::now() + REPORT_INTERVAL,
         dirty: HashSet::new(),
+        written: Vec::with_capacity(1024),
         out: Vec::with_capacity(udp::BATCH * 4),
         forward_out: (0..workers).map(|_| vec![]).collect(),
         stray_out: (0..workers).map(|_| vec![]).collect(),
@@ -155,6 +166,113 @@ fn context(local: SocketAddr, peer: SocketAddr) -> TransportContext {
     }
 }
 
+/// The wall clock as a 64-bit NTP timestamp (seconds since 1900, 32.32 fixed point).
+fn ntp_now() -> u64 {
+    let since_unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = since_unix.as_secs() + 2_208_988_800;
+    let frac = (u64::from(since_unix.subsec_nanos()) << 32) / 1_000_000_000;
+    (secs << 32) | frac
+}
+
+/// A header and payload in one buffer, as SRTP encrypts them.
+fn marshal(header: &rtp::header::Header, payload: &[u8]) -> Option<BytesMut> {
+    use rtc::shared::marshal::{Marshal, MarshalSize};
+    let n = header.marshal_size();
+    let mut buf = BytesMut::with_capacity(n + payload.len());
+    buf.resize(n, 0);
+    header.marshal_to(&mut buf).ok()?;
+    buf.extend_from_slice(payload);
+    Some(buf)
+}
+
+/// Sends a stream's first packet through rtc and compares the datagram rtc makes with
+/// our own encryption of the same packet: equal, the stream's later packets take the
+/// fast path; different, the connection keeps rtc's path for good.
+#[allow(clippy::too_many_arguments)]
+fn verify_fast_path(
+    conn: &mut Conn,
+    track: TrackKey,
+    packet: rtp::Packet,
+    header: &rtp::header::Header,
+    now: Instant,
+    use_src: bool,
+    fd: i32,
+    out: &mut Vec<Outgoing>,
+) {
+    let Some(leg) = conn.legs.get(&track).copied() else {
+        return;
+    };
+    let plain = marshal(header, &packet.payload);
+    if let Some(mut sender) = conn.pc.rtp_sender(leg.sender) {
+        let _ = sender.write_rtp(now, packet);
+    }
+    let mut theirs = None;
+    while let Some(msg) = conn.pc.poll_write() {
+        let d = &msg.message;
+        let is_it = d.len() >= 12
+            && (128..192).contains(&d[0])
+            && !(192..224).contains(&d[1])
+            && d[8..12] == leg.ssrc.to_be_bytes()
+            && d[2..4] == header.sequence_number.to_be_bytes();
+        if is_it {
+            theirs = Some(msg.message.clone());
+        }
+        conn.last_dst = Some(msg.transport.peer_addr);
+        let src_ip =
+            Some(msg.transport.local_addr.ip()).filter(|ip| use_src && !ip.is_unspecified());
+        conn.src_ip = src_ip;
+        out.push(Outgoing {
+            dst: conn.wire_addr(msg.transport.peer_addr),
+            src_ip,
+            data: msg.message,
+        });
+    }
+    if out.len() >= udp::BATCH {
+        let sent = udp::send_batch(fd, out);
+        stats::SEND_DROPPED.add(sent.dropped);
+    }
+    let ours = match (&mut conn.fast, plain) {
+        (Some(fast), Some(plain)) => fast.ctx.encrypt_rtp_with_header(&plain, header).ok(),
+        _ => None,
+    };
+    match (theirs, ours) {
+        (Some(t), Some(o)) if t == o => {
+            if let Some(l) = conn.legs.get_mut(&track) {
+                l.verified = true;
+            }
+        }
+        (Some(_), _) => {
+            tracing::warn!(user = %conn.user, "the relay's own SRTP differs from rtc's; keeping rtc's path");
+            stats::FAST_PATH_REFUSED.inc();
+            conn.fast = None;
+        }
+        // rtc sent nothing (not yet connected as far as it knows): try again next packet.
+        (None, _) => {}
+    }
+}
+
+/// Moves what a connection wants sent into `out`, sending full batches as they fill.
+fn drain_writes(conn: &mut Conn, use_src: bool, fd: i32, out: &mut Vec<Outgoing>) {
+    while let Some(msg) = conn.pc.poll_write() {
+        let dst = msg.transport.peer_addr;
+        conn.last_dst = Some(dst);
+        let src_ip =
+            Some(msg.transport.local_addr.ip()).filter(|ip| use_src && !ip.is_unspecified());
+        conn.src_ip = src_ip;
+        out.push(Outgoing {
+            dst: conn.wire_addr(dst),
+            src_ip,
+            data: msg.message,
+        });
+        if out.len() >= udp::BATCH {
+            let sent = udp::send_batch(fd, out);
+            stats::SEND_DROPPED.add(sent.dropped);
+        }
+    }
+}
+
 impl Worker {
     fn me(&self) -> &Handle {
         &self.s.peers[self.s.index as usize]
@@ -169,6 +287,7 @@ impl Worker {
                 .map(|Reverse((t, _))| *t)
                 .into_iter()
                 .chain(self.pli_due.iter().map(|(t, _)| *t))
+                .chain(std::iter::once(self.next_reports))
                 .min()
                 .unwrap_or(now + MAX_WAIT);
             let wait = next.saturating_duration_since(now).min(MAX_WAIT);
@@ -362,6 +481,9 @@ impl Worker {
                         return;
                     };
                     conn.connected = true;
+                    if conn.role == PcKind::Subscribe {
+                        conn.arm_fast_path(self.s.shared.provider.crypto(), now);
+                    }
                     // Whatever it subscribed to before the connection was up: keyframes.
                     let tracks: Vec<TrackKey> = conn.legs.keys().copied().collect();
                     for t in tracks {
@@ -450,41 +572,89 @@ impl Worker {
     }
 
     fn fan_local(&mut self, track: TrackKey, pkt: &rtp::Packet, now: Instant) {
-        let Some(route) = self.routes.get(&track) else {
+        let use_src = self.s.public_ip.is_none();
+        let Worker {
+            routes,
+            conns,
+            out,
+            written,
+            fd,
+            ..
+        } = self;
+        let Some(route) = routes.get(&track) else {
             return;
         };
         for cid in &route.legs {
-            let Some(conn) = self.conns.get_mut(cid) else {
+            let Some(conn) = conns.get_mut(cid) else {
                 continue;
             };
             if !conn.connected {
                 continue;
             }
-            let Some(leg) = conn.legs.get(&track).copied() else {
+            let Some(leg) = conn.legs.get_mut(&track) else {
                 continue;
             };
             // Each subscriber connection negotiated its own SSRC and payload type, and
             // none of the publisher's header extensions: the header is rebuilt, the
             // payload shared.
-            let out = rtp::Packet {
-                header: rtp::header::Header {
-                    version: 2,
-                    marker: pkt.header.marker,
-                    payload_type: leg.pt,
-                    sequence_number: pkt.header.sequence_number,
-                    timestamp: pkt.header.timestamp,
-                    ssrc: leg.ssrc,
-                    csrc: pkt.header.csrc.clone(),
-                    ..Default::default()
-                },
-                payload: pkt.payload.clone(),
+            let header = rtp::header::Header {
+                version: 2,
+                marker: pkt.header.marker,
+                payload_type: leg.pt,
+                sequence_number: pkt.header.sequence_number,
+                timestamp: pkt.header.timestamp,
+                ssrc: leg.ssrc,
+                csrc: pkt.header.csrc.clone(),
+                ..Default::default()
             };
-            if let Some(mut sender) = conn.pc.rtp_sender(leg.sender) {
-                if sender.write_rtp(now, out).is_ok() {
-                    stats::FORWARDED.inc();
+            leg.packets = leg.packets.wrapping_add(1);
+            leg.octets = leg.octets.wrapping_add(pkt.payload.len() as u32);
+            leg.last_ts = header.timestamp;
+            leg.last_at = Some(now);
+            let leg = *leg;
+            match (&mut conn.fast, conn.last_dst) {
+                (Some(fast), Some(dst)) if leg.verified => {
+                    let Some(plain) = marshal(&header, &pkt.payload) else {
+                        continue;
+                    };
+                    if let Ok(wire) = fast.ctx.encrypt_rtp_with_header(&plain, &header) {
+                        out.push(Outgoing {
+                            dst: conn.wire_addr(dst),
+                            src_ip: conn.src_ip,
+                            data: wire,
+                        });
+                        stats::FORWARDED.inc();
+                        stats::FORWARDED_FAST.inc();
+                        if out.len() >= udp::BATCH {
+                            let sent = udp::send_batch(*fd, out);
+                            stats::SEND_DROPPED.add(sent.dropped);
+                        }
+                    }
+                }
+                _ => {
+                    let packet = rtp::Packet {
+                        header: header.clone(),
+                        payload: pkt.payload.clone(),
+                    };
+                    if conn.fast.is_some() {
+                        // The stream's first packet goes through rtc, and our own
+                        // encryption of it must come out the same before we take over.
+                        drain_writes(conn, use_src, *fd, out);
+                        verify_fast_path(conn, track, packet, &header, now, use_src, *fd, out);
+                        stats::FORWARDED.inc();
+                        continue;
+                    }
+                    if let Some(mut sender) = conn.pc.rtp_sender(leg.sender) {
+                        if sender.write_rtp(now, packet).is_ok() {
+                            stats::FORWARDED.inc();
+                        }
+                    }
+                    if !conn.written {
+                        conn.written = true;
+                        written.push(*cid);
+                    }
                 }
             }
-            self.dirty.insert(*cid);
         }
     }
 
@@ -570,6 +740,10 @@ impl Worker {
             }
             self.after_io(id, now);
         }
+        if now >= self.next_reports {
+            self.next_reports = now + REPORT_INTERVAL;
+            self.send_reports(now);
+        }
         if !self.pli_due.is_empty() {
             let (due, later): (Vec<_>, Vec<_>) =
                 self.pli_due.drain(..).partition(|(t, _)| *t <= now);
@@ -583,29 +757,65 @@ impl Worker {
         }
     }
 
+    /// A sender report for every stream sent since the last one: its packet and octet
+    /// counts and which RTP timestamp goes with the wall clock now (extrapolated from
+    /// the last packet, as a sender would).
+    fn send_reports(&mut self, now: Instant) {
+        let ntp = ntp_now();
+        for (id, conn) in self.conns.iter_mut() {
+            let mut any = false;
+            for leg in conn.legs.values_mut() {
+                let Some(at) = leg.last_at else {
+                    continue;
+                };
+                if leg.packets == leg.reported {
+                    continue;
+                }
+                leg.reported = leg.packets;
+                let elapsed = now.saturating_duration_since(at).as_secs_f64();
+                let sr = SenderReport {
+                    ssrc: leg.ssrc,
+                    ntp_time: ntp,
+                    rtp_time: leg
+                        .last_ts
+                        .wrapping_add((elapsed * f64::from(leg.clock_rate)) as u32),
+                    packet_count: leg.packets,
+                    octet_count: leg.octets,
+                    ..Default::default()
+                };
+                if let Some(mut sender) = conn.pc.rtp_sender(leg.sender) {
+                    let _ = sender.write_rtcp(now, vec![Box::new(sr)]);
+                    any = true;
+                }
+            }
+            if any {
+                self.dirty.insert(*id);
+            }
+        }
+    }
+
     /// Writes what every touched connection wants sent, re-arms its timer, and hands
     /// other workers their packets.
     fn flush(&mut self, now: Instant) {
         let use_src = self.s.public_ip.is_none();
+        // Connections only written to: their packets, nothing else (their deadline and
+        // negotiation did not change).
+        for id in std::mem::take(&mut self.written) {
+            if self.dirty.contains(&id) {
+                continue;
+            }
+            let Some(conn) = self.conns.get_mut(&id) else {
+                continue;
+            };
+            conn.written = false;
+            drain_writes(conn, use_src, self.fd, &mut self.out);
+        }
         for id in std::mem::take(&mut self.dirty) {
             let Some(conn) = self.conns.get_mut(&id) else {
                 continue;
             };
-            while let Some(msg) = conn.pc.poll_write() {
-                let dst = msg.transport.peer_addr;
-                conn.last_dst = Some(dst);
-                let src_ip = Some(msg.transport.local_addr.ip())
-                    .filter(|ip| use_src && !ip.is_unspecified());
-                self.out.push(Outgoing {
-                    dst: conn.wire_addr(dst),
-                    src_ip,
-                    data: msg.message,
-                });
-                if self.out.len() >= udp::BATCH {
-                    let sent = udp::send_batch(self.fd, &mut self.out);
-                    stats::SEND_DROPPED.add(sent.dropped);
-                }
-            }
+            conn.written = false;
+            drain_writes(conn, use_src, self.fd, &mut self.out);
             let next = conn.pc.poll_timeout();
             if next != conn.deadline {
                 conn.deadline = next;
@@ -659,12 +869,13 @@ impl Worker {
                     .s
                     .shared
                     .build(&ufrag, &pwd, role == PcKind::Subscribe, now)
-                    .and_then(|pc| {
+                    .and_then(|(pc, tap)| {
                         Conn::new(
                             key,
                             user.clone(),
                             role,
                             pc,
+                            tap,
                             ufrag.clone(),
                             pwd,
                             events.clone(),
