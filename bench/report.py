@@ -1,7 +1,6 @@
 #!/usr/bin/env python3
-"""Writes bench/REPORT.md and one SVG chart per media scenario from the JSON reports that
-scripts/bench.sh left in bench/results/. Standard library only (no plotting package is
-needed on a bench machine). Usage: report.py RESULTS_DIR OUT_DIR"""
+"""Writes bench/REPORT.md and one chart per media scenario (matplotlib, SVG) from the
+JSON reports scripts/bench.sh left in bench/results/. Usage: report.py RESULTS_DIR OUT_DIR"""
 
 import glob
 import json
@@ -9,6 +8,11 @@ import os
 import re
 import sys
 import time
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
 
 SCENARIOS = [
     ("fanout", "1 publisher (audio + video) -> N subscribers", "N subscribers"),
@@ -41,6 +45,16 @@ def load(results):
     return runs
 
 
+def load_floor(results):
+    floors = []
+    for path in sorted(glob.glob(os.path.join(results, "floor-*.json"))):
+        try:
+            floors.append(json.load(open(path)))
+        except (OSError, ValueError):
+            pass
+    return floors
+
+
 def passed(r):
     return r is not None and "error" not in r and r.get("lossPercent", 100) <= 1.0
 
@@ -63,8 +77,16 @@ def ratio(a, b):
     return f"{a / b:.2f}"
 
 
+def per_core(r):
+    """Packets received per second of one SFU core: received/s over CPU share."""
+    cpu, pps = (r or {}).get("serverCpuPercent"), (r or {}).get("receivedPerSecond")
+    if not cpu or not pps:
+        return None
+    return pps * 100.0 / cpu
+
+
 def cpu_per_kpps(r):
-    cpu, pps = r.get("serverCpuPercent"), r.get("receivedPerSecond")
+    cpu, pps = (r or {}).get("serverCpuPercent"), (r or {}).get("receivedPerSecond")
     if cpu is None or not pps:
         return None
     return cpu / (pps / 1000.0)
@@ -74,11 +96,11 @@ def scenario_ns(by_sfu):
     return sorted({n for sfu in SFUS for n in by_sfu.get(sfu, {})})
 
 
-def table(name, by_sfu, xlabel):
+def table(by_sfu, xlabel):
     ns = scenario_ns(by_sfu)
     out = [
-        f"| {xlabel} | received/s C | received/s J | loss % C | loss % J | server CPU % C | "
-        f"server CPU % J | CPU per 1k pkt/s C / J | RSS MiB C | RSS MiB J | "
+        f"| {xlabel} | received/s C | received/s J | loss % C | loss % J | SFU CPU % C | "
+        f"SFU CPU % J | packets/s per SFU core C / J (C/J) | RSS MiB C / J | UDP sockets C / J | "
         f"tool / other CPU % C; J |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -86,16 +108,16 @@ def table(name, by_sfu, xlabel):
         c, j = by_sfu.get("convene", {}).get(n), by_sfu.get("janus", {}).get(n)
         cell = lambda r, k, d=0: "-" if r is None else (  # noqa: E731
             "fail" if r.get(k) is None and "error" in r else fmt(r.get(k), d))
-        ck = cpu_per_kpps(c) if c else None
-        jk = cpu_per_kpps(j) if j else None
+        pc, pj = per_core(c), per_core(j)
         busy = any((r or {}).get("otherCpuPercent", 0) > 25 for r in (c, j))
         out.append(
-            f"| {n}{' (busy)' if busy else ''} | {cell(c, 'receivedPerSecond')} | {cell(j, 'receivedPerSecond')} | "
-            f"{cell(c, 'lossPercent', 2)} | {cell(j, 'lossPercent', 2)} | "
-            f"{cell(c, 'serverCpuPercent', 1)} | {cell(j, 'serverCpuPercent', 1)} | "
-            f"{fmt(ck, 2)} / {fmt(jk, 2)} (C/J {ratio(ck, jk)}) | "
-            f"{fmt(mib((c or {}).get('serverRssBytes')), 1)} | "
+            f"| {n}{' (busy)' if busy else ''} | {cell(c, 'receivedPerSecond')} | "
+            f"{cell(j, 'receivedPerSecond')} | {cell(c, 'lossPercent', 2)} | "
+            f"{cell(j, 'lossPercent', 2)} | {cell(c, 'serverCpuPercent', 1)} | "
+            f"{cell(j, 'serverCpuPercent', 1)} | {fmt(pc)} / {fmt(pj)} ({ratio(pc, pj)}) | "
+            f"{fmt(mib((c or {}).get('serverRssBytes')), 1)} / "
             f"{fmt(mib((j or {}).get('serverRssBytes')), 1)} | "
+            f"{fmt((c or {}).get('serverUdpSockets'))} / {fmt((j or {}).get('serverUdpSockets'))} | "
             f"{fmt((c or {}).get('loadToolCpuPercent'), 0)} / "
             f"{fmt((c or {}).get('otherCpuPercent'), 0)}; "
             f"{fmt((j or {}).get('loadToolCpuPercent'), 0)} / "
@@ -136,7 +158,7 @@ def limits(by_sfu, xlabel):
                                        "otherCpuPercent")]
             if None not in used:
                 why += (f" (CPU: SFU {used[0]:.0f}% + tool {used[1]:.0f}% + other "
-                        f"{used[2]:.0f}% of {100 * (os.cpu_count() or 1)}%)")
+                        f"{used[2]:.0f}%)")
             lines.append(f"- {sfu}: clean up to {xlabel.split()[0]} = {ok[-1] if ok else 'none'}; "
                          f"at {bad[0]}: {why}")
         else:
@@ -145,100 +167,107 @@ def limits(by_sfu, xlabel):
     return "\n".join(lines)
 
 
-def headline(by_sfu):
-    """Ratios at the largest N both SFUs passed."""
-    c, j = by_sfu.get("convene", {}), by_sfu.get("janus", {})
-    both = [n for n in sorted(set(c) & set(j)) if passed(c[n]) and passed(j[n])]
-    if not both:
-        return None
-    n = both[-1]
-    rc, rj = c[n], j[n]
-    return n, {
-        "CPU %": (rc.get("serverCpuPercent"), rj.get("serverCpuPercent")),
-        "CPU per 1k packets/s": (cpu_per_kpps(rc), cpu_per_kpps(rj)),
-        "RSS MiB": (mib(rc.get("serverRssBytes")), mib(rj.get("serverRssBytes"))),
-        "latency p50 ms": (rc["latencyMs"]["p50"], rj["latencyMs"]["p50"]),
-        "latency p99 ms": (rc["latencyMs"]["p99"], rj["latencyMs"]["p99"]),
-        "received/s": (rc.get("receivedPerSecond"), rj.get("receivedPerSecond")),
-    }
-
-
-# ---------------------------------------------------------------- SVG charts
-
-def nice_max(v):
-    if v <= 0:
-        return 1
-    mag = 10 ** (len(str(int(v))) - 1)
-    for m in (1, 2, 2.5, 5, 10):
-        if v <= m * mag:
-            return m * mag
-    return 10 * mag
-
-
-def panel(x0, y0, w, h, title, xlabel, series, key):
-    """One line chart: series = {sfu: [(n, run)]}, y = run[key]."""
-    pts = {s: [(n, r.get(key)) for n, r in runs if r.get(key) is not None]
-           for s, runs in series.items()}
-    xs = [n for p in pts.values() for n, _ in p] or [1]
-    ys = [v for p in pts.values() for _, v in p] or [1]
-    xmax, ymax = nice_max(max(xs)), nice_max(max(ys))
-    L, B, T, R = 64, 40, 28, 12
-    pw, ph = w - L - R, h - T - B
-    sx = lambda x: x0 + L + pw * x / xmax  # noqa: E731
-    sy = lambda y: y0 + T + ph * (1 - y / ymax)  # noqa: E731
-    e = [f'<text x="{x0 + w / 2}" y="{y0 + 18}" text-anchor="middle" '
-         f'font-weight="bold">{title}</text>',
-         f'<rect x="{x0 + L}" y="{y0 + T}" width="{pw}" height="{ph}" fill="none" '
-         f'stroke="#999"/>']
-    for i in range(6):
-        yv, xv = ymax * i / 5, xmax * i / 5
-        e.append(f'<line x1="{x0 + L}" x2="{x0 + L + pw}" y1="{sy(yv):.1f}" y2="{sy(yv):.1f}" '
-                 f'stroke="#eee"/>')
-        e.append(f'<text x="{x0 + L - 6}" y="{sy(yv) + 4:.1f}" text-anchor="end">'
-                 f'{yv:,.0f}</text>')
-        e.append(f'<text x="{sx(xv):.1f}" y="{y0 + T + ph + 16}" text-anchor="middle">'
-                 f'{xv:,.0f}</text>')
-    e.append(f'<text x="{x0 + L + pw / 2}" y="{y0 + h - 4}" text-anchor="middle">{xlabel}</text>')
-    for s, p in pts.items():
-        if not p:
-            continue
-        d = " ".join(f"{sx(n):.1f},{sy(v):.1f}" for n, v in p)
-        e.append(f'<polyline points="{d}" fill="none" stroke="{COLORS[s]}" stroke-width="2"/>')
-        for (n, v), (_, r) in zip(p, [x for x in series[s] if x[1].get(key) is not None]):
-            fill = COLORS[s] if passed(r) else "white"
-            e.append(f'<circle cx="{sx(n):.1f}" cy="{sy(v):.1f}" r="3.5" fill="{fill}" '
-                     f'stroke="{COLORS[s]}" stroke-width="1.5"/>')
-    return e
+def best(runs, f):
+    vals = [(f(r), n) for n, r in runs.items() if passed(r) and f(r) is not None]
+    return max(vals) if vals else (None, None)
 
 
 def chart(path, title, xlabel, by_sfu):
-    series = {s: sorted(by_sfu.get(s, {}).items()) for s in SFUS}
-    W, H = 900, 330
-    e = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" '
-         f'font-family="sans-serif" font-size="11">',
-         f'<rect width="{W}" height="{H}" fill="white"/>',
-         f'<text x="{W / 2}" y="16" text-anchor="middle" font-size="13">{title}</text>']
-    e += panel(0, 24, W / 2, H - 50, "packets received per second", xlabel, series,
-               "receivedPerSecond")
-    e += panel(W / 2, 24, W / 2, H - 50, "SFU CPU % (100 = one core)", xlabel, series,
-               "serverCpuPercent")
-    lx = 70
-    for s in SFUS:
-        e.append(f'<line x1="{lx}" x2="{lx + 20}" y1="{H - 10}" y2="{H - 10}" '
-                 f'stroke="{COLORS[s]}" stroke-width="2"/>')
-        e.append(f'<text x="{lx + 26}" y="{H - 6}">{s}</text>')
-        lx += 110
-    e.append(f'<text x="{lx}" y="{H - 6}">hollow point: loss &gt; 1% or a failed connection '
-             f'(the ladder stopped there)</text>')
-    e.append("</svg>")
-    open(path, "w").write("\n".join(e) + "\n")
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    panels = [("packets received per second", lambda r: r.get("receivedPerSecond")),
+              ("SFU CPU % (100 = one core)", lambda r: r.get("serverCpuPercent")),
+              ("packets/s per SFU core", per_core)]
+    for ax, (label, f) in zip(axes, panels):
+        for sfu in SFUS:
+            pts = [(n, f(r), passed(r)) for n, r in sorted(by_sfu.get(sfu, {}).items())
+                   if f(r) is not None]
+            if not pts:
+                continue
+            xs, ys = [p[0] for p in pts], [p[1] for p in pts]
+            ax.plot(xs, ys, color=COLORS[sfu], label=sfu, linewidth=2)
+            for x, y, ok in pts:
+                ax.plot([x], [y], "o", color=COLORS[sfu],
+                        markerfacecolor=COLORS[sfu] if ok else "white")
+        ax.set_title(label, fontsize=10)
+        ax.set_xlabel(xlabel)
+        ax.grid(True, color="#eeeeee")
+        ax.set_ylim(bottom=0)
+        ax.ticklabel_format(style="plain", axis="y")
+    axes[0].legend(title="hollow: loss > 1%", fontsize=8, title_fontsize=8)
+    fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    fig.savefig(path, format="svg")
+    plt.close(fig)
 
 
-# ---------------------------------------------------------------- report
+def bars(runs, floors):
+    """The media engine's bars, from this run's numbers."""
+    md = ["## Bars", ""]
+    floor = max((f.get("packetsPerCoreSecond") or 0 for f in floors), default=0) or None
+    fan = runs.get("fanout", {})
+    c_best, c_n = best(fan.get("convene", {}), per_core)
+    md += ["| bar | goal | measured | met |", "|---|---|---|---|"]
+
+    def row(name, goal, measured, ok):
+        md.append(f"| {name} | {goal} | {measured} | {'yes' if ok else 'no'} |")
+
+    row("1 -> N (a+v), 0 % loss: packets/s per SFU core", "at least 150,000",
+        f"{fmt(c_best)} (N = {c_n})" if c_best else "-", bool(c_best and c_best >= 150000))
+    j_best, j_n = best(fan.get("janus", {}), per_core)
+    row("... per CPU-second vs Janus (best of each ladder)", "at least 2x",
+        f"{ratio(c_best, j_best)} (Janus {fmt(j_best)} at N = {j_n})",
+        bool(c_best and j_best and c_best / j_best >= 2))
+    row("... as a fraction of the measured floor", "at least 0.5",
+        f"{ratio(c_best, floor)} (floor {fmt(floor)})",
+        bool(c_best and floor and c_best / floor >= 0.5))
+    socks = [(n, r.get("serverUdpSockets")) for n, r in fan.get("convene", {}).items()
+             if r.get("serverUdpSockets") is not None and n >= 199]
+    if socks:
+        n, s = min(socks)
+        row("a 200-member call holds one UDP socket per worker", "1 per worker",
+            f"{s} sockets with {n + 1} members (SFU pinned to one core: 1 worker)", s == 1)
+    meet = runs.get("meeting", {})
+    mc, mj = meet.get("convene", {}), meet.get("janus", {})
+    both = [n for n in sorted(set(mc) & set(mj)) if passed(mc[n]) and passed(mj[n])]
+    if both:
+        n = both[-1]
+        r = ratio(per_core(mc[n]), per_core(mj[n]))
+        row(f"M x M at M = {n}: per CPU-second vs Janus", "at least 2x", r,
+            r != "-" and float(r) >= 2)
+        pc_, pj_ = mc[n]["latencyMs"]["p99"], mj[n]["latencyMs"]["p99"]
+        row(f"M x M at M = {n}: p99 latency vs Janus", "no higher",
+            f"{pc_} ms / {pj_} ms", pc_ <= pj_)
+    aud = runs.get("audio", {})
+    a_best, _ = best(aud.get("convene", {}), per_core)
+    aj_best, _ = best(aud.get("janus", {}), per_core)
+    row("audio-only ladder: per CPU-second vs Janus", "at least 2x",
+        ratio(a_best, aj_best), bool(a_best and aj_best and a_best / aj_best >= 2))
+    md.append("")
+    return md
+
+
+def floor_section(floors):
+    if not floors:
+        return []
+    md = ["## The floor: this machine's forwarding ceiling", "",
+          "`convene-floor` (bench/floor) does only the work no SFU can skip, on one core: "
+          "receive SRTP (AEAD_AES_128_GCM, 1000-byte payloads), decrypt once, and per "
+          "destination rewrite the SSRC, encrypt with that destination's own key and send, "
+          "batched (recvmmsg / sendmmsg), to loopback addresses a sink on the other core "
+          "drains. No ICE, DTLS, interceptors or signaling.", "",
+          "| destinations | source packets/s | forwarded/s | relay CPU % | packets/s per core |",
+          "|---|---|---|---|---|"]
+    for f in floors:
+        md.append(f"| {f['destinations']} | {f['sourcePps']} | {fmt(f['forwardedPerSecond'])} | "
+                  f"{f['relayCpuPercent']} | {fmt(f['packetsPerCoreSecond'])} |")
+    md.append("")
+    return md
+
 
 def main():
     results, out_dir = sys.argv[1], sys.argv[2]
     runs = load(results)
+    floors = load_floor(results)
     machine = {}
     try:
         machine = json.load(open(os.path.join(results, "machine.json")))
@@ -253,56 +282,44 @@ def main():
         f"{machine.get('kernel', '?')}, {' '.join(machine.get('janus') or ['Janus'])} "
         "(Debian package). Raw JSON per run: `bench/results/`.")
     md += ["", "How it is measured (the same for both SFUs):", "",
-           "- `convene-load` runs webrtc-rs 0.21.1 clients; publishers send synthetic RTP "
-           "(VP8: 1000-byte payloads at 100 packets/s; Opus: 120-byte payloads at 50/s) "
-           "carrying an index and a send timestamp. Convene is joined over its WebSocket "
-           "signaling, Janus over its HTTP long-poll API (`janus.plugin.videoroom`, one "
-           "session per member, `joinandconfigure` / subscriber `join` + `start`). The "
-           "counting code (`load/src/media.rs`) is shared.",
+           "- The SFU and the load tool run on different cores (`taskset`: the SFU on the "
+           "last core, the tool on the others), so an SFU's CPU % is its own core's and the "
+           "tool never competes with it. Convene runs one media worker per core it has.",
+           "- `convene-load` drives light client peers: full-ICE webrtc-rs (`rtc` 0.21.1) "
+           "state machines, many per thread on one socket each (every peer has its own "
+           "loopback address); receivers decrypt media themselves once checked against rtc. "
+           "Publishers send synthetic RTP (VP8: 1000-byte payloads at 100 packets/s; Opus: "
+           "120-byte payloads at 50/s) carrying an index and a send timestamp. Convene is "
+           "joined over its WebSocket signaling, Janus over its HTTP long-poll API "
+           "(`janus.plugin.videoroom`, one session per member, `joinandconfigure` / "
+           "subscriber `join` + `start`). Peers and counting (`load/src/pool`, "
+           "`load/src/media.rs`) are the same for both.",
            "- Received/s, loss and latency count only packets sent inside the measured "
            "window, after every receiver got its first packet; loss = 1 - received / "
            "(sent x receivers per packet). Latency is one-way send-to-receive on one clock "
            "(loopback). First packet: from a subscriber starting to join to its first packet.",
-           "- Server CPU % is utime+stime of the SFU process over the window (/proc, 100 = "
-           "one core); RSS at the window's end. Each run starts a fresh SFU process.",
-           "- Everything is on 127.0.0.1 and one 2-core machine: the load tool competes "
-           "with the SFU for the same cores (its own CPU % is listed), so the ladders end "
-           "where this machine ends, not necessarily where the SFU does. \"Other\" CPU % "
-           "is the rest of the machine's busy time (from /proc/stat) during the window; the "
-           "bench waits for running builds to finish before each run.",
+           "- SFU CPU % is utime+stime of the SFU process over the window (/proc, 100 = one "
+           "core); packets/s per SFU core = received/s / (CPU % / 100); RSS and UDP sockets "
+           "(its file descriptors found in /proc/net/udp) at the window's end. Each run "
+           "starts a fresh SFU process.",
            "- Janus runs with a generated loopback-only config (`bench/janus.sh`: HTTP "
            "transport on 127.0.0.1, VideoRoom only, no event handlers). Janus never gathers "
            "ICE candidates on a loopback interface, so it runs with a small LD_PRELOAD "
            "shim (`bench/janus-lo-shim.c`) that clears IFF_LOOPBACK on `lo` in getifaddrs(); "
            "Janus then offers 127.0.0.1 candidates. No other change.",
-           "- \"(busy)\": other processes used more than 25% of a core during that run "
+           "- \"(busy)\": other processes used more than 25% of a core during that run; "
            "treat its latency and CPU figures with care.",
-           "- C = Convene, J = Janus. Ratios are Convene / Janus (below 1: Convene uses less).",
-           ""]
-    heads = []
+           "- C = Convene, J = Janus.", ""]
+    md += bars(runs, floors)
+    md += floor_section(floors)
     for name, title, xlabel in SCENARIOS:
         by_sfu = runs.get(name)
         if not by_sfu:
             continue
         chart(os.path.join(out_dir, f"chart-{name}.svg"), title, xlabel, by_sfu)
         md += [f"## {title}", "", f"![{name}](chart-{name}.svg)", "",
-               table(name, by_sfu, xlabel), "", "Where the ladder stopped:", "",
+               table(by_sfu, xlabel), "", "Where the ladder stopped:", "",
                limits(by_sfu, xlabel), ""]
-        h = headline(by_sfu)
-        if h:
-            heads.append((name, xlabel, h))
-    if heads:
-        md += ["## Ratios at the largest size both SFUs ran cleanly", "",
-               "| scenario | size | metric | Convene | Janus | Convene / Janus |",
-               "|---|---|---|---|---|---|"]
-        short = {"fanout": "1 -> N audio+video", "meeting": "M x M meeting",
-                 "audio": "1 -> N audio only"}
-        for name, xlabel, (n, metrics) in heads:
-            for k, (c, j) in metrics.items():
-                d = 0 if k == "received/s" else 2
-                md.append(f"| {short[name]} | {xlabel.split()[0]} = {n} | {k} | "
-                          f"{fmt(c, d)} | {fmt(j, d)} | {ratio(c, j)} |")
-        md.append("")
     md += scale_section(results, machine)
     open(os.path.join(out_dir, "REPORT.md"), "w").write("\n".join(md) + "\n")
 

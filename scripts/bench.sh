@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # `npm run bench`: Convene vs Janus VideoRoom on this machine, loopback only.
 #   1. builds the release binaries,
-#   2. media ladders against both SFUs (each run starts its SFU afresh): one publisher to
-#      N subscribers (audio+video), an M x M meeting (audio+video), audio-only to many;
-#      a ladder stops at the first step with loss > 1% or a failed connection,
-#   3. the signaling scale run (as many members as the fd limit allows),
-#   4. bench/REPORT.md and the charts, from the JSON in bench/results/.
+#   2. the floor: this machine's forwarding ceiling on one core (bench/floor),
+#   3. media ladders against both SFUs (each run starts its SFU afresh, pinned to its own
+#      core, the load tool on the others): one publisher to N subscribers (audio+video),
+#      an M x M meeting (audio+video), audio-only to many; a ladder stops at the first
+#      step with loss > 1% or a failed connection,
+#   4. the signaling scale run (as many members as the fd limit allows),
+#   5. bench/REPORT.md and the charts (matplotlib), from the JSON in bench/results/.
 # BENCH_QUICK=1: short ladders and a small scale run (a few minutes).
 set -euo pipefail
 
@@ -17,19 +19,24 @@ QUICK="${BENCH_QUICK:-0}"
 step() { printf '\n==================== %s ====================\n' "$*"; }
 
 step "release build"
-cargo build --release -p convene-load -p convene-server
+cargo build --release -p convene-load -p convene-server -p convene-floor
+if ! python3 -c "import matplotlib" 2>/dev/null; then
+    python3 -m pip install --quiet -r bench/requirements.txt
+fi
 
 if [ "$QUICK" = 1 ]; then
     SECONDS_PER_RUN=3
-    FANOUT=(10 50 100)
-    MEETING=(3 6)
-    AUDIO=(50 200)
+    FANOUT=(100 199)
+    MEETING=(4 8)
+    AUDIO=(200 400)
+    FLOOR=(300)
     SCALE=2000
 else
     SECONDS_PER_RUN=6
-    FANOUT=(50 100 200 300 400)
-    MEETING=(4 8 12 16)
-    AUDIO=(100 200 400 800)
+    FANOUT=(100 199 400 700 1000 1300)
+    MEETING=(8 12 16 20 24)
+    AUDIO=(400 800 1600 2400 3200)
+    FLOOR=(300 1000)
     SCALE=""
 fi
 VIDEO_PPS=100
@@ -116,6 +123,18 @@ ladder() {
         fi
     done
 }
+
+step "floor: receive, decrypt once, re-encrypt and send per destination, one core"
+CORES="$(nproc)"
+for n in "${FLOOR[@]}"; do
+    wait_quiet
+    # 150,000 packets/s in all at most, from one source.
+    pps=$((150000 / n))
+    PIN=()
+    [ "$CORES" -ge 2 ] && PIN=(--relay-cpu $((CORES - 1)) --tool-cpu 0)
+    ./target/release/convene-floor --destinations "$n" --pps "$pps" --seconds 5 "${PIN[@]}" \
+        --json "$RESULTS/floor-$n.json" 2>&1 | tail -n 1
+done
 
 for sfu in convene janus; do
     step "1 publisher (audio+video) -> N subscribers: $sfu"

@@ -138,7 +138,10 @@ async fn spawn_server(
         .arg("--data-dir")
         .arg(&dir)
         .env("CONVENE_ADMIN_KEY", key)
-        .env("CONVENE_LOG", "warn,rtc=error,webrtc=error")
+        .env(
+            "CONVENE_LOG",
+            "warn,rtc=error,rtc_ice=error,rtc_dtls=error,rtc_srtp=error",
+        )
         // Media on loopback too (this tool sends nothing elsewhere), on a port the OS
         // picks so a server already running is not in the way.
         .env("CONVENE_MEDIA_IP", "127.0.0.1")

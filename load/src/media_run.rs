@@ -102,6 +102,7 @@ pub async fn run(plan: &Plan, sfu: Sfu<'_>, pid: Option<u32>) -> Value {
     let own1 = stats::cpu_time(me);
     let machine1 = stats::machine_cpu();
     let rss = pid.and_then(stats::rss_bytes);
+    let udp_sockets = pid.and_then(stats::udp_sockets);
     // Packets still in flight when sending stops are counted if they arrive within 1 s.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let sent = sent_total(&members) - sent0;
@@ -173,6 +174,7 @@ pub async fn run(plan: &Plan, sfu: Sfu<'_>, pid: Option<u32>) -> Value {
         "serverCpuPercent": pct(cpu0, cpu1),
         "serverRssBytes": rss,
         "serverRssBeforeBytes": rss0,
+        "serverUdpSockets": udp_sockets,
         "loadToolCpuPercent": pct(own0, own1),
         "otherCpuPercent": others,
     });

@@ -36,6 +36,32 @@ pub fn cpu_time(pid: u32) -> Option<Duration> {
     Some(Duration::from_millis((utime + stime) * 10))
 }
 
+/// UDP sockets `pid` holds: its fds that appear in /proc/net/udp (IPv4) or udp6.
+pub fn udp_sockets(pid: u32) -> Option<usize> {
+    let mut inodes = std::collections::HashSet::new();
+    for table in ["/proc/net/udp", "/proc/net/udp6"] {
+        if let Ok(t) = std::fs::read_to_string(table) {
+            inodes.extend(
+                t.lines()
+                    .skip(1)
+                    .filter_map(|l| l.split_whitespace().nth(9).map(str::to_string)),
+            );
+        }
+    }
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?;
+    Some(
+        fds.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+            .filter_map(|p| {
+                let s = p.to_string_lossy().to_string();
+                s.strip_prefix("socket:[")?
+                    .strip_suffix(']')
+                    .map(str::to_string)
+            })
+            .filter(|i| inodes.contains(i))
+            .count(),
+    )
+}
+
 /// Busy and total CPU time of the whole machine so far (all cores), from /proc/stat, so a
 /// run can show how much CPU went to processes other than the SFU and the tool.
 pub fn machine_cpu() -> Option<(Duration, Duration)> {

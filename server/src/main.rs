@@ -14,7 +14,7 @@ fn serve(args: convene::config::ServeArgs) -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("CONVENE_LOG")
-                .unwrap_or_else(|_| "convene=info,warn,rtc=error,webrtc=error".into()),
+                .unwrap_or_else(|_| "convene=info,warn,rtc=error,rtc_ice=error,rtc_dtls=error,rtc_srtp=error,rtc_interceptor=error,rtc_sctp=error".into()),
         )
         .with_writer(std::io::stderr)
         .init();
