@@ -27,6 +27,12 @@ bash scripts/build-sdk.sh
 step "cargo test"
 cargo test --workspace
 
+step "schema tests (schemathesis: the OpenAPI document against the server)"
+bash scripts/schema-test.sh 30
+
+step "fuzz targets (decoder, session core, token parser; 10 s each)"
+bash scripts/fuzz.sh 10
+
 step "SDK tests in headless Chromium (wasm-bindgen-test)"
 CHROMEDRIVER=/usr/bin/chromedriver \
     CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \

@@ -25,6 +25,9 @@ function scenario(name, body) {
   test(name, { timeout: 240_000 }, async () => {
     try {
       await body();
+      // The pages run under the server's Content-Security-Policy: nothing was refused.
+      const refused = pages.flatMap((p) => p.__console.filter((l) => /Content.Security.Policy/i.test(l)));
+      assert.deepEqual(refused, [], "a page broke its own Content-Security-Policy");
     } catch (e) {
       await saveFailure(pages, name.replace(/\W+/g, "-"));
       throw e;

@@ -39,6 +39,7 @@ const LEFT = {
   timeout: ["Connection lost", "Your connection dropped for too long."],
   connectionLost: ["Connection lost", "The call server cannot be reached."],
   roomFull: ["This room is full", "Try again later."],
+  rateLimited: ["Disconnected for sending too much", "Your browser sent far more than a call needs. Join again to continue."],
 };
 
 function capitalize(s) { return s ? s[0].toUpperCase() + s.slice(1) : s; }

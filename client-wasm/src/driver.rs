@@ -339,6 +339,10 @@ fn left_error(reason: &str) -> SdkError {
     use convene_protocol::ErrorCode;
     match reason {
         "roomFull" => SdkError::server(ErrorCode::RoomFull, "the room is full"),
+        "rateLimited" => SdkError::server(
+            ErrorCode::RateLimited,
+            "disconnected for sending too many messages",
+        ),
         "roomExpired" => SdkError::server(ErrorCode::RoomExpired, "the room has ended"),
         "roomDeleted" => SdkError::server(ErrorCode::RoomNotFound, "the room was deleted"),
         "removed" | "roleRevoked" => {

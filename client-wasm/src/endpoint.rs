@@ -41,6 +41,31 @@ fn split(base: &str) -> Result<(String, String), SdkError> {
     Ok((scheme, rest))
 }
 
+/// The join token as given, trimmed; refused before any request when it is missing or
+/// longer than any token a server accepts (a link cut short or pasted twice), so the
+/// user gets a clear reason instead of the HTTP layer's bare `414` for huge ones.
+pub fn check_token(raw: &str) -> Result<String, SdkError> {
+    let token = raw.trim();
+    if token.is_empty() {
+        return Err(SdkError::invalid(
+            "token",
+            "a join token is required (the part after #token= in an invite link)",
+        ));
+    }
+    let max = convene_protocol::signal::MAX_TOKEN_BYTES;
+    if token.len() > max {
+        return Err(SdkError::invalid(
+            "token",
+            format!(
+                "this join token is {} characters; tokens are at most {max} (is the invite \
+                 link complete, and pasted once?)",
+                token.len()
+            ),
+        ));
+    }
+    Ok(token.to_string())
+}
+
 fn query(token: &str, resume: Option<&str>) -> String {
     let mut q = format!("?token={}", encode(token));
     if let Some(r) = resume {
@@ -106,6 +131,21 @@ mod tests {
             diagnosis_url("ws://h", "t").unwrap(),
             "http://h/v1/rtc?token=t"
         );
+    }
+
+    #[test]
+    fn tokens_are_checked_before_sending() {
+        assert_eq!(check_token("  a.b.c \n").unwrap(), "a.b.c");
+        for bad in ["", "   ", &"x".repeat(2049)] {
+            let e = check_token(bad).unwrap_err();
+            assert_eq!(e.code, "InvalidParameter");
+            assert_eq!(e.target.as_deref(), Some("token"));
+        }
+        assert!(check_token(&"x".repeat(2048)).is_ok());
+        assert!(check_token(&"x".repeat(100_000))
+            .unwrap_err()
+            .message
+            .contains("100000 characters"));
     }
 
     #[test]

@@ -62,13 +62,7 @@ async fn join(options: JsValue) -> Result<Room, SdkError> {
             ),
         )
     })?;
-    let token = opts.token.trim().to_string();
-    if token.is_empty() {
-        return Err(SdkError::invalid(
-            "token",
-            "a join token is required (the part after #token= in an invite link)",
-        ));
-    }
+    let token = crate::endpoint::check_token(&opts.token)?;
     let base = match opts.url {
         Some(u) => u,
         None => page_origin().ok_or_else(|| SdkError::invalid("url", "give the server's url"))?,

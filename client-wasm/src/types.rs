@@ -14,7 +14,8 @@ export type ConnectionState = "connecting" | "connected" | "reconnecting" | "dis
 /** Why a member left: the server's reasons, plus `connectionLost` when reconnecting gave up. */
 export type LeaveReason =
   | "clientLeft" | "removed" | "roomDeleted" | "roomExpired" | "duplicateSession"
-  | "roleRevoked" | "serverShutdown" | "timeout" | "roomFull" | "connectionLost";
+  | "roleRevoked" | "serverShutdown" | "timeout" | "roomFull" | "rateLimited"
+  | "connectionLost";
 
 export type TrackKind = "audio" | "video" | "screen";
 
@@ -22,8 +23,8 @@ export type ErrorCode =
   | "Internal" | "InvalidParameter" | "RoomAlreadyExists" | "RoomNotFound" | "NotInRoom"
   | "NotInvited" | "PermissionDenied" | "Unauthenticated" | "RoomFull" | "RoomNotOpenYet"
   | "RoomClosed" | "RoomExpired" | "RateLimited" | "PayloadTooLarge" | "NotFound"
-  | "MethodNotAllowed" | "PreconditionFailed" | "ConnectionFailed" | "MediaUnavailable"
-  | "NotConnected";
+  | "MethodNotAllowed" | "PreconditionFailed" | "TokenNotFound" | "RequestTimeout"
+  | "ConnectionFailed" | "MediaUnavailable" | "NotConnected";
 
 /** Every rejected promise and every `error` event carries one of these. */
 export interface ConveneError extends Error {

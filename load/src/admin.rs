@@ -77,6 +77,20 @@ impl Admin {
         Ok(())
     }
 
+    /// Members in the live session of `room` (0 when none runs).
+    pub async fn live_members(&self, room: &str) -> Result<u64> {
+        let v = self
+            .call(reqwest::Method::GET, "/v1/sessions", Value::Null)
+            .await?;
+        Ok(v["value"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|s| s["roomId"] == room)
+            .map(|s| s["memberCount"].as_u64().unwrap_or(0))
+            .sum())
+    }
+
     pub async fn token(&self, room: &str, user: &str) -> Result<String> {
         let v = self
             .call(

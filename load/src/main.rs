@@ -1,16 +1,19 @@
 //! convene-load: N signaling members in one room against a Convene server, reporting
 //! join latency, the server's memory per member and how fast one chat message reaches
 //! everyone; or publishers and subscribers with media against Convene or Janus's
-//! VideoRoom. `--spawn BIN` starts a Convene server of its own on loopback.
+//! VideoRoom; or join storms (`--scenario storm`), or idle and slowloris connections
+//! (`--scenario idle`). `--spawn BIN` starts a Convene server of its own on loopback.
 
 mod admin;
 mod convene_media;
+mod idle;
 mod janus;
 mod media;
 mod media_run;
 mod progress;
 mod signal;
 mod stats;
+mod storm;
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -24,7 +27,9 @@ use tokio::sync::{mpsc, watch, Semaphore};
 #[derive(Debug, Parser)]
 #[command(name = "convene-load", about = "Load Convene with signaling members")]
 struct Args {
-    /// `signal`: N signaling members; `media`: publishers and subscribers with RTP.
+    /// `signal`: N signaling members; `media`: publishers and subscribers with RTP;
+    /// `storm`: --rounds of N members joining at once, then leaving; `idle`: N idle and
+    /// N/10 slowloris connections, which the server should close.
     #[arg(long, default_value = "signal")]
     scenario: String,
     /// media: the SFU under test, `convene` or `janus` (then give --janus-url and --pid).
@@ -50,9 +55,13 @@ struct Args {
     /// an address of its own on 127.50.0.0/16).
     #[arg(long, default_value_t = 1)]
     client_threads: usize,
-    /// media: seconds measured, after the connections settle.
+    /// media: seconds measured, after the connections settle; idle: how long to wait
+    /// for the server to close the connections.
     #[arg(long, default_value_t = 10)]
     seconds: u64,
+    /// storm: how many times N members join and leave.
+    #[arg(long, default_value_t = 15)]
+    rounds: usize,
     /// Members to join to one room.
     #[arg(long, default_value_t = 1000)]
     members: usize,
@@ -146,6 +155,8 @@ async fn spawn_server(
         // picks so a server already running is not in the way.
         .env("CONVENE_MEDIA_IP", "127.0.0.1")
         .env("CONVENE_MEDIA_PORT", "0")
+        // The tool's members come from a few loopback addresses.
+        .env("CONVENE_MAX_CONNECTIONS_PER_IP", "0")
         .kill_on_drop(true)
         .spawn()
         .map_err(|e| format!("cannot start {bin}: {e}"))?;
@@ -205,9 +216,24 @@ async fn run(args: Args) -> Result<(), String> {
         drop(spawned);
         return finish_media(&args, report);
     }
+    if args.scenario == "idle" {
+        let report = idle::run(addr, args.members, Duration::from_secs(args.seconds)).await;
+        drop(spawned);
+        return write_report(&args, &report?);
+    }
+    if args.scenario == "storm" {
+        let plan = storm::Plan {
+            rounds: args.rounds,
+            members: args.members,
+            concurrency: args.concurrency,
+        };
+        let report = storm::run(addr, &admin, pid, &plan).await;
+        drop(spawned);
+        return write_report(&args, &report?);
+    }
     if args.scenario != "signal" {
         return Err(format!(
-            "unknown scenario '{}' (signal or media)",
+            "unknown scenario '{}' (signal, media, storm or idle)",
             args.scenario
         ));
     }
@@ -265,23 +291,7 @@ async fn run(args: Args) -> Result<(), String> {
             r
         }));
     }
-    let mut latencies = Vec::with_capacity(n);
-    let mut members = Vec::with_capacity(n);
-    let mut failures = 0;
-    for j in joins {
-        match j.await.map_err(|e| e.to_string())? {
-            Ok(m) => {
-                latencies.push(m.join_latency);
-                members.push(m);
-            }
-            Err(e) => {
-                failures += 1;
-                if failures <= 3 {
-                    eprintln!("  join failed: {e}");
-                }
-            }
-        }
-    }
+    let (mut latencies, members, failures) = signal::gather(joins, "").await?;
     bar.finish();
     let join_all = started.elapsed();
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -347,15 +357,21 @@ async fn run(args: Args) -> Result<(), String> {
         report["messageFanoutMs"]["all"],
         per_member.map_or("n/a".into(), |b| format!("{:.1} KiB", b / 1024.0)),
     );
-    if let Some(path) = args.json {
-        std::fs::write(&path, serde_json::to_string_pretty(&report).unwrap())
-            .map_err(|e| format!("{path}: {e}"))?;
-    }
+    write_report(&args, &report)?;
     if failures > 0 || fanout.len() < expected {
         return Err(format!(
             "{failures} joins failed, {} of {expected} got the message",
             fanout.len()
         ));
+    }
+    Ok(())
+}
+
+/// Writes the JSON report where `--json` says, if it does.
+fn write_report(args: &Args, report: &serde_json::Value) -> Result<(), String> {
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_string_pretty(report).unwrap())
+            .map_err(|e| format!("{path}: {e}"))?;
     }
     Ok(())
 }
@@ -419,10 +435,7 @@ fn finish_media(args: &Args, report: serde_json::Value) -> Result<(), String> {
         r["loadToolCpuPercent"],
         r["otherCpuPercent"],
     );
-    if let Some(path) = &args.json {
-        std::fs::write(path, serde_json::to_string_pretty(&report).unwrap())
-            .map_err(|e| format!("{path}: {e}"))?;
-    }
+    write_report(args, &report)?;
     match report["error"].as_str() {
         Some(e) => Err(e.to_string()),
         None => Ok(()),

@@ -109,3 +109,29 @@ pub async fn send_chat(member: &mut Member, text: &str) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())
 }
+
+/// Waits for every join: their latencies, the members that joined, and how many failed
+/// (the first three failures are printed, prefixed with `label`).
+pub async fn gather(
+    joins: Vec<tokio::task::JoinHandle<Result<Member, String>>>,
+    label: &str,
+) -> Result<(Vec<Duration>, Vec<Member>, usize), String> {
+    let mut latencies = Vec::with_capacity(joins.len());
+    let mut members = Vec::with_capacity(joins.len());
+    let mut failures = 0;
+    for j in joins {
+        match j.await.map_err(|e| e.to_string())? {
+            Ok(m) => {
+                latencies.push(m.join_latency);
+                members.push(m);
+            }
+            Err(e) => {
+                failures += 1;
+                if failures <= 3 {
+                    eprintln!("  {label}join failed: {e}");
+                }
+            }
+        }
+    }
+    Ok((latencies, members, failures))
+}

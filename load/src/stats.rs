@@ -78,6 +78,13 @@ pub fn machine_cpu() -> Option<(Duration, Duration)> {
     Some((tick(total - idle), tick(total)))
 }
 
+/// Threads of `pid`, from /proc/<pid>/status.
+pub fn threads(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("Threads:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

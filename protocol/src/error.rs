@@ -59,6 +59,10 @@ catalogue! {
     MethodNotAllowed = 100015, 405;
     /// `If-Match` named a version the room is no longer at; read it again and retry.
     PreconditionFailed = 100017, 412;
+    /// No token with this id was minted for this room.
+    TokenNotFound = 100018, 404;
+    /// The request (sending its body, or answering it) took longer than the server allows.
+    RequestTimeout = 100019, 408;
 }
 
 /// `{"error": {...}}`, the body of every error response.

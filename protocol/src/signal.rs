@@ -12,6 +12,10 @@ pub const PING_INTERVAL_SECONDS: u32 = 10;
 pub const IDLE_TIMEOUT_SECONDS: u32 = 30;
 /// Largest text frame the server accepts.
 pub const MAX_FRAME_BYTES: usize = 64 * 1024;
+/// Longest join token a server accepts (minted ones are under 400 bytes); the SDK
+/// refuses longer ones before connecting, as a request line over 64 KiB gets only a
+/// bare `414` from the HTTP layer.
+pub const MAX_TOKEN_BYTES: usize = 2048;
 /// Largest chat message text, in bytes.
 pub const MAX_CHAT_BYTES: usize = 4 * 1024;
 
@@ -100,6 +104,8 @@ pub enum LeaveReason {
     ServerShutdown,
     Timeout,
     RoomFull,
+    /// Kept sending after being told `RateLimited`: disconnected.
+    RateLimited,
 }
 
 // Messages are built, serialized once and dropped, never stored in bulk, so the size

@@ -1,23 +1,61 @@
 //! The whole HTTP service: the admin API (`http`), the signaling upgrade (`signal`), the
-//! pages (`www`), and the layers every request passes through.
+//! pages (`www`), and the layers every request passes through: a request id and one
+//! error envelope, a body limit and a request timeout, panics answered as 500,
+//! `nosniff` and `Referrer-Policy: no-referrer` (join links carry tokens), and CORS on
+//! the one route the SDK calls (`/v1/rtc`). Admin routes send no CORS headers, so a page
+//! on another origin cannot read them.
 
 use axum::extract::DefaultBodyLimit;
+use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::routing::get;
 use axum::Router;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::TimeoutLayer;
 
+use crate::config::Origins;
 use crate::state::AppState;
 
+/// CORS for the SDK's routes: simple GETs from the allowed origins, which may read the
+/// refusal envelope and `Retry-After`.
+fn sdk_cors(origins: &Origins) -> CorsLayer {
+    let allow = match origins {
+        Origins::Any => AllowOrigin::any(),
+        Origins::Only(list) => {
+            AllowOrigin::list(list.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+        }
+    };
+    CorsLayer::new()
+        .allow_origin(allow)
+        .allow_methods([Method::GET])
+        .expose_headers([header::RETRY_AFTER])
+}
+
 pub fn router(state: AppState) -> Router {
-    let mut app = crate::http::routes().route("/v1/rtc", get(crate::signal::rtc));
+    let rtc = get(crate::signal::rtc).layer(sdk_cors(&state.allowed_origins));
+    let mut app = crate::http::routes().route("/v1/rtc", rtc);
     if let Some(dir) = state.www_dir.clone() {
-        app = app.fallback_service(crate::www::service(&dir));
+        app = app.fallback_service(crate::www::service(&dir, &state.allowed_origins));
     }
     // A panic in a handler is a bug, but it still answers with the envelope (500,
-    // Internal) instead of dropping the connection.
+    // Internal) instead of dropping the connection. The timeout's bare 408 becomes
+    // the envelope in `request_context`, which is outside it.
     app.layer(DefaultBodyLimit::max(crate::api::MAX_BODY_BYTES))
         .layer(tower_http::catch_panic::CatchPanicLayer::new())
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            state.http_request_timeout,
+        ))
         .layer(axum::middleware::from_fn(
             crate::api::request_context::request_context,
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
         ))
         .with_state(state)
 }

@@ -13,6 +13,10 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:7880";
 pub const DEFAULT_DATA_DIR: &str = "./convene-data";
 pub const DEFAULT_PURGE_GRACE_DAYS: u32 = 7;
 pub const DEFAULT_RESUME_GRACE_SECONDS: u64 = 15;
+pub const DEFAULT_HTTP_HEADER_TIMEOUT_SECONDS: u64 = 10;
+pub const DEFAULT_HTTP_REQUEST_TIMEOUT_SECONDS: u64 = 30;
+pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 1000;
+pub const DEFAULT_ADMIN_KEY_FAILURES: u32 = 10;
 /// Shortest admin key accepted from configuration.
 pub const MIN_ADMIN_KEY_LEN: usize = 16;
 
@@ -70,6 +74,26 @@ pub struct ServeArgs {
     /// Credential for the TURN servers.
     #[arg(long, env = "CONVENE_ICE_CREDENTIAL", hide_env_values = true)]
     pub ice_credential: Option<String>,
+    /// Seconds a connection has to send a request's headers; idle keep-alive connections
+    /// are closed after it too [default: 10].
+    #[arg(long, env = "CONVENE_HTTP_HEADER_TIMEOUT_SECONDS")]
+    pub http_header_timeout_seconds: Option<u64>,
+    /// Seconds a request (its body and the answer) may take [default: 30].
+    #[arg(long, env = "CONVENE_HTTP_REQUEST_TIMEOUT_SECONDS")]
+    pub http_request_timeout_seconds: Option<u64>,
+    /// Most connections (HTTP and signaling) one IP address may hold; 0: no limit
+    /// [default: 1000].
+    #[arg(long, env = "CONVENE_MAX_CONNECTIONS_PER_IP")]
+    pub max_connections_per_ip: Option<usize>,
+    /// Web origins whose pages may use the SDK against this server, comma-separated,
+    /// e.g. https://app.example.com; `*` for any [default: *]. Admin routes never
+    /// answer other origins.
+    #[arg(long, env = "CONVENE_ALLOWED_ORIGINS")]
+    pub allowed_origins: Option<String>,
+    /// Wrong admin keys one address may send before it must wait; the allowance
+    /// refills at this many per 100 s [default: 10].
+    #[arg(long, env = "CONVENE_ADMIN_KEY_FAILURES")]
+    pub admin_key_failures: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -90,6 +114,28 @@ struct FileConfig {
     ice_servers: Option<String>,
     ice_username: Option<String>,
     ice_credential: Option<String>,
+    http_header_timeout_seconds: Option<u64>,
+    http_request_timeout_seconds: Option<u64>,
+    max_connections_per_ip: Option<usize>,
+    allowed_origins: Option<String>,
+    admin_key_failures: Option<u32>,
+}
+
+/// Which web origins may call the SDK's routes from a browser.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origins {
+    Any,
+    /// Exact origins such as `https://app.example.com` (scheme, host, optional port).
+    Only(Vec<String>),
+}
+
+impl Origins {
+    pub fn allows(&self, origin: &str) -> bool {
+        match self {
+            Origins::Any => true,
+            Origins::Only(list) => list.iter().any(|o| o.eq_ignore_ascii_case(origin)),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -105,6 +151,13 @@ pub struct Config {
     pub purge_interval: Duration,
     pub resume_grace: Duration,
     pub media: crate::sfu::SfuConfig,
+    pub http_header_timeout: Duration,
+    pub http_request_timeout: Duration,
+    /// 0: no limit.
+    pub max_connections_per_ip: usize,
+    pub allowed_origins: Origins,
+    /// Wrong admin keys per address before 429 (refilling at this many per 100 s).
+    pub admin_key_failures: u32,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -124,6 +177,11 @@ impl Config {
             purge_interval: Duration::from_secs(3600),
             resume_grace: Duration::from_secs(DEFAULT_RESUME_GRACE_SECONDS),
             media: Default::default(),
+            http_header_timeout: Duration::from_secs(DEFAULT_HTTP_HEADER_TIMEOUT_SECONDS),
+            http_request_timeout: Duration::from_secs(DEFAULT_HTTP_REQUEST_TIMEOUT_SECONDS),
+            max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
+            allowed_origins: Origins::Any,
+            admin_key_failures: DEFAULT_ADMIN_KEY_FAILURES,
         }
     }
 
@@ -203,8 +261,46 @@ impl Config {
             args.ice_credential.or(file.ice_credential),
         )?;
         media.srtp_fallback = srtp_fallback;
+        let seconds = |what: &str, v: Option<u64>, default: u64| match v.unwrap_or(default) {
+            s @ 1..=3600 => Ok(Duration::from_secs(s)),
+            s => Err(ConfigError(format!(
+                "{what} must be between 1 and 3600 seconds, not {s}"
+            ))),
+        };
+        let http_header_timeout = seconds(
+            "the HTTP header timeout",
+            args.http_header_timeout_seconds
+                .or(file.http_header_timeout_seconds),
+            DEFAULT_HTTP_HEADER_TIMEOUT_SECONDS,
+        )?;
+        let http_request_timeout = seconds(
+            "the HTTP request timeout",
+            args.http_request_timeout_seconds
+                .or(file.http_request_timeout_seconds),
+            DEFAULT_HTTP_REQUEST_TIMEOUT_SECONDS,
+        )?;
+        let max_connections_per_ip = args
+            .max_connections_per_ip
+            .or(file.max_connections_per_ip)
+            .unwrap_or(DEFAULT_MAX_CONNECTIONS_PER_IP);
+        let allowed_origins = match args.allowed_origins.or(file.allowed_origins) {
+            Some(list) => parse_origins(&list)?,
+            None => Origins::Any,
+        };
+        let admin_key_failures = args
+            .admin_key_failures
+            .or(file.admin_key_failures)
+            .unwrap_or(DEFAULT_ADMIN_KEY_FAILURES);
+        if admin_key_failures == 0 {
+            return Err(ConfigError("admin key failures must be at least 1".into()));
+        }
         Ok(Self {
             media,
+            admin_key_failures,
+            http_header_timeout,
+            http_request_timeout,
+            max_connections_per_ip,
+            allowed_origins,
             listen,
             admin_key,
             public_url,
@@ -278,6 +374,35 @@ fn media_config(
     })
 }
 
+fn parse_origins(list: &str) -> Result<Origins, ConfigError> {
+    let items: Vec<&str> = list
+        .split(',')
+        .map(str::trim)
+        .filter(|o| !o.is_empty())
+        .collect();
+    if items == ["*"] {
+        return Ok(Origins::Any);
+    }
+    let mut out = vec![];
+    for o in items {
+        let host = o
+            .strip_prefix("https://")
+            .or_else(|| o.strip_prefix("http://"));
+        match host {
+            Some(h) if !h.is_empty() && !h.contains(['/', '*', ' ', '?', '#']) => {
+                out.push(o.to_string())
+            }
+            _ => {
+                return Err(ConfigError(format!(
+                "allowed origin '{o}' must be a scheme and host such as https://app.example.com \
+                     (no path), or * alone for any"
+            )))
+            }
+        }
+    }
+    Ok(Origins::Only(out))
+}
+
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| ConfigError(format!("cannot read {}: {e}", path.display())))?;
@@ -344,6 +469,34 @@ mod tests {
             ..Default::default()
         })
         .contains("not an IP address"));
+        assert!(bad(ServeArgs {
+            http_header_timeout_seconds: Some(0),
+            ..Default::default()
+        })
+        .contains("between 1 and 3600"));
+        assert!(bad(ServeArgs {
+            allowed_origins: Some("https://a.example/app".into()),
+            ..Default::default()
+        })
+        .contains("no path"));
+    }
+
+    #[test]
+    fn origins_are_any_or_an_exact_list() {
+        let c = Config::from_args(ServeArgs::default()).unwrap();
+        assert_eq!(c.allowed_origins, Origins::Any);
+        assert_eq!(c.max_connections_per_ip, 1000);
+        let c = Config::from_args(ServeArgs {
+            allowed_origins: Some("https://a.example, http://localhost:3000".into()),
+            max_connections_per_ip: Some(0),
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(c.allowed_origins.allows("https://a.example"));
+        assert!(c.allowed_origins.allows("http://localhost:3000"));
+        assert!(!c.allowed_origins.allows("https://evil.example"));
+        assert!(!c.allowed_origins.allows("https://a.example.evil"));
+        assert_eq!(c.max_connections_per_ip, 0);
     }
 
     #[test]

@@ -3,10 +3,12 @@
 //! Layers point one way:
 //!
 //! ```text
-//! app ─> http, signal  (the edge: REST handlers, the WebSocket; both use api, state)
-//!          └─> rooms   (rules, admission, live sessions: a sans-IO core and its driver)
-//!                └─> store (persistence), sfu (the media relay, behind sfu::port)
-//!                      └─> model, ids, clock, rate (shared records and helpers)
+//! serve ─> app ─> http, signal  (the edge: accepting connections, REST handlers, the
+//!                   │            WebSocket; http and signal use api, state)
+//!                   └─> rooms   (rules, admission, live sessions: a sans-IO core and
+//!                         │      its driver)
+//!                         └─> store (persistence), sfu (the media relay, behind sfu::port)
+//!                               └─> model, ids, clock, rate (shared records and helpers)
 //! ```
 //!
 //! Nothing imports upward, and no two modules import each other.
@@ -23,6 +25,7 @@ pub mod purge;
 pub mod rate;
 pub mod rooms;
 pub mod secret;
+pub mod serve;
 pub mod sfu;
 pub mod signal;
 pub mod state;
@@ -37,6 +40,7 @@ use tokio::net::TcpListener;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
+use crate::rate::KeyedLimiter;
 use crate::rooms::LiveRooms;
 use crate::state::{AppState, Inner};
 use crate::store::{RoomStore, SqliteStore};
@@ -66,6 +70,40 @@ fn data_dir_error(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> RunE
     }
 }
 
+/// The data dir holds the room database and the keys: only this user may read it
+/// (dir 0700, database 0600; SQLite gives its `-wal`/`-shm` the database's mode, so
+/// creating the file first with 0600 covers them, and existing ones are tightened).
+#[cfg(unix)]
+fn private_files(dir: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let tighten = |path: &std::path::Path, mode: u32| -> std::io::Result<()> {
+        let meta = std::fs::metadata(path)?;
+        if meta.permissions().mode() & 0o777 != mode {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+        }
+        Ok(())
+    };
+    tighten(dir, 0o700)?;
+    let db = dir.join("convene.db");
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(&db)?;
+    for name in ["convene.db", "convene.db-wal", "convene.db-shm"] {
+        let path = dir.join(name);
+        if path.exists() {
+            tighten(&path, 0o600)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn private_files(_dir: &std::path::Path) -> std::io::Result<()> {
+    Ok(())
+}
+
 /// Serves on `listener` until `shutdown` resolves, then drains: live members are told
 /// `serverShutdown` and open requests finish.
 pub async fn run(
@@ -75,6 +113,7 @@ pub async fn run(
 ) -> Result<(), RunError> {
     let dir = &config.data_dir;
     std::fs::create_dir_all(dir).map_err(data_dir_error(dir))?;
+    private_files(dir).map_err(data_dir_error(dir))?;
     let store: Arc<dyn RoomStore> = Arc::new(SqliteStore::open(&dir.join("convene.db"))?);
     let admin_key = match &config.admin_key {
         Some(k) => k.clone(),
@@ -113,6 +152,12 @@ pub async fn run(
         public_url,
         live: live.clone(),
         www_dir: config.www_dir.clone(),
+        admin_failures: KeyedLimiter::new(
+            state::admin_failures(config.admin_key_failures),
+            state::ADMIN_FAILURE_SOURCES,
+        ),
+        allowed_origins: config.allowed_origins.clone(),
+        http_request_timeout: config.http_request_timeout,
     });
     let purger = tokio::spawn(purge::run(
         store,
@@ -129,9 +174,11 @@ pub async fn run(
         shutdown.await;
         draining.shutdown(SHUTDOWN_DRAIN).await;
     };
-    let result = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let limits = serve::Limits {
+        header_timeout: config.http_header_timeout,
+        per_ip: config.max_connections_per_ip,
+    };
+    let result = serve::serve(listener, app, limits, shutdown, SHUTDOWN_DRAIN).await;
     purger.abort();
     result.map_err(RunError::Serve)
 }

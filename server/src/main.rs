@@ -33,7 +33,7 @@ fn serve(args: convene::config::ServeArgs) -> ExitCode {
         }
     };
     runtime.block_on(async move {
-        let listener = match tokio::net::TcpListener::bind(config.listen).await {
+        let listener = match convene::serve::bind(config.listen) {
             Ok(l) => l,
             Err(e) => {
                 eprintln!("convene: cannot listen on {}: {e}", config.listen);

@@ -2,6 +2,9 @@
 //! commands per member, failed admin-key attempts per source address. Plain data that
 //! takes the time as an argument, so limits are tested without sleeping.
 
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -77,6 +80,62 @@ impl TokenBucket {
     }
 }
 
+/// A token bucket per key (e.g. per source address), for things that cost something
+/// only when they fail (a wrong admin key). The map is bounded: past `max_keys`, buckets
+/// that have refilled are forgotten, and if none has, new keys are refused as if empty.
+pub struct KeyedLimiter<K> {
+    rate: Rate,
+    max_keys: usize,
+    // A std Mutex: held for one map operation, never across an await.
+    buckets: Mutex<HashMap<K, TokenBucket>>,
+}
+
+impl<K: Hash + Eq + Clone> KeyedLimiter<K> {
+    pub fn new(rate: Rate, max_keys: usize) -> Self {
+        Self {
+            rate,
+            max_keys,
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<K, TokenBucket>> {
+        self.buckets.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// `Err(wait)` when `key` has no token left: it must wait that long.
+    pub fn check(&self, key: &K, now: Instant) -> Result<(), Duration> {
+        match self.lock().get_mut(key) {
+            Some(b) => match b.wait_for(1.0, now) {
+                d if d.is_zero() => Ok(()),
+                d => Err(d),
+            },
+            None => Ok(()),
+        }
+    }
+
+    /// Takes a token from `key`'s bucket; `Err(wait)` when there was none.
+    pub fn charge(&self, key: &K, now: Instant) -> Result<(), Duration> {
+        let mut m = self.lock();
+        if !m.contains_key(key) && m.len() >= self.max_keys {
+            m.retain(|_, b| !b.is_full(now));
+            if m.len() >= self.max_keys {
+                return Err(Duration::from_secs_f64(
+                    1.0 / self.rate.per_second.max(1e-9),
+                ));
+            }
+        }
+        let b = m
+            .entry(key.clone())
+            .or_insert_with(|| TokenBucket::new(self.rate, now));
+        if b.take(now) {
+            Ok(())
+        } else {
+            Err(b.wait_for(1.0, now))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,6 +163,23 @@ mod tests {
             "nothing is taken when there is not enough"
         );
         assert!(b.take(t0));
+    }
+
+    #[test]
+    fn keyed_limits_are_per_key_and_bounded() {
+        let t0 = Instant::now();
+        let l = KeyedLimiter::new(Rate::new(2.0, 0.5), 2);
+        assert!(l.charge(&"a", t0).is_ok());
+        assert!(l.charge(&"a", t0).is_ok());
+        assert_eq!(l.charge(&"a", t0), Err(Duration::from_secs(2)));
+        assert_eq!(l.check(&"a", t0), Err(Duration::from_secs(2)));
+        assert!(l.check(&"b", t0).is_ok(), "another key is untouched");
+        assert!(l.charge(&"b", t0).is_ok());
+        // Full: a third key is refused until a bucket has refilled...
+        assert!(l.charge(&"c", t0).is_err());
+        // ...and then forgotten to make room.
+        assert!(l.charge(&"c", t0 + Duration::from_secs(10)).is_ok());
+        assert!(l.check(&"a", t0 + Duration::from_secs(2)).is_ok());
     }
 
     #[test]

@@ -3,7 +3,12 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use std::net::IpAddr;
+use std::time::Duration;
+
 use crate::clock::Clock;
+use crate::config::Origins;
+use crate::rate::{KeyedLimiter, Rate};
 use crate::rooms::LiveRooms;
 use crate::secret::Secret;
 use crate::store::RoomStore;
@@ -21,7 +26,21 @@ pub struct Inner {
     pub live: LiveRooms,
     /// The demo and admin pages; `None` serves no pages.
     pub www_dir: Option<PathBuf>,
+    /// Wrong admin keys, per source address.
+    pub admin_failures: KeyedLimiter<IpAddr>,
+    /// Origins whose pages may use the SDK (CORS, the WebSocket's `Origin`).
+    pub allowed_origins: Origins,
+    /// How long one request may take.
+    pub http_request_timeout: Duration,
 }
+
+/// Wrong admin keys a source address may send: `n` at once, refilling at `n` per 100 s
+/// (the default 10: one more every 10 s).
+pub fn admin_failures(n: u32) -> Rate {
+    Rate::new(n.into(), f64::from(n) / 100.0)
+}
+/// Source addresses remembered for that at once.
+pub const ADMIN_FAILURE_SOURCES: usize = 100_000;
 
 impl std::ops::Deref for AppState {
     type Target = Inner;

@@ -1,6 +1,10 @@
 //! Join tokens: compact HS256 JWTs signed with a secret kept in the data directory.
 //! The role is not in the token: it is read from the roster at join time, so a role
 //! change or a removal applies to tokens already handed out.
+//!
+//! A token id (`jti`) carries a MAC of its room, so revoking can tell, without storing
+//! every token minted, that an id was minted for that room: a made-up id, or one of
+//! another room, is `TokenNotFound`.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
@@ -15,7 +19,7 @@ const ISSUER: &str = "convene";
 /// algorithm confusion cannot happen.
 const HEADER: &str = r#"{"alg":"HS256","typ":"JWT"}"#;
 /// Longest token text accepted, well above what `mint` produces.
-pub const MAX_TOKEN_LEN: usize = 2048;
+pub const MAX_TOKEN_LEN: usize = convene_protocol::signal::MAX_TOKEN_BYTES;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JoinClaims {
@@ -32,13 +36,51 @@ pub struct JoinClaims {
     pub exp: i64,
 }
 
+/// Random characters of a token id, then its room tag.
+const JTI_NONCE: usize = 20;
+const JTI_TAG: usize = 12;
+
+fn jti_tag(secret: &Secret, room: &str, nonce: &str) -> String {
+    let mut m = mac(secret);
+    m.update(b"jti\0");
+    m.update(room.as_bytes());
+    m.update(b"\0");
+    m.update(nonce.as_bytes());
+    let bytes = m.finalize().into_bytes();
+    bytes[..JTI_TAG / 2]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Whether `jti` was minted (with `secret`) for `room`.
+pub fn token_id_is_of_room(secret: &Secret, room: &str, jti: &str) -> bool {
+    let Some(rest) = jti.strip_prefix("t_") else {
+        return false;
+    };
+    if rest.len() != JTI_NONCE + JTI_TAG || !rest.is_ascii() {
+        return false;
+    }
+    let (nonce, tag) = rest.split_at(JTI_NONCE);
+    // Not secret-dependent timing worth guarding: the caller holds the admin key.
+    jti_tag(secret, room, nonce) == tag
+}
+
 impl JoinClaims {
-    pub fn new(user: &str, room: &str, invite_id: &str, iat: i64, exp: i64) -> Self {
+    pub fn new(
+        secret: &Secret,
+        user: &str,
+        room: &str,
+        invite_id: &str,
+        iat: i64,
+        exp: i64,
+    ) -> Self {
+        let nonce = crate::ids::random_token(JTI_NONCE);
         Self {
             iss: ISSUER.to_owned(),
             sub: user.to_owned(),
             room: room.to_owned(),
-            jti: format!("t_{}", crate::ids::random_token(20)),
+            jti: format!("t_{nonce}{}", jti_tag(secret, room, &nonce)),
             inv: invite_id.to_owned(),
             iat,
             exp,
@@ -114,7 +156,23 @@ mod tests {
     use super::*;
 
     fn claims() -> JoinClaims {
-        JoinClaims::new("alice", "room1", "i1", 1_000, 2_000)
+        JoinClaims::new(&Secret::new("k"), "alice", "room1", "i1", 1_000, 2_000)
+    }
+
+    #[test]
+    fn token_ids_name_their_room() {
+        let key = Secret::new("k");
+        let c = claims();
+        assert!(token_id_is_of_room(&key, "room1", &c.jti));
+        assert!(
+            !token_id_is_of_room(&key, "room2", &c.jti),
+            "another room's"
+        );
+        assert!(!token_id_is_of_room(&Secret::new("other"), "room1", &c.jti));
+        let made_up = format!("t_{}", "a".repeat(JTI_NONCE + JTI_TAG));
+        for bad in [made_up.as_str(), "t_abc", "", "x_", "t_é"] {
+            assert!(!token_id_is_of_room(&key, "room1", bad), "{bad}");
+        }
     }
 
     #[test]

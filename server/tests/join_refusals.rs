@@ -144,3 +144,37 @@ async fn a_full_room_is_409_but_a_returning_member_gets_in() {
     let (_a2, joined) = s.join("tiny", "a").await;
     assert_eq!(joined["self"]["id"], "a");
 }
+
+/// `joinPolicy: closed` locks the meeting: nobody new gets in, the people already in
+/// the call stay, and one of them reconnecting after a network blip gets back in.
+#[tokio::test]
+async fn a_closed_room_keeps_its_call_and_refuses_newcomers() {
+    let s = TestServer::start().await;
+    s.room("r", &[("a", "attendee"), ("b", "attendee")]).await;
+    let ta = s.token("r", "a").await;
+    let mut a = s.ws(&ta, None).await.unwrap();
+    let joined = a.next_of("joined").await;
+    let (st, b) = s
+        .patch("/v1/rooms/r", json!({"joinPolicy": "closed"}))
+        .await;
+    assert_eq!(st, 200, "{b}");
+    a.expect_none("left", std::time::Duration::from_millis(500))
+        .await;
+    let tb = s.token("r", "b").await;
+    let r = s.ws(&tb, None).await.err().unwrap();
+    assert_error(r.status, &r.body, 403, "RoomClosed", None);
+    // a's connection drops; within the resume grace it comes back.
+    let resume = joined["resume"]["token"].as_str().unwrap().to_string();
+    drop(a);
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let mut a = s
+        .ws(&ta, Some(&resume))
+        .await
+        .expect("a reconnect was refused");
+    assert_eq!(a.next_of("joined").await["resumed"], true);
+    // Once gone for good, a is a newcomer too.
+    a.send(json!({"type": "leave"})).await;
+    a.closed_with().await;
+    let r = s.ws(&ta, None).await.err().unwrap();
+    assert_error(r.status, &r.body, 403, "RoomClosed", None);
+}

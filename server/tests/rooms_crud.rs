@@ -92,6 +92,18 @@ async fn repeatability_header_returns_the_first_result() {
         .await;
     assert_eq!(s3, 201);
     assert_ne!(third["id"], first["id"]);
+    // Once the room is deleted, the key no longer replays it: a retry creates a room
+    // that exists.
+    let (st, _) = s
+        .delete(&format!("/v1/rooms/{}", first["id"].as_str().unwrap()))
+        .await;
+    assert_eq!(st, 204);
+    let (s4, fourth) = s.send(send()).await;
+    assert_eq!(s4, 201, "{fourth}");
+    let (st, got) = s
+        .get(&format!("/v1/rooms/{}", fourth["id"].as_str().unwrap()))
+        .await;
+    assert_eq!(st, 200, "the room answered exists: {got}");
 }
 
 #[tokio::test]

@@ -119,6 +119,22 @@ async fn revoke_is_idempotent_and_checked() {
     assert_eq!(st, 204);
     let (st, b) = s.delete("/v1/rooms/rv/tokens/not-a-token").await;
     assert_error(st, &b, 400, "InvalidParameter", Some("tokenId"));
+    // A made-up id, and a real id of another room, are not this room's tokens.
+    let made_up = format!("t_{}", "a".repeat(32));
+    let (st, b) = s.delete(&format!("/v1/rooms/rv/tokens/{made_up}")).await;
+    assert_error(st, &b, 404, "TokenNotFound", Some("tokenId"));
+    s.room("other", &[("carol", "attendee")]).await;
+    let (_, b) = s
+        .post("/v1/rooms/other/tokens", json!({"userId": "carol"}))
+        .await;
+    let (theirs, token) = (b["tokenId"].as_str().unwrap(), b["token"].as_str().unwrap());
+    let (st, b) = s.delete(&format!("/v1/rooms/rv/tokens/{theirs}")).await;
+    assert_error(st, &b, 404, "TokenNotFound", Some("tokenId"));
+    // ...and it was not revoked: it still joins its own room.
+    assert!(
+        s.ws(token, None).await.is_ok(),
+        "the other room's token still joins"
+    );
 }
 
 #[tokio::test]

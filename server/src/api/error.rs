@@ -24,6 +24,8 @@ pub struct ApiError {
     pub message: String,
     pub target: Option<String>,
     pub at: Option<String>,
+    /// Seconds for a `Retry-After` header (rate limits).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -33,16 +35,20 @@ impl ApiError {
             message: message.into(),
             target: None,
             at: None,
+            retry_after: None,
         }
     }
 
     pub fn invalid(target: impl Into<String>, message: impl Into<String>) -> Self {
         Self {
-            code: ErrorCode::InvalidParameter,
-            message: message.into(),
             target: Some(target.into()),
-            at: None,
+            ..Self::new(ErrorCode::InvalidParameter, message)
         }
+    }
+
+    pub fn with_retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
+        self
     }
 
     pub fn with_target(mut self, target: impl Into<String>) -> Self {
@@ -140,6 +146,11 @@ impl IntoResponse for ApiError {
         if self.code == ErrorCode::Unauthenticated {
             resp.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let Some(s) = self.retry_after {
+            if let Ok(v) = HeaderValue::from_str(&s.to_string()) {
+                resp.headers_mut().insert(header::RETRY_AFTER, v);
+            }
         }
         resp
     }

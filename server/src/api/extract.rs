@@ -1,9 +1,11 @@
 //! Extractors that refuse bad input with the error envelope (axum's own answer with
 //! plain text) and name the offending field where serde can tell it.
 
+use std::net::{IpAddr, SocketAddr};
+
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Query, Request};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use convene_protocol::ErrorCode;
@@ -13,8 +15,28 @@ use super::error::ApiError;
 use crate::ids::{RoomId, UserId};
 use crate::state::AppState;
 
-/// Proof that the caller sent the admin key as `Authorization: Bearer <key>`.
+/// Proof that the caller sent the admin key as `Authorization: Bearer <key>`. Wrong keys
+/// are limited per source address (`state::admin_failures`): past the limit, every
+/// request from that address is refused with 429 and `Retry-After` until it refills,
+/// right or wrong, so guessing costs time. Each wrong key is logged.
 pub struct Admin;
+
+/// The address a request came from (unknown in tests that call the router directly).
+pub fn source_ip(parts: &Parts) -> IpAddr {
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::from([0, 0, 0, 0]), |c| c.0.ip())
+}
+
+fn too_many(wait: std::time::Duration) -> ApiError {
+    let secs = wait.as_secs().max(1);
+    ApiError::new(
+        ErrorCode::RateLimited,
+        format!("too many wrong admin keys from this address; retry in {secs} s"),
+    )
+    .with_retry_after(secs)
+}
 
 impl FromRequestParts<AppState> for Admin {
     type Rejection = ApiError;
@@ -30,11 +52,17 @@ impl FromRequestParts<AppState> for Admin {
                 "send the admin key as 'Authorization: Bearer <key>'",
             ));
         };
+        let ip = source_ip(parts);
+        let now = std::time::Instant::now();
+        state.admin_failures.check(&ip, now).map_err(too_many)?;
         let key = header
             .strip_prefix("Bearer ")
             .or_else(|| header.strip_prefix("bearer "))
             .unwrap_or("");
         if !state.admin_key.matches(key.trim()) {
+            let blocked = state.admin_failures.charge(&ip, now).is_err()
+                || state.admin_failures.check(&ip, now).is_err();
+            tracing::warn!(%ip, route = %parts.uri.path(), blocked, "refused a wrong admin key");
             return Err(ApiError::new(
                 ErrorCode::Unauthenticated,
                 "the admin key is not valid",
@@ -60,7 +88,7 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
                         ErrorCode::PayloadTooLarge,
                         format!(
                             "the request body is larger than {} bytes",
-                            super::MAX_BODY_BYTES
+                            crate::api::MAX_BODY_BYTES
                         ),
                     )
                 } else {
@@ -76,11 +104,39 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
     }
 }
 
+/// JSON has one number type: `1403.0` is the integer 1403 (JSON Schema agrees), but
+/// serde refuses it for an integer field. Integral numbers written with a fraction or an
+/// exponent become integers before the typed parse.
+fn integral_numbers(v: &mut serde_json::Value) {
+    use serde_json::Value;
+    match v {
+        Value::Number(n) if n.is_f64() => {
+            let f = n.as_f64().unwrap_or(f64::NAN);
+            if f.fract() == 0.0 && f >= i64::MIN as f64 && f < i64::MAX as f64 {
+                *v = Value::from(f as i64);
+            } else if f.fract() == 0.0 && f >= 0.0 && f < u64::MAX as f64 {
+                *v = Value::from(f as u64);
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(integral_numbers),
+        Value::Object(o) => o.values_mut().for_each(integral_numbers),
+        _ => {}
+    }
+}
+
 /// Parses JSON and turns serde's error into an `InvalidParameter` whose target is the
 /// path of the bad field (`participants.alice.role`).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let de = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(de).map_err(|e| {
+    let mut value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
+        let msg = e.to_string();
+        let msg = match msg.rfind(" at line ") {
+            Some(i) => msg[..i].to_string(),
+            None => msg,
+        };
+        ApiError::invalid("body", format!("the body is not valid JSON: {msg}"))
+    })?;
+    integral_numbers(&mut value);
+    serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         let msg = inner.to_string();
@@ -89,9 +145,6 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             Some(i) => msg[..i].to_string(),
             None => msg,
         };
-        if inner.is_syntax() || inner.is_eof() {
-            return ApiError::invalid("body", format!("the body is not valid JSON: {msg}"));
-        }
         // For an unknown field the path already ends with its name; a missing one is
         // only named in the message.
         let named = ["unknown field `", "missing field `"]

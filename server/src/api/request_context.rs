@@ -52,6 +52,10 @@ fn normalize(resp: Response<Body>) -> Response {
             ErrorCode::MethodNotAllowed,
             "this method is not allowed here",
         ),
+        StatusCode::REQUEST_TIMEOUT => ApiError::new(
+            ErrorCode::RequestTimeout,
+            "the request took too long; send the body promptly and retry",
+        ),
         StatusCode::PAYLOAD_TOO_LARGE => {
             ApiError::new(ErrorCode::PayloadTooLarge, "the request body is too large")
         }

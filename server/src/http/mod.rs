@@ -3,6 +3,7 @@
 
 pub mod members_api;
 pub mod openapi;
+mod openapi_rules;
 pub mod paging;
 pub mod rooms_api;
 pub mod roster_api;

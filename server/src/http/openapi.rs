@@ -41,13 +41,17 @@ pub struct ApiDoc;
 
 #[utoipa::path(get, path = "/v1/openapi.json", tag = "meta",
     responses((status = 200, description = "This document")))]
-pub async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
+pub async fn openapi_json() -> Json<serde_json::Value> {
     Json(document())
 }
 
-pub fn document() -> utoipa::openapi::OpenApi {
+/// The document as served: generated from the code, with the rules of
+/// `openapi_rules` written in.
+pub fn document() -> serde_json::Value {
     let mut doc = ApiDoc::openapi();
     doc.merge(OpenApiSelf::openapi());
+    let mut doc = serde_json::to_value(doc).expect("the document serializes");
+    super::openapi_rules::apply(&mut doc);
     doc
 }
 

@@ -54,8 +54,8 @@ pub struct CreateRoomRequest {
     pub destroy_delay_seconds: Option<u32>,
     /// Members announced individually in a live session, 0 to 1000 (default 50).
     pub announce_limit: Option<u32>,
-    /// At most 32 string pairs; keys 1-64 of `A-Z a-z 0-9 - _ .`, values up to 1024 bytes,
-    /// 8 KiB in all.
+    /// At most 32 string pairs; keys 1-64 of `A-Z a-z 0-9 - _ .`, values up to 1024
+    /// characters.
     pub attributes: Option<BTreeMap<String, String>>,
 }
 
@@ -303,7 +303,8 @@ fn if_match(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
         return Ok(None);
     };
     let text = v.to_str().unwrap_or("").trim();
-    if text == "*" {
+    // An empty header asks for nothing, like no header.
+    if text == "*" || text.is_empty() {
         return Ok(None);
     }
     text.strip_prefix('"')
@@ -339,13 +340,8 @@ pub async fn list_rooms(
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> ApiResult<Json<Page<Room>>> {
     let size = q.size()?;
-    let after = q
-        .after()?
-        .map(|a| {
-            RoomId::parse(&a).map_err(|_| ApiError::invalid("skipToken", "skipToken is not valid"))
-        })
-        .transpose()?;
-    let rooms = state.store.list_rooms(after.as_ref(), size + 1).await?;
+    let after = q.after()?;
+    let rooms = state.store.list_rooms(after.as_deref(), size + 1).await?;
     Ok(Json(Page::build(rooms, size, "/v1/rooms", |r| {
         r.id.to_string()
     })))

@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 use super::paging::{Page, PageQuery};
 use super::rooms_api::{load_room, parse_roster, ParticipantSpec};
 use crate::api::error::{ApiError, ApiResult};
-use crate::api::extract::{room_id, user_id, Admin, ApiQuery, JsonBody};
+use crate::api::extract::{room_id, Admin, ApiQuery, JsonBody};
 use crate::model::{RosterChange, RosterEntry};
 use crate::rooms::settings::MAX_ROSTER_SIZE;
 use crate::state::AppState;
@@ -50,10 +50,10 @@ pub async fn list_participants(
 ) -> ApiResult<Json<Page<RosterEntry>>> {
     let room = load_room(&state, &raw).await?;
     let size = q.size()?;
-    let after = q.after()?.map(|a| user_id(&a, "skipToken")).transpose()?;
+    let after = q.after()?;
     let entries = state
         .store
-        .roster_page(&room.id, after.as_ref(), size + 1)
+        .roster_page(&room.id, after.as_deref(), size + 1)
         .await?;
     let path = format!("/v1/rooms/{}/participants", room.id);
     Ok(Json(Page::build(entries, size, &path, |e| {

@@ -91,6 +91,7 @@ pub async fn mint_token(
     // JWT times are whole seconds; round down so the token never outlives the room.
     let exp = expires.timestamp();
     let claims = JoinClaims::new(
+        &state.token_key,
         user.as_str(),
         room.id.as_str(),
         &entry.invite_id,
@@ -118,7 +119,7 @@ pub async fn mint_token(
     responses(
         (status = 204, description = "Revoked: the token no longer joins (revoking twice is fine)"),
         (status = 400, body = ErrorEnvelope), (status = 401, body = ErrorEnvelope),
-        (status = 404, body = ErrorEnvelope),
+        (status = 404, description = "RoomNotFound, or TokenNotFound: no token with this id was minted for this room", body = ErrorEnvelope),
     ),
     security(("adminKey" = [])))]
 pub async fn revoke_token(
@@ -134,6 +135,13 @@ pub async fn revoke_token(
             .all(|c| c.is_ascii_alphanumeric() || c == '_');
     if !ok {
         return Err(ApiError::invalid("tokenId", "tokenId is not a token id"));
+    }
+    if !tokens::token_id_is_of_room(&state.token_key, room.id.as_str(), &token_id) {
+        return Err(ApiError::new(
+            ErrorCode::TokenNotFound,
+            format!("no token '{token_id}' was minted for room '{}'", room.id),
+        )
+        .with_target("tokenId"));
     }
     // Kept until the room ends: no token of it can live longer.
     state

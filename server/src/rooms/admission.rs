@@ -27,6 +27,9 @@ pub struct Facts<'a> {
     pub revoked: bool,
     pub room: Option<&'a Room>,
     pub entry: Option<&'a RosterEntry>,
+    /// The user is in the room's live session now (connected, or kept for resume):
+    /// a closed room keeps the people already in its call, reconnects included.
+    pub in_call: bool,
 }
 
 /// A refused join, in words a person can read.
@@ -93,7 +96,7 @@ pub fn admit(f: &Facts<'_>) -> Result<MemberInit, Refusal> {
         .entry
         .filter(|e| e.invite_id == f.token.invite_id)
         .ok_or_else(|| Refusal::new(ErrorCode::NotInvited, "you are not invited to this room"))?;
-    if room.join_policy == JoinPolicy::Closed {
+    if room.join_policy == JoinPolicy::Closed && !f.in_call {
         return Err(Refusal::new(
             ErrorCode::RoomClosed,
             "this room is closed to joining",
@@ -186,6 +189,7 @@ mod tests {
             revoked: false,
             room: Some(&room),
             entry: Some(&entry),
+            in_call: false,
         };
         let init = admit(&facts).unwrap();
         assert_eq!(init.role, Role::Presenter);
@@ -233,6 +237,13 @@ mod tests {
             }),
             ErrorCode::RoomClosed
         );
+        // Someone already in the call (reconnecting) stays in a closed room.
+        assert!(admit(&Facts {
+            room: Some(&closed),
+            in_call: true,
+            ..facts.clone()
+        })
+        .is_ok());
         let later = Room {
             valid_from: now() + Duration::minutes(5),
             ..room.clone()

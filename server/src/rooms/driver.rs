@@ -37,6 +37,10 @@ pub(super) enum Command {
         user: UserId,
         conn: ConnId,
     },
+    Flooded {
+        user: UserId,
+        conn: ConnId,
+    },
     RoomUpdated(Box<Room>),
     RoomDeleted,
     Roster(Vec<RosterChange>),
@@ -215,6 +219,7 @@ fn command(session: &mut Session, delivery: &mut Delivery, cmd: Command, now: No
         }
         Command::Client { user, conn, msg } => Input::Client { user, conn, msg },
         Command::Dropped { user, conn } => Input::Dropped { user, conn },
+        Command::Flooded { user, conn } => Input::Flooded { user, conn },
         Command::RoomUpdated(room) => Input::RoomUpdated(room),
         Command::RoomDeleted => Input::RoomDeleted,
         Command::Roster(changes) => Input::Roster(changes),

@@ -298,6 +298,14 @@ impl LiveRooms {
         }
     }
 
+    /// The connection kept flooding after being rate-limited: the member is told
+    /// `left {reason: "rateLimited"}` and its connection closed.
+    pub async fn flooded(&self, room: &RoomId, user: UserId, conn: ConnId) {
+        if let Some(tx) = self.sender(room) {
+            let _ = tx.send(Command::Flooded { user, conn }).await;
+        }
+    }
+
     /// Queues an admin change without waiting, so it is never lost to a cancelled
     /// request. Sessions apply room changes by version, so their order does not matter.
     fn notify(&self, room: &RoomId, cmd: Command) {

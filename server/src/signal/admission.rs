@@ -1,12 +1,13 @@
 //! Reads what admission needs (the token's claims, the revocation list, the room, the
 //! roster entry, how many are joined) and hands it to the pure rules in
-//! `rooms::admission`.
+//! `rooms::admission`. The store is read once per join (one batched read); after the
+//! join, it is read again only if something was written meanwhile.
 
 use convene_protocol::ErrorCode;
 
 use crate::api::{ApiError, ApiResult};
 use crate::ids::{RoomId, UserId};
-use crate::model::{Room, RosterChange};
+use crate::model::{JoinPolicy, Room, RosterChange};
 use crate::rooms::admission::{self, Facts, TokenFacts};
 use crate::rooms::session::MemberInit;
 use crate::state::AppState;
@@ -16,6 +17,8 @@ use crate::tokens;
 pub struct Admitted {
     pub room: Room,
     pub init: MemberInit,
+    /// The store's generation before the read admission used.
+    generation: u64,
 }
 
 fn unauthenticated(msg: &str) -> ApiError {
@@ -26,23 +29,41 @@ pub async fn admit(state: &AppState, token: Option<&str>, resuming: bool) -> Api
     let token = token
         .filter(|t| !t.is_empty())
         .ok_or_else(|| unauthenticated("a join token is required: /v1/rtc?token=..."))?;
+    if token.len() > tokens::MAX_TOKEN_LEN {
+        return Err(unauthenticated(&format!(
+            "the join token is {} characters, longer than any valid token ({}): is the \
+             link complete, and pasted once?",
+            token.len(),
+            tokens::MAX_TOKEN_LEN
+        )));
+    }
     let claims = tokens::verify_signature(&state.token_key, token)
         .map_err(|_| unauthenticated("the join token is not valid"))?;
     let room_id =
         RoomId::parse(&claims.room).map_err(|_| unauthenticated("the join token is not valid"))?;
     let user =
         UserId::parse(&claims.sub).map_err(|_| unauthenticated("the join token is not valid"))?;
-    let revoked = state.store.is_token_revoked(&claims.jti).await?;
-    let room = state.store.get_room(&room_id).await?;
-    let entry = match &room {
-        Some(r) => state.store.roster_entry(&r.id, &user).await?,
-        None => None,
-    };
+    let generation = state.store.generation();
+    let read = state
+        .store
+        .admission_read(&room_id, &user, &claims.jti)
+        .await?;
+    let (revoked, room, entry) = (read.revoked, read.room, read.entry);
     let token = TokenFacts {
         user,
         jti: claims.jti,
         invite_id: claims.inv,
         exp: claims.exp,
+    };
+    // Asked of the session only for a closed room, where it decides.
+    let in_call = match &room {
+        Some(r) if r.join_policy == JoinPolicy::Closed => state
+            .live
+            .members(&r.id)
+            .await
+            .iter()
+            .any(|p| p.id == token.user.as_str()),
+        _ => false,
     };
     let facts = Facts {
         now: state.clock.now(),
@@ -50,6 +71,7 @@ pub async fn admit(state: &AppState, token: Option<&str>, resuming: bool) -> Api
         revoked,
         room: room.as_ref(),
         entry: entry.as_ref(),
+        in_call,
     };
     let init = admission::admit(&facts)?;
     let room = room.expect("admitted into an existing room");
@@ -65,28 +87,37 @@ pub async fn admit(state: &AppState, token: Option<&str>, resuming: bool) -> Api
             .iter()
             .any(|p| p.id == init.user.as_str());
     admission::check_capacity(&room, joined, resuming, || here)?;
-    Ok(Admitted { room, init })
+    Ok(Admitted {
+        room,
+        init,
+        generation,
+    })
 }
 
 /// Re-reads what admission checked, once the member is in the session: an admin change
 /// made between admission and the join reached no session, so it is applied here.
+/// Nothing written since admission read (the common case, and all of a join storm):
+/// nothing to read again.
 pub async fn recheck(state: &AppState, admitted: &Admitted) {
+    if state.store.generation() == admitted.generation {
+        return;
+    }
     let room_id = &admitted.room.id;
     let user = &admitted.init.user;
-    let room = match state.store.get_room(room_id).await {
-        Ok(Some(room)) => room,
-        Ok(None) => return state.live.room_deleted(room_id),
-        Err(_) => return, // the store hiccuped; the next admin change still applies
+    let Ok(read) = state
+        .store
+        .admission_read(room_id, user, &admitted.init.jti)
+        .await
+    else {
+        return; // the store hiccuped; the next admin change still applies
+    };
+    let Some(room) = read.room else {
+        return state.live.room_deleted(room_id);
     };
     // Ignored by the session unless newer than what it has.
     state.live.room_updated(&room);
-    let revoked = state
-        .store
-        .is_token_revoked(&admitted.init.jti)
-        .await
-        .unwrap_or(false);
-    let entry = state.store.roster_entry(room_id, user).await.ok().flatten();
-    match entry {
+    let revoked = read.revoked;
+    match read.entry {
         Some(e) if !revoked && e.invite_id == admitted.init.invite_id => {
             if e.role != admitted.init.role {
                 let change = RosterChange::RoleChanged {

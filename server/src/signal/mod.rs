@@ -12,8 +12,10 @@ mod socket;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::State;
+use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use convene_protocol::signal::MAX_FRAME_BYTES;
+use convene_protocol::ErrorCode;
 use serde::Deserialize;
 
 use crate::api::extract::ApiQuery;
@@ -34,11 +36,36 @@ pub struct RtcQuery {
     resume: Option<String>,
 }
 
+/// Whether `origin` (`scheme://host[:port]`) names the host the request was sent to.
+fn same_host(origin: &str, host: &str) -> bool {
+    origin
+        .split_once("://")
+        .is_some_and(|(_, h)| h.eq_ignore_ascii_case(host))
+}
+
 pub async fn rtc(
     State(state): State<AppState>,
+    headers: HeaderMap,
     ApiQuery(q): ApiQuery<RtcQuery>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
+    // Browsers send `Origin` with every WebSocket; pages on origins not allowed are
+    // refused here (CORS covers the plain GET that reads a refusal). This server's own
+    // pages (same host) are always allowed.
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+        let ok = origin.to_str().is_ok_and(|o| {
+            state.allowed_origins.allows(o) || host.is_some_and(|h| same_host(o, h))
+        });
+        if !ok {
+            return ApiError::new(
+                ErrorCode::PermissionDenied,
+                "pages on this origin may not join calls on this server",
+            )
+            .with_target("Origin")
+            .into_response();
+        }
+    }
     let admitted = match admission::admit(&state, q.token.as_deref(), q.resume.is_some()).await {
         Ok(a) => a,
         Err(e) => return e.into_response(),

@@ -1,5 +1,10 @@
 //! One member's socket: a writer draining the session's queue, and a reader turning
 //! frames into session commands.
+//!
+//! Every frame costs allowance by its size (WebSocket pings too), so a large SDP costs
+//! more than a chat line. A member refused for sending too much that keeps sending is
+//! disconnected with `left {reason: "rateLimited"}`. A frame too large or not UTF-8
+//! gets a close frame saying so (1009, 1007) instead of a dropped connection.
 
 use std::time::Duration;
 
@@ -22,11 +27,26 @@ use crate::rooms::{JoinError, LiveRooms};
 
 /// A write that takes longer than this means the peer is gone.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a socket the server closed waits for the client's close frame.
+const CLOSE_DRAIN: Duration = Duration::from_secs(2);
 /// Frames the reader itself answers (pong, parse errors); tiny, as they are rare.
 const LOCAL_QUEUE: usize = 8;
-/// Commands a member may send: a burst of 50, refilled at 20 a second. Each command
+/// Allowance a member may spend: a burst of 50, refilled at 20 a second. Each command
 /// may fan out to every member, so one client must not be able to flood a room.
 const COMMAND_RATE: Rate = Rate::new(50.0, 20.0);
+/// Bytes one unit of allowance pays for beyond the first: a frame costs
+/// `1 + len / COST_BYTES`, so a 60 KiB offer costs 16 chat lines.
+const COST_BYTES: usize = 4096;
+/// Refusals tolerated before disconnecting: 100, plus one a second. A client that
+/// bursts now and then never gets near it; a flood empties it in milliseconds.
+const PATIENCE: Rate = Rate::new(100.0, 1.0);
+
+/// What the reader hands the writer besides the session's frames.
+enum Local {
+    Text(Bytes),
+    /// Close the socket with this code and reason, then stop.
+    Close(u16, &'static str),
+}
 
 /// Who is about to join, and where.
 pub struct Joining {
@@ -108,12 +128,21 @@ impl Connection {
         let (local_tx, local_rx) = mpsc::channel(LOCAL_QUEUE);
         let mut writer = tokio::spawn(write_loop(sink, rx, local_rx));
         let idle = Duration::from_secs(IDLE_TIMEOUT_SECONDS.into());
-        let mut allowance = TokenBucket::new(COMMAND_RATE, tokio::time::Instant::now().into_std());
+        let start = tokio::time::Instant::now().into_std();
+        let mut allowance = TokenBucket::new(COMMAND_RATE, start);
+        let mut patience = TokenBucket::new(PATIENCE, start);
+        // Whether this spell of refusals was announced.
+        let mut told = false;
+        // The server closed the socket (sent its close frame).
+        let mut closing = false;
         loop {
             let next = tokio::select! {
                 // The session closed this connection (leave, removal, ...) and the
                 // writer has flushed it.
-                _ = &mut writer => break,
+                _ = &mut writer => {
+                    closing = true;
+                    break;
+                }
                 next = tokio::time::timeout(idle, stream.next()) => next,
             };
             let msg = match next {
@@ -121,41 +150,103 @@ impl Connection {
                     tracing::debug!(%user, "signaling connection idle; dropping");
                     break;
                 }
-                Ok(None) | Ok(Some(Err(_))) | Ok(Some(Ok(Message::Close(_)))) => break,
+                Ok(None) | Ok(Some(Ok(Message::Close(_)))) => break,
+                Ok(Some(Err(e))) => {
+                    if let Some((code, why)) = close_for(e) {
+                        tracing::debug!(%user, code, why, "closing a signaling connection");
+                        let close = local_tx.send(Local::Close(code, why));
+                        if tokio::time::timeout(WRITE_TIMEOUT, close).await.is_ok() {
+                            let _ = tokio::time::timeout(WRITE_TIMEOUT, &mut writer).await;
+                            closing = true;
+                        }
+                    }
+                    break;
+                }
                 Ok(Some(Ok(m))) => m,
             };
+            let now = tokio::time::Instant::now().into_std();
+            let len = match &msg {
+                Message::Text(t) => t.len(),
+                Message::Binary(b) | Message::Ping(b) | Message::Pong(b) => b.len(),
+                _ => 0,
+            };
+            if !allowance.try_take(1.0 + (len / COST_BYTES) as f64, now) {
+                if !patience.take(now) {
+                    // Told and told again: leave for good, not kept for resume.
+                    live.flooded(&room.id, user.clone(), conn).await;
+                    let _ = tokio::time::timeout(WRITE_TIMEOUT, &mut writer).await;
+                    closing = true;
+                    break;
+                }
+                // Told once per spell of refusals, and never dropped for a full queue
+                // (pongs may be): waiting here only slows this member's own reading.
+                if !told {
+                    told = true;
+                    let notice = local_tx.send(Local::Text(error(
+                        ErrorCode::RateLimited,
+                        "too many messages; slow down or you will be disconnected",
+                    )));
+                    let _ = tokio::time::timeout(WRITE_TIMEOUT, notice).await;
+                }
+                continue;
+            }
+            told = false;
             let text = match msg {
                 Message::Text(t) => t,
                 Message::Binary(_) => {
-                    let _ = local_tx
-                        .try_send(error(ErrorCode::InvalidParameter, "send JSON text frames"));
+                    let _ = local_tx.try_send(Local::Text(error(
+                        ErrorCode::InvalidParameter,
+                        "send JSON text frames",
+                    )));
                     continue;
                 }
                 _ => continue, // ping/pong: proof of life is enough
             };
-            if !allowance.take(tokio::time::Instant::now().into_std()) {
-                let _ = local_tx.try_send(error(
-                    ErrorCode::RateLimited,
-                    "too many messages; slow down",
-                ));
-                continue;
-            }
             match serde_json::from_str::<ClientMessage>(text.as_str()) {
                 Ok(ClientMessage::Ping { ts }) => {
-                    let _ = local_tx.try_send(frame(&ServerMessage::Pong { ts }));
+                    let _ = local_tx.try_send(Local::Text(frame(&ServerMessage::Pong { ts })));
                 }
                 Ok(m) => live.client_message(&room.id, user.clone(), conn, m).await,
                 Err(e) => {
-                    let _ = local_tx.try_send(error(
+                    let _ = local_tx.try_send(Local::Text(error(
                         ErrorCode::InvalidParameter,
                         &format!("message not understood: {e}"),
-                    ));
+                    )));
                 }
             }
         }
         // Keeps the member for the resume grace if the session still has this connection.
         live.dropped(&room.id, user, conn).await;
         writer.abort();
+        if closing {
+            // The server sent its close frame: read (and drop) what the client still
+            // sends until it answers with its own, so the socket is not closed with
+            // unread data, which would reset it and could lose the last frames
+            // (`left`) before the client reads them.
+            let _ = tokio::time::timeout(CLOSE_DRAIN, async {
+                while let Some(Ok(m)) = stream.next().await {
+                    if matches!(m, Message::Close(_)) {
+                        break;
+                    }
+                }
+            })
+            .await;
+        }
+    }
+}
+
+/// The close frame owed for a read error, when the peer can still be told: a frame
+/// over the size limit (1009) or text that is not UTF-8 (1007).
+fn close_for(e: axum::Error) -> Option<(u16, &'static str)> {
+    match e
+        .into_inner()
+        .downcast::<tungstenite::Error>()
+        .ok()?
+        .as_ref()
+    {
+        tungstenite::Error::Capacity(_) => Some((1009, "frame too large")),
+        tungstenite::Error::Utf8(_) => Some((1007, "text frame is not UTF-8")),
+        _ => None,
     }
 }
 
@@ -176,17 +267,24 @@ async fn send_text(sink: &mut SplitSink<WebSocket, Message>, f: Bytes) -> Result
 async fn write_loop(
     mut sink: SplitSink<WebSocket, Message>,
     mut rx: mpsc::Receiver<Outbound>,
-    mut local: mpsc::Receiver<Bytes>,
+    mut local: mpsc::Receiver<Local>,
 ) {
     let mut ping = tokio::time::interval(Duration::from_secs(PING_INTERVAL_SECONDS.into()));
     ping.tick().await;
+    let mut close = (1000, "left");
     loop {
         let sent = tokio::select! {
             out = rx.recv() => match out {
                 Some(Outbound::Text(f)) => send_text(&mut sink, f).await,
                 Some(Outbound::Close) | None => break,
             },
-            Some(f) = local.recv() => send_text(&mut sink, f).await,
+            Some(l) = local.recv() => match l {
+                Local::Text(f) => send_text(&mut sink, f).await,
+                Local::Close(code, why) => {
+                    close = (code, why);
+                    break;
+                }
+            },
             _ = ping.tick() => {
                 match tokio::time::timeout(WRITE_TIMEOUT, sink.send(Message::Ping(Bytes::new()))).await {
                     Ok(Ok(())) => Ok(()),
@@ -199,8 +297,8 @@ async fn write_loop(
         }
     }
     let close = Message::Close(Some(CloseFrame {
-        code: 1000,
-        reason: Utf8Bytes::from_static("left"),
+        code: close.0,
+        reason: Utf8Bytes::from_static(close.1),
     }));
     let _ = tokio::time::timeout(WRITE_TIMEOUT, sink.send(close)).await;
     let _ = sink.close().await;

@@ -4,6 +4,7 @@
 //! write, so concurrent updates serialize and none is lost.
 
 mod sqlite;
+mod threads;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -44,6 +45,16 @@ pub struct StoredResponse {
     pub body: String,
 }
 
+/// What admission needs from the store, read at one moment in one round trip.
+#[derive(Debug, Clone, Default)]
+pub struct AdmissionRead {
+    /// The token id is on the revocation list.
+    pub revoked: bool,
+    pub room: Option<Room>,
+    /// The user's roster entry (None when the room is missing too).
+    pub entry: Option<RosterEntry>,
+}
+
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct PurgeCounts {
     pub rooms: u64,
@@ -63,12 +74,8 @@ pub trait RoomStore: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError>;
     async fn get_room(&self, id: &RoomId) -> Result<Option<Room>, StoreError>;
-    /// Rooms ordered by id, starting after `after`.
-    async fn list_rooms(
-        &self,
-        after: Option<&RoomId>,
-        limit: usize,
-    ) -> Result<Vec<Room>, StoreError>;
+    /// Rooms ordered by id, starting after `after` (any text: a position, not an id).
+    async fn list_rooms(&self, after: Option<&str>, limit: usize) -> Result<Vec<Room>, StoreError>;
     /// Applies `edit` to the stored room in one transaction and stores it as the next
     /// version; with `if_version`, only when that is the stored version. Returns the
     /// room as stored.
@@ -82,10 +89,11 @@ pub trait RoomStore: Send + Sync + 'static {
     /// when there was none.
     async fn delete_room(&self, id: &RoomId, if_version: Option<u64>) -> Result<bool, StoreError>;
 
+    /// Users ordered by id, starting after `after` (any text: a position).
     async fn roster_page(
         &self,
         room: &RoomId,
-        after: Option<&UserId>,
+        after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<RosterEntry>, StoreError>;
     async fn roster_entry(
@@ -113,6 +121,18 @@ pub trait RoomStore: Send + Sync + 'static {
         expires_at: DateTime<Utc>,
     ) -> Result<(), StoreError>;
     async fn is_token_revoked(&self, jti: &str) -> Result<bool, StoreError>;
+
+    /// Everything a join is checked against, in one read (one transaction).
+    async fn admission_read(
+        &self,
+        room: &RoomId,
+        user: &UserId,
+        jti: &str,
+    ) -> Result<AdmissionRead, StoreError>;
+
+    /// Changes whenever a write through this store succeeds: a caller that read at
+    /// generation g and sees g again knows nothing it read has changed since.
+    fn generation(&self) -> u64;
 
     /// Removes rooms that ended before `rooms_ended_before`, idempotency records older
     /// than `keys_before`, and revocations of tokens that have expired by `now`.

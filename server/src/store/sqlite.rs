@@ -1,16 +1,20 @@
-//! The embedded SQLite store. One connection behind a std Mutex, used only inside
-//! `spawn_blocking`, so no lock is ever held across an `.await` and the async workers
-//! never block on disk. WAL with `synchronous=FULL`: a write is acknowledged only after
-//! its commit is on disk.
+//! The embedded SQLite store, on threads of its own (`threads`): one writer connection
+//! and read-only connections beside it, so the async workers never block on disk and
+//! reads (every join) do not queue behind writes. WAL with `synchronous=FULL`: a write
+//! is acknowledged only after its commit is on disk.
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
-use super::{PurgeCounts, RoomEdit, RoomStore, RosterChange, StoreError, StoredResponse};
+use super::threads::Threads;
+use super::{
+    AdmissionRead, PurgeCounts, RoomEdit, RoomStore, RosterChange, StoreError, StoredResponse,
+};
 use crate::ids::{RoomId, UserId};
 use crate::model::{Role, Room, RosterEntry};
 
@@ -46,11 +50,26 @@ const MIGRATIONS: &[&str] = &[
     // Room versions: the column is authoritative; the document's copy is refreshed on
     // every write.
     "ALTER TABLE rooms ADD COLUMN version INTEGER NOT NULL DEFAULT 1;",
+    // The room a kept response created, so deleting the room forgets the response: a
+    // retry after the delete creates the room again instead of replaying a room that
+    // no longer exists.
+    r#"
+    ALTER TABLE idempotency ADD COLUMN room_id TEXT;
+    UPDATE idempotency SET room_id = json_extract(body, '$.id') WHERE json_valid(body);
+    DELETE FROM idempotency WHERE room_id IS NULL OR room_id NOT IN (SELECT id FROM rooms);
+    CREATE INDEX idempotency_room ON idempotency(room_id);
+"#,
 ];
+
+/// Read-only connections: two keep a join storm's reads flowing on a 2-core machine
+/// while the writer commits.
+const READERS: usize = 2;
 
 #[derive(Clone)]
 pub struct SqliteStore {
-    conn: Arc<Mutex<Connection>>,
+    threads: Arc<Threads>,
+    /// Successful writes so far (see `RoomStore::generation`).
+    writes: Arc<AtomicU64>,
 }
 
 fn backend(e: impl std::fmt::Display) -> StoreError {
@@ -67,59 +86,88 @@ fn from_ms(v: i64) -> DateTime<Utc> {
 
 impl SqliteStore {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let conn = Connection::open(path).map_err(backend)?;
-        Self::init(conn)
-    }
-
-    /// A private in-memory database, for unit tests.
-    pub fn in_memory() -> Result<Self, StoreError> {
-        Self::init(Connection::open_in_memory().map_err(backend)?)
-    }
-
-    fn init(mut conn: Connection) -> Result<Self, StoreError> {
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(backend)?;
-        conn.pragma_update(None, "synchronous", "FULL")
-            .map_err(backend)?;
-        conn.pragma_update(None, "foreign_keys", "ON")
-            .map_err(backend)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))
-            .map_err(backend)?;
-        let version: i64 = conn
-            .pragma_query_value(None, "user_version", |r| r.get(0))
-            .map_err(backend)?;
-        if version as usize > MIGRATIONS.len() {
-            return Err(StoreError::Backend(format!(
-                "the database is from a newer Convene (schema {version}, this build knows {})",
-                MIGRATIONS.len()
-            )));
-        }
-        let tx = conn.transaction().map_err(backend)?;
-        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-            tx.execute_batch(sql).map_err(backend)?;
-            tx.pragma_update(None, "user_version", (i + 1) as i64)
+        let writer = migrate(Connection::open(path).map_err(backend)?)?;
+        let readers = (0..READERS)
+            .map(|_| {
+                let conn = Connection::open_with_flags(
+                    path,
+                    rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
+                        | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )
                 .map_err(backend)?;
-        }
-        tx.commit().map_err(backend)?;
+                conn.busy_timeout(std::time::Duration::from_secs(5))
+                    .map_err(backend)?;
+                Ok(conn)
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Self::start(writer, readers)
+    }
+
+    /// A private in-memory database, for unit tests (one connection for everything).
+    pub fn in_memory() -> Result<Self, StoreError> {
+        let conn = migrate(Connection::open_in_memory().map_err(backend)?)?;
+        Self::start(conn, vec![])
+    }
+
+    fn start(writer: Connection, readers: Vec<Connection>) -> Result<Self, StoreError> {
         Ok(Self {
-            conn: Arc::new(Mutex::new(conn)),
+            threads: Arc::new(Threads::start(writer, readers).map_err(backend)?),
+            writes: Arc::new(AtomicU64::new(0)),
         })
     }
 
-    async fn with<T: Send + 'static>(
+    /// A write: counted in `generation` once it succeeded.
+    async fn write<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let conn = self.conn.clone();
-        tokio::task::spawn_blocking(move || {
-            // A panic elsewhere while holding the lock leaves the connection usable
-            // (every write is a transaction), so a poisoned lock is taken over.
-            let mut guard = conn.lock().unwrap_or_else(|p| p.into_inner());
-            f(&mut guard)
-        })
-        .await
-        .map_err(backend)?
+        let writes = self.writes.clone();
+        self.threads
+            .write(move |conn| {
+                let r = f(conn);
+                if r.is_ok() {
+                    writes.fetch_add(1, Ordering::SeqCst);
+                }
+                r
+            })
+            .await
     }
+
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        self.threads.read(f).await
+    }
+}
+
+/// Sets the connection up and brings the schema to this build's version.
+fn migrate(mut conn: Connection) -> Result<Connection, StoreError> {
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(backend)?;
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(backend)?;
+    conn.pragma_update(None, "foreign_keys", "ON")
+        .map_err(backend)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(backend)?;
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .map_err(backend)?;
+    if version as usize > MIGRATIONS.len() {
+        return Err(StoreError::Backend(format!(
+            "the database is from a newer Convene (schema {version}, this build knows {})",
+            MIGRATIONS.len()
+        )));
+    }
+    let tx = conn.transaction().map_err(backend)?;
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        tx.execute_batch(sql).map_err(backend)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)
+            .map_err(backend)?;
+    }
+    tx.commit().map_err(backend)?;
+    Ok(conn)
 }
 
 fn room_from_doc(doc: String, version: i64) -> Result<Room, StoreError> {
@@ -191,7 +239,7 @@ impl RoomStore for SqliteStore {
         let room = room.clone();
         let roster = roster.to_vec();
         let idem = idempotency.map(|(k, r)| (k.to_owned(), r.clone()));
-        self.with(move |conn| {
+        self.write(move |conn| {
             let tx = conn.transaction().map_err(backend)?;
             let doc = serde_json::to_string(&room).map_err(backend)?;
             let inserted = tx.execute(
@@ -215,9 +263,9 @@ impl RoomStore for SqliteStore {
                 // back its room and replays the winner's response.
                 let n = tx
                     .execute(
-                        "INSERT INTO idempotency (key, status, body, created_at)
-                         VALUES (?1, ?2, ?3, ?4) ON CONFLICT(key) DO NOTHING",
-                        params![key, resp.status, resp.body, ms(now)],
+                        "INSERT INTO idempotency (key, status, body, created_at, room_id)
+                         VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(key) DO NOTHING",
+                        params![key, resp.status, resp.body, ms(now), room.id.as_str()],
                     )
                     .map_err(backend)?;
                 if n == 0 {
@@ -231,16 +279,12 @@ impl RoomStore for SqliteStore {
 
     async fn get_room(&self, id: &RoomId) -> Result<Option<Room>, StoreError> {
         let id = id.clone();
-        self.with(move |conn| read_room(conn, &id)).await
+        self.read(move |conn| read_room(conn, &id)).await
     }
 
-    async fn list_rooms(
-        &self,
-        after: Option<&RoomId>,
-        limit: usize,
-    ) -> Result<Vec<Room>, StoreError> {
-        let after = after.map(|a| a.as_str().to_owned()).unwrap_or_default();
-        self.with(move |conn| {
+    async fn list_rooms(&self, after: Option<&str>, limit: usize) -> Result<Vec<Room>, StoreError> {
+        let after = after.unwrap_or_default().to_owned();
+        self.read(move |conn| {
             let mut stmt = conn
                 .prepare_cached("SELECT doc, version FROM rooms WHERE id > ?1 ORDER BY id LIMIT ?2")
                 .map_err(backend)?;
@@ -265,7 +309,7 @@ impl RoomStore for SqliteStore {
         edit: RoomEdit,
     ) -> Result<Room, StoreError> {
         let id = id.clone();
-        self.with(move |conn| {
+        self.write(move |conn| {
             // IMMEDIATE takes the write lock before the read, so no other writer (not
             // even another process on the same file) can slip in between.
             let tx = conn
@@ -304,7 +348,7 @@ impl RoomStore for SqliteStore {
 
     async fn delete_room(&self, id: &RoomId, if_version: Option<u64>) -> Result<bool, StoreError> {
         let id = id.clone();
-        self.with(move |conn| {
+        self.write(move |conn| {
             let tx = conn
                 .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
                 .map_err(backend)?;
@@ -326,6 +370,8 @@ impl RoomStore for SqliteStore {
             }
             tx.execute("DELETE FROM rooms WHERE id = ?1", [id.as_str()])
                 .map_err(backend)?;
+            tx.execute("DELETE FROM idempotency WHERE room_id = ?1", [id.as_str()])
+                .map_err(backend)?;
             tx.commit().map_err(backend)?;
             Ok(true)
         })
@@ -335,12 +381,12 @@ impl RoomStore for SqliteStore {
     async fn roster_page(
         &self,
         room: &RoomId,
-        after: Option<&UserId>,
+        after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<RosterEntry>, StoreError> {
         let room = room.clone();
-        let after = after.map(|a| a.as_str().to_owned()).unwrap_or_default();
-        self.with(move |conn| {
+        let after = after.unwrap_or_default().to_owned();
+        self.read(move |conn| {
             let mut stmt = conn
                 .prepare_cached(
                     "SELECT user_id, role, invited_at, invite_id FROM participants
@@ -364,7 +410,7 @@ impl RoomStore for SqliteStore {
     ) -> Result<Option<RosterEntry>, StoreError> {
         let room = room.clone();
         let user = user.clone();
-        self.with(move |conn| {
+        self.read(move |conn| {
             conn.query_row(
                 "SELECT user_id, role, invited_at, invite_id FROM participants
                  WHERE room_id = ?1 AND user_id = ?2",
@@ -381,7 +427,7 @@ impl RoomStore for SqliteStore {
 
     async fn roster_count(&self, room: &RoomId) -> Result<u64, StoreError> {
         let room = room.clone();
-        self.with(move |conn| {
+        self.read(move |conn| {
             conn.query_row(
                 "SELECT COUNT(*) FROM participants WHERE room_id = ?1",
                 [room.as_str()],
@@ -402,7 +448,7 @@ impl RoomStore for SqliteStore {
     ) -> Result<Vec<RosterChange>, StoreError> {
         let room = room.clone();
         let changes = changes.to_vec();
-        self.with(move |conn| {
+        self.write(move |conn| {
             let tx = conn.transaction().map_err(backend)?;
             if !room_exists(&tx, &room)? {
                 return Err(StoreError::RoomNotFound);
@@ -482,7 +528,7 @@ impl RoomStore for SqliteStore {
 
     async fn idempotent_response(&self, key: &str) -> Result<Option<StoredResponse>, StoreError> {
         let key = key.to_owned();
-        self.with(move |conn| {
+        self.read(move |conn| {
             conn.query_row(
                 "SELECT status, body FROM idempotency WHERE key = ?1",
                 [key],
@@ -506,7 +552,7 @@ impl RoomStore for SqliteStore {
         expires_at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let (jti, room) = (jti.to_owned(), room.clone());
-        self.with(move |conn| {
+        self.write(move |conn| {
             conn.execute(
                 "INSERT OR IGNORE INTO revoked_tokens (jti, room_id, expires_at) VALUES (?1, ?2, ?3)",
                 params![jti, room.as_str(), ms(expires_at)],
@@ -519,7 +565,7 @@ impl RoomStore for SqliteStore {
 
     async fn is_token_revoked(&self, jti: &str) -> Result<bool, StoreError> {
         let jti = jti.to_owned();
-        self.with(move |conn| {
+        self.read(move |conn| {
             conn.query_row("SELECT 1 FROM revoked_tokens WHERE jti = ?1", [jti], |_| {
                 Ok(())
             })
@@ -530,13 +576,60 @@ impl RoomStore for SqliteStore {
         .await
     }
 
+    async fn admission_read(
+        &self,
+        room: &RoomId,
+        user: &UserId,
+        jti: &str,
+    ) -> Result<AdmissionRead, StoreError> {
+        let (room, user, jti) = (room.clone(), user.clone(), jti.to_owned());
+        self.read(move |conn| {
+            // One transaction, so the three answers are of the same moment.
+            let tx = conn.transaction().map_err(backend)?;
+            let revoked = tx
+                .query_row(
+                    "SELECT 1 FROM revoked_tokens WHERE jti = ?1",
+                    [&jti],
+                    |_| Ok(()),
+                )
+                .optional()
+                .map_err(backend)?
+                .is_some();
+            let room = read_room(&tx, &room)?;
+            let entry = match &room {
+                Some(r) => tx
+                    .query_row(
+                        "SELECT user_id, role, invited_at, invite_id FROM participants
+                         WHERE room_id = ?1 AND user_id = ?2",
+                        params![r.id.as_str(), user.as_str()],
+                        row_to_entry,
+                    )
+                    .optional()
+                    .map_err(backend)?
+                    .map(to_entry)
+                    .transpose()?,
+                None => None,
+            };
+            Ok(AdmissionRead {
+                revoked,
+                room,
+                entry,
+            })
+        })
+        .await
+    }
+
+    fn generation(&self) -> u64 {
+        self.writes.load(Ordering::SeqCst)
+    }
+
     async fn purge(
         &self,
         rooms_ended_before: DateTime<Utc>,
         keys_before: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<PurgeCounts, StoreError> {
-        self.with(move |conn| {
+        self.write(move |conn| {
             let tx = conn.transaction().map_err(backend)?;
             let rooms = tx
                 .execute(
@@ -546,7 +639,8 @@ impl RoomStore for SqliteStore {
                 .map_err(backend)? as u64;
             let idempotency_keys = tx
                 .execute(
-                    "DELETE FROM idempotency WHERE created_at < ?1",
+                    "DELETE FROM idempotency
+                     WHERE created_at < ?1 OR room_id NOT IN (SELECT id FROM rooms)",
                     [ms(keys_before)],
                 )
                 .map_err(backend)? as u64;

@@ -38,9 +38,9 @@ impl Session {
                 self.out.push(Output::Close { conn: old, last });
             }
             m.conn = Some(conn);
-            m.dropped_at = None;
             let role_changed = m.init.role != init.role;
             m.init = init;
+            self.members.set_dropped(&user, None);
             // The new connection starts with a full `joined`.
             self.members.set_lagging(&user, false);
             if role_changed {
@@ -112,28 +112,23 @@ impl Session {
         }
         if let Some(m) = self.members.get_mut(user) {
             m.conn = None;
-            m.dropped_at = Some(now);
         }
+        self.members.set_dropped(user, Some(now));
         self.out.push(Output::Close { conn, last: None });
     }
 
     /// When the next dropped member's grace runs out.
     pub(super) fn next_grace_deadline(&self) -> Option<Instant> {
         self.members
-            .values()
-            .filter_map(|m| m.dropped_at)
-            .min()
+            .first_dropped()
             .map(|t| t + self.config.resume_grace)
     }
 
     pub(super) fn expire_dropped(&mut self, now: Instant) {
-        let grace = self.config.resume_grace;
-        let gone: Vec<UserId> = self
-            .members
-            .values()
-            .filter(|m| m.dropped_at.is_some_and(|t| t + grace <= now))
-            .map(|m| m.init.user.clone())
-            .collect();
+        let Some(since) = now.checked_sub(self.config.resume_grace) else {
+            return;
+        };
+        let gone = self.members.dropped_by(since);
         for u in &gone {
             self.remove(u, LeaveReason::Timeout);
         }

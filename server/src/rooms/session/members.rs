@@ -37,6 +37,7 @@ pub struct Member {
     /// Its queue overflowed: it gets a snapshot at the next flush instead of deltas.
     pub lagging: bool,
     /// When its connection dropped; it is kept until the resume grace runs out.
+    /// Set only through `Members::set_dropped`, which keeps the index of dropped members.
     pub dropped_at: Option<Instant>,
     pub chat: TokenBucket,
 }
@@ -66,6 +67,9 @@ struct Delta {
 #[derive(Debug, Default)]
 pub struct Members {
     map: BTreeMap<UserId, Member>,
+    /// Members kept after a drop, by when they dropped: the next grace deadline is the
+    /// first entry, found without walking every member on every input.
+    dropped: BTreeSet<(Instant, UserId)>,
     announced: usize,
     laggards: usize,
     delta: Delta,
@@ -127,8 +131,39 @@ impl Members {
         self.map.insert(user, m);
     }
 
+    /// Marks the member dropped at `at` (kept for resume), or back (`None`).
+    pub fn set_dropped(&mut self, user: &UserId, at: Option<Instant>) {
+        let Some(m) = self.map.get_mut(user) else {
+            return;
+        };
+        if let Some(old) = m.dropped_at.take() {
+            self.dropped.remove(&(old, user.clone()));
+        }
+        if let Some(t) = at {
+            self.dropped.insert((t, user.clone()));
+        }
+        m.dropped_at = at;
+    }
+
+    /// When the member that dropped first dropped.
+    pub fn first_dropped(&self) -> Option<Instant> {
+        self.dropped.first().map(|(t, _)| *t)
+    }
+
+    /// Members that dropped at or before `t`.
+    pub fn dropped_by(&self, t: Instant) -> Vec<UserId> {
+        self.dropped
+            .iter()
+            .take_while(|(at, _)| *at <= t)
+            .map(|(_, u)| u.clone())
+            .collect()
+    }
+
     pub fn remove(&mut self, user: &UserId) -> Option<Member> {
         let m = self.map.remove(user)?;
+        if let Some(t) = m.dropped_at {
+            self.dropped.remove(&(t, user.clone()));
+        }
         if m.lagging {
             self.laggards -= 1;
         }

@@ -74,6 +74,11 @@ pub enum Input {
         user: UserId,
         conn: ConnId,
     },
+    /// The connection kept sending after being rate-limited: it leaves for good.
+    Flooded {
+        user: UserId,
+        conn: ConnId,
+    },
     Media(MediaEvent),
     /// The stored room changed (applied only when newer than what the session has).
     RoomUpdated(Box<Room>),
@@ -219,6 +224,13 @@ impl Session {
             Input::QueueFull { user, conn } => {
                 if self.members.is_current(&user, conn) {
                     self.members.set_lagging(&user, true);
+                }
+                Answer::None
+            }
+            Input::Flooded { user, conn } => {
+                if self.members.is_current(&user, conn) {
+                    tracing::warn!(room = %self.room.id, %user, "member flooded signaling; disconnected");
+                    self.remove(&user, LeaveReason::RateLimited);
                 }
                 Answer::None
             }

@@ -610,3 +610,56 @@ fn removals_end_membership_and_media() {
         Err(JoinRefusal::Ended)
     );
 }
+
+#[test]
+fn a_flooding_connection_leaves_for_good_with_rate_limited() {
+    let mut h = Harness::new(room(50));
+    h.join("a", Role::Attendee);
+    h.join("b", Role::Attendee);
+    let old = h.conns["a"];
+    // A stale connection's flood report does not remove the member's new connection.
+    h.join("a", Role::Attendee);
+    h.frames("a");
+    h.input(Input::Flooded {
+        user: uid("a"),
+        conn: old,
+    });
+    assert!(h.s.members.get(&uid("a")).is_some());
+    let conn = h.conns["a"];
+    h.input(Input::Flooded {
+        user: uid("a"),
+        conn,
+    });
+    let got = h.frames("a");
+    assert_eq!(of_type(&got, "left")[0]["reason"], "rateLimited");
+    assert!(h.s.members.get(&uid("a")).is_none(), "not kept for resume");
+    assert!(h.s.members.get(&uid("b")).is_some());
+}
+
+#[test]
+fn dropped_members_expire_in_the_order_they_dropped() {
+    let mut h = Harness::new(room(50));
+    for u in ["a", "b", "c"] {
+        h.join(u, Role::Attendee);
+    }
+    let drop = |h: &mut Harness, u: &str| {
+        let conn = h.conns[u];
+        h.input(Input::Dropped { user: uid(u), conn });
+    };
+    drop(&mut h, "b");
+    let b_at = h.now.mono;
+    h.advance(Duration::from_secs(5));
+    drop(&mut h, "a");
+    assert_eq!(
+        h.s.next_grace_deadline(),
+        Some(b_at + Duration::from_secs(15))
+    );
+    h.advance(Duration::from_secs(10));
+    assert!(h.s.members.get(&uid("b")).is_none(), "b's grace ran out");
+    assert!(h.s.members.get(&uid("a")).is_some(), "a's has not");
+    // a comes back: no deadline is left.
+    h.join("a", Role::Attendee);
+    assert_eq!(h.s.next_grace_deadline(), None);
+    h.advance(Duration::from_secs(30));
+    assert_eq!(h.s.len(), 2);
+}
