@@ -67,3 +67,6 @@ rm -rf www/sdk
 mkdir -p www/sdk
 cp -R "$OUT_DIR"/. www/sdk/
 echo "build-sdk: copied $OUT_DIR/ to www/sdk/"
+
+# The admin page's typed client (convene-admin), bundled to www/admin-client.js.
+bash scripts/build-admin-client.sh

@@ -34,7 +34,10 @@ PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0))
 DATA="$(mktemp -d)"
 KEY="schema-test-admin-key-$RANDOM$RANDOM"
 LOG="$DATA/server.log"
-CONVENE_ADMIN_KEY="$KEY" CONVENE_ADMIN_KEY_FAILURES=1000000 CONVENE_MEDIA_IP=127.0.0.1 CONVENE_MEDIA_PORT=0 \
+# The run creates webhook endpoints with made-up hosts: their deliveries go to a proxy
+# on a closed loopback port, so nothing (not even a DNS query) leaves the machine.
+HTTP_PROXY=http://127.0.0.1:9 HTTPS_PROXY=http://127.0.0.1:9 NO_PROXY= \
+    CONVENE_ADMIN_KEY="$KEY" CONVENE_ADMIN_KEY_FAILURES=1000000 CONVENE_MEDIA_IP=127.0.0.1 CONVENE_MEDIA_PORT=0 \
     CONVENE_LOG="convene=warn,warn" \
     "$BIN" serve --listen "127.0.0.1:$PORT" --data-dir "$DATA/data" >"$LOG" 2>&1 &
 SERVER=$!

@@ -1,33 +1,14 @@
 // The admin page: rooms, invitations and roles, join links, live members. It calls the
-// admin REST API with the key the admin enters (kept for this tab only).
+// admin REST API through convene-admin, the typed client (built into /admin-client.js),
+// with the key the admin enters (kept for this tab only).
 import init, { version } from "/sdk/convene_sdk.js";
+import { createAdminClient } from "/admin-client.js";
 
 const $ = (id) => document.getElementById(id);
 let key = sessionStorage.getItem("convene-admin-key") || "";
+let admin = createAdminClient({ url: location.origin, key });
 let current = null; // the selected room
 let membersTimer = null;
-
-class ApiError extends Error {
-  constructor(body, status) {
-    const e = (body && body.error) || {};
-    super(e.message || `the server answered ${status}`);
-    this.code = e.code || "Internal";
-    this.target = e.target;
-    this.status = status;
-  }
-}
-
-async function api(method, path, body) {
-  const res = await fetch(path, {
-    method,
-    headers: { Authorization: `Bearer ${key}`, ...(body ? { "Content-Type": "application/json" } : {}) },
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  if (res.status === 204) return null;
-  const data = await res.json().catch(() => null);
-  if (!res.ok) throw new ApiError(data, res.status);
-  return data;
-}
 
 const FIELD = { validFrom: "Opens", validUntil: "Closes", id: "Id", name: "Name", maxParticipants: "Max participants", userId: "User id" };
 
@@ -54,6 +35,7 @@ function localInput(d) {
 
 async function signIn(k) {
   key = k.trim();
+  admin = createAdminClient({ url: location.origin, key });
   try {
     await loadRooms();
   } catch (e) {
@@ -70,11 +52,11 @@ async function signIn(k) {
 }
 
 async function loadRooms() {
-  let page = await api("GET", "/v1/rooms");
+  let page = await admin.rooms.list();
   const rooms = [...page.value];
   // Follow a few pages; an admin page with thousands of rooms would need search.
-  for (let i = 0; page.nextLink && i < 20; i++) {
-    page = await api("GET", page.nextLink);
+  for (let i = 0; page.skipToken && i < 20; i++) {
+    page = await admin.rooms.list({ skipToken: page.skipToken });
     rooms.push(...page.value);
   }
   $("no-rooms").hidden = rooms.length > 0;
@@ -105,7 +87,7 @@ async function select(room) {
 }
 
 async function loadRoster() {
-  const roster = (await api("GET", `/v1/rooms/${encodeURIComponent(current.id)}/participants`)).value;
+  const roster = (await admin.roster.list(current.id)).value;
   $("no-roster").hidden = roster.length > 0;
   $("roster").replaceChildren(...roster.map((p) => {
     const tr = document.createElement("tr");
@@ -119,7 +101,7 @@ async function loadRoster() {
     role.onchange = () => patchRoster({ [p.userId]: { role: role.value } }).catch(alertError);
     tr.querySelector('[data-action="link"]').onclick = async () => {
       try {
-        const t = await api("POST", `/v1/rooms/${encodeURIComponent(current.id)}/tokens`, { userId: p.userId });
+        const t = await admin.tokens.mint(current.id, { userId: p.userId });
         const box = tr.querySelector(".link");
         box.hidden = false;
         box.querySelector("input").value = t.joinUrl;
@@ -142,14 +124,14 @@ async function loadRoster() {
 
 async function patchRoster(participants) {
   clearAlert();
-  await api("PATCH", `/v1/rooms/${encodeURIComponent(current.id)}/participants`, { participants });
+  await admin.roster.update(current.id, participants);
   await Promise.all([loadRoster(), loadMembers()]);
 }
 
 async function loadMembers() {
   if (!current) return;
   const id = current.id;
-  const members = (await api("GET", `/v1/rooms/${encodeURIComponent(id)}/members`)).value;
+  const members = await admin.members.list(id);
   if (!current || current.id !== id) return;
   $("no-members").hidden = members.length > 0;
   $("m-count").textContent = members.length ? `(${members.length})` : "";
@@ -162,7 +144,7 @@ async function loadMembers() {
     tr.cells[2].textContent = `${m.audio ? "mic on" : "mic off"} · ${m.video ? "camera on" : "camera off"}${m.screen ? " · sharing" : ""}`;
     tr.querySelector("button").onclick = async () => {
       try {
-        await api("DELETE", `/v1/rooms/${encodeURIComponent(id)}/members/${encodeURIComponent(m.id)}`);
+        await admin.members.remove(id, m.id);
         await loadMembers();
       } catch (e) { alertError(e); }
     };
@@ -186,7 +168,7 @@ $("create").onsubmit = async (ev) => {
   if ($("c-from").value) body.validFrom = new Date($("c-from").value).toISOString();
   if ($("c-until").value) body.validUntil = new Date($("c-until").value).toISOString();
   try {
-    const room = await api("POST", "/v1/rooms", body);
+    const room = await admin.rooms.create(body);
     ev.target.reset();
     defaults();
     await loadRooms();
@@ -205,7 +187,7 @@ $("invite").onsubmit = async (ev) => {
 $("d-delete").onclick = async () => {
   if (!confirm(`Delete room ${current.id}? Anyone in its call is disconnected.`)) return;
   try {
-    await api("DELETE", `/v1/rooms/${encodeURIComponent(current.id)}`);
+    await admin.rooms.delete(current.id);
     current = null;
     clearInterval(membersTimer);
     $("detail").hidden = true;

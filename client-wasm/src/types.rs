@@ -23,7 +23,7 @@ export type ErrorCode =
   | "Internal" | "InvalidParameter" | "RoomAlreadyExists" | "RoomNotFound" | "NotInRoom"
   | "NotInvited" | "PermissionDenied" | "Unauthenticated" | "RoomFull" | "RoomNotOpenYet"
   | "RoomClosed" | "RoomExpired" | "RateLimited" | "PayloadTooLarge" | "NotFound"
-  | "MethodNotAllowed" | "PreconditionFailed" | "TokenNotFound" | "RequestTimeout"
+  | "MethodNotAllowed" | "PreconditionFailed" | "TokenNotFound" | "RequestTimeout" | "WebhookNotFound"
   | "ConnectionFailed" | "MediaUnavailable" | "NotConnected";
 
 /** Every rejected promise and every `error` event carries one of these. */

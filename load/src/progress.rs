@@ -1,81 +1,66 @@
-//! A progress bar on stderr. On a terminal it redraws one line (at most every 100 ms);
-//! in a log (stderr not a terminal) it prints a line per 10%, so logs stay readable.
+//! Progress bars on stderr, drawn by `indicatif`. On a terminal a bar redraws one line;
+//! when stderr is not a terminal (a log, CI) indicatif draws nothing, so a line per 10 %
+//! is printed instead and logs stay readable.
 
-use std::io::{IsTerminal, Write};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::io::IsTerminal;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
+use indicatif::{ProgressBar, ProgressStyle};
+
 pub struct Progress {
+    bar: ProgressBar,
     label: String,
-    total: usize,
-    done: AtomicUsize,
     started: Instant,
-    /// Milliseconds since `started` of the last redraw (terminal) or the last tenth printed.
-    last: AtomicU64,
+    /// The last tenth printed (when not a terminal).
+    tenth: AtomicU64,
     tty: bool,
 }
 
 impl Progress {
     pub fn new(label: &str, total: usize) -> Self {
+        let total = total.max(1) as u64;
+        let bar = ProgressBar::new(total);
+        bar.set_style(
+            ProgressStyle::with_template("  {msg} [{bar:30}] {pos}/{len} {elapsed_precise}")
+                .expect("a valid template")
+                .progress_chars("#>-"),
+        );
+        bar.set_message(label.to_string());
         let p = Self {
+            bar,
             label: label.to_string(),
-            total: total.max(1),
-            done: AtomicUsize::new(0),
             started: Instant::now(),
-            last: AtomicU64::new(0),
+            tenth: AtomicU64::new(u64::MAX),
             tty: std::io::stderr().is_terminal(),
         };
-        p.draw(0, true);
+        p.log_line();
         p
     }
 
     pub fn inc(&self) {
-        let done = self.done.fetch_add(1, Ordering::Relaxed) + 1;
-        self.draw(done, done == self.total);
+        self.bar.inc(1);
+        self.log_line();
     }
 
-    /// Ends the bar's line (a terminal bar otherwise leaves the cursor on it).
+    /// Ends the bar's line.
     pub fn finish(&self) {
-        let done = self.done.load(Ordering::Relaxed);
-        if self.tty {
-            self.draw(done, true);
-            eprintln!();
-        }
+        self.bar.finish();
     }
 
-    fn draw(&self, done: usize, force: bool) {
-        let elapsed = self.started.elapsed();
+    fn log_line(&self) {
         if self.tty {
-            let now = elapsed.as_millis() as u64;
-            let last = self.last.load(Ordering::Relaxed);
-            if !force && now < last + 100 {
-                return;
-            }
-            self.last.store(now, Ordering::Relaxed);
-            const WIDTH: usize = 30;
-            let filled = done * WIDTH / self.total;
-            let mut err = std::io::stderr().lock();
-            let _ = write!(
-                err,
-                "\r  {} [{}{}] {done}/{} {:.1}s",
+            return;
+        }
+        let (done, total) = (self.bar.position(), self.bar.length().unwrap_or(1).max(1));
+        let tenth = done * 10 / total;
+        if self.tenth.swap(tenth, Ordering::Relaxed) != tenth {
+            eprintln!(
+                "  {} {:>3}% ({done}/{total}) {:.1}s",
                 self.label,
-                "#".repeat(filled),
-                " ".repeat(WIDTH - filled),
-                self.total,
-                elapsed.as_secs_f64()
+                tenth * 10,
+                self.started.elapsed().as_secs_f64()
             );
-            let _ = err.flush();
-        } else {
-            let tenth = (done * 10 / self.total) as u64;
-            if self.last.swap(tenth, Ordering::Relaxed) != tenth || (force && done == 0) {
-                eprintln!(
-                    "  {} {:>3}% ({done}/{}) {:.1}s",
-                    self.label,
-                    tenth * 10,
-                    self.total,
-                    elapsed.as_secs_f64()
-                );
-            }
         }
     }
 }

@@ -63,6 +63,8 @@ catalogue! {
     TokenNotFound = 100018, 404;
     /// The request (sending its body, or answering it) took longer than the server allows.
     RequestTimeout = 100019, 408;
+    /// No webhook endpoint with this id.
+    WebhookNotFound = 100020, 404;
 }
 
 /// `{"error": {...}}`, the body of every error response.

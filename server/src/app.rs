@@ -1,6 +1,7 @@
 //! The whole HTTP service: the admin API (`http`), the signaling upgrade (`signal`), the
-//! pages (`www`), and the layers every request passes through: a request id and one
-//! error envelope, a body limit and a request timeout, panics answered as 500,
+//! pages (`www`), and the layers every request passes through: a request id (and a log
+//! span) and one error envelope, metrics and the audit line (`api::observe`), a body
+//! limit and a request timeout, panics answered as 500,
 //! `nosniff` and `Referrer-Policy: no-referrer` (join links carry tokens), and CORS on
 //! the one route the SDK calls (`/v1/rtc`). Admin routes send no CORS headers, so a page
 //! on another origin cannot read them.
@@ -31,6 +32,20 @@ fn sdk_cors(origins: &Origins) -> CorsLayer {
         .expose_headers([header::RETRY_AFTER])
 }
 
+/// The separate metrics listener (`CONVENE_METRICS_LISTEN`): `/metrics` with no key.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route(
+            "/metrics",
+            get(
+                |axum::extract::State(s): axum::extract::State<AppState>| async move {
+                    crate::http::ops_api::metrics_text(&s).await
+                },
+            ),
+        )
+        .with_state(state)
+}
+
 pub fn router(state: AppState) -> Router {
     let rtc = get(crate::signal::rtc).layer(sdk_cors(&state.allowed_origins));
     let mut app = crate::http::routes().route("/v1/rtc", rtc);
@@ -41,6 +56,10 @@ pub fn router(state: AppState) -> Router {
     // Internal) instead of dropping the connection. The timeout's bare 408 becomes
     // the envelope in `request_context`, which is outside it.
     app.layer(DefaultBodyLimit::max(crate::api::MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::api::observe::observe,
+        ))
         .layer(tower_http::catch_panic::CatchPanicLayer::new())
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,

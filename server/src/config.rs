@@ -94,6 +94,10 @@ pub struct ServeArgs {
     /// refills at this many per 100 s [default: 10].
     #[arg(long, env = "CONVENE_ADMIN_KEY_FAILURES")]
     pub admin_key_failures: Option<u32>,
+    /// Also serve `/metrics` without the admin key on this address (IP:port), for a
+    /// Prometheus on the same network [default: none; `/metrics` needs the admin key].
+    #[arg(long, env = "CONVENE_METRICS_LISTEN")]
+    pub metrics_listen: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -119,6 +123,62 @@ struct FileConfig {
     max_connections_per_ip: Option<usize>,
     allowed_origins: Option<String>,
     admin_key_failures: Option<u32>,
+    metrics_listen: Option<String>,
+    webhooks: Option<Vec<WebhookConfig>>,
+    webhook_retry_hours: Option<u32>,
+}
+
+/// A webhook endpoint from the config file (`[[webhooks]]`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    pub url: String,
+    /// At least 16 characters; the HMAC key of the signatures.
+    pub secret: String,
+    /// Event types or `prefix.*`; all when absent.
+    #[serde(default)]
+    pub events: Vec<String>,
+}
+
+/// Checks an endpoint's url, secret and event patterns; the reason when one is bad.
+pub fn check_webhook(
+    url: &str,
+    secret: Option<&str>,
+    events: &[String],
+) -> Result<(), (&'static str, String)> {
+    if url.len() > 2048 || !crate::rooms::settings::http_url_ok(url) {
+        return Err((
+            "url",
+            format!(
+                "webhook url '{url}' must be http(s)://host[:port][/path], at most 2048 characters"
+            ),
+        ));
+    }
+    if let Some(s) = secret {
+        if s.len() < 16 || s.len() > 256 {
+            return Err((
+                "secret",
+                "a webhook secret must be 16 to 256 characters".into(),
+            ));
+        }
+    }
+    if let Some(bad) = events
+        .iter()
+        .find(|p| !crate::model::event::valid_pattern(p))
+    {
+        let known: Vec<&str> = crate::model::event::EventType::ALL
+            .iter()
+            .map(|t| t.as_str())
+            .collect();
+        return Err((
+            "events",
+            format!(
+                "'{bad}' is not an event type or 'prefix.*'; the types are {}",
+                known.join(", ")
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Which web origins may call the SDK's routes from a browser.
@@ -158,6 +218,12 @@ pub struct Config {
     pub allowed_origins: Origins,
     /// Wrong admin keys per address before 429 (refilling at this many per 100 s).
     pub admin_key_failures: u32,
+    /// A second listener for `/metrics` without the admin key.
+    pub metrics_listen: Option<SocketAddr>,
+    /// Webhook endpoints from the config file.
+    pub webhooks: Vec<WebhookConfig>,
+    /// How long an event is retried before it is given up.
+    pub webhook_retry: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -182,6 +248,9 @@ impl Config {
             max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
             allowed_origins: Origins::Any,
             admin_key_failures: DEFAULT_ADMIN_KEY_FAILURES,
+            metrics_listen: None,
+            webhooks: vec![],
+            webhook_retry: Duration::from_secs(24 * 3600),
         }
     }
 
@@ -294,9 +363,34 @@ impl Config {
         if admin_key_failures == 0 {
             return Err(ConfigError("admin key failures must be at least 1".into()));
         }
+        let metrics_listen = args
+            .metrics_listen
+            .or(file.metrics_listen)
+            .map(|t| {
+                t.trim().parse::<SocketAddr>().map_err(|_| {
+                    ConfigError(format!(
+                        "metrics listen address '{t}' is not an IP:port such as 127.0.0.1:9100"
+                    ))
+                })
+            })
+            .transpose()?;
+        let webhooks = file.webhooks.unwrap_or_default();
+        for w in &webhooks {
+            check_webhook(&w.url, Some(&w.secret), &w.events)
+                .map_err(|(_, why)| ConfigError(format!("[[webhooks]]: {why}")))?;
+        }
+        let retry_hours = file.webhook_retry_hours.unwrap_or(24);
+        if !(1..=168).contains(&retry_hours) {
+            return Err(ConfigError(
+                "webhook_retry_hours must be between 1 and 168".into(),
+            ));
+        }
         Ok(Self {
             media,
             admin_key_failures,
+            metrics_listen,
+            webhooks,
+            webhook_retry: Duration::from_secs(u64::from(retry_hours) * 3600),
             http_header_timeout,
             http_request_timeout,
             max_connections_per_ip,
@@ -542,5 +636,26 @@ mod tests {
         })
         .unwrap_err();
         assert!(e.to_string().contains("colour"), "{e}");
+    }
+
+    #[test]
+    fn webhook_urls_are_what_the_document_says() {
+        for ok in [
+            "http://127.0.0.1:8080/hook",
+            "https://hooks.example.com/a?b=c",
+            "http://h",
+        ] {
+            assert!(check_webhook(ok, None, &[]).is_ok(), "{ok}");
+        }
+        for bad in [
+            "ftp://h/x",
+            "http://",
+            "http://[::1]/x",
+            "http://h:99999/",
+            "http://h x/",
+            "http://-h/",
+        ] {
+            assert!(check_webhook(bad, None, &[]).is_err(), "{bad}");
+        }
     }
 }

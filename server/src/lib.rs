@@ -18,8 +18,10 @@ pub mod app;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod console;
 pub mod http;
 pub mod ids;
+pub mod metrics;
 pub mod model;
 pub mod purge;
 pub mod rate;
@@ -31,6 +33,7 @@ pub mod signal;
 pub mod state;
 pub mod store;
 pub mod tokens;
+pub mod webhooks;
 pub mod www;
 
 use std::future::Future;
@@ -104,6 +107,42 @@ fn private_files(_dir: &std::path::Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Makes the stored config-file endpoints match the file: each keeps its place in the
+/// outbox across restarts (its id comes from its url), and ones gone from the file go.
+async fn sync_config_webhooks(
+    store: &dyn RoomStore,
+    wanted: &[config::WebhookConfig],
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(), RunError> {
+    use model::event::{Webhook, WebhookSource};
+    use sha2::Digest;
+    let id_of = |url: &str| {
+        let digest = sha2::Sha256::digest(url.as_bytes());
+        let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+        format!("wh_cfg_{hex}")
+    };
+    let wanted_ids: Vec<String> = wanted.iter().map(|w| id_of(&w.url)).collect();
+    for old in store.webhooks().await? {
+        if old.source == WebhookSource::Config && !wanted_ids.contains(&old.id) {
+            store.delete_webhook(&old.id).await?;
+        }
+    }
+    for (w, id) in wanted.iter().zip(wanted_ids) {
+        store
+            .put_webhook(Webhook {
+                id,
+                url: w.url.clone(),
+                secret: w.secret.clone(),
+                events: w.events.clone(),
+                source: WebhookSource::Config,
+                created_at: now,
+                cursor: 0,
+            })
+            .await?;
+    }
+    Ok(())
+}
+
 /// Serves on `listener` until `shutdown` resolves, then drains: live members are told
 /// `serverShutdown` and open requests finish.
 pub async fn run(
@@ -122,13 +161,15 @@ pub async fn run(
             let (key, created) =
                 secret::load_or_create(&path, "ck_admin_").map_err(data_dir_error(dir))?;
             if created {
-                eprintln!(
-                    "convene: generated an admin key and saved it in {}\n\
-                     convene: send it as 'Authorization: Bearer <key>'; the CLI reads it from there \
+                console::say(&format!(
+                    "generated an admin key and saved it in {}",
+                    path.display()
+                ));
+                console::say(&format!(
+                    "send it as 'Authorization: Bearer <key>'; the CLI reads it from there \
                      (run it from this directory, or pass --key-dir {})",
-                    path.display(),
                     dir.display()
-                );
+                ));
             }
             key
         }
@@ -141,9 +182,13 @@ pub async fn run(
         .clone()
         .unwrap_or_else(|| format!("http://{addr}"));
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let relay = sfu::SfuFactory::start(config.media.clone()).map_err(RunError::Media)?;
-    let media: Arc<dyn sfu::port::MediaFactory> = Arc::new(relay);
+    let relay = Arc::new(sfu::SfuFactory::start(config.media.clone()).map_err(RunError::Media)?);
+    let media: Arc<dyn sfu::port::MediaFactory> = relay.clone();
     let live = LiveRooms::new(clock.clone(), config.resume_grace, Some(media));
+    let hooks = webhooks::Webhooks::new(store.clone(), config.webhook_retry);
+    sync_config_webhooks(store.as_ref(), &config.webhooks, clock.now()).await?;
+    hooks.reload().await;
+    live.report_events_to(hooks.writer());
     let state = AppState::new(Inner {
         store: store.clone(),
         clock: clock.clone(),
@@ -158,6 +203,9 @@ pub async fn run(
         ),
         allowed_origins: config.allowed_origins.clone(),
         http_request_timeout: config.http_request_timeout,
+        metrics: Arc::new(metrics::Metrics::new()),
+        media: Some(relay),
+        webhooks: hooks.clone(),
     });
     let purger = tokio::spawn(purge::run(
         store,
@@ -166,12 +214,37 @@ pub async fn run(
         config.purge_interval,
     ));
     tracing::info!(%addr, "convene listening");
+    // Every listener stops when `shutdown` resolves.
+    let (stopping, stop) = tokio::sync::watch::channel(false);
+    let metrics_server = match config.metrics_listen {
+        Some(at) => {
+            let listener = serve::bind(at).map_err(RunError::Serve)?;
+            tracing::info!(addr = %at, "metrics listening");
+            let app = app::metrics_router(state.clone());
+            let mut stop = stop.clone();
+            let limits = serve::Limits {
+                header_timeout: config.http_header_timeout,
+                per_ip: config.max_connections_per_ip,
+            };
+            Some(tokio::spawn(serve::serve(
+                listener,
+                app,
+                limits,
+                async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                },
+                SHUTDOWN_DRAIN,
+            )))
+        }
+        None => None,
+    };
     let app = app::router(state);
     // Upgraded sockets are not tracked by axum's graceful shutdown: end the sessions
     // first so every member is told `serverShutdown` and its socket closes.
     let draining = live.clone();
     let shutdown = async move {
         shutdown.await;
+        let _ = stopping.send(true);
         draining.shutdown(SHUTDOWN_DRAIN).await;
     };
     let limits = serve::Limits {
@@ -179,6 +252,10 @@ pub async fn run(
         per_ip: config.max_connections_per_ip,
     };
     let result = serve::serve(listener, app, limits, shutdown, SHUTDOWN_DRAIN).await;
+    if let Some(m) = metrics_server {
+        let _ = m.await;
+    }
+    hooks.stop();
     purger.abort();
     result.map_err(RunError::Serve)
 }

@@ -8,10 +8,13 @@ use std::time::Duration;
 
 use crate::clock::Clock;
 use crate::config::Origins;
+use crate::metrics::Metrics;
 use crate::rate::{KeyedLimiter, Rate};
 use crate::rooms::LiveRooms;
 use crate::secret::Secret;
+use crate::sfu::SfuFactory;
 use crate::store::RoomStore;
+use crate::webhooks::Webhooks;
 
 #[derive(Clone)]
 pub struct AppState(Arc<Inner>);
@@ -32,6 +35,10 @@ pub struct Inner {
     pub allowed_origins: Origins,
     /// How long one request may take.
     pub http_request_timeout: Duration,
+    pub metrics: Arc<Metrics>,
+    /// The media relay, for readiness (None: signaling only).
+    pub media: Option<Arc<SfuFactory>>,
+    pub webhooks: Webhooks,
 }
 
 /// Wrong admin keys a source address may send: `n` at once, refilling at `n` per 100 s

@@ -47,6 +47,8 @@ impl FromRequestParts<AppState> for Admin {
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok());
         let Some(header) = header else {
+            state.metrics.admin_refusals.inc();
+            tracing::info!(target: "convene::audit", route = %parts.uri.path(), "refused a request without an admin key");
             return Err(ApiError::new(
                 ErrorCode::Unauthenticated,
                 "send the admin key as 'Authorization: Bearer <key>'",
@@ -62,7 +64,8 @@ impl FromRequestParts<AppState> for Admin {
         if !state.admin_key.matches(key.trim()) {
             let blocked = state.admin_failures.charge(&ip, now).is_err()
                 || state.admin_failures.check(&ip, now).is_err();
-            tracing::warn!(%ip, route = %parts.uri.path(), blocked, "refused a wrong admin key");
+            state.metrics.admin_refusals.inc();
+            tracing::warn!(target: "convene::audit", %ip, route = %parts.uri.path(), blocked, "refused a wrong admin key");
             return Err(ApiError::new(
                 ErrorCode::Unauthenticated,
                 "the admin key is not valid",

@@ -4,6 +4,7 @@
 
 pub mod error;
 pub mod extract;
+pub mod observe;
 pub mod request_context;
 
 pub use error::{ApiError, ApiResult};

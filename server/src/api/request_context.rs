@@ -24,7 +24,11 @@ fn incoming_id(req: &Request) -> Option<String> {
 
 pub async fn request_context(req: Request, next: Next) -> Response {
     let id = incoming_id(&req).unwrap_or_else(|| format!("req_{}", crate::ids::random_token(16)));
-    let resp = REQUEST_ID.scope(id.clone(), next.run(req)).await;
+    // The path only: the query can hold a join token, which is never logged.
+    let span =
+        tracing::info_span!("request", id = %id, method = %req.method(), path = %req.uri().path());
+    let resp =
+        tracing::Instrument::instrument(REQUEST_ID.scope(id.clone(), next.run(req)), span).await;
     let mut resp = REQUEST_ID
         .scope(id.clone(), async { normalize(resp) })
         .await;

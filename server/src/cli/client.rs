@@ -15,53 +15,50 @@ impl std::fmt::Display for CliError {
 pub struct Client {
     base: String,
     key: String,
-    agent: ureq::Agent,
+    http: reqwest::blocking::Client,
 }
 
 impl Client {
     pub fn new(base: &str, key: String) -> Self {
-        let agent = ureq::AgentBuilder::new()
+        let http = reqwest::blocking::Client::builder()
             .timeout(std::time::Duration::from_secs(30))
-            .build();
+            .build()
+            .expect("an HTTP client with a timeout builds");
         Self {
             base: base.trim_end_matches('/').to_string(),
             key,
-            agent,
+            http,
         }
     }
 
     /// Sends a request; `Ok(Value::Null)` for an empty success body.
     pub fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Value, CliError> {
         let url = format!("{}{}", self.base, path);
-        let req = self
-            .agent
-            .request(method, &url)
-            .set("Authorization", &format!("Bearer {}", self.key));
-        let result = match body {
-            Some(b) => req.send_json(b.clone()),
-            None => req.call(),
-        };
-        match result {
-            Ok(resp) => {
-                let text = resp
-                    .into_string()
-                    .map_err(|e| CliError(format!("cannot read the response: {e}")))?;
-                if text.trim().is_empty() {
-                    return Ok(Value::Null);
-                }
-                serde_json::from_str(&text)
-                    .map_err(|e| CliError(format!("the server sent invalid JSON: {e}")))
-            }
-            Err(ureq::Error::Status(status, resp)) => {
-                let text = resp.into_string().unwrap_or_default();
-                Err(CliError(describe_error(status, &text)))
-            }
-            Err(ureq::Error::Transport(t)) => Err(CliError(format!(
+        let method = reqwest::Method::from_bytes(method.as_bytes())
+            .map_err(|_| CliError(format!("'{method}' is not an HTTP method")))?;
+        let mut req = self.http.request(method, &url).bearer_auth(&self.key);
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = req.send().map_err(|e| {
+            CliError(format!(
                 "cannot reach the server at {}: {} (is `convene serve` running? set --server or CONVENE_URL)",
                 self.base,
-                t.message().map(str::to_owned).unwrap_or_else(|| t.kind().to_string())
-            ))),
+                std::error::Error::source(&e).map_or_else(|| e.to_string(), |s| s.to_string())
+            ))
+        })?;
+        let status = resp.status();
+        let text = resp
+            .text()
+            .map_err(|e| CliError(format!("cannot read the response: {e}")))?;
+        if !status.is_success() {
+            return Err(CliError(describe_error(status.as_u16(), &text)));
         }
+        if text.trim().is_empty() {
+            return Ok(Value::Null);
+        }
+        serde_json::from_str(&text)
+            .map_err(|e| CliError(format!("the server sent invalid JSON: {e}")))
     }
 }
 

@@ -51,7 +51,7 @@ pub struct Global {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the server.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Create, list, show, update and delete rooms.
     #[command(subcommand)]
     Room(RoomCmd),
@@ -72,6 +72,9 @@ pub enum Command {
         #[arg(long)]
         ttl: Option<i64>,
     },
+    /// Print the admin API's OpenAPI document (the one the server serves at
+    /// /v1/openapi.json); needs no server and no key.
+    Openapi,
 }
 
 #[derive(Debug, Args)]
@@ -240,11 +243,16 @@ fn all_pages(c: &Client, first: &str) -> Result<Vec<Value>, CliError> {
 }
 
 fn dispatch(global: &Global, command: Command) -> Result<(), CliError> {
+    if let Command::Openapi = command {
+        let doc = crate::http::openapi::document();
+        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        return Ok(());
+    }
     let c = Client::new(&global.server, admin_key(global)?);
     let print_json =
         |v: &Value| println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
     match command {
-        Command::Serve(_) => unreachable!("serve is handled by main"),
+        Command::Serve(_) | Command::Openapi => unreachable!("handled before"),
         Command::Room(RoomCmd::Create {
             id,
             fields,

@@ -4,10 +4,12 @@
 pub mod members_api;
 pub mod openapi;
 mod openapi_rules;
+pub mod ops_api;
 pub mod paging;
 pub mod rooms_api;
 pub mod roster_api;
 pub mod tokens_api;
+pub mod webhooks_api;
 
 use axum::routing::{delete, get, post};
 use axum::Router;
@@ -42,6 +44,16 @@ pub fn routes() -> Router<AppState> {
             delete(members_api::remove_member),
         )
         .route("/v1/sessions", get(members_api::list_sessions))
+        .route(
+            "/v1/webhooks",
+            post(webhooks_api::create_webhook).get(webhooks_api::list_webhooks),
+        )
+        .route(
+            "/v1/webhooks/{webhook_id}",
+            delete(webhooks_api::delete_webhook),
+        )
         .route("/v1/openapi.json", get(openapi::openapi_json))
         .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(ops_api::readyz))
+        .route("/metrics", get(ops_api::metrics))
 }

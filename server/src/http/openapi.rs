@@ -5,7 +5,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{members_api, rooms_api, roster_api, tokens_api};
+use super::{members_api, ops_api, rooms_api, roster_api, tokens_api, webhooks_api};
 
 struct AdminKeyScheme;
 
@@ -33,6 +33,8 @@ impl Modify for AdminKeyScheme {
         roster_api::list_participants, roster_api::update_participants,
         tokens_api::mint_token, tokens_api::revoke_token,
         members_api::list_members, members_api::remove_member, members_api::list_sessions,
+        ops_api::metrics, ops_api::readyz,
+        webhooks_api::create_webhook, webhooks_api::list_webhooks, webhooks_api::delete_webhook,
     ),
     components(schemas(convene_protocol::ErrorCode, convene_protocol::ErrorBody)),
     modifiers(&AdminKeyScheme)

@@ -82,7 +82,7 @@ fn room_fields() -> Value {
     let no_controls = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$";
     json!({
         "name": {"maxLength": MAX_NAME_CHARS, "pattern": no_controls},
-        "coverUrl": {"maxLength": MAX_COVER_URL_BYTES, "pattern": "^https?://[\\x21-\\x7e]+$"},
+        "coverUrl": {"maxLength": MAX_COVER_URL_BYTES, "pattern": HTTP_URL_PATTERN},
         "maxParticipants": {"minimum": 1, "maximum": MAX_PARTICIPANTS_LIMIT},
         "destroyDelaySeconds": {"minimum": 0, "maximum": MAX_DESTROY_DELAY_SECONDS},
         "announceLimit": {"minimum": 0, "maximum": MAX_ANNOUNCE_LIMIT},
@@ -172,6 +172,29 @@ pub fn apply(doc: &mut Value) {
             body.insert("required".into(), json!(false));
         }
     }
+    let event_patterns: Vec<String> = crate::model::event::EventType::ALL
+        .iter()
+        .map(|t| t.as_str().replace('.', "\\."))
+        .chain([
+            "\\*".to_string(),
+            "(room|roster|session|participant|track)\\.\\*".into(),
+        ])
+        .collect();
+    properties(
+        doc,
+        "CreateWebhookRequest",
+        json!({
+            "url": {"pattern": HTTP_URL_PATTERN, "maxLength": 2048},
+            "secret": {"minLength": 16, "maxLength": 256},
+            "events": {"items": {"type": "string",
+                                 "pattern": format!("^({})$", event_patterns.join("|"))}},
+        }),
+    );
+    parameters(
+        doc,
+        "webhookId",
+        &json!({"type": "string", "minLength": 1, "maxLength": 128}),
+    );
     properties(
         doc,
         "MintTokenRequest",

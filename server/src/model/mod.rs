@@ -1,8 +1,10 @@
-//! The records every layer shares: a room, its invite roster, roles, and a broken rule.
+//! The records every layer shares: a room, its invite roster, roles, a broken rule, and
+//! the events webhooks report.
 //! Plain data with serde and OpenAPI schemas; no I/O and no clock. `rooms` (the rules
 //! and live sessions), `store` (persistence) and the edge all build on these, so none
 //! of them has to import another to agree on a type.
 
+pub mod event;
 mod media;
 mod role;
 mod room;

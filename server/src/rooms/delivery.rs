@@ -71,7 +71,7 @@ impl Delivery {
                     let _ = link.tx.try_send(Outbound::Close);
                 }
             }
-            Output::Media(_) | Output::Ended => {}
+            Output::Media(_) | Output::Event(_) | Output::Ended => {}
         }
     }
 

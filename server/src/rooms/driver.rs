@@ -16,6 +16,7 @@ use super::session::{
 };
 use crate::clock::{Clock, Now};
 use crate::ids::{ConnId, RoomId, SessionId, UserId};
+use crate::model::event::EventsTx;
 use crate::model::{Room, RosterChange};
 use crate::sfu::port::{MediaFactory, RoomMedia};
 
@@ -74,6 +75,8 @@ pub(super) struct Driver {
     pub media: Option<Arc<dyn MediaFactory>>,
     /// Read by the registry: members joined now, the room version applied.
     pub gauges: Arc<Gauges>,
+    /// Where the session's events go (for webhooks).
+    pub events: Option<EventsTx>,
 }
 
 /// A session that has ended, with what was still queued for it.
@@ -124,6 +127,7 @@ impl Driver {
                 &mut session,
                 &mut delivery,
                 media.as_deref_mut(),
+                self.events.as_ref(),
                 clock.as_ref(),
             );
             self.gauges.members.store(session.len(), Ordering::Relaxed);
@@ -235,6 +239,7 @@ fn carry_out(
     session: &mut Session,
     delivery: &mut Delivery,
     mut media: Option<&mut (dyn RoomMedia + 'static)>,
+    events: Option<&EventsTx>,
     clock: &dyn Clock,
 ) {
     loop {
@@ -244,6 +249,11 @@ fn carry_out(
                 Output::Media(cmd) => {
                     if let Some(m) = media.as_deref_mut() {
                         relay(m, cmd);
+                    }
+                }
+                Output::Event(ev) => {
+                    if let Some(tx) = events {
+                        let _ = tx.send(ev);
                     }
                 }
                 Output::Ended => {}

@@ -20,6 +20,7 @@ use super::outbound::OutboundTx;
 use super::session::{JoinOutcome, MemberInit, Session, SessionConfig};
 use crate::clock::{Clock, Now};
 use crate::ids::{ConnId, RoomId, SessionId, UserId};
+use crate::model::event::EventsTx;
 use crate::model::{Room, RosterChange};
 use crate::sfu::port::MediaFactory;
 
@@ -67,6 +68,8 @@ struct Registry {
     tasks: task_count::TaskCount,
     /// Set at shutdown: no new session starts after it.
     closing: AtomicBool,
+    /// Where sessions report events for webhooks (unset: nowhere).
+    events: std::sync::OnceLock<EventsTx>,
 }
 
 /// Counts running driver tasks so shutdown can wait for them.
@@ -129,7 +132,13 @@ impl LiveRooms {
             next_id: AtomicU64::new(1),
             tasks: Default::default(),
             closing: Default::default(),
+            events: Default::default(),
         }))
+    }
+
+    /// Sessions report their events (for webhooks) to `tx` from now on.
+    pub fn report_events_to(&self, tx: EventsTx) {
+        let _ = self.0.events.set(tx);
     }
 
     pub fn next_conn_id(&self) -> ConnId {
@@ -224,6 +233,7 @@ impl LiveRooms {
             clock: self.0.clock.clone(),
             media: self.0.media.clone(),
             gauges,
+            events: self.0.events.get().cloned(),
         };
         let live = self.clone();
         let running = self.0.tasks.enter();

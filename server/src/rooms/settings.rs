@@ -50,12 +50,52 @@ pub fn check_name(name: &str) -> Result<(), RuleError> {
     Ok(())
 }
 
+/// An http(s) URL as Convene takes them (cover images, webhook endpoints):
+/// `http(s)://host[:port][/path]`, the host a name or an IPv4 address. The OpenAPI
+/// document states the same pattern.
+pub const HTTP_URL_PATTERN: &str = "^https?://[A-Za-z0-9][A-Za-z0-9.-]*\
+     (:(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3}))?\
+     (/[A-Za-z0-9._~%!$&'()*+,;=:@/?-]*)?$";
+
+pub fn http_url_ok(url: &str) -> bool {
+    let Some(rest) = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+    else {
+        return false;
+    };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let (host, port) = match authority.split_once(':') {
+        Some((h, p)) => (h, Some(p)),
+        None => (authority, None),
+    };
+    let host_ok = host
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphanumeric())
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-');
+    let port_ok = port.is_none_or(|p| {
+        (1..=5).contains(&p.len())
+            && !p.starts_with('0')
+            && p.chars().all(|c| c.is_ascii_digit())
+            && p.parse::<u32>().is_ok_and(|n| (1..=65535).contains(&n))
+    });
+    let path_ok = path
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "._~%!$&'()*+,;=:@/?-".contains(c));
+    // And an HTTP client must be able to use it.
+    host_ok && port_ok && path_ok && reqwest::Url::parse(url).is_ok()
+}
+
 pub fn check_cover_url(url: &str) -> Result<(), RuleError> {
-    let scheme_ok = url.starts_with("https://") || url.starts_with("http://");
-    if !scheme_ok || url.len() > MAX_COVER_URL_BYTES || url.chars().any(char::is_whitespace) {
+    if url.len() > MAX_COVER_URL_BYTES || !http_url_ok(url) {
         return Err(RuleError::new(
             "coverUrl",
-            format!("coverUrl must be an http(s) URL of at most {MAX_COVER_URL_BYTES} bytes"),
+            format!(
+                "coverUrl must be http(s)://host[:port][/path], at most {MAX_COVER_URL_BYTES} bytes"
+            ),
         ));
     }
     Ok(())

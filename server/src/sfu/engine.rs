@@ -95,6 +95,12 @@ impl Engine {
         self.port
     }
 
+    /// Whether every worker thread is still running (its socket bound and served).
+    pub fn running(&self) -> bool {
+        let threads = self.threads.lock().unwrap_or_else(|p| p.into_inner());
+        !threads.is_empty() && threads.iter().all(|t| !t.is_finished())
+    }
+
     /// Opens a connection for `user`'s `role` leg on the next worker in turn.
     pub fn open(&self, user: &UserId, role: PcKind, events: UnboundedSender<ConnEvent>) -> ConnKey {
         let worker = (self.next_worker.fetch_add(1, Ordering::Relaxed) % self.workers.len()) as u16;

@@ -36,6 +36,11 @@ impl SfuFactory {
     pub fn port(&self) -> u16 {
         self.engine.port()
     }
+
+    /// Whether the media port is still bound and served by every worker.
+    pub fn running(&self) -> bool {
+        self.engine.running()
+    }
 }
 
 impl MediaFactory for SfuFactory {

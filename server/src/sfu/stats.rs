@@ -36,6 +36,10 @@ pub static MEMBERS: Counter = Counter::new();
 
 /// RTP packets written to subscribers.
 pub static FORWARDED: Counter = Counter::new();
+/// RTP payload bytes written to subscribers.
+pub static FORWARDED_BYTES: Counter = Counter::new();
+/// NACKs (RTCP generic NACK packets) received from subscribers.
+pub static NACKS_RECEIVED: Counter = Counter::new();
 /// Of those, encrypted by the relay itself (the rest went through rtc's pipeline).
 pub static FORWARDED_FAST: Counter = Counter::new();
 /// Keyframe requests sent to publishers (after throttling).
@@ -51,6 +55,28 @@ pub static DROPPED_UNAUTHENTICATED: Counter = Counter::new();
 pub static FAST_PATH_REFUSED: Counter = Counter::new();
 /// Datagrams not sent because the socket's buffer was full.
 pub static SEND_DROPPED: Counter = Counter::new();
+
+/// Every number above for the metrics endpoint: (what, value, is_counter).
+pub fn all() -> Vec<(&'static str, u64, bool)> {
+    let c = |what, v: &Counter| (what, v.get() as u64, true);
+    let g = |what, v: &Counter| (what, v.get() as u64, false);
+    vec![
+        c("forwarded_packets", &FORWARDED),
+        c("forwarded_payload_bytes", &FORWARDED_BYTES),
+        c("forwarded_fast_packets", &FORWARDED_FAST),
+        c("keyframe_requests", &KEYFRAME_REQUESTS),
+        c("nacks_received", &NACKS_RECEIVED),
+        c("dropped_unroutable", &DROPPED_UNROUTABLE),
+        c("dropped_unknown_ufrag", &DROPPED_UNKNOWN_UFRAG),
+        c("dropped_unauthenticated", &DROPPED_UNAUTHENTICATED),
+        c("dropped_send_buffer_full", &SEND_DROPPED),
+        c("fast_path_refused", &FAST_PATH_REFUSED),
+        g("peer_connections", &PEERS),
+        g("tracks", &TRACKS),
+        g("subscriber_streams", &SINKS),
+        g("members", &MEMBERS),
+    ]
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct Counts {

@@ -624,6 +624,7 @@ impl Worker {
                             data: wire,
                         });
                         stats::FORWARDED.inc();
+                        stats::FORWARDED_BYTES.add(pkt.payload.len());
                         stats::FORWARDED_FAST.inc();
                         if out.len() >= udp::BATCH {
                             let sent = udp::send_batch(*fd, out);
@@ -642,11 +643,13 @@ impl Worker {
                         drain_writes(conn, use_src, *fd, out);
                         verify_fast_path(conn, track, packet, &header, now, use_src, *fd, out);
                         stats::FORWARDED.inc();
+                        stats::FORWARDED_BYTES.add(pkt.payload.len());
                         continue;
                     }
                     if let Some(mut sender) = conn.pc.rtp_sender(leg.sender) {
                         if sender.write_rtp(now, packet).is_ok() {
                             stats::FORWARDED.inc();
+                            stats::FORWARDED_BYTES.add(pkt.payload.len());
                         }
                     }
                     if !conn.written {

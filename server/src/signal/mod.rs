@@ -68,7 +68,14 @@ pub async fn rtc(
     }
     let admitted = match admission::admit(&state, q.token.as_deref(), q.resume.is_some()).await {
         Ok(a) => a,
-        Err(e) => return e.into_response(),
+        Err(e) => {
+            state
+                .metrics
+                .joins
+                .with_label_values(&[e.code.as_str()])
+                .inc();
+            return e.into_response();
+        }
     };
     let ws = match ws {
         Ok(ws) => ws,
@@ -89,6 +96,7 @@ pub async fn rtc(
                 room: admitted.room.clone(),
                 init: admitted.init.clone(),
                 resume,
+                metrics: state.metrics.clone(),
             };
             let Some(conn) = socket::join(ws, joined).await else {
                 return;

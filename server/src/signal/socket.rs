@@ -18,7 +18,10 @@ use futures_util::stream::{SplitSink, SplitStream, StreamExt};
 use futures_util::SinkExt;
 use tokio::sync::mpsc;
 
+use std::sync::Arc;
+
 use crate::ids::{ConnId, UserId};
+use crate::metrics::Metrics;
 use crate::model::Room;
 use crate::rate::{Rate, TokenBucket};
 use crate::rooms::outbound::{frame, Outbound, OUTBOUND_QUEUE};
@@ -54,6 +57,7 @@ pub struct Joining {
     pub room: Room,
     pub init: MemberInit,
     pub resume: Option<String>,
+    pub metrics: Arc<Metrics>,
 }
 
 /// A member in the session, with its socket's halves.
@@ -65,6 +69,7 @@ pub struct Connection {
     sink: SplitSink<WebSocket, Message>,
     stream: SplitStream<WebSocket>,
     rx: mpsc::Receiver<Outbound>,
+    metrics: Arc<Metrics>,
 }
 
 /// Joins the session; on refusal the client gets the error and `left`, and None.
@@ -74,16 +79,25 @@ pub async fn join(socket: WebSocket, j: Joining) -> Option<Connection> {
     let (mut sink, stream) = socket.split();
     let user = j.init.user.clone();
     match j.live.join(&j.room, j.init, conn, tx, j.resume).await {
-        Ok(_) => Some(Connection {
-            live: j.live,
-            room: j.room,
-            user,
-            conn,
-            sink,
-            stream,
-            rx,
-        }),
+        Ok(_) => {
+            j.metrics.joins.with_label_values(&["joined"]).inc();
+            Some(Connection {
+                live: j.live,
+                room: j.room,
+                user,
+                conn,
+                sink,
+                stream,
+                rx,
+                metrics: j.metrics,
+            })
+        }
         Err(e) => {
+            let refused = match e {
+                JoinError::RoomFull => ErrorCode::RoomFull,
+                JoinError::Closing | JoinError::Busy => ErrorCode::Internal,
+            };
+            j.metrics.joins.with_label_values(&[refused.as_str()]).inc();
             let (code, reason, msg) = match e {
                 JoinError::RoomFull => (
                     ErrorCode::RoomFull,
@@ -124,9 +138,10 @@ impl Connection {
             sink,
             mut stream,
             rx,
+            metrics,
         } = self;
         let (local_tx, local_rx) = mpsc::channel(LOCAL_QUEUE);
-        let mut writer = tokio::spawn(write_loop(sink, rx, local_rx));
+        let mut writer = tokio::spawn(write_loop(sink, rx, local_rx, metrics.clone()));
         let idle = Duration::from_secs(IDLE_TIMEOUT_SECONDS.into());
         let start = tokio::time::Instant::now().into_std();
         let mut allowance = TokenBucket::new(COMMAND_RATE, start);
@@ -164,6 +179,7 @@ impl Connection {
                 }
                 Ok(Some(Ok(m))) => m,
             };
+            metrics.frames_in.inc();
             let now = tokio::time::Instant::now().into_std();
             let len = match &msg {
                 Message::Text(t) => t.len(),
@@ -268,6 +284,7 @@ async fn write_loop(
     mut sink: SplitSink<WebSocket, Message>,
     mut rx: mpsc::Receiver<Outbound>,
     mut local: mpsc::Receiver<Local>,
+    metrics: Arc<Metrics>,
 ) {
     let mut ping = tokio::time::interval(Duration::from_secs(PING_INTERVAL_SECONDS.into()));
     ping.tick().await;
@@ -295,6 +312,7 @@ async fn write_loop(
         if sent.is_err() {
             return;
         }
+        metrics.frames_out.inc();
     }
     let close = Message::Close(Some(CloseFrame {
         code: close.0,

@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::ids::{RoomId, UserId};
+use crate::model::event::{Event, NewEvent, Webhook};
 pub use crate::model::RosterChange;
 use crate::model::{Role, Room, RosterEntry, RuleError};
 pub use sqlite::SqliteStore;
@@ -60,6 +61,8 @@ pub struct PurgeCounts {
     pub rooms: u64,
     pub idempotency_keys: u64,
     pub revoked_tokens: u64,
+    /// Outbox events every webhook endpoint has.
+    pub events: u64,
 }
 
 #[async_trait]
@@ -74,6 +77,8 @@ pub trait RoomStore: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError>;
     async fn get_room(&self, id: &RoomId) -> Result<Option<Room>, StoreError>;
+    /// How many rooms are stored (also a cheap "does the store answer" probe).
+    async fn count_rooms(&self) -> Result<u64, StoreError>;
     /// Rooms ordered by id, starting after `after` (any text: a position, not an id).
     async fn list_rooms(&self, after: Option<&str>, limit: usize) -> Result<Vec<Room>, StoreError>;
     /// Applies `edit` to the stored room in one transaction and stores it as the next
@@ -129,6 +134,19 @@ pub trait RoomStore: Send + Sync + 'static {
         user: &UserId,
         jti: &str,
     ) -> Result<AdmissionRead, StoreError>;
+
+    /// Adds events to the webhook outbox, in order. (Room and roster writes add theirs
+    /// in their own transaction.)
+    async fn append_events(&self, events: Vec<NewEvent>) -> Result<(), StoreError>;
+    /// Events after `seq`, oldest first.
+    async fn events_after(&self, seq: u64, limit: usize) -> Result<Vec<Event>, StoreError>;
+    async fn webhooks(&self) -> Result<Vec<Webhook>, StoreError>;
+    /// Stores a new endpoint (its cursor at the newest event) or updates an existing
+    /// one's url, secret and events (its cursor kept).
+    async fn put_webhook(&self, hook: Webhook) -> Result<Webhook, StoreError>;
+    async fn delete_webhook(&self, id: &str) -> Result<bool, StoreError>;
+    /// Records that the endpoint has every event up to `seq`.
+    async fn set_webhook_cursor(&self, id: &str, seq: u64) -> Result<(), StoreError>;
 
     /// Changes whenever a write through this store succeeds: a caller that read at
     /// generation g and sees g again knows nothing it read has changed since.

@@ -16,6 +16,7 @@ use super::{
     AdmissionRead, PurgeCounts, RoomEdit, RoomStore, RosterChange, StoreError, StoredResponse,
 };
 use crate::ids::{RoomId, UserId};
+use crate::model::event::{Event, EventType, NewEvent, Webhook, WebhookSource};
 use crate::model::{Role, Room, RosterEntry};
 
 /// Applied in order; the database's `user_version` counts how many have run.
@@ -58,6 +59,26 @@ const MIGRATIONS: &[&str] = &[
     UPDATE idempotency SET room_id = json_extract(body, '$.id') WHERE json_valid(body);
     DELETE FROM idempotency WHERE room_id IS NULL OR room_id NOT IN (SELECT id FROM rooms);
     CREATE INDEX idempotency_room ON idempotency(room_id);
+"#,
+    // The webhook outbox: events in order, and each endpoint's place in them.
+    r#"
+    CREATE TABLE events (
+        seq     INTEGER PRIMARY KEY AUTOINCREMENT,
+        id      TEXT NOT NULL UNIQUE,
+        type    TEXT NOT NULL,
+        room_id TEXT NOT NULL,
+        at      INTEGER NOT NULL,
+        data    TEXT NOT NULL
+    );
+    CREATE TABLE webhooks (
+        id         TEXT PRIMARY KEY,
+        url        TEXT NOT NULL,
+        secret     TEXT NOT NULL,
+        events     TEXT NOT NULL,
+        source     TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        cursor     INTEGER NOT NULL
+    );
 "#,
 ];
 
@@ -170,6 +191,68 @@ fn migrate(mut conn: Connection) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
+/// Adds `ev` to the outbox inside the caller's transaction.
+fn insert_event(tx: &Connection, ev: &NewEvent) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO events (id, type, room_id, at, data) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![
+            format!("ev_{}", crate::ids::random_token(20)),
+            ev.kind.as_str(),
+            ev.room.as_str(),
+            ms(ev.at),
+            ev.data.to_string()
+        ],
+    )
+    .map_err(backend)?;
+    Ok(())
+}
+
+fn room_event(kind: EventType, room: &Room) -> NewEvent {
+    let data = serde_json::to_value(room).unwrap_or(serde_json::Value::Null);
+    NewEvent::new(kind, &room.id, Utc::now(), data)
+}
+
+fn roster_event(room: &RoomId, changes: &[RosterChange]) -> NewEvent {
+    let mut added = vec![];
+    let mut updated = vec![];
+    let mut removed = vec![];
+    for c in changes {
+        match c {
+            RosterChange::Added(e) => added.push(serde_json::to_value(e).unwrap_or_default()),
+            RosterChange::RoleChanged { entry, .. } => {
+                updated.push(serde_json::to_value(entry).unwrap_or_default())
+            }
+            RosterChange::Removed(u) => removed.push(serde_json::Value::from(u.as_str())),
+        }
+    }
+    NewEvent::new(
+        EventType::RosterChanged,
+        room,
+        Utc::now(),
+        serde_json::json!({"added": added, "updated": updated, "removed": removed}),
+    )
+}
+
+fn row_to_webhook(r: &rusqlite::Row<'_>) -> rusqlite::Result<Webhook> {
+    let events: String = r.get(3)?;
+    let source: String = r.get(4)?;
+    Ok(Webhook {
+        id: r.get(0)?,
+        url: r.get(1)?,
+        secret: r.get(2)?,
+        events: serde_json::from_str(&events).unwrap_or_default(),
+        source: if source == "config" {
+            WebhookSource::Config
+        } else {
+            WebhookSource::Api
+        },
+        created_at: from_ms(r.get(5)?),
+        cursor: r.get::<_, i64>(6)? as u64,
+    })
+}
+
+const WEBHOOK_COLUMNS: &str = "id, url, secret, events, source, created_at, cursor";
+
 fn room_from_doc(doc: String, version: i64) -> Result<Room, StoreError> {
     let mut room: Room = serde_json::from_str(&doc).map_err(backend)?;
     room.version = version as u64;
@@ -258,6 +341,7 @@ impl RoomStore for SqliteStore {
             for e in &roster {
                 insert_entry(&tx, &room.id, e)?;
             }
+            insert_event(&tx, &room_event(EventType::RoomCreated, &room))?;
             if let Some((key, resp)) = idem {
                 // A plain INSERT: two concurrent retries race here, and the loser rolls
                 // back its room and replays the winner's response.
@@ -280,6 +364,15 @@ impl RoomStore for SqliteStore {
     async fn get_room(&self, id: &RoomId) -> Result<Option<Room>, StoreError> {
         let id = id.clone();
         self.read(move |conn| read_room(conn, &id)).await
+    }
+
+    async fn count_rooms(&self) -> Result<u64, StoreError> {
+        self.read(|conn| {
+            conn.query_row("SELECT COUNT(*) FROM rooms", [], |r| r.get::<_, i64>(0))
+                .map(|n| n as u64)
+                .map_err(backend)
+        })
+        .await
     }
 
     async fn list_rooms(&self, after: Option<&str>, limit: usize) -> Result<Vec<Room>, StoreError> {
@@ -340,6 +433,7 @@ impl RoomStore for SqliteStore {
             if n != 1 {
                 return Err(backend("the room changed inside its own transaction"));
             }
+            insert_event(&tx, &room_event(EventType::RoomUpdated, &room))?;
             tx.commit().map_err(backend)?;
             Ok(room)
         })
@@ -372,6 +466,13 @@ impl RoomStore for SqliteStore {
                 .map_err(backend)?;
             tx.execute("DELETE FROM idempotency WHERE room_id = ?1", [id.as_str()])
                 .map_err(backend)?;
+            let gone = NewEvent::new(
+                EventType::RoomDeleted,
+                &id,
+                Utc::now(),
+                serde_json::json!({ "id": id.as_str() }),
+            );
+            insert_event(&tx, &gone)?;
             tx.commit().map_err(backend)?;
             Ok(true)
         })
@@ -520,6 +621,9 @@ impl RoomStore for SqliteStore {
                 // Dropping the transaction rolls every change back.
                 return Err(StoreError::RosterFull(max_size));
             }
+            if !done.is_empty() {
+                insert_event(&tx, &roster_event(&room, &done))?;
+            }
             tx.commit().map_err(backend)?;
             Ok(done)
         })
@@ -619,6 +723,135 @@ impl RoomStore for SqliteStore {
         .await
     }
 
+    async fn append_events(&self, events: Vec<NewEvent>) -> Result<(), StoreError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        self.write(move |conn| {
+            let tx = conn.transaction().map_err(backend)?;
+            for ev in &events {
+                insert_event(&tx, ev)?;
+            }
+            tx.commit().map_err(backend)
+        })
+        .await
+    }
+
+    async fn events_after(&self, seq: u64, limit: usize) -> Result<Vec<Event>, StoreError> {
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT seq, id, type, room_id, at, data FROM events
+                     WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+                )
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map(params![seq as i64, limit as i64], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, i64>(4)?,
+                        r.get::<_, String>(5)?,
+                    ))
+                })
+                .map_err(backend)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(backend)?;
+            rows.into_iter()
+                .map(|(seq, id, kind, room, at, data)| {
+                    Ok(Event {
+                        seq: seq as u64,
+                        id,
+                        kind: EventType::parse(&kind)
+                            .ok_or_else(|| backend(format!("unknown event type {kind}")))?,
+                        room: RoomId::parse(&room).map_err(backend)?,
+                        at: from_ms(at),
+                        data: serde_json::from_str(&data).map_err(backend)?,
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn webhooks(&self) -> Result<Vec<Webhook>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn
+                .prepare_cached(&format!(
+                    "SELECT {WEBHOOK_COLUMNS} FROM webhooks ORDER BY created_at, id"
+                ))
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map([], row_to_webhook)
+                .map_err(backend)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(backend)?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn put_webhook(&self, hook: Webhook) -> Result<Webhook, StoreError> {
+        self.write(move |conn| {
+            let tx = conn.transaction().map_err(backend)?;
+            // A new endpoint starts after the events written so far; one that exists
+            // (a config entry seen again) keeps its place.
+            let last: i64 = tx
+                .query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get(0))
+                .map_err(backend)?;
+            tx.execute(
+                "INSERT INTO webhooks (id, url, secret, events, source, created_at, cursor)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT(id) DO UPDATE SET url = ?2, secret = ?3, events = ?4",
+                params![
+                    hook.id,
+                    hook.url,
+                    hook.secret,
+                    serde_json::to_string(&hook.events).map_err(backend)?,
+                    hook.source.as_str(),
+                    ms(hook.created_at),
+                    last
+                ],
+            )
+            .map_err(backend)?;
+            let stored = tx
+                .query_row(
+                    &format!("SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE id = ?1"),
+                    [&hook.id],
+                    row_to_webhook,
+                )
+                .map_err(backend)?;
+            tx.commit().map_err(backend)?;
+            Ok(stored)
+        })
+        .await
+    }
+
+    async fn delete_webhook(&self, id: &str) -> Result<bool, StoreError> {
+        let id = id.to_owned();
+        self.write(move |conn| {
+            conn.execute("DELETE FROM webhooks WHERE id = ?1", [id])
+                .map(|n| n > 0)
+                .map_err(backend)
+        })
+        .await
+    }
+
+    async fn set_webhook_cursor(&self, id: &str, seq: u64) -> Result<(), StoreError> {
+        let id = id.to_owned();
+        self.write(move |conn| {
+            conn.execute(
+                "UPDATE webhooks SET cursor = MAX(cursor, ?2) WHERE id = ?1",
+                params![id, seq as i64],
+            )
+            .map(|_| ())
+            .map_err(backend)
+        })
+        .await
+    }
+
     fn generation(&self) -> u64 {
         self.writes.load(Ordering::SeqCst)
     }
@@ -650,11 +883,20 @@ impl RoomStore for SqliteStore {
                     [ms(now)],
                 )
                 .map_err(backend)? as u64;
+            // Events every endpoint has (all of them when there is none).
+            let events = tx
+                .execute(
+                    "DELETE FROM events WHERE seq <= COALESCE(
+                         (SELECT MIN(cursor) FROM webhooks), (SELECT MAX(seq) FROM events))",
+                    [],
+                )
+                .map_err(backend)? as u64;
             tx.commit().map_err(backend)?;
             Ok(PurgeCounts {
                 rooms,
                 idempotency_keys,
                 revoked_tokens,
+                events,
             })
         })
         .await
@@ -731,7 +973,9 @@ mod tests {
             PurgeCounts {
                 rooms: 1,
                 idempotency_keys: 1,
-                revoked_tokens: 1
+                revoked_tokens: 1,
+                // Both rooms' room.created: no webhook endpoint wants them.
+                events: 2,
             }
         );
         assert!(store.get_room(&old.id).await.unwrap().is_none());
@@ -808,5 +1052,52 @@ mod tests {
         assert!(matches!(done[0], RosterChange::Added(_)));
         let again = store.apply_roster(&r.id, &add, now, 10).await.unwrap();
         assert!(again.is_empty(), "same role again is no change");
+    }
+
+    #[tokio::test]
+    async fn changes_write_their_events_and_endpoints_keep_their_place() {
+        use crate::model::event::{EventType, Webhook, WebhookSource};
+        let store = SqliteStore::in_memory().unwrap();
+        let now = Utc::now();
+        let hook = |id: &str| Webhook {
+            id: id.into(),
+            url: "http://127.0.0.1:9/h".into(),
+            secret: "0123456789abcdef".into(),
+            events: vec![],
+            source: WebhookSource::Api,
+            created_at: now,
+            cursor: 99,
+        };
+        let early = store.put_webhook(hook("a")).await.unwrap();
+        assert_eq!(
+            early.cursor, 0,
+            "starts at the newest event, not what was asked"
+        );
+        let r = room("ev", now + Duration::days(1));
+        store.create_room(&r, &[], None, now).await.unwrap();
+        let changes = vec![(UserId::parse("u").unwrap(), Some(Role::Attendee))];
+        store.apply_roster(&r.id, &changes, now, 10).await.unwrap();
+        let late = store.put_webhook(hook("b")).await.unwrap();
+        assert_eq!(late.cursor, 2, "a later endpoint only gets later events");
+        store.delete_room(&r.id, None).await.unwrap();
+        let all = store.events_after(0, 10).await.unwrap();
+        let kinds: Vec<_> = all.iter().map(|e| e.kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                EventType::RoomCreated,
+                EventType::RosterChanged,
+                EventType::RoomDeleted
+            ]
+        );
+        assert_eq!(all[1].data["added"][0]["userId"], "u");
+        store.set_webhook_cursor("a", 2).await.unwrap();
+        store.set_webhook_cursor("a", 1).await.unwrap();
+        let counts = store
+            .purge(now - Duration::days(7), now - Duration::hours(24), now)
+            .await
+            .unwrap();
+        assert_eq!(counts.events, 2, "what the slowest endpoint has");
+        assert_eq!(store.events_after(0, 10).await.unwrap().len(), 1);
     }
 }

@@ -208,3 +208,12 @@ pub fn assert_error(status: u16, body: &Value, want_status: u16, code: &str, tar
         assert_eq!(e["target"], t, "{body}");
     }
 }
+
+/// A loopback port free right now (for a server started as a separate process).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}

@@ -12,7 +12,8 @@ use super::output::{MediaCommand, Output};
 use super::{chat, JoinOutcome, JoinRefusal, Session};
 use crate::clock::Now;
 use crate::ids::{ConnId, UserId};
-use crate::model::MediaSet;
+use crate::model::event::EventType;
+use crate::model::{MediaKind, MediaSet};
 use crate::rate::TokenBucket;
 
 impl Session {
@@ -69,7 +70,12 @@ impl Session {
                 dropped_at: None,
                 chat: TokenBucket::new(chat::CHAT_RATE, now.mono),
             };
+            let role = member.init.role;
             self.members.insert(member, self.room.announce_limit);
+            self.report(
+                EventType::ParticipantJoined,
+                serde_json::json!({ "userId": user.as_str(), "role": role.as_str() }),
+            );
             JoinOutcome::Joined
         };
         let joined = self.joined_message(&user, outcome == JoinOutcome::Resumed);
@@ -139,6 +145,16 @@ impl Session {
         let Some(m) = self.members.remove(user) else {
             return false;
         };
+        for kind in MediaKind::ALL {
+            if m.media.get(kind) {
+                self.report_track(user, kind, false);
+            }
+        }
+        let why = serde_json::to_value(reason).unwrap_or_default();
+        self.report(
+            EventType::ParticipantLeft,
+            serde_json::json!({ "userId": user.as_str(), "reason": why }),
+        );
         self.out.media(MediaCommand::RemoveMember(user.clone()));
         self.gates_dirty.remove(user);
         if let Some(conn) = m.conn {
@@ -173,6 +189,7 @@ impl Session {
 
     pub(super) fn end_quietly(&mut self) {
         self.members.clear_delta();
+        self.report(EventType::SessionEnded, serde_json::json!({}));
         self.ended = true;
         self.out.push(Output::Ended);
     }

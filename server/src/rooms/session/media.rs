@@ -8,6 +8,7 @@ use convene_protocol::ErrorCode;
 use super::output::{MediaCommand, Output};
 use super::Session;
 use crate::ids::UserId;
+use crate::model::event::EventType;
 use crate::model::{MediaKind, MediaSet, Role};
 use crate::sfu::port::MediaEvent;
 
@@ -158,7 +159,13 @@ impl Session {
         if m.media == next {
             return;
         }
+        let before = m.media;
         m.media = next;
+        for kind in MediaKind::ALL {
+            if before.get(kind) != next.get(kind) {
+                self.report_track(user, kind, next.get(kind));
+            }
+        }
         self.gates_dirty.insert(user.clone());
         self.out
             .push(Output::Broadcast(ServerMessage::MediaChanged {
@@ -168,6 +175,19 @@ impl Session {
                 screen: next.screen,
                 reason,
             }));
+    }
+
+    /// A member's track started or stopped, for webhooks.
+    pub(super) fn report_track(&mut self, user: &UserId, kind: MediaKind, on: bool) {
+        let event = if on {
+            EventType::TrackPublished
+        } else {
+            EventType::TrackUnpublished
+        };
+        self.report(
+            event,
+            serde_json::json!({ "userId": user.as_str(), "kind": kind.as_str() }),
+        );
     }
 
     /// Which of each changed member's tracks may be forwarded now: its role allows the

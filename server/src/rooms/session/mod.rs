@@ -36,6 +36,7 @@ use self::output::Outputs;
 use self::timers::{Pending, Timers};
 use crate::clock::Now;
 use crate::ids::{ConnId, SessionId, UserId};
+use crate::model::event::{EventType, NewEvent};
 use crate::model::{Room, RosterChange};
 use crate::sfu::port::{MediaEvent, MediaSignal};
 
@@ -120,6 +121,8 @@ pub struct Session {
     room: Room,
     id: SessionId,
     started_at: DateTime<Utc>,
+    /// The wall time of the input being handled, for the events it reports.
+    wall: DateTime<Utc>,
     config: SessionConfig,
     members: Members,
     out: Outputs,
@@ -138,17 +141,30 @@ fn error_msg(code: ErrorCode, message: impl Into<String>) -> ServerMessage {
 impl Session {
     pub fn new(room: Room, config: SessionConfig, now: Now) -> Self {
         let expires_at = now.mono_at(room.valid_until);
-        Self {
+        let mut s = Self {
             room,
             id: SessionId::generate(),
             started_at: now.wall,
+            wall: now.wall,
             config,
             members: Members::default(),
             out: Outputs::default(),
             timers: Timers::new(now.mono, expires_at),
             gates_dirty: BTreeSet::new(),
             ended: false,
+        };
+        let started = serde_json::json!({ "startedAt": now.wall.to_rfc3339() });
+        s.report(EventType::SessionStarted, started);
+        s
+    }
+
+    /// Queues an event for webhooks; `data` gets the session id.
+    fn report(&mut self, kind: EventType, mut data: serde_json::Value) {
+        if let Some(d) = data.as_object_mut() {
+            d.insert("sessionId".into(), self.id.to_string().into());
         }
+        let ev = NewEvent::new(kind, &self.room.id, self.wall, data);
+        self.out.push(Output::Event(ev));
     }
 
     pub fn id(&self) -> &SessionId {
@@ -200,6 +216,7 @@ impl Session {
     }
 
     pub fn handle(&mut self, input: Input, now: Now) -> Answer {
+        self.wall = now.wall;
         if self.ended {
             return match input {
                 Input::Join { .. } => Answer::Join(Err(JoinRefusal::Ended)),
@@ -273,6 +290,7 @@ impl Session {
 
     /// Runs whatever is due at `now`.
     pub fn handle_timeout(&mut self, now: Now) {
+        self.wall = now.wall;
         if self.ended {
             return;
         }

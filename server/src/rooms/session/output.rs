@@ -6,6 +6,7 @@ use std::collections::VecDeque;
 use convene_protocol::signal::ServerMessage;
 
 use crate::ids::{ConnId, UserId};
+use crate::model::event::NewEvent;
 use crate::sfu::port::{Gates, MediaSignal};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -28,6 +29,8 @@ pub enum Output {
         last: Option<ServerMessage>,
     },
     Media(MediaCommand),
+    /// Something a webhook reports (a join, a leave, a track, the session's start or end).
+    Event(NewEvent),
     /// The session is over; nothing more will come out of it.
     Ended,
 }
