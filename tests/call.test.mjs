@@ -1,14 +1,14 @@
 // The whole path a browser user and an admin take, with the real server and headless
 // Chromium: the admin page sets up a room, two people join from their links, see and
 // hear each other, mute, reload, get removed; bad links are refused in plain words.
-import { test, before, after } from "node:test";
+import { before, after } from "node:test";
 import assert from "node:assert/strict";
 import { startServer } from "./lib/server.mjs";
-import { launch, newPage, inbound, srtpCiphers, eventually, saveFailure } from "./lib/browser.mjs";
+import { launch, inbound, srtpCiphers, eventually, pageSet } from "./lib/browser.mjs";
 
 let server;
 let browser;
-const pages = [];
+const { open, scenario } = pageSet(() => browser);
 
 before(async () => {
   server = await startServer();
@@ -20,29 +20,7 @@ after(async () => {
   await server?.stop();
 });
 
-/** Runs a test body; on failure saves screenshots and console logs of every page. */
-function scenario(name, body) {
-  test(name, { timeout: 240_000 }, async () => {
-    try {
-      await body();
-      // The pages run under the server's Content-Security-Policy: nothing was refused.
-      const refused = pages.flatMap((p) => p.__console.filter((l) => /Content.Security.Policy/i.test(l)));
-      assert.deepEqual(refused, [], "a page broke its own Content-Security-Policy");
-    } catch (e) {
-      await saveFailure(pages, name.replace(/\W+/g, "-"));
-      throw e;
-    }
-  });
-}
-
 const person = (page, id) => page.locator(`#people li[data-id="${id}"]`);
-
-async function open(name, url) {
-  const page = await newPage(browser, name);
-  pages.push(page);
-  await page.goto(url);
-  return page;
-}
 
 async function adminLink(admin, user) {
   const row = admin.locator(`#roster tr[data-user="${user}"]`);

@@ -10,7 +10,7 @@ let admin = createAdminClient({ url: location.origin, key });
 let current = null; // the selected room
 let membersTimer = null;
 
-const FIELD = { validFrom: "Opens", validUntil: "Closes", id: "Id", name: "Name", maxParticipants: "Max participants", userId: "User id" };
+const FIELD = { validFrom: "Opens", validUntil: "Closes", id: "Id", name: "Name", maxParticipants: "Max participants", userId: "User id", ownerId: "Host", maxSeatCount: "Seats" };
 
 function alertError(e) {
   let text = e.message ? e.message[0].toUpperCase() + e.message.slice(1) : String(e);
@@ -80,7 +80,10 @@ async function select(room) {
   document.querySelectorAll("#rooms tr").forEach((tr) => tr.setAttribute("aria-selected", String(tr.dataset.room === room.id)));
   $("detail").hidden = false;
   $("d-title").textContent = room.name ? `${room.name} (${room.id})` : room.id;
-  $("d-window").textContent = `Open from ${fmt(room.validFrom)} to ${fmt(room.validUntil)} · ${status(room)[0]}`;
+  const kind = room.roomType && room.roomType !== "conference"
+    ? ` · ${room.roomType} room, ${room.maxSeatCount} seats${room.ownerId ? `, hosted by ${room.ownerId}` : ""}${room.isPublicVisible ? ", listed publicly" : ""}`
+    : "";
+  $("d-window").textContent = `Open from ${fmt(room.validFrom)} to ${fmt(room.validUntil)} · ${status(room)[0]}${kind}`;
   await Promise.all([loadRoster(), loadMembers()]);
   clearInterval(membersTimer);
   membersTimer = setInterval(() => loadMembers().catch(() => {}), 2000);
@@ -165,6 +168,11 @@ $("create").onsubmit = async (ev) => {
   if ($("c-name").value.trim()) body.name = $("c-name").value.trim();
   if ($("c-id").value.trim()) body.id = $("c-id").value.trim();
   if ($("c-max").value) body.maxParticipants = Number($("c-max").value);
+  body.roomType = $("c-type").value;
+  if ($("c-owner").value.trim()) body.ownerId = $("c-owner").value.trim();
+  if ($("c-seats").value) body.maxSeatCount = Number($("c-seats").value);
+  body.takeSeatMode = $("c-seat-mode").value;
+  if ($("c-public").checked) { body.isPublicVisible = true; body.joinPolicy = "public"; }
   if ($("c-from").value) body.validFrom = new Date($("c-from").value).toISOString();
   if ($("c-until").value) body.validUntil = new Date($("c-until").value).toISOString();
   try {

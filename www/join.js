@@ -1,6 +1,7 @@
 // The demo call page: /join#token=... joins the room the invite is for, with camera
 // and microphone, and shows everyone's video, the people list, chat and an event log.
 import init, { Room } from "/sdk/convene_sdk.js";
+import { initLive } from "/seats.js";
 
 const $ = (id) => document.getElementById(id);
 const token = new URLSearchParams(location.hash.slice(1)).get("token");
@@ -222,6 +223,7 @@ async function join() {
   self.querySelector("video").srcObject = room.localStream;
   renderPeople();
   renderControls();
+  initLive(room, { showError, nameOf });
   log(`joined ${room.info.id} as ${room.localParticipant.id}`);
   if (room.mediaError) log(`${room.mediaError.message}; you are in the call without it`);
 }

@@ -36,6 +36,38 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/live": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["list_live"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/live/{roomId}/guest-tokens": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["guest_token"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/openapi.json": {
         parameters: {
             query?: never;
@@ -130,6 +162,38 @@ export interface paths {
         options?: never;
         head?: never;
         patch: operations["update_participants"];
+        trace?: never;
+    };
+    "/v1/rooms/{roomId}/seats": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["list_seats"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/rooms/{roomId}/seats/{index}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        delete: operations["unseat"];
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
     "/v1/rooms/{roomId}/tokens": {
@@ -246,12 +310,21 @@ export interface components {
              * @description 1 to 1,000,000; no limit when absent.
              */
             maxParticipants?: number | null;
+            /**
+             * Format: int32
+             * @description Seats in a live or voice room, 1 to 50 (default 8).
+             */
+            maxSeatCount?: number | null;
             /** @description Display name, at most 200 characters. */
             name?: string | null;
+            /** @description The host, a user id; invited as a presenter. */
+            ownerId?: string | null;
             /** @description The invite roster: user id -> role. At most 1000 users per request. */
             participants?: {
                 [key: string]: components["schemas"]["ParticipantSpec"];
             } | null;
+            roomType?: null | components["schemas"]["RoomType"];
+            takeSeatMode?: null | components["schemas"]["TakeSeatMode"];
             /**
              * Format: date-time
              * @description When the room opens (default: now); at most 180 days from now.
@@ -295,16 +368,47 @@ export interface components {
          * @description Every error the server can answer with: a stable code, a number and an HTTP status.
          * @enum {string}
          */
-        ErrorCode: "Internal" | "InvalidParameter" | "RoomAlreadyExists" | "RoomNotFound" | "NotInRoom" | "NotInvited" | "PermissionDenied" | "Unauthenticated" | "RoomFull" | "RoomNotOpenYet" | "RoomClosed" | "RoomExpired" | "RateLimited" | "PayloadTooLarge" | "NotFound" | "MethodNotAllowed" | "PreconditionFailed" | "TokenNotFound" | "RequestTimeout" | "WebhookNotFound";
+        ErrorCode: "Internal" | "InvalidParameter" | "RoomAlreadyExists" | "RoomNotFound" | "NotInRoom" | "NotInvited" | "PermissionDenied" | "Unauthenticated" | "RoomFull" | "RoomNotOpenYet" | "RoomClosed" | "RoomExpired" | "RateLimited" | "PayloadTooLarge" | "NotFound" | "MethodNotAllowed" | "PreconditionFailed" | "TokenNotFound" | "RequestTimeout" | "WebhookNotFound" | "SeatUnavailable" | "SeatApplicationNotFound";
         /** @description `{"error": {...}}`, the body of every error response. */
         ErrorEnvelope: {
             error: components["schemas"]["ErrorBody"];
+        };
+        GuestTokenRequest: {
+            /** @description Shown to the others: 1 to 64 characters, no control characters. */
+            displayName: string;
+        };
+        GuestTokenResponse: {
+            /** Format: date-time */
+            expiresAt: string;
+            /** @description `<public url>/join#token=...`. */
+            joinUrl: string;
+            token: string;
+            /** @description The guest's participant id (`guest_...`). */
+            userId: string;
         };
         /**
          * @description Who may join a room.
          * @enum {string}
          */
-        JoinPolicy: "invite" | "closed";
+        JoinPolicy: "invite" | "closed" | "public";
+        LiveRoom: {
+            /** @description Of those, receive-only viewers not listed one by one. */
+            audienceCount: number;
+            coverUrl?: string | null;
+            /** @description `public`: anyone may join as a viewer (`guest-tokens`); `invite`: invited users. */
+            joinPolicy: components["schemas"]["JoinPolicy"];
+            /** @description Everyone in the call. */
+            memberCount: number;
+            name: string;
+            /** @description The host. */
+            ownerId?: string | null;
+            roomId: string;
+            /** Format: int32 */
+            seatCount: number;
+            seatsTaken: number;
+            /** Format: date-time */
+            startedAt: string;
+        };
         MemberList: {
             /** @description Joined members with their audio, video and screen status. */
             value: components["schemas"]["Participant"][];
@@ -331,15 +435,43 @@ export interface components {
             tokenId: string;
             userId: string;
         };
+        Page_LiveRoom: {
+            /** @description Relative URL of the next page; absent on the last page. */
+            nextLink?: string | null;
+            value: {
+                /** @description Of those, receive-only viewers not listed one by one. */
+                audienceCount: number;
+                coverUrl?: string | null;
+                /** @description `public`: anyone may join as a viewer (`guest-tokens`); `invite`: invited users. */
+                joinPolicy: components["schemas"]["JoinPolicy"];
+                /** @description Everyone in the call. */
+                memberCount: number;
+                name: string;
+                /** @description The host. */
+                ownerId?: string | null;
+                roomId: string;
+                /** Format: int32 */
+                seatCount: number;
+                seatsTaken: number;
+                /** Format: date-time */
+                startedAt: string;
+            }[];
+        };
         /**
          * @description A joined member as others see it. The participant id is the user id: a user is in a
          *     session at most once.
          */
         Participant: {
+            /** @description The member's own small key-value map (e.g. a raised hand). */
+            attributes?: {
+                [key: string]: string;
+            };
             audio: boolean;
             id: string;
             /** @description RFC 3339. */
             joinedAt: string;
+            /** @description A guest's display name (invited users have none: their id is their name). */
+            name?: string | null;
             role: string;
             screen: boolean;
             video: boolean;
@@ -389,7 +521,16 @@ export interface components {
              * @description Most members joined at once; `null` for no limit.
              */
             maxParticipants?: number | null;
+            /**
+             * Format: int32
+             * @description Seats in a `live` or `voice` room, 1 to 50.
+             */
+            maxSeatCount?: number;
             name: string;
+            /** @description The host: an invited user (made a presenter), shown in the live list. */
+            ownerId?: string | null;
+            roomType?: components["schemas"]["RoomType"];
+            takeSeatMode?: components["schemas"]["TakeSeatMode"];
             /** Format: date-time */
             validFrom: string;
             /** Format: date-time */
@@ -402,6 +543,11 @@ export interface components {
              */
             version?: number;
         };
+        /**
+         * @description What kind of call a room holds.
+         * @enum {string}
+         */
+        RoomType: "conference" | "live" | "voice";
         /** @description One invited user. */
         RosterEntry: {
             /** Format: date-time */
@@ -410,11 +556,31 @@ export interface components {
             /** @example alice */
             userId: string;
         };
+        /** @description One seat of a `live` or `voice` room. */
+        SeatInfo: {
+            audio: boolean;
+            /** Format: int32 */
+            index: number;
+            /** @description A locked seat cannot be taken (whoever sits there stays). */
+            locked: boolean;
+            /** @description Who sits there (a participant id), if anyone. */
+            userId?: string | null;
+            video: boolean;
+        };
+        SeatList: {
+            /**
+             * @description The seats of the room's live session, by index (empty without a session, or in
+             *     a conference room).
+             */
+            value: components["schemas"]["SeatInfo"][];
+        };
         SessionList: {
             value: components["schemas"]["SessionSummary"][];
         };
         /** @description A live session as the admin's list shows it. */
         SessionSummary: {
+            /** @description Of those, receive-only members not announced individually. */
+            audienceCount: number;
             memberCount: number;
             roomId: string;
             /**
@@ -423,10 +589,17 @@ export interface components {
              *     has reached it).
              */
             roomVersion: number;
+            /** @description Seats taken (rooms with seats). */
+            seatsTaken: number;
             sessionId: string;
             /** Format: date-time */
             startedAt: string;
         };
+        /**
+         * @description How a member gets a seat in a `live` or `voice` room.
+         * @enum {string}
+         */
+        TakeSeatMode: "freeToTake" | "applyToTake";
         /**
          * @description A JSON merge-patch of a room: absent fields are kept, `null` resets a field to its
          *     default, and in `attributes` a `null` value removes that key.
@@ -445,7 +618,13 @@ export interface components {
             joinPolicy?: null | components["schemas"]["JoinPolicy"];
             /** Format: int32 */
             maxParticipants?: number | null;
+            /** Format: int32 */
+            maxSeatCount?: number | null;
             name?: string | null;
+            /** @description The host; invited as a presenter. `null`: no host. */
+            ownerId?: string | null;
+            roomType?: null | components["schemas"]["RoomType"];
+            takeSeatMode?: null | components["schemas"]["TakeSeatMode"];
             /**
              * Format: date-time
              * @description When the room opens (default: now); at most 180 days from now.
@@ -578,6 +757,127 @@ export interface operations {
             };
         };
     };
+    list_live: {
+        parameters: {
+            query?: {
+                /** @description Items per page, 1 to 1000 (default 100). */
+                maxPageSize?: number;
+                /** @description From the previous page's `nextLink`. */
+                skipToken?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Live sessions of public live rooms, by room id */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_LiveRoom"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description RequestTimeout: the request took too long to arrive */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    guest_token: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                roomId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["GuestTokenRequest"];
+            };
+        };
+        responses: {
+            /** @description A token to join as a receive-only guest */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GuestTokenResponse"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description RoomNotFound: no public live room with this id */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description RequestTimeout: the request took too long to arrive */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description RoomExpired */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description PayloadTooLarge: the body is over 1048576 bytes */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description RateLimited: too many guest tokens from this address; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
     openapi_json: {
         parameters: {
             query?: never;
@@ -655,7 +955,16 @@ export interface operations {
                              * @description Most members joined at once; `null` for no limit.
                              */
                             maxParticipants?: number | null;
+                            /**
+                             * Format: int32
+                             * @description Seats in a `live` or `voice` room, 1 to 50.
+                             */
+                            maxSeatCount?: number;
                             name: string;
+                            /** @description The host: an invited user (made a presenter), shown in the live list. */
+                            ownerId?: string | null;
+                            roomType?: components["schemas"]["RoomType"];
+                            takeSeatMode?: components["schemas"]["TakeSeatMode"];
                             /** Format: date-time */
                             validFrom: string;
                             /** Format: date-time */
@@ -1284,6 +1593,134 @@ export interface operations {
             };
             /** @description PayloadTooLarge: the body is over 1048576 bytes */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description RateLimited: too many wrong admin keys from this address; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    list_seats: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                roomId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SeatList"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description RequestTimeout: the request took too long to arrive */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description RateLimited: too many wrong admin keys from this address; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    unseat: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                roomId: string;
+                /** @description The seat, from 0 */
+                index: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Whoever sat there stood up; its microphone and camera stop */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description RoomNotFound, or NotInRoom: nobody sits there */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description RequestTimeout: the request took too long to arrive */
+            408: {
                 headers: {
                     [name: string]: unknown;
                 };

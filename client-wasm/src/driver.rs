@@ -13,7 +13,8 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use convene_protocol::signal::{
-    Capabilities, ClientMessage, IceServer, ResumeInfo, RoomInfo, ServerMessage,
+    Capabilities, ClientMessage, IceServer, Participant, ResumeInfo, RoomInfo, SeatApplication,
+    SeatInfo, ServerMessage,
 };
 use futures_channel::mpsc::{UnboundedReceiver, UnboundedSender};
 use futures_channel::oneshot;
@@ -53,11 +54,18 @@ pub enum Input {
     },
     /// Start sending a track acquired at join (the relay reports it as published).
     Publish(TrackKind, MediaStreamTrack),
-    /// A message for the server (chat, mute).
+    /// A message for the server (chat, mute, seats, attributes).
     Send(ClientMessage),
-    Leave(oneshot::Sender<()>),
-    /// Call a new `trackAdded` listener with the tracks already received.
-    Replay(Function),
+    /// Leave, telling listeners `reason` (`clientLeft`, or `switched` by `switchTo`).
+    Leave(&'static str, oneshot::Sender<()>),
+    /// A page of the audience; the answer comes in the server's `audience`.
+    ListAudience {
+        after: Option<String>,
+        limit: Option<u32>,
+        reply: oneshot::Sender<(Vec<Participant>, Option<String>)>,
+    },
+    /// Call a new `trackAdded` listener with the tracks told before it was added.
+    Replay(Function, Vec<JsValue>),
 }
 
 /// What `joined` told us.
@@ -68,6 +76,10 @@ pub struct Session {
     pub caps: Capabilities,
     pub resume: ResumeInfo,
     pub ice_servers: Vec<IceServer>,
+    /// A live or voice room's seats (empty in a conference).
+    pub seats: Vec<SeatInfo>,
+    /// Open seat applications (presenters are told).
+    pub applications: Vec<SeatApplication>,
 }
 
 /// What the `Room` class may read. Written only by the driver, and never borrowed
@@ -84,12 +96,31 @@ pub struct Shared {
     pub tx: UnboundedSender<Input>,
     pub listeners: RefCell<Listeners>,
     pub view: RefCell<View>,
+    /// `trackAdded` payloads dispatched and not removed since: what a `trackAdded`
+    /// listener added now has missed. Kept at dispatch time (not when the driver learns
+    /// of a track) so that a late listener gets each track exactly once: from this
+    /// list if it was told before the listener was added, live if after.
+    pub told_tracks: RefCell<Vec<JsValue>>,
 }
 
 impl Shared {
+    fn note_track(&self, name: &str, payload: &JsValue) {
+        let track = |p: &JsValue| js_sys::Reflect::get(p, &"track".into()).unwrap_or_default();
+        let mut told = self.told_tracks.borrow_mut();
+        match name {
+            "trackAdded" => told.push(payload.clone()),
+            "trackRemoved" => {
+                let gone = track(payload);
+                told.retain(|p| track(p) != gone);
+            }
+            _ => {}
+        }
+    }
+
     /// Calls the listeners of each event, in order, with no state borrowed.
     pub fn dispatch(&self, emits: Vec<Emit>) {
         for Emit(name, payload) in emits {
+            self.note_track(name, &payload);
             let fs = self.listeners.borrow().of(name);
             for f in fs {
                 if let Err(e) = f.call1(&JsValue::UNDEFINED, &payload) {
@@ -126,6 +157,9 @@ pub struct Ctx {
     pub waiter: Option<oneshot::Sender<Result<(), SdkError>>>,
     pub media: MediaState,
     pub local: LocalTracks,
+    /// `listAudience` calls waiting for the server's answers, oldest first.
+    pub audience_waiters:
+        std::collections::VecDeque<oneshot::Sender<(Vec<Participant>, Option<String>)>>,
 }
 
 pub fn new_stream() -> MediaStream {
@@ -145,6 +179,7 @@ impl Ctx {
         let shared = Rc::new(Shared {
             tx,
             listeners: RefCell::new(Listeners::default()),
+            told_tracks: RefCell::new(Vec::new()),
             view: RefCell::new(View {
                 phase: Phase::Connecting,
                 session: None,
@@ -161,6 +196,7 @@ impl Ctx {
             waiter: Some(joined),
             media: MediaState::new(),
             local: LocalTracks::new(local_stream),
+            audience_waiters: Default::default(),
         };
         (ctx, rx)
     }
@@ -235,7 +271,7 @@ pub async fn run(mut ctx: Ctx, mut rx: UnboundedReceiver<Input>) {
                 let _ = reply.send(Err(SdkError::not_connected()));
             }
             Input::Publish(_, track) => crate::media::stop(Some(track)),
-            Input::Leave(reply) => {
+            Input::Leave(_, reply) => {
                 let _ = reply.send(());
             }
             _ => {}
@@ -288,14 +324,27 @@ async fn handle(ctx: &mut Ctx, input: Input) {
             }
         }
         Input::Send(msg) => ctx.send(&msg),
-        Input::Leave(reply) => {
+        Input::Leave(reason, reply) => {
             ctx.send(&ClientMessage::Leave);
-            finish(ctx, "clientLeft", None);
+            finish(ctx, reason, None);
             let _ = reply.send(());
         }
-        Input::Replay(listener) => {
-            for payload in crate::media::current_tracks(ctx) {
-                let _ = listener.call1(&JsValue::UNDEFINED, &payload);
+        Input::ListAudience {
+            after,
+            limit,
+            reply,
+        } => {
+            ctx.audience_waiters.push_back(reply);
+            ctx.send(&ClientMessage::ListAudience { after, limit });
+        }
+        Input::Replay(listener, missed) => {
+            // Not if `off` came first, and not for tracks removed meanwhile.
+            if !ctx.shared.listeners.borrow().has("trackAdded", &listener) {
+                return;
+            }
+            let told = ctx.shared.told_tracks.borrow().clone();
+            for payload in missed.iter().filter(|p| told.contains(p)) {
+                let _ = listener.call1(&JsValue::UNDEFINED, payload);
             }
         }
     }

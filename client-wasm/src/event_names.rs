@@ -13,6 +13,11 @@ pub const EVENT_NAMES: &[&str] = &[
     "message",
     "error",
     "left",
+    "seatsChanged",
+    "seatApplicationsChanged",
+    "seatApplicationEnded",
+    "roomAttributesChanged",
+    "memberAttributesChanged",
 ];
 
 /// The known event called `name`, or an error listing the known ones.

@@ -31,6 +31,12 @@ impl Listeners {
         }
     }
 
+    pub fn has(&self, name: &str, f: &Function) -> bool {
+        self.0
+            .get(name)
+            .is_some_and(|list| list.iter().any(|g| JsValue::from(g) == JsValue::from(f)))
+    }
+
     pub fn of(&self, name: &str) -> Vec<Function> {
         self.0.get(name).cloned().unwrap_or_default()
     }

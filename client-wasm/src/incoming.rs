@@ -49,6 +49,7 @@ pub async fn on_server(ctx: &mut Ctx, msg: ServerMessage) {
             ice_servers,
             resume,
             resumed,
+            seats,
             ..
         } => {
             let role = me.role.clone();
@@ -64,6 +65,8 @@ pub async fn on_server(ctx: &mut Ctx, msg: ServerMessage) {
                             caps: capabilities,
                             resume: resume.clone(),
                             ice_servers: ice_servers.clone(),
+                            seats: vec![],
+                            applications: vec![],
                         });
                         Vec::new()
                     }
@@ -74,6 +77,7 @@ pub async fn on_server(ctx: &mut Ctx, msg: ServerMessage) {
                 s.caps = capabilities;
                 s.resume = resume;
                 s.ice_servers = ice_servers;
+                s.seats = seats;
                 changes
             };
             let restart = ctx.call.joined(resumed);
@@ -178,6 +182,73 @@ pub async fn on_server(ctx: &mut Ctx, msg: ServerMessage) {
             let e = SdkError::from(error);
             ctx.emit(vec![Emit("error", e.to_js())]);
         }
-        ServerMessage::Audience { .. } | ServerMessage::Pong { .. } => {}
+        ServerMessage::Audience { participants, next } => {
+            if let Some(w) = ctx.audience_waiters.pop_front() {
+                let _ = w.send((participants, next));
+            }
+        }
+        ServerMessage::SeatsChanged { seats } => {
+            if let Some(s) = ctx.shared.view.borrow_mut().session.as_mut() {
+                s.seats = seats.clone();
+            }
+            let o = js_sys::Object::new();
+            events::set(&o, "seats", events::value(&seats));
+            ctx.emit(vec![Emit("seatsChanged", o.into())]);
+        }
+        ServerMessage::SeatApplications { applications } => {
+            if let Some(s) = ctx.shared.view.borrow_mut().session.as_mut() {
+                s.applications = applications.clone();
+            }
+            let o = js_sys::Object::new();
+            events::set(&o, "applications", events::value(&applications));
+            ctx.emit(vec![Emit("seatApplicationsChanged", o.into())]);
+        }
+        ServerMessage::SeatApplicationEnded { outcome } => {
+            let o = js_sys::Object::new();
+            events::set(&o, "outcome", events::value(&outcome));
+            ctx.emit(vec![Emit("seatApplicationEnded", o.into())]);
+        }
+        ServerMessage::RoomAttributesChanged { changed } => {
+            let all = {
+                let mut view = ctx.shared.view.borrow_mut();
+                let Some(s) = view.session.as_mut() else {
+                    return;
+                };
+                for (k, v) in &changed {
+                    match v {
+                        Some(v) => s.room.attributes.insert(k.clone(), v.clone()),
+                        None => s.room.attributes.remove(k),
+                    };
+                }
+                s.room.attributes.clone()
+            };
+            let o = js_sys::Object::new();
+            events::set(&o, "changed", events::value(&changed));
+            events::set(&o, "attributes", events::value(&all));
+            ctx.emit(vec![Emit("roomAttributesChanged", o.into())]);
+        }
+        ServerMessage::MemberAttributesChanged {
+            participant_id,
+            attributes,
+        } => {
+            let local = ctx.shared.local_id();
+            let updated = with_roster(ctx, |r| {
+                r.set_attributes(&participant_id, attributes.clone())
+                    .into_iter()
+                    .map(|p| Change::Media {
+                        participant: p,
+                        reason: None,
+                    })
+                    .collect()
+            });
+            let o = js_sys::Object::new();
+            events::set(&o, "participantId", participant_id.as_str());
+            events::set(&o, "attributes", events::value(&attributes));
+            if let Some(Change::Media { participant, .. }) = updated.and_then(|mut c| c.pop()) {
+                events::set(&o, "participant", events::participant(&participant, &local));
+            }
+            ctx.emit(vec![Emit("memberAttributesChanged", o.into())]);
+        }
+        ServerMessage::Pong { .. } => {}
     }
 }

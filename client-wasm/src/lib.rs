@@ -13,7 +13,8 @@
 //! out what it decides: `driver` (the one task that owns the call), `incoming` (what each server
 //! message does), `socket`, `peer`,
 //! `media`, `local_media`, `local_tracks`, `reconnect`, and `room` (the JS class, which
-//! only reads the driver's view and sends it inputs).
+//! only reads the driver's view and sends it inputs) with `live` (its seats, attributes
+//! and room switching).
 
 pub mod backoff;
 pub mod call;
@@ -29,6 +30,8 @@ mod driver;
 mod events;
 #[cfg(target_arch = "wasm32")]
 mod incoming;
+#[cfg(target_arch = "wasm32")]
+mod live;
 #[cfg(target_arch = "wasm32")]
 mod local_media;
 #[cfg(target_arch = "wasm32")]

@@ -124,15 +124,6 @@ impl MediaState {
     }
 }
 
-/// Tracks received so far, as `trackAdded` payloads.
-pub fn current_tracks(ctx: &Ctx) -> Vec<JsValue> {
-    ctx.media
-        .remote
-        .values()
-        .map(|r| track_event(&r.participant, r.kind, &r.track, &r.stream))
-        .collect()
-}
-
 /// Everything off and closed: the call is over.
 pub fn release_all(ctx: &mut Ctx) -> Vec<Emit> {
     ctx.call.reset_media();

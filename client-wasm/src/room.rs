@@ -7,6 +7,7 @@ use convene_protocol::signal::{ClientMessage, MAX_CHAT_BYTES};
 use js_sys::{Array, Function, Promise};
 use serde::Deserialize;
 use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::future_to_promise;
 use web_sys::MediaStream;
 
@@ -25,6 +26,44 @@ struct JoinOptions {
     audio: Option<bool>,
     video: Option<bool>,
     reconnect: Option<bool>,
+    /// Listeners added before connecting, so `stateChanged` shows `connecting` too.
+    #[serde(default, with = "serde_wasm_bindgen::preserve")]
+    on: JsValue,
+}
+
+/// Rooms this page is in at once, at most.
+pub const MAX_ROOMS: usize = 5;
+
+thread_local! {
+    /// The rooms joined and not yet left (for the limit and `Room.leaveAll`).
+    static ROOMS: std::cell::RefCell<Vec<Rc<Shared>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Rooms still in a call, after forgetting the ones that ended.
+pub(crate) fn active_rooms() -> Vec<Rc<Shared>> {
+    ROOMS.with(|r| {
+        let mut rooms = r.borrow_mut();
+        rooms.retain(|s| s.phase() != Phase::Disconnected);
+        rooms.clone()
+    })
+}
+
+/// The listeners given in `JoinOptions.on`, added before connecting.
+fn early_listeners(ctx: &Ctx, on: &JsValue) -> Result<(), SdkError> {
+    if on.is_undefined() || on.is_null() {
+        return Ok(());
+    }
+    let entries = js_sys::Object::entries(&js_sys::Object::from(on.clone()));
+    for entry in entries.iter() {
+        let pair = Array::from(&entry);
+        let name = pair.get(0).as_string().unwrap_or_default();
+        let name = event_name(&name).map_err(|e| SdkError::invalid("on", e.message))?;
+        let f: Function = pair.get(1).dyn_into().map_err(|_| {
+            SdkError::invalid("on", format!("the '{name}' listener is not a function"))
+        })?;
+        ctx.shared.listeners.borrow_mut().add(name, f);
+    }
+    Ok(())
 }
 
 #[derive(Deserialize, Default)]
@@ -53,7 +92,7 @@ fn page_origin() -> Option<String> {
     web_sys::window().and_then(|w| w.location().origin().ok())
 }
 
-async fn join(options: JsValue) -> Result<Room, SdkError> {
+async fn join(options: JsValue, replacing: Option<Rc<Shared>>) -> Result<Room, SdkError> {
     let opts: JoinOptions = serde_wasm_bindgen::from_value(options).map_err(|e| {
         SdkError::invalid(
             "options",
@@ -63,12 +102,28 @@ async fn join(options: JsValue) -> Result<Room, SdkError> {
         )
     })?;
     let token = crate::endpoint::check_token(&opts.token)?;
+    // The room a `switchTo` is about to leave does not count against the limit.
+    let others = active_rooms()
+        .iter()
+        .filter(|s| !replacing.as_ref().is_some_and(|r| Rc::ptr_eq(r, s)))
+        .count();
+    if others >= MAX_ROOMS {
+        return Err(SdkError::invalid(
+            "rooms",
+            format!("this page is in {MAX_ROOMS} rooms already: leave one first"),
+        ));
+    }
     let base = match opts.url {
         Some(u) => u,
         None => page_origin().ok_or_else(|| SdkError::invalid("url", "give the server's url"))?,
     };
     let (tx, joined) = futures_channel::oneshot::channel();
     let (mut ctx, rx) = Ctx::new(base, token, opts.reconnect.unwrap_or(true), tx);
+    early_listeners(&ctx, &opts.on)?;
+    ctx.emit(vec![events::Emit(
+        "stateChanged",
+        events::state_changed("connecting", None),
+    )]);
     ctx.connect(false)?;
     let shared = ctx.shared.clone();
     wasm_bindgen_futures::spawn_local(driver::run(ctx, rx));
@@ -109,7 +164,22 @@ async fn join(options: JsValue) -> Result<Room, SdkError> {
         }
         Err(e) => shared.view.borrow_mut().media_error = Some(e),
     }
+    ROOMS.with(|r| r.borrow_mut().push(shared.clone()));
     Ok(Room { shared })
+}
+
+impl Room {
+    pub(crate) fn shared(&self) -> &Rc<Shared> {
+        &self.shared
+    }
+}
+
+/// Joins with `options` in place of `replacing`; used by `switchTo`.
+pub(crate) async fn join_replacing(
+    options: JsValue,
+    replacing: Rc<Shared>,
+) -> Result<Room, SdkError> {
+    join(options, Some(replacing)).await
 }
 
 #[wasm_bindgen]
@@ -117,7 +187,7 @@ impl Room {
     /// Joins the room the token is for; resolves once joined.
     #[wasm_bindgen(unchecked_return_type = "Promise<Room>")]
     pub fn join(#[wasm_bindgen(unchecked_param_type = "JoinOptions")] options: JsValue) -> Promise {
-        promise(async move { join(options).await.map(JsValue::from) })
+        promise(async move { join(options, None).await.map(JsValue::from) })
     }
 
     #[wasm_bindgen(skip_typescript)]
@@ -130,7 +200,14 @@ impl Room {
         if name == "trackAdded" {
             // Tracks can arrive before `join` resolves (while the camera starts): a
             // `trackAdded` listener is told about those too, right after `on` returns.
-            let _ = self.shared.tx.unbounded_send(Input::Replay(listener));
+            // Only those told before now: later ones reach it live.
+            let missed = self.shared.told_tracks.borrow().clone();
+            if !missed.is_empty() {
+                let _ = self
+                    .shared
+                    .tx
+                    .unbounded_send(Input::Replay(listener, missed));
+            }
         }
         Ok(())
     }
@@ -311,7 +388,11 @@ impl Room {
         promise(async move {
             let (reply, done) = futures_channel::oneshot::channel();
             // Already left: the driver is gone, and there is nothing more to do.
-            if shared.tx.unbounded_send(Input::Leave(reply)).is_ok() {
+            if shared
+                .tx
+                .unbounded_send(Input::Leave("clientLeft", reply))
+                .is_ok()
+            {
                 let _ = done.await;
             }
             Ok(JsValue::UNDEFINED)

@@ -145,6 +145,21 @@ impl Roster {
         out
     }
 
+    /// `memberAttributesChanged`: the participant as it is now, if listed.
+    pub fn set_attributes(
+        &mut self,
+        id: &str,
+        attributes: BTreeMap<String, String>,
+    ) -> Option<Participant> {
+        let p = if id == self.me.id {
+            &mut self.me
+        } else {
+            self.others.get_mut(id)?
+        };
+        p.attributes = attributes;
+        Some(p.clone())
+    }
+
     /// `mediaChanged`. Unknown ids (members counted in the audience) change nothing.
     pub fn apply_media(
         &mut self,
@@ -180,6 +195,8 @@ mod tests {
             video: false,
             screen: false,
             joined_at: at.into(),
+            name: None,
+            attributes: Default::default(),
         }
     }
 
@@ -266,5 +283,16 @@ mod tests {
         let c = r.replace(None, vec![a, person("c", "t2")], 5);
         assert_eq!(ids(&c), ["-b", "~a", "+c"]);
         assert_eq!(r.audience_count(), 5);
+    }
+
+    #[test]
+    fn attributes_follow_their_member() {
+        let mut r = Roster::new(person("me", "t0"), vec![person("b", "t1")], 0);
+        let mut a = BTreeMap::new();
+        a.insert("hand".to_string(), "up".to_string());
+        assert_eq!(r.set_attributes("b", a.clone()).unwrap().attributes, a);
+        assert_eq!(r.get("b").unwrap().attributes, a);
+        assert!(r.set_attributes("me", a.clone()).is_some());
+        assert!(r.set_attributes("nobody", a).is_none());
     }
 }

@@ -15,7 +15,7 @@ export type ConnectionState = "connecting" | "connected" | "reconnecting" | "dis
 export type LeaveReason =
   | "clientLeft" | "removed" | "roomDeleted" | "roomExpired" | "duplicateSession"
   | "roleRevoked" | "serverShutdown" | "timeout" | "roomFull" | "rateLimited"
-  | "connectionLost";
+  | "connectionLost" | "switched";
 
 export type TrackKind = "audio" | "video" | "screen";
 
@@ -24,6 +24,7 @@ export type ErrorCode =
   | "NotInvited" | "PermissionDenied" | "Unauthenticated" | "RoomFull" | "RoomNotOpenYet"
   | "RoomClosed" | "RoomExpired" | "RateLimited" | "PayloadTooLarge" | "NotFound"
   | "MethodNotAllowed" | "PreconditionFailed" | "TokenNotFound" | "RequestTimeout" | "WebhookNotFound"
+  | "SeatUnavailable" | "SeatApplicationNotFound"
   | "ConnectionFailed" | "MediaUnavailable" | "NotConnected";
 
 /** Every rejected promise and every `error` event carries one of these. */
@@ -49,6 +50,11 @@ export interface JoinOptions {
   video?: boolean;
   /** Reconnect by itself after a dropped connection (default true). */
   reconnect?: boolean;
+  /**
+   * Listeners added before connecting, so `stateChanged` also shows `connecting`
+   * (e.g. for `switchTo`).
+   */
+  on?: { [K in RoomEventName]?: RoomListener<K> };
 }
 
 export interface Participant {
@@ -59,8 +65,38 @@ export interface Participant {
   screen: boolean;
   /** RFC 3339. */
   joinedAt: string;
+  /** A guest's display name (invited users have none). */
+  name?: string;
+  /** The participant's own attributes (e.g. a raised hand); absent when none. */
+  attributes?: Record<string, string>;
   /** True for you. */
   isLocal: boolean;
+}
+
+/** One seat of a live or voice room. */
+export interface SeatInfo {
+  index: number;
+  /** Who sits there, if anyone. */
+  userId?: string;
+  /** A locked seat cannot be taken. */
+  locked: boolean;
+  audio: boolean;
+  video: boolean;
+}
+
+/** A member waiting for a seat (`applyToTake` rooms). */
+export interface SeatApplication {
+  userId: string;
+  /** The seat asked for; absent: the first free one. */
+  index?: number;
+  /** RFC 3339: unanswered by then, it lapses. */
+  expiresAt: string;
+}
+
+export interface AudiencePage {
+  participants: Participant[];
+  /** Pass as `skipToken` for the next page; absent on the last. */
+  skipToken?: string;
 }
 
 export interface Capabilities {
@@ -77,6 +113,12 @@ export interface RoomInfo {
   validFrom: string;
   validUntil: string;
   isMessageDisabled: boolean;
+  roomType: "conference" | "live" | "voice";
+  /** The host, if the room has one. */
+  ownerId?: string;
+  /** Rooms with seats. */
+  takeSeatMode?: "freeToTake" | "applyToTake";
+  attributes: Record<string, string>;
 }
 
 export interface MediaChangedEvent {
@@ -121,6 +163,32 @@ export interface LeftEvent {
   error?: ConveneError;
 }
 
+export interface SeatsChangedEvent {
+  seats: SeatInfo[];
+}
+
+export interface SeatApplicationsChangedEvent {
+  applications: SeatApplication[];
+}
+
+export interface SeatApplicationEndedEvent {
+  outcome: "approved" | "rejected" | "expired" | "cancelled";
+}
+
+export interface RoomAttributesChangedEvent {
+  /** What changed: a value, or `null` for a removed key. */
+  changed: Record<string, string | null>;
+  /** All of them now. */
+  attributes: Record<string, string>;
+}
+
+export interface MemberAttributesChangedEvent {
+  participantId: string;
+  attributes: Record<string, string>;
+  /** The participant, when it is listed. */
+  participant?: Participant;
+}
+
 /** Every event `Room.on` accepts, with the payload its listener receives. */
 export interface RoomEvents {
   participantJoined: Participant;
@@ -134,6 +202,14 @@ export interface RoomEvents {
   /** Something the server refused after joining, e.g. a chat message over the rate limit. */
   error: ConveneError;
   left: LeftEvent;
+  /** A live or voice room's seats changed (taken, left, locked, media). */
+  seatsChanged: SeatsChangedEvent;
+  /** Presenters: the open seat applications changed. */
+  seatApplicationsChanged: SeatApplicationsChangedEvent;
+  /** Your own seat application ended. */
+  seatApplicationEnded: SeatApplicationEndedEvent;
+  roomAttributesChanged: RoomAttributesChangedEvent;
+  memberAttributesChanged: MemberAttributesChangedEvent;
 }
 
 export type RoomEventName = keyof RoomEvents;

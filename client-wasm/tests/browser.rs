@@ -24,6 +24,8 @@ fn person(id: &str, at: &str) -> Participant {
         video: false,
         screen: false,
         joined_at: at.into(),
+        name: None,
+        attributes: Default::default(),
     }
 }
 

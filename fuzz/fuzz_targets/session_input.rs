@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use chrono::TimeZone;
 use convene::clock::Now;
 use convene::ids::{ConnId, RoomId, UserId};
-use convene::model::{JoinPolicy, Role, Room};
+use convene::model::{JoinPolicy, Role, Room, RoomType};
 use convene::rooms::session::{Input, MemberInit, Output, Session, SessionConfig};
 use convene_protocol::signal::ClientMessage;
 use libfuzzer_sys::fuzz_target;
@@ -38,6 +38,10 @@ fn room() -> Room {
         destroy_delay_seconds: 1,
         announce_limit: 2,
         attributes: Default::default(),
+        room_type: RoomType::Live,
+        owner_id: None,
+        max_seat_count: 3,
+        take_seat_mode: Default::default(),
     }
 }
 
@@ -71,6 +75,7 @@ fuzz_target!(|data: &[u8]| {
                         role: ROLES[arg as usize % ROLES.len()],
                         jti: format!("t{who}"),
                         invite_id: format!("i{who}"),
+                        name: None,
                     },
                     conn: conns[who],
                     resume: (arg & 0x80 != 0).then(|| "r".repeat(arg as usize % 40)),

@@ -65,6 +65,10 @@ catalogue! {
     RequestTimeout = 100019, 408;
     /// No webhook endpoint with this id.
     WebhookNotFound = 100020, 404;
+    /// The seat is taken or locked, or no seat is free.
+    SeatUnavailable = 100021, 409;
+    /// No open seat application from this user.
+    SeatApplicationNotFound = 100022, 404;
 }
 
 /// `{"error": {...}}`, the body of every error response.

@@ -1,6 +1,8 @@
 //! Signaling messages over the WebSocket at `GET /v1/rtc?token=...[&resume=...]`.
 //! JSON text frames tagged by `type`, fields in camelCase.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::error::ErrorBody;
@@ -44,6 +46,49 @@ pub struct Participant {
     pub screen: bool,
     /// RFC 3339.
     pub joined_at: String,
+    /// A guest's display name (invited users have none: their id is their name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The member's own small key-value map (e.g. a raised hand).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub attributes: BTreeMap<String, String>,
+}
+
+/// One seat of a `live` or `voice` room.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct SeatInfo {
+    pub index: u32,
+    /// Who sits there (a participant id), if anyone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    /// A locked seat cannot be taken (whoever sits there stays).
+    pub locked: bool,
+    pub audio: bool,
+    pub video: bool,
+}
+
+/// A member waiting for a seat in an `applyToTake` room.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SeatApplication {
+    pub user_id: String,
+    /// The seat asked for; any free one when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index: Option<u32>,
+    /// RFC 3339: unanswered by then, it lapses.
+    pub expires_at: String,
+}
+
+/// How a seat application ended, told to the applicant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ApplicationOutcome {
+    Approved,
+    Rejected,
+    Expired,
+    Cancelled,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,6 +99,22 @@ pub struct RoomInfo {
     pub valid_from: String,
     pub valid_until: String,
     pub is_message_disabled: bool,
+    /// `conference`, `live` or `voice`.
+    #[serde(default = "conference")]
+    pub room_type: String,
+    /// The host, if the room has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner_id: Option<String>,
+    /// `freeToTake` or `applyToTake` (rooms with seats).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub take_seat_mode: Option<String>,
+    /// The room's attributes; `roomAttributesChanged` tells what changes.
+    #[serde(default)]
+    pub attributes: BTreeMap<String, String>,
+}
+
+fn conference() -> String {
+    "conference".into()
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -131,6 +192,33 @@ pub enum ServerMessage {
         /// True when this connection took over a member kept after a drop: others saw
         /// no leave and no join.
         resumed: bool,
+        /// The seats of a `live` or `voice` room (empty in a conference).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        seats: Vec<SeatInfo>,
+    },
+    /// The whole seat list, after any change to it.
+    SeatsChanged {
+        seats: Vec<SeatInfo>,
+    },
+    /// The open seat applications; sent to presenters (who approve or reject) on every
+    /// change, and on joining.
+    SeatApplications {
+        applications: Vec<SeatApplication>,
+    },
+    /// This member's own application ended.
+    SeatApplicationEnded {
+        outcome: ApplicationOutcome,
+    },
+    /// Room attributes that changed: a value, or `null` for a removed key.
+    #[serde(rename_all = "camelCase")]
+    RoomAttributesChanged {
+        changed: BTreeMap<String, Option<String>>,
+    },
+    /// An announced member's attributes, whole.
+    #[serde(rename_all = "camelCase")]
+    MemberAttributesChanged {
+        participant_id: String,
+        attributes: BTreeMap<String, String>,
     },
     /// Deltas since the last batch (sent at most every 50 ms).
     #[serde(rename_all = "camelCase")]
@@ -276,6 +364,57 @@ pub enum ClientMessage {
     /// may receive, and offers again as tracks come and go.
     Subscribe,
     Leave,
+    /// Sits on a seat (`freeToTake` rooms): the one asked for, or the first free one.
+    TakeSeat {
+        #[serde(default)]
+        index: Option<u32>,
+    },
+    /// Leaves this member's seat; its microphone and camera stop at once.
+    LeaveSeat,
+    /// Asks for a seat (`applyToTake` rooms).
+    ApplySeat {
+        #[serde(default)]
+        index: Option<u32>,
+    },
+    CancelSeatApplication,
+    /// Presenters: seat an applicant (on the seat it asked for, or any free one).
+    #[serde(rename_all = "camelCase")]
+    ApproveSeat {
+        user_id: String,
+    },
+    /// Presenters: turn an application down.
+    #[serde(rename_all = "camelCase")]
+    RejectSeat {
+        user_id: String,
+    },
+    /// Presenters: lock or unlock a seat.
+    LockSeat {
+        index: u32,
+        locked: bool,
+    },
+    /// Presenters: move a seated member to another free seat.
+    #[serde(rename_all = "camelCase")]
+    MoveSeat {
+        user_id: String,
+        index: u32,
+    },
+    /// Presenters: take a member off its seat.
+    #[serde(rename_all = "camelCase")]
+    KickFromSeat {
+        user_id: String,
+    },
+    /// Presenters: set (a value) or remove (`null`) room attributes; stored with the
+    /// room, and everyone gets `roomAttributesChanged`.
+    SetRoomAttributes {
+        attributes: BTreeMap<String, Option<String>>,
+    },
+    /// Sets or removes this member's own attributes, or (presenters) another member's.
+    #[serde(rename_all = "camelCase")]
+    SetMemberAttributes {
+        #[serde(default)]
+        participant_id: Option<String>,
+        attributes: BTreeMap<String, Option<String>>,
+    },
 }
 
 #[cfg(test)]

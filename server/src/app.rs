@@ -28,7 +28,8 @@ fn sdk_cors(origins: &Origins) -> CorsLayer {
     };
     CorsLayer::new()
         .allow_origin(allow)
-        .allow_methods([Method::GET])
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([header::CONTENT_TYPE])
         .expose_headers([header::RETRY_AFTER])
 }
 
@@ -47,8 +48,18 @@ pub fn metrics_router(state: AppState) -> Router {
 }
 
 pub fn router(state: AppState) -> Router {
-    let rtc = get(crate::signal::rtc).layer(sdk_cors(&state.allowed_origins));
-    let mut app = crate::http::routes().route("/v1/rtc", rtc);
+    let cors = sdk_cors(&state.allowed_origins);
+    let rtc = get(crate::signal::rtc).layer(cors.clone());
+    // The public live list and guest tokens: for pages on the allowed origins too.
+    let live = crate::http::live_api::list_live;
+    let guest = crate::http::live_api::guest_token;
+    let mut app = crate::http::routes()
+        .route("/v1/rtc", rtc)
+        .route("/v1/live", get(live).layer(cors.clone()))
+        .route(
+            "/v1/live/{id}/guest-tokens",
+            axum::routing::post(guest).layer(cors),
+        );
     if let Some(dir) = state.www_dir.clone() {
         app = app.fallback_service(crate::www::service(&dir, &state.allowed_origins));
     }

@@ -189,6 +189,7 @@ pub async fn run(
     sync_config_webhooks(store.as_ref(), &config.webhooks, clock.now()).await?;
     hooks.reload().await;
     live.report_events_to(hooks.writer());
+    live.use_store(store.clone());
     let state = AppState::new(Inner {
         store: store.clone(),
         clock: clock.clone(),
@@ -206,6 +207,7 @@ pub async fn run(
         metrics: Arc::new(metrics::Metrics::new()),
         media: Some(relay),
         webhooks: hooks.clone(),
+        guest_tokens: KeyedLimiter::new(state::GUEST_TOKENS, state::ADMIN_FAILURE_SOURCES),
     });
     let purger = tokio::spawn(purge::run(
         store,

@@ -39,6 +39,8 @@ pub struct Inner {
     /// The media relay, for readiness (None: signaling only).
     pub media: Option<Arc<SfuFactory>>,
     pub webhooks: Webhooks,
+    /// Guest tokens handed out, per source address.
+    pub guest_tokens: KeyedLimiter<IpAddr>,
 }
 
 /// Wrong admin keys a source address may send: `n` at once, refilling at `n` per 100 s
@@ -48,6 +50,8 @@ pub fn admin_failures(n: u32) -> Rate {
 }
 /// Source addresses remembered for that at once.
 pub const ADMIN_FAILURE_SOURCES: usize = 100_000;
+/// Guest tokens one address may get: 10 at once, then one every 5 s.
+pub const GUEST_TOKENS: Rate = Rate::new(10.0, 0.2);
 
 impl std::ops::Deref for AppState {
     type Target = Inner;

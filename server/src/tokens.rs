@@ -28,11 +28,18 @@ pub struct JoinClaims {
     pub room: String,
     /// Token id, for revocation.
     pub jti: String,
-    /// The invitation this token was minted for (see `RosterEntry::invite_id`).
+    /// The invitation this token was minted for (see `RosterEntry::invite_id`);
+    /// `guest` for a guest token.
     pub inv: String,
     pub iat: i64,
     pub exp: i64,
+    /// A guest's display name (guest tokens only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
+
+/// The `inv` of guest tokens: no invitation stands behind them.
+pub const GUEST_INVITE: &str = "guest";
 
 /// Random characters of a token id, then its room tag.
 const JTI_NONCE: usize = 20;
@@ -82,7 +89,20 @@ impl JoinClaims {
             inv: invite_id.to_owned(),
             iat,
             exp,
+            name: None,
         }
+    }
+
+    /// A guest token: a receive-only member of a public live room, by `name`.
+    pub fn guest(secret: &Secret, user: &str, room: &str, name: &str, iat: i64, exp: i64) -> Self {
+        Self {
+            name: Some(name.to_owned()),
+            ..Self::new(secret, user, room, GUEST_INVITE, iat, exp)
+        }
+    }
+
+    pub fn is_guest(&self) -> bool {
+        self.inv == GUEST_INVITE && self.name.is_some()
     }
 }
 

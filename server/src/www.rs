@@ -1,5 +1,6 @@
-//! Serves the demo and admin pages from the `www/` directory. `/join` and `/admin` are
-//! pages of their own so that an invite link `/join#token=...` opens the demo.
+//! Serves the demo and admin pages from the `www/` directory. `/join`, `/live` and
+//! `/admin` are pages of their own so that an invite link `/join#token=...` opens the
+//! demo.
 //!
 //! Every page carries a Content-Security-Policy that the pages pass: scripts, styles
 //! and connections from this server only (plus `'wasm-unsafe-eval'` for the SDK). The
@@ -17,8 +18,9 @@ use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::config::Origins;
 
+// Images may come from https anywhere: a live room's cover is an admin-set URL.
 const POLICY: &str = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; \
-     style-src 'self'; img-src 'self' data: blob:; media-src 'self' blob: mediastream:; \
+     style-src 'self'; img-src 'self' data: blob: https:; media-src 'self' blob: mediastream:; \
      connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'";
 const EXAMPLE_POLICY: &str = "default-src 'self'; \
      script-src 'self' 'unsafe-inline' 'wasm-unsafe-eval'; style-src 'self' 'unsafe-inline'; \
@@ -54,6 +56,7 @@ pub fn service(dir: &Path, origins: &Origins) -> Router {
         || get_service(ServeFile::new(dir.join("admin.html"))).layer(csp(policy(POLICY, "'none'")));
     Router::new()
         .route_service("/join", get_service(ServeFile::new(dir.join("join.html"))))
+        .route_service("/live", get_service(ServeFile::new(dir.join("live.html"))))
         .route_service("/admin", admin())
         .route_service("/admin.html", admin())
         .nest_service(

@@ -1,5 +1,7 @@
 // Headless Debian Chromium with a fake camera and microphone, one context per person.
 // Each page records its RTCPeerConnections and WebSockets (see RECORD).
+import { test } from "node:test";
+import assert from "node:assert/strict";
 import { chromium } from "playwright-core";
 import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
@@ -108,4 +110,32 @@ export async function saveFailure(pages, testName) {
     await p.screenshot({ path: `${base}.png`, fullPage: true }).catch(() => {});
     console.error(`--- ${p.__name} console (${base}.png) ---\n${p.__console.slice(-40).join("\n")}`);
   }
+}
+
+/**
+ * The pages of one test file. `open` makes a new person's page and keeps it; `scenario`
+ * runs a test body, checks that no page broke the server's Content-Security-Policy, and
+ * on failure saves screenshots and console logs of every page. `browser` is a function
+ * because the browser is launched in `before`, after the file's top level has run.
+ */
+export function pageSet(browser) {
+  const pages = [];
+  const open = async (name, url) => {
+    const page = await newPage(browser(), name);
+    pages.push(page);
+    await page.goto(url);
+    return page;
+  };
+  const scenario = (name, body, timeout = 240_000) =>
+    test(name, { timeout }, async () => {
+      try {
+        await body();
+        const refused = pages.flatMap((p) => p.__console.filter((l) => /Content.Security.Policy/i.test(l)));
+        assert.deepEqual(refused, [], "a page broke its own Content-Security-Policy");
+      } catch (e) {
+        await saveFailure(pages, name.replace(/\W+/g, "-"));
+        throw e;
+      }
+    });
+  return { pages, open, scenario };
 }

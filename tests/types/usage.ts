@@ -1,7 +1,7 @@
 // Compiled (not run) by types.test.mjs with `tsc --strict`: what a web developer writes
 // against the published typings must type-check, and mistakes must not.
 import init, { Room, version } from "convene-sdk";
-import type { ConveneError, Participant, RoomEvents, TrackEvent, StateChangedEvent } from "convene-sdk";
+import type { AudiencePage, ConveneError, Participant, RoomEvents, SeatInfo, TrackEvent, StateChangedEvent } from "convene-sdk";
 
 export async function example(token: string): Promise<void> {
   await init();
@@ -51,4 +51,36 @@ export async function example(token: string): Promise<void> {
   // @ts-expect-error: not an error code
   const bad: ConveneError["code"] = "Oops";
   void bad;
+}
+
+// Live rooms: seats, attributes, the audience, several rooms.
+export async function live(token: string, other: string): Promise<void> {
+  const states: string[] = [];
+  const room = await Room.join({ token, on: { stateChanged: ({ state }) => states.push(state) } });
+  const seats: SeatInfo[] = room.seats;
+  const free: number | undefined = seats.find((s) => !s.userId && !s.locked)?.index;
+  await room.takeSeat(free);
+  await room.applySeat();
+  await room.cancelSeatApplication();
+  await room.approveSeat("bob");
+  await room.lockSeat(0, true);
+  await room.moveSeat("bob", 1);
+  await room.kickFromSeat("bob");
+  await room.leaveSeat();
+  room.on("seatsChanged", ({ seats }) => console.log(seats.map((s) => s.userId)));
+  room.on("seatApplicationsChanged", ({ applications }) => console.log(applications[0]?.expiresAt));
+  room.on("seatApplicationEnded", ({ outcome }) => console.log(outcome === "approved"));
+  room.on("roomAttributesChanged", ({ changed, attributes }) => console.log(changed.topic, attributes));
+  room.on("memberAttributesChanged", (e) => console.log(e.participantId, e.attributes.hand));
+  await room.setRoomAttributes({ topic: "Q&A", old: null });
+  await room.setMemberAttributes({ hand: "up" });
+  await room.setMemberAttributes({ hand: null }, "bob");
+  const page: AudiencePage = await room.listAudience({ pageSize: 50 });
+  const more = page.skipToken ? await room.listAudience({ skipToken: page.skipToken }) : page;
+  const kind: "conference" | "live" | "voice" = room.info.roomType;
+  const next: Room = await room.switchTo({ token: other });
+  const left: string[] = await Room.leaveAll();
+  void more, kind, next, left, states;
+  // @ts-expect-error: attribute values are strings or null
+  await room.setRoomAttributes({ topic: 3 });
 }

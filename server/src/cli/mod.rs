@@ -89,9 +89,24 @@ pub struct RoomFields {
     valid_until: Option<String>,
     #[arg(long)]
     max_participants: Option<u32>,
-    /// invite or closed
+    /// invite, closed or public
     #[arg(long)]
     join_policy: Option<String>,
+    /// conference, live or voice
+    #[arg(long)]
+    room_type: Option<String>,
+    /// The host (a user id; invited as a presenter)
+    #[arg(long)]
+    owner: Option<String>,
+    /// Seats of a live or voice room (1-50)
+    #[arg(long)]
+    max_seats: Option<u32>,
+    /// freeToTake or applyToTake
+    #[arg(long)]
+    take_seat_mode: Option<String>,
+    /// List the room publicly (live rooms appear in /live)
+    #[arg(long)]
+    public_visible: Option<bool>,
     #[arg(long)]
     message_disabled: Option<bool>,
     #[arg(long)]
@@ -196,6 +211,11 @@ fn fields_json(f: RoomFields) -> Result<Map<String, Value>, CliError> {
     put("validUntil", f.valid_until.map(Value::from));
     put("maxParticipants", f.max_participants.map(Value::from));
     put("joinPolicy", f.join_policy.map(Value::from));
+    put("roomType", f.room_type.map(Value::from));
+    put("ownerId", f.owner.map(Value::from));
+    put("maxSeatCount", f.max_seats.map(Value::from));
+    put("takeSeatMode", f.take_seat_mode.map(Value::from));
+    put("isPublicVisible", f.public_visible.map(Value::from));
     put("isMessageDisabled", f.message_disabled.map(Value::from));
     put("destroyDelaySeconds", f.destroy_delay.map(Value::from));
     if !f.attributes.is_empty() {
@@ -221,12 +241,13 @@ fn room_rows(rooms: &[Value]) -> Vec<Vec<String>> {
                 table::cell(&r["validFrom"]),
                 table::cell(&r["validUntil"]),
                 table::cell(&r["joinPolicy"]),
+                table::cell(&r["roomType"]),
             ]
         })
         .collect()
 }
 
-const ROOM_HEADERS: [&str; 5] = ["ID", "NAME", "VALID FROM", "VALID UNTIL", "POLICY"];
+const ROOM_HEADERS: [&str; 6] = ["ID", "NAME", "VALID FROM", "VALID UNTIL", "POLICY", "TYPE"];
 
 /// Follows `nextLink` until the last page.
 fn all_pages(c: &Client, first: &str) -> Result<Vec<Value>, CliError> {

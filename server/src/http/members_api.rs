@@ -85,3 +85,56 @@ pub async fn list_sessions(State(state): State<AppState>, _: Admin) -> Json<Sess
         value: state.live.sessions(),
     })
 }
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SeatList {
+    /// The seats of the room's live session, by index (empty without a session, or in
+    /// a conference room).
+    pub value: Vec<convene_protocol::signal::SeatInfo>,
+}
+
+#[utoipa::path(get, path = "/v1/rooms/{roomId}/seats", tag = "members",
+    params(("roomId" = String, Path)),
+    responses(
+        (status = 200, body = SeatList),
+        (status = 400, body = ErrorEnvelope), (status = 401, body = ErrorEnvelope),
+        (status = 404, body = ErrorEnvelope),
+    ),
+    security(("adminKey" = [])))]
+pub async fn list_seats(
+    State(state): State<AppState>,
+    _: Admin,
+    Path(raw): Path<String>,
+) -> ApiResult<Json<SeatList>> {
+    let room = load_room(&state, &raw).await?;
+    Ok(Json(SeatList {
+        value: state.live.seats(&room.id).await,
+    }))
+}
+
+#[utoipa::path(delete, path = "/v1/rooms/{roomId}/seats/{index}", tag = "members",
+    params(("roomId" = String, Path), ("index" = u32, Path, description = "The seat, from 0")),
+    responses(
+        (status = 204, description = "Whoever sat there stood up; its microphone and camera stop"),
+        (status = 400, body = ErrorEnvelope), (status = 401, body = ErrorEnvelope),
+        (status = 404, description = "RoomNotFound, or NotInRoom: nobody sits there", body = ErrorEnvelope),
+    ),
+    security(("adminKey" = [])))]
+pub async fn unseat(
+    State(state): State<AppState>,
+    _: Admin,
+    Path((raw, index)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let room = load_room(&state, &raw).await?;
+    let index: u32 = index
+        .parse()
+        .map_err(|_| ApiError::invalid("index", "the seat index is a number from 0"))?;
+    match state.live.unseat(&room.id, index).await {
+        Some(_) => Ok(StatusCode::NO_CONTENT),
+        None => Err(ApiError::new(
+            ErrorCode::NotInRoom,
+            format!("nobody sits on seat {index} of room '{}'", room.id),
+        )
+        .with_target("index")),
+    }
+}

@@ -1,6 +1,7 @@
 //! The admin REST API and its OpenAPI document. Handlers translate between HTTP and the
 //! room domain and nothing more.
 
+pub mod live_api;
 pub mod members_api;
 pub mod openapi;
 mod openapi_rules;
@@ -43,6 +44,8 @@ pub fn routes() -> Router<AppState> {
             "/v1/rooms/{id}/members/{user_id}",
             delete(members_api::remove_member),
         )
+        .route("/v1/rooms/{id}/seats", get(members_api::list_seats))
+        .route("/v1/rooms/{id}/seats/{index}", delete(members_api::unseat))
         .route("/v1/sessions", get(members_api::list_sessions))
         .route(
             "/v1/webhooks",

@@ -5,7 +5,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{members_api, ops_api, rooms_api, roster_api, tokens_api, webhooks_api};
+use super::{live_api, members_api, ops_api, rooms_api, roster_api, tokens_api, webhooks_api};
 
 struct AdminKeyScheme;
 
@@ -35,6 +35,8 @@ impl Modify for AdminKeyScheme {
         members_api::list_members, members_api::remove_member, members_api::list_sessions,
         ops_api::metrics, ops_api::readyz,
         webhooks_api::create_webhook, webhooks_api::list_webhooks, webhooks_api::delete_webhook,
+        live_api::list_live, live_api::guest_token,
+        members_api::list_seats, members_api::unseat,
     ),
     components(schemas(convene_protocol::ErrorCode, convene_protocol::ErrorBody)),
     modifiers(&AdminKeyScheme)

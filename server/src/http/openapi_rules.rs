@@ -86,6 +86,8 @@ fn room_fields() -> Value {
         "maxParticipants": {"minimum": 1, "maximum": MAX_PARTICIPANTS_LIMIT},
         "destroyDelaySeconds": {"minimum": 0, "maximum": MAX_DESTROY_DELAY_SECONDS},
         "announceLimit": {"minimum": 0, "maximum": MAX_ANNOUNCE_LIMIT},
+        "maxSeatCount": {"minimum": 1, "maximum": MAX_SEAT_COUNT},
+        "ownerId": user_id(),
         "attributes": {
             "maxProperties": MAX_ATTRIBUTES,
             "propertyNames": {"type": "string", "pattern": "^[A-Za-z0-9_.-]+$",
@@ -189,6 +191,15 @@ pub fn apply(doc: &mut Value) {
             "events": {"items": {"type": "string",
                                  "pattern": format!("^({})$", event_patterns.join("|"))}},
         }),
+    );
+    properties(
+        doc,
+        "GuestTokenRequest",
+        json!({"displayName": {
+            "minLength": 1,
+            "maxLength": crate::http::live_api::MAX_DISPLAY_NAME,
+            "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$",
+        }}),
     );
     parameters(
         doc,

@@ -15,7 +15,7 @@ use super::paging::{Page, PageQuery};
 use crate::api::error::{ApiError, ApiResult};
 use crate::api::extract::{room_id, user_id, Admin, ApiQuery, JsonBody};
 use crate::ids::RoomId;
-use crate::model::RuleError;
+use crate::model::{RoomType, RuleError, TakeSeatMode};
 use crate::rooms::{admission, settings, validity, JoinPolicy, Role, Room, RosterEntry};
 use crate::state::AppState;
 use crate::store::{StoreError, StoredResponse};
@@ -57,6 +57,15 @@ pub struct CreateRoomRequest {
     /// At most 32 string pairs; keys 1-64 of `A-Z a-z 0-9 - _ .`, values up to 1024
     /// characters.
     pub attributes: Option<BTreeMap<String, String>>,
+    /// `conference` (default), `live` (a host and guests on seats, an audience) or
+    /// `voice` (like live, audio only).
+    pub room_type: Option<RoomType>,
+    /// The host, a user id; invited as a presenter.
+    pub owner_id: Option<String>,
+    /// Seats in a live or voice room, 1 to 50 (default 8).
+    pub max_seat_count: Option<u32>,
+    /// `freeToTake` (default) or `applyToTake`.
+    pub take_seat_mode: Option<TakeSeatMode>,
 }
 
 /// `Some(None)` for an explicit `null`, `None` when the field is absent (merge-patch).
@@ -104,6 +113,19 @@ pub struct UpdateRoomRequest {
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<BTreeMap<String, String>>, nullable)]
     pub attributes: Option<Option<BTreeMap<String, Option<String>>>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<RoomType>, nullable)]
+    pub room_type: Option<Option<RoomType>>,
+    /// The host; invited as a presenter. `null`: no host.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>, nullable)]
+    pub owner_id: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<u32>, nullable)]
+    pub max_seat_count: Option<Option<u32>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<TakeSeatMode>, nullable)]
+    pub take_seat_mode: Option<Option<TakeSeatMode>>,
 }
 
 /// Parses a roster map from a request into (user, role-or-removal) pairs.
@@ -173,17 +195,17 @@ pub async fn create_room(
     JsonBody(req): JsonBody<CreateRoomRequest>,
 ) -> ApiResult<Response> {
     let key = repeatability_key(&headers)?;
-    if let Some(k) = &key {
-        if let Some(stored) = state.store.idempotent_response(k).await? {
-            return Ok(replay(stored));
-        }
-    }
     let now = state.clock.now();
     let id = match &req.id {
         Some(raw) => RoomId::parse(raw).map_err(|e| ApiError::invalid("id", e.0))?,
         None => RoomId::generate(),
     };
     let (valid_from, valid_until) = validity::resolve_window(now, req.valid_from, req.valid_until)?;
+    let owner_id = req
+        .owner_id
+        .as_deref()
+        .map(|o| user_id(o, "ownerId"))
+        .transpose()?;
     let room = Room {
         id,
         version: 1,
@@ -201,23 +223,40 @@ pub async fn create_room(
             .announce_limit
             .unwrap_or(settings::DEFAULT_ANNOUNCE_LIMIT),
         attributes: req.attributes.unwrap_or_default(),
+        room_type: req.room_type.unwrap_or_default(),
+        owner_id: owner_id.clone(),
+        max_seat_count: req.max_seat_count.unwrap_or(settings::DEFAULT_SEAT_COUNT),
+        take_seat_mode: req.take_seat_mode.unwrap_or_default(),
     };
     settings::check_room(&room)?;
-    let roster = parse_roster(
+    let mut invited = parse_roster(
         req.participants
             .unwrap_or_default()
             .into_iter()
             .map(|(k, v)| (k, Some(v)))
             .collect(),
-    )?
-    .into_iter()
-    .map(|(user_id, role)| RosterEntry {
-        user_id,
-        role: role.unwrap_or_default(),
-        invited_at: now,
-        invite_id: crate::ids::random_token(16),
-    })
-    .collect::<Vec<_>>();
+    )?;
+    // The host is a presenter, whatever the roster said.
+    if let Some(owner) = owner_id {
+        invited.retain(|(u, _)| *u != owner);
+        invited.push((owner, Some(Role::Presenter)));
+    }
+    let roster = invited
+        .into_iter()
+        .map(|(user_id, role)| RosterEntry {
+            user_id,
+            role: role.unwrap_or_default(),
+            invited_at: now,
+            invite_id: crate::ids::random_token(16),
+        })
+        .collect::<Vec<_>>();
+    // A retry replays the first answer; a request that is not valid is refused first,
+    // whatever its key.
+    if let Some(k) = &key {
+        if let Some(stored) = state.store.idempotent_response(k).await? {
+            return Ok(replay(stored));
+        }
+    }
 
     let body = serde_json::to_string(&room).map_err(ApiError::internal)?;
     let stored = StoredResponse {
@@ -302,7 +341,12 @@ fn if_match(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
     let Some(v) = headers.get(header::IF_MATCH) else {
         return Ok(None);
     };
-    let text = v.to_str().unwrap_or("").trim();
+    let Ok(text) = v.to_str().map(str::trim) else {
+        return Err(ApiError::invalid(
+            "If-Match",
+            "If-Match must be one ETag as sent by GET, such as \"3\", or *",
+        ));
+    };
     // An empty header asks for nothing, like no header.
     if text == "*" || text.is_empty() {
         return Ok(None);
@@ -371,6 +415,10 @@ pub async fn update_room(
     let now = state.clock.now();
     // Applied by the store to the latest version inside its transaction, so concurrent
     // PATCHes serialize instead of overwriting each other.
+    let new_owner = match &patch.owner_id {
+        Some(Some(o)) => Some(user_id(o, "ownerId")?),
+        _ => None,
+    };
     let edit = Box::new(move |room: &mut Room| apply_patch(room, patch, now));
     let room = match state.store.update_room(&id, expected, edit).await {
         Ok(room) => room,
@@ -378,6 +426,19 @@ pub async fn update_room(
         Err(StoreError::VersionMismatch { current }) => return Err(precondition_failed(current)),
         Err(e) => return Err(e.into()),
     };
+    if let Some(owner) = new_owner {
+        // A new host is invited as a presenter (or made one).
+        let changes = state
+            .store
+            .apply_roster(
+                &room.id,
+                &[(owner, Some(Role::Presenter))],
+                now,
+                settings::MAX_ROSTER_SIZE,
+            )
+            .await?;
+        state.live.roster_changed(&room.id, &changes);
+    }
     state.live.room_updated(&room);
     tracing::info!(room = %room.id, version = room.version, "room updated");
     Ok(with_etag(room))
@@ -424,6 +485,20 @@ fn apply_patch(
     }
     if let Some(v) = patch.announce_limit {
         room.announce_limit = v.unwrap_or(settings::DEFAULT_ANNOUNCE_LIMIT);
+    }
+    if let Some(v) = patch.room_type {
+        room.room_type = v.unwrap_or_default();
+    }
+    if let Some(v) = patch.owner_id {
+        room.owner_id = v
+            .map(|o| crate::ids::UserId::parse(&o).map_err(|e| RuleError::new("ownerId", e.0)))
+            .transpose()?;
+    }
+    if let Some(v) = patch.max_seat_count {
+        room.max_seat_count = v.unwrap_or(settings::DEFAULT_SEAT_COUNT);
+    }
+    if let Some(v) = patch.take_seat_mode {
+        room.take_seat_mode = v.unwrap_or_default();
     }
     match patch.attributes {
         None => {}

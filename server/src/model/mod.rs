@@ -12,7 +12,7 @@ mod roster;
 
 pub use media::{MediaKind, MediaSet};
 pub use role::Role;
-pub use room::{JoinPolicy, Room, Window};
+pub use room::{JoinPolicy, Room, RoomType, TakeSeatMode, Window};
 pub use roster::{RosterChange, RosterEntry};
 
 /// A broken rule, with the request field it concerns (`target` in the API error).

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::ids::RoomId;
+use crate::ids::{RoomId, UserId};
 
 /// Who may join a room.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
@@ -19,6 +19,46 @@ pub enum JoinPolicy {
     /// meeting). The room is kept, e.g. between events; to end a call, delete the room
     /// or move its `validUntil` to now.
     Closed,
+    /// Invited users join with their roles, and anyone may also join a `live` room that
+    /// is listed publicly (`isPublicVisible`) as a receive-only guest, with a guest
+    /// token from `POST /v1/live/{roomId}/guest-tokens`.
+    Public,
+}
+
+/// What kind of call a room holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum RoomType {
+    /// Everyone publishes as their role allows.
+    #[default]
+    Conference,
+    /// A host and guests on seats; everyone else watches. Only presenters and seated
+    /// members publish.
+    Live,
+    /// Like `live`, audio only: video and screen are refused for everyone.
+    Voice,
+}
+
+impl RoomType {
+    /// Rooms with seats: publishing needs a seat (or the presenter role).
+    pub fn has_seats(self) -> bool {
+        matches!(self, RoomType::Live | RoomType::Voice)
+    }
+}
+
+/// How a member gets a seat in a `live` or `voice` room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum TakeSeatMode {
+    /// Any member may sit on a free, unlocked seat.
+    #[default]
+    FreeToTake,
+    /// A member applies; the host or a presenter approves or rejects.
+    ApplyToTake,
+}
+
+fn default_seats() -> u32 {
+    8
 }
 
 fn first_version() -> u64 {
@@ -52,6 +92,17 @@ pub struct Room {
     /// are reported as a count.
     pub announce_limit: u32,
     pub attributes: BTreeMap<String, String>,
+    #[serde(default)]
+    pub room_type: RoomType,
+    /// The host: an invited user (made a presenter), shown in the live list.
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub owner_id: Option<UserId>,
+    /// Seats in a `live` or `voice` room, 1 to 50.
+    #[serde(default = "default_seats")]
+    pub max_seat_count: u32,
+    #[serde(default)]
+    pub take_seat_mode: TakeSeatMode,
 }
 
 /// Where a moment falls in a room's validity window.
@@ -103,6 +154,10 @@ mod tests {
             destroy_delay_seconds: 0,
             announce_limit: 50,
             attributes: BTreeMap::new(),
+            room_type: RoomType::Conference,
+            owner_id: None,
+            max_seat_count: 8,
+            take_seat_mode: TakeSeatMode::FreeToTake,
         };
         assert_eq!(room.window_at(t - Duration::seconds(1)), Window::NotYetOpen);
         assert_eq!(room.window_at(t), Window::Open);

@@ -7,7 +7,7 @@ use convene_protocol::ErrorCode;
 
 use super::session::MemberInit;
 use crate::ids::UserId;
-use crate::model::{JoinPolicy, Room, RosterEntry, Window};
+use crate::model::{JoinPolicy, Role, Room, RoomType, RosterEntry, Window};
 
 /// What a verified join token says (its signature was checked by the edge).
 #[derive(Debug, Clone)]
@@ -17,6 +17,8 @@ pub struct TokenFacts {
     pub invite_id: String,
     /// Expiry, in seconds since the epoch.
     pub exp: i64,
+    /// A guest token's display name (`None`: an invited user's token).
+    pub guest_name: Option<String>,
 }
 
 /// Everything admission looks at, read by the edge at one moment.
@@ -92,6 +94,30 @@ pub fn admit(f: &Facts<'_>) -> Result<MemberInit, Refusal> {
             "the join token has expired; ask for a new link",
         ));
     }
+    // A guest joins a public live room as a receive-only member; an invited user keeps
+    // its role even with a guest token.
+    let guest = f.token.guest_name.as_ref().filter(|_| {
+        f.entry.is_none()
+            && room.join_policy == JoinPolicy::Public
+            && room.is_public_visible
+            && room.room_type == RoomType::Live
+    });
+    if let Some(name) = guest {
+        if window == Window::NotYetOpen {
+            return Err(Refusal::new(
+                ErrorCode::RoomNotOpenYet,
+                format!("this room opens at {}", room.valid_from.to_rfc3339()),
+            )
+            .at(room.valid_from));
+        }
+        return Ok(MemberInit {
+            user: f.token.user.clone(),
+            role: Role::Consumer,
+            jti: f.token.jti.clone(),
+            invite_id: f.token.invite_id.clone(),
+            name: Some(name.clone()),
+        });
+    }
     let entry = f
         .entry
         .filter(|e| e.invite_id == f.token.invite_id)
@@ -114,6 +140,7 @@ pub fn admit(f: &Facts<'_>) -> Result<MemberInit, Refusal> {
         role: entry.role,
         jti: f.token.jti.clone(),
         invite_id: entry.invite_id.clone(),
+        name: None,
     })
 }
 
@@ -158,6 +185,10 @@ mod tests {
             cover_url: None,
             destroy_delay_seconds: 0,
             announce_limit: 50,
+            room_type: Default::default(),
+            owner_id: None,
+            max_seat_count: 8,
+            take_seat_mode: Default::default(),
             attributes: Default::default(),
         }
     }
@@ -168,6 +199,7 @@ mod tests {
             jti: "t_1".into(),
             invite_id: "inv".into(),
             exp: (now() + Duration::hours(1)).timestamp(),
+            guest_name: None,
         }
     }
 

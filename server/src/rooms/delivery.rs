@@ -71,7 +71,8 @@ impl Delivery {
                     let _ = link.tx.try_send(Outbound::Close);
                 }
             }
-            Output::Media(_) | Output::Event(_) | Output::Ended => {}
+            Output::Media(_) | Output::Event(_) | Output::SaveRoomAttributes(_) | Output::Ended => {
+            }
         }
     }
 

@@ -3,10 +3,11 @@
 //! the time, carries out what the core asks, and sleeps until the core's next deadline.
 //! Every rule and timer is in the core (`session/`); this file only does I/O.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use convene_protocol::signal::{ClientMessage, Participant};
+use convene_protocol::signal::{ClientMessage, Participant, SeatInfo};
 use tokio::sync::{mpsc, oneshot};
 
 use super::delivery::Delivery;
@@ -19,6 +20,7 @@ use crate::ids::{ConnId, RoomId, SessionId, UserId};
 use crate::model::event::EventsTx;
 use crate::model::{Room, RosterChange};
 use crate::sfu::port::{MediaFactory, RoomMedia};
+use crate::store::RoomStore;
 
 /// What a driver is asked to do.
 pub(super) enum Command {
@@ -52,6 +54,12 @@ pub(super) enum Command {
         reply: oneshot::Sender<Option<String>>,
     },
     Members(oneshot::Sender<Vec<Participant>>),
+    Seats(oneshot::Sender<Vec<SeatInfo>>),
+    /// Answers with who was taken off the seat.
+    Unseat {
+        index: u32,
+        reply: oneshot::Sender<Option<UserId>>,
+    },
     Shutdown,
 }
 
@@ -67,6 +75,8 @@ pub(super) enum JoinReply {
 #[derive(Debug, Default)]
 pub(super) struct Gauges {
     pub members: AtomicUsize,
+    pub audience: AtomicUsize,
+    pub seats_taken: AtomicUsize,
     pub room_version: AtomicU64,
 }
 
@@ -77,6 +87,10 @@ pub(super) struct Driver {
     pub gauges: Arc<Gauges>,
     /// Where the session's events go (for webhooks).
     pub events: Option<EventsTx>,
+    /// Where room attributes set in the call are stored.
+    pub store: Option<Arc<dyn RoomStore>>,
+    /// This session's own admin queue: the stored room comes back on it.
+    pub admin: mpsc::UnboundedSender<Command>,
 }
 
 /// A session that has ended, with what was still queued for it.
@@ -127,10 +141,16 @@ impl Driver {
                 &mut session,
                 &mut delivery,
                 media.as_deref_mut(),
-                self.events.as_ref(),
+                &self,
                 clock.as_ref(),
             );
             self.gauges.members.store(session.len(), Ordering::Relaxed);
+            self.gauges
+                .audience
+                .store(session.audience_count() as usize, Ordering::Relaxed);
+            self.gauges
+                .seats_taken
+                .store(session.seats_taken(), Ordering::Relaxed);
             self.gauges
                 .room_version
                 .store(session.room().version, Ordering::Relaxed);
@@ -167,6 +187,12 @@ impl Ended {
                 }
                 Command::Members(reply) => {
                     let _ = reply.send(vec![]);
+                }
+                Command::Seats(reply) => {
+                    let _ = reply.send(vec![]);
+                }
+                Command::Unseat { reply, .. } => {
+                    let _ = reply.send(None);
                 }
                 _ => {}
             }
@@ -221,6 +247,18 @@ fn command(session: &mut Session, delivery: &mut Delivery, cmd: Command, now: No
             let _ = reply.send(session.members());
             return;
         }
+        Command::Seats(reply) => {
+            let _ = reply.send(session.seats());
+            return;
+        }
+        Command::Unseat { index, reply } => {
+            let who = match session.handle(Input::Unseat(index), now) {
+                Answer::Unseated(who) => who,
+                _ => None,
+            };
+            let _ = reply.send(who);
+            return;
+        }
         Command::Client { user, conn, msg } => Input::Client { user, conn, msg },
         Command::Dropped { user, conn } => Input::Dropped { user, conn },
         Command::Flooded { user, conn } => Input::Flooded { user, conn },
@@ -239,7 +277,7 @@ fn carry_out(
     session: &mut Session,
     delivery: &mut Delivery,
     mut media: Option<&mut (dyn RoomMedia + 'static)>,
-    events: Option<&EventsTx>,
+    driver: &Driver,
     clock: &dyn Clock,
 ) {
     loop {
@@ -252,9 +290,12 @@ fn carry_out(
                     }
                 }
                 Output::Event(ev) => {
-                    if let Some(tx) = events {
+                    if let Some(tx) = &driver.events {
                         let _ = tx.send(ev);
                     }
+                }
+                Output::SaveRoomAttributes(changes) => {
+                    save_attributes(driver, session.room().id.clone(), changes)
                 }
                 Output::Ended => {}
                 frame => delivery.deliver(frame, &mut full),
@@ -268,6 +309,32 @@ fn carry_out(
             session.handle(Input::QueueFull { user, conn }, now);
         }
     }
+}
+
+/// Stores attributes a presenter set, off the session's task; the stored room comes
+/// back on the session's admin queue (and goes to webhooks as `room.updated`).
+fn save_attributes(driver: &Driver, room: RoomId, changes: BTreeMap<String, Option<String>>) {
+    let Some(store) = driver.store.clone() else {
+        return;
+    };
+    let back = driver.admin.clone();
+    tokio::spawn(async move {
+        let edit = Box::new(move |r: &mut crate::model::Room| {
+            for (k, v) in changes {
+                match v {
+                    Some(v) => r.attributes.insert(k, v),
+                    None => r.attributes.remove(&k),
+                };
+            }
+            crate::rooms::settings::check_attributes(&r.attributes)
+        });
+        match store.update_room(&room, None, edit).await {
+            Ok(stored) => {
+                let _ = back.send(Command::RoomUpdated(Box::new(stored)));
+            }
+            Err(e) => tracing::warn!(%room, "cannot store room attributes: {e}"),
+        }
+    });
 }
 
 fn relay(media: &mut dyn RoomMedia, cmd: MediaCommand) {

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
-use convene_protocol::signal::{ClientMessage, Participant};
+use convene_protocol::signal::{ClientMessage, Participant, SeatInfo};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Duration;
 
@@ -23,6 +23,7 @@ use crate::ids::{ConnId, RoomId, SessionId, UserId};
 use crate::model::event::EventsTx;
 use crate::model::{Room, RosterChange};
 use crate::sfu::port::MediaFactory;
+use crate::store::RoomStore;
 
 const COMMAND_QUEUE: usize = 1024;
 
@@ -45,6 +46,10 @@ pub struct SessionSummary {
     pub session_id: SessionId,
     pub started_at: DateTime<Utc>,
     pub member_count: usize,
+    /// Of those, receive-only members not announced individually.
+    pub audience_count: usize,
+    /// Seats taken (rooms with seats).
+    pub seats_taken: usize,
     /// The room version the session runs on (the latest stored one, once any change
     /// has reached it).
     pub room_version: u64,
@@ -70,6 +75,8 @@ struct Registry {
     closing: AtomicBool,
     /// Where sessions report events for webhooks (unset: nowhere).
     events: std::sync::OnceLock<EventsTx>,
+    /// Where sessions store room attributes presenters set (unset: refused).
+    store: std::sync::OnceLock<Arc<dyn RoomStore>>,
 }
 
 /// Counts running driver tasks so shutdown can wait for them.
@@ -133,7 +140,13 @@ impl LiveRooms {
             tasks: Default::default(),
             closing: Default::default(),
             events: Default::default(),
+            store: Default::default(),
         }))
+    }
+
+    /// Sessions store what presenters change in the room (its attributes) here.
+    pub fn use_store(&self, store: Arc<dyn RoomStore>) {
+        let _ = self.0.store.set(store);
     }
 
     /// Sessions report their events (for webhooks) to `tx` from now on.
@@ -164,6 +177,8 @@ impl LiveRooms {
                 session_id: h.session_id.clone(),
                 started_at: h.started_at,
                 member_count: h.gauges.members.load(Ordering::Relaxed),
+                audience_count: h.gauges.audience.load(Ordering::Relaxed),
+                seats_taken: h.gauges.seats_taken.load(Ordering::Relaxed),
                 room_version: h.gauges.room_version.load(Ordering::Relaxed),
             })
             .collect();
@@ -209,6 +224,7 @@ impl LiveRooms {
         }
         let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
         let (admin, admin_rx) = mpsc::unbounded_channel();
+        let admin_back = admin.clone();
         let session = Session::new(
             room.clone(),
             self.0.config.clone(),
@@ -234,6 +250,8 @@ impl LiveRooms {
             media: self.0.media.clone(),
             gauges,
             events: self.0.events.get().cloned(),
+            store: self.0.store.get().cloned(),
+            admin: admin_back,
         };
         let live = self.clone();
         let running = self.0.tasks.enter();
@@ -346,6 +364,20 @@ impl LiveRooms {
     pub async fn kick(&self, room: &RoomId, user: UserId) -> Option<String> {
         let (reply, answer) = oneshot::channel();
         self.notify(room, Command::Kick { user, reply });
+        answer.await.ok().flatten()
+    }
+
+    /// The seat list of `room`'s session (empty without one, or without seats).
+    pub async fn seats(&self, room: &RoomId) -> Vec<SeatInfo> {
+        let (reply, answer) = oneshot::channel();
+        self.notify(room, Command::Seats(reply));
+        answer.await.unwrap_or_default()
+    }
+
+    /// Takes whoever sits on seat `index` off it; who that was.
+    pub async fn unseat(&self, room: &RoomId, index: u32) -> Option<UserId> {
+        let (reply, answer) = oneshot::channel();
+        self.notify(room, Command::Unseat { index, reply });
         answer.await.ok().flatten()
     }
 

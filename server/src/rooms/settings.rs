@@ -19,6 +19,8 @@ pub const MAX_ATTRIBUTE_VALUE_CHARS: usize = 1024;
 /// Most roster changes in one request, and most users on one roster.
 pub const MAX_ROSTER_CHANGES: usize = 1_000;
 pub const MAX_ROSTER_SIZE: u64 = 100_000;
+pub const DEFAULT_SEAT_COUNT: u32 = 8;
+pub const MAX_SEAT_COUNT: u32 = 50;
 
 /// Checks every option of a room (its window is checked by `validity`).
 pub fn check_room(room: &crate::model::Room) -> Result<(), RuleError> {
@@ -31,6 +33,12 @@ pub fn check_room(room: &crate::model::Room) -> Result<(), RuleError> {
     }
     check_destroy_delay(room.destroy_delay_seconds)?;
     check_announce_limit(room.announce_limit)?;
+    if !(1..=MAX_SEAT_COUNT).contains(&room.max_seat_count) {
+        return Err(RuleError::new(
+            "maxSeatCount",
+            format!("maxSeatCount must be between 1 and {MAX_SEAT_COUNT}"),
+        ));
+    }
     check_attributes(&room.attributes)
 }
 

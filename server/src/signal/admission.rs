@@ -49,7 +49,9 @@ pub async fn admit(state: &AppState, token: Option<&str>, resuming: bool) -> Api
         .admission_read(&room_id, &user, &claims.jti)
         .await?;
     let (revoked, room, entry) = (read.revoked, read.room, read.entry);
+    let guest_name = claims.is_guest().then(|| claims.name.clone()).flatten();
     let token = TokenFacts {
+        guest_name,
         user,
         jti: claims.jti,
         invite_id: claims.inv,
@@ -117,7 +119,10 @@ pub async fn recheck(state: &AppState, admitted: &Admitted) {
     // Ignored by the session unless newer than what it has.
     state.live.room_updated(&room);
     let revoked = read.revoked;
+    let guest = admitted.init.invite_id == tokens::GUEST_INVITE;
     match read.entry {
+        // A guest has no roster entry: it stays unless its token was revoked.
+        None if guest && !revoked => {}
         Some(e) if !revoked && e.invite_id == admitted.init.invite_id => {
             if e.role != admitted.init.role {
                 let change = RosterChange::RoleChanged {

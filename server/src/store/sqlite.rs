@@ -923,6 +923,10 @@ mod tests {
             cover_url: None,
             destroy_delay_seconds: 0,
             announce_limit: 50,
+            room_type: Default::default(),
+            owner_id: None,
+            max_seat_count: 8,
+            take_seat_mode: Default::default(),
             attributes: Default::default(),
         }
     }

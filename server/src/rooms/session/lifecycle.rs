@@ -69,6 +69,7 @@ impl Session {
                 lagging: false,
                 dropped_at: None,
                 chat: TokenBucket::new(chat::CHAT_RATE, now.mono),
+                attributes: Default::default(),
             };
             let role = member.init.role;
             self.members.insert(member, self.room.announce_limit);
@@ -80,6 +81,14 @@ impl Session {
         };
         let joined = self.joined_message(&user, outcome == JoinOutcome::Resumed);
         self.out.send(Some(conn), joined);
+        if self
+            .members
+            .get(&user)
+            .is_some_and(|m| m.init.role.capabilities().moderate)
+        {
+            // Presenters answer seat applications: they start with the open ones.
+            self.send_applications(Some(&user));
+        }
         Ok(outcome)
     }
 
@@ -94,6 +103,18 @@ impl Session {
                 valid_from: self.room.valid_from.to_rfc3339(),
                 valid_until: self.room.valid_until.to_rfc3339(),
                 is_message_disabled: self.room.is_message_disabled,
+                room_type: serde_json::to_value(self.room.room_type)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_else(|| "conference".into()),
+                owner_id: self.room.owner_id.as_ref().map(|o| o.to_string()),
+                take_seat_mode: self.room.room_type.has_seats().then(|| {
+                    serde_json::to_value(self.room.take_seat_mode)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .unwrap_or_default()
+                }),
+                attributes: self.room.attributes.clone(),
             },
             session: SessionInfo {
                 id: self.id.to_string(),
@@ -101,13 +122,14 @@ impl Session {
             },
             participants: self.members.announced_participants(),
             audience_count: self.members.audience_count(),
-            capabilities: m.init.role.capabilities(),
+            capabilities: self.capabilities(user),
             ice_servers: self.config.ice_servers.clone(),
             resume: ResumeInfo {
                 token: m.resume_token.clone(),
                 grace_seconds: self.config.resume_grace.as_secs() as u32,
             },
             resumed,
+            seats: self.seat_views(),
         }
     }
 
@@ -145,6 +167,7 @@ impl Session {
         let Some(m) = self.members.remove(user) else {
             return false;
         };
+        self.leave_seat_of_departed(user);
         for kind in MediaKind::ALL {
             if m.media.get(kind) {
                 self.report_track(user, kind, false);

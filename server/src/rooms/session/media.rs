@@ -24,23 +24,20 @@ impl Session {
         let Some(m) = self.members.get(user) else {
             return;
         };
-        let role = m.init.role;
+        let current = m.media;
         let asked = [
             (MediaKind::Audio, audio),
             (MediaKind::Video, video),
             (MediaKind::Screen, screen),
         ];
-        if asked
+        if let Some((kind, _)) = asked
             .iter()
-            .any(|(k, on)| *on == Some(true) && !role.may_publish(*k))
+            .find(|(k, on)| *on == Some(true) && !self.may_publish(user, *k))
         {
-            return self.refuse(
-                user,
-                ErrorCode::PermissionDenied,
-                format!("the {role} role may not publish that"),
-            );
+            let why = self.publish_refusal(user, *kind);
+            return self.refuse(user, ErrorCode::PermissionDenied, why);
         }
-        let mut next = m.media;
+        let mut next = current;
         for (kind, on) in asked {
             if let Some(on) = on {
                 next.set(kind, on);
@@ -95,10 +92,11 @@ impl Session {
                 let Some(m) = self.members.get(&member) else {
                     return;
                 };
-                if !m.init.role.may_publish(kind) {
+                let current = m.media;
+                if !self.may_publish(&member, kind) {
                     return;
                 }
-                let mut next = m.media;
+                let mut next = current;
                 next.set(kind, on);
                 self.update_media(&member, next, None);
             }
@@ -115,24 +113,11 @@ impl Session {
             return;
         }
         m.init.role = role;
-        let before = m.media;
         if role.publishes() {
             // Members who may publish are always announced.
             self.members.announce(user);
         }
-        self.gates_dirty.insert(user.clone());
-        self.send_to(
-            user,
-            ServerMessage::CapabilitiesChanged {
-                role: role.as_str().to_string(),
-                capabilities: role.capabilities(),
-            },
-        );
-        self.update_media(
-            user,
-            before.limited_to(|k| role.may_publish(k)),
-            Some("roleChanged".into()),
-        );
+        self.rights_changed(user, "roleChanged");
         self.members.touch(user);
     }
 
@@ -152,7 +137,7 @@ impl Session {
     }
 
     /// Sets a member's media; when it changed, everyone is told and the gates follow.
-    fn update_media(&mut self, user: &UserId, next: MediaSet, reason: Option<String>) {
+    pub(super) fn update_media(&mut self, user: &UserId, next: MediaSet, reason: Option<String>) {
         let Some(m) = self.members.get_mut(user) else {
             return;
         };
@@ -161,6 +146,9 @@ impl Session {
         }
         let before = m.media;
         m.media = next;
+        if self.seats.seat_of(user).is_some() {
+            self.seats_dirty = true;
+        }
         for kind in MediaKind::ALL {
             if before.get(kind) != next.get(kind) {
                 self.report_track(user, kind, next.get(kind));
@@ -195,8 +183,7 @@ impl Session {
     pub(super) fn emit_gates(&mut self) {
         for user in std::mem::take(&mut self.gates_dirty) {
             if let Some(m) = self.members.get(&user) {
-                let role = m.init.role;
-                let gates = m.media.limited_to(|k| role.may_publish(k));
+                let gates = m.media.limited_to(|k| self.may_publish(&user, k));
                 self.out.media(MediaCommand::SetGates(user, gates));
             }
         }

@@ -23,6 +23,8 @@ pub struct MemberInit {
     pub role: Role,
     pub jti: String,
     pub invite_id: String,
+    /// A guest's display name (from its guest token).
+    pub name: Option<String>,
 }
 
 #[derive(Debug)]
@@ -40,6 +42,8 @@ pub struct Member {
     /// Set only through `Members::set_dropped`, which keeps the index of dropped members.
     pub dropped_at: Option<Instant>,
     pub chat: TokenBucket,
+    /// Its own small key-value map (a raised hand...), set by itself or a presenter.
+    pub attributes: BTreeMap<String, String>,
 }
 
 impl Member {
@@ -51,6 +55,8 @@ impl Member {
             video: self.media.video,
             screen: self.media.screen,
             joined_at: self.joined_at.to_rfc3339(),
+            name: self.init.name.clone(),
+            attributes: self.attributes.clone(),
         }
     }
 }

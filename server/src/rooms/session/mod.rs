@@ -15,10 +15,16 @@ mod lifecycle;
 mod media;
 mod members;
 mod output;
+mod seating;
+mod seats;
 mod timers;
 
 #[cfg(test)]
+mod harness;
+#[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_live;
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -29,10 +35,12 @@ use convene_protocol::{ErrorBody, ErrorCode};
 
 pub use members::{MemberInit, MAX_AUDIENCE_PAGE};
 pub use output::{MediaCommand, Output};
+pub use seats::APPLICATION_TTL;
 pub use timers::{AUDIENCE_INTERVAL, BATCH_INTERVAL};
 
 use self::members::Members;
 use self::output::Outputs;
+use self::seating::SeatRequest;
 use self::timers::{Pending, Timers};
 use crate::clock::Now;
 use crate::ids::{ConnId, SessionId, UserId};
@@ -88,6 +96,8 @@ pub enum Input {
     TokenRevoked(String),
     /// The admin removes a member from the call.
     Kick(UserId),
+    /// The admin takes whoever sits on this seat off it.
+    Unseat(u32),
     Shutdown,
 }
 
@@ -98,6 +108,8 @@ pub enum Answer {
     Join(Result<JoinOutcome, JoinRefusal>),
     /// The removed member's token id, so the caller can revoke it (None: not joined).
     Kicked(Option<String>),
+    /// Who was taken off the seat (None: it was empty, or no such seat).
+    Unseated(Option<UserId>),
 }
 
 /// How a join went.
@@ -121,8 +133,14 @@ pub struct Session {
     room: Room,
     id: SessionId,
     started_at: DateTime<Utc>,
-    /// The wall time of the input being handled, for the events it reports.
+    /// The wall and monotonic times of the input being handled.
     wall: DateTime<Utc>,
+    mono: Instant,
+    /// Seats of a live or voice room (none in a conference).
+    seats: seats::Seats,
+    /// The seat list or the applications changed during this input: told once, after.
+    seats_dirty: bool,
+    applications_dirty: bool,
     config: SessionConfig,
     members: Members,
     out: Outputs,
@@ -141,11 +159,16 @@ fn error_msg(code: ErrorCode, message: impl Into<String>) -> ServerMessage {
 impl Session {
     pub fn new(room: Room, config: SessionConfig, now: Now) -> Self {
         let expires_at = now.mono_at(room.valid_until);
+        let seats = seating::seats_for(&room);
         let mut s = Self {
             room,
             id: SessionId::generate(),
             started_at: now.wall,
             wall: now.wall,
+            mono: now.mono,
+            seats,
+            seats_dirty: false,
+            applications_dirty: false,
             config,
             members: Members::default(),
             out: Outputs::default(),
@@ -200,6 +223,16 @@ impl Session {
         self.members.audience_count()
     }
 
+    /// The seat list (empty in a conference).
+    pub fn seats(&self) -> Vec<convene_protocol::signal::SeatInfo> {
+        self.seat_views()
+    }
+
+    /// Seats with someone on them (0 in a conference).
+    pub fn seats_taken(&self) -> usize {
+        self.seats.all().iter().filter(|s| s.user.is_some()).count()
+    }
+
     pub fn poll_output(&mut self) -> Option<Output> {
         self.out.pop()
     }
@@ -209,18 +242,20 @@ impl Session {
         if self.ended {
             return None;
         }
-        Some(
-            self.timers
-                .next(self.destroy_delay(), self.next_grace_deadline()),
-        )
+        let next = self
+            .timers
+            .next(self.destroy_delay(), self.next_grace_deadline());
+        Some(self.seats.next_expiry().map_or(next, |t| t.min(next)))
     }
 
     pub fn handle(&mut self, input: Input, now: Now) -> Answer {
         self.wall = now.wall;
+        self.mono = now.mono;
         if self.ended {
             return match input {
                 Input::Join { .. } => Answer::Join(Err(JoinRefusal::Ended)),
                 Input::Kick(_) => Answer::Kicked(None),
+                Input::Unseat(_) => Answer::Unseated(None),
                 _ => Answer::None,
             };
         }
@@ -258,7 +293,8 @@ impl Session {
             Input::RoomUpdated(room) => {
                 // Notifications may arrive out of order; the newest stored state wins.
                 if room.id == self.room.id && room.version > self.room.version {
-                    self.room = *room;
+                    let old = std::mem::replace(&mut self.room, *room);
+                    self.room_changed(&old);
                 }
                 Answer::None
             }
@@ -279,6 +315,19 @@ impl Session {
                 self.remove(&user, LeaveReason::Removed);
                 Answer::Kicked(jti)
             }
+            Input::Unseat(index) => {
+                let who = self
+                    .seats
+                    .all()
+                    .get(index as usize)
+                    .and_then(|s| s.user.clone());
+                if let Some(u) = &who {
+                    self.seats.leave(u);
+                    self.seats_dirty = true;
+                    self.rights_changed(u, "seatChanged");
+                }
+                Answer::Unseated(who)
+            }
             Input::Shutdown => {
                 self.end(LeaveReason::ServerShutdown);
                 Answer::None
@@ -291,6 +340,7 @@ impl Session {
     /// Runs whatever is due at `now`.
     pub fn handle_timeout(&mut self, now: Now) {
         self.wall = now.wall;
+        self.mono = now.mono;
         if self.ended {
             return;
         }
@@ -298,6 +348,7 @@ impl Session {
             self.flush();
         }
         self.expire_dropped(now.mono);
+        self.expire_applications(now.mono);
         if now.mono >= self.timers.expires_at && self.room.has_ended_at(now.wall) {
             tracing::info!(room = %self.room.id, "room expired; ending session");
             self.end(LeaveReason::RoomExpired);
@@ -316,6 +367,7 @@ impl Session {
     /// Bookkeeping after every input: tell the relay what it may forward, and move the
     /// deadlines.
     fn after(&mut self, now: Now) {
+        self.flush_seats();
         self.emit_gates();
         if self.ended {
             return;
@@ -375,6 +427,40 @@ impl Session {
                 return;
             }
             ClientMessage::Ping { .. } => return,
+            ClientMessage::TakeSeat { index } => {
+                return self.seat_request(user, SeatRequest::Take(index), now.mono)
+            }
+            ClientMessage::LeaveSeat => {
+                return self.seat_request(user, SeatRequest::Leave, now.mono)
+            }
+            ClientMessage::ApplySeat { index } => {
+                return self.seat_request(user, SeatRequest::Apply(index), now.mono)
+            }
+            ClientMessage::CancelSeatApplication => {
+                return self.seat_request(user, SeatRequest::Cancel, now.mono)
+            }
+            ClientMessage::ApproveSeat { user_id } => {
+                return self.seat_request(user, SeatRequest::Approve(user_id), now.mono)
+            }
+            ClientMessage::RejectSeat { user_id } => {
+                return self.seat_request(user, SeatRequest::Reject(user_id), now.mono)
+            }
+            ClientMessage::LockSeat { index, locked } => {
+                return self.seat_request(user, SeatRequest::Lock(index, locked), now.mono)
+            }
+            ClientMessage::MoveSeat { user_id, index } => {
+                return self.seat_request(user, SeatRequest::Move(user_id, index), now.mono)
+            }
+            ClientMessage::KickFromSeat { user_id } => {
+                return self.seat_request(user, SeatRequest::Kick(user_id), now.mono)
+            }
+            ClientMessage::SetRoomAttributes { attributes } => {
+                return self.set_room_attributes(user, attributes)
+            }
+            ClientMessage::SetMemberAttributes {
+                participant_id,
+                attributes,
+            } => return self.set_member_attributes(user, participant_id, attributes),
             ClientMessage::Subscribe if self.config.media => {
                 return self.out.media(MediaCommand::Subscribe(user.clone()));
             }

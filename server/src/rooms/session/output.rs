@@ -1,7 +1,7 @@
 //! What a session asks its driver to do. The session owns no socket and no channel: it
 //! queues these, and the driver carries them out in order after every input.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 
 use convene_protocol::signal::ServerMessage;
 
@@ -31,6 +31,9 @@ pub enum Output {
     Media(MediaCommand),
     /// Something a webhook reports (a join, a leave, a track, the session's start or end).
     Event(NewEvent),
+    /// Store these room attribute changes (a value, or `None` to remove); the stored
+    /// room comes back as `Input::RoomUpdated`.
+    SaveRoomAttributes(BTreeMap<String, Option<String>>),
     /// The session is over; nothing more will come out of it.
     Ended,
 }
