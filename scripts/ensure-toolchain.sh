@@ -104,3 +104,14 @@ elif [[ ! -f node_modules/.package-lock.json ]] \
 else
     log "node_modules up to date"
 fi
+
+# --- Disk space -----------------------------------------------------------------
+# A run from a clean clone writes about 12 GB under target/ (debug, release, wasm and
+# fuzz builds). Say so up front: a full disk otherwise shows up as a linker "Bus error".
+FREE_GB="$(df -Pk "$ROOT" | awk 'NR == 2 { printf "%d", $4 / 1048576 }')"
+if ((FREE_GB < 12)); then
+    log "WARNING: only ${FREE_GB} GB free on the disk holding $ROOT; a full run needs about 12 GB"
+    log "         (free space, or point CARGO_TARGET_DIR at a larger disk)"
+else
+    log "disk: ${FREE_GB} GB free"
+fi

@@ -109,3 +109,52 @@ async fn errors_are_one_line_and_fail() {
     assert!(!ok);
     assert!(err.contains("cannot reach the server"), "{err}");
 }
+
+/// `convene room list --json | head -2` and a full disk: no panic, a clear exit code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_pipe_or_a_full_disk_is_not_a_panic() {
+    let s = TestServer::start().await;
+    for i in 0..3 {
+        let (st, body) = s
+            .post(
+                "/v1/rooms",
+                serde_json::json!({"id": format!("r{i}"), "participants": {"a": {}}}),
+            )
+            .await;
+        assert_eq!(st, 201, "{body}");
+    }
+    let base = s.base.clone();
+    let data_dir = s.data_dir.clone();
+    let (closed, full) = tokio::task::spawn_blocking(move || {
+        let cmd = || {
+            let mut c = Command::new(env!("CARGO_BIN_EXE_convene"));
+            c.args(["--json", "room", "list"])
+                .env("CONVENE_URL", &base)
+                .env("CONVENE_DATA_DIR", &data_dir)
+                .env_remove("CONVENE_ADMIN_KEY")
+                .stderr(std::process::Stdio::piped());
+            c
+        };
+        // The reader goes away before the CLI prints anything.
+        let mut child = cmd()
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("run convene");
+        drop(child.stdout.take());
+        let closed = child.wait_with_output().expect("wait");
+        let full = cmd()
+            .stdout(std::fs::File::create("/dev/full").expect("/dev/full"))
+            .output()
+            .expect("run convene");
+        (closed, full)
+    })
+    .await
+    .unwrap();
+    let err = String::from_utf8_lossy(&closed.stderr);
+    assert_eq!(closed.status.code(), Some(0), "closed pipe: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    let err = String::from_utf8_lossy(&full.stderr);
+    assert_eq!(full.status.code(), Some(1), "full disk: {err}");
+    assert!(err.contains("cannot write the output"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}

@@ -2,6 +2,7 @@
 //! Tables for people, `--json` for scripts; a failure is one line and exit code 1.
 
 mod client;
+mod output;
 mod table;
 
 use std::path::PathBuf;
@@ -12,6 +13,7 @@ use serde_json::{json, Map, Value};
 
 use crate::config::ServeArgs;
 use client::{CliError, Client};
+use output::{note, say};
 
 #[derive(Debug, Parser)]
 #[command(name = "convene", version, about = "Convene: invite-only video rooms")]
@@ -164,7 +166,7 @@ pub fn run_admin(global: Global, command: Command) -> ExitCode {
     match dispatch(&global, command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("convene: {e}");
+            note!("convene: {e}");
             ExitCode::FAILURE
         }
     }
@@ -266,12 +268,11 @@ fn all_pages(c: &Client, first: &str) -> Result<Vec<Value>, CliError> {
 fn dispatch(global: &Global, command: Command) -> Result<(), CliError> {
     if let Command::Openapi = command {
         let doc = crate::http::openapi::document();
-        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        say!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
         return Ok(());
     }
     let c = Client::new(&global.server, admin_key(global)?);
-    let print_json =
-        |v: &Value| println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+    let print_json = |v: &Value| say!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
     match command {
         Command::Serve(_) | Command::Openapi => unreachable!("handled before"),
         Command::Room(RoomCmd::Create {
@@ -295,7 +296,7 @@ fn dispatch(global: &Global, command: Command) -> Result<(), CliError> {
             if global.json {
                 print_json(&room);
             } else {
-                println!("created room {}", table::cell(&room["id"]));
+                say!("created room {}", table::cell(&room["id"]));
                 table::print(&ROOM_HEADERS, &room_rows(&[room]));
             }
         }
@@ -325,7 +326,7 @@ fn dispatch(global: &Global, command: Command) -> Result<(), CliError> {
             if global.json {
                 print_json(&r);
             } else {
-                println!("updated room {room}");
+                say!("updated room {room}");
                 table::print(&ROOM_HEADERS, &room_rows(&[r]));
             }
         }
@@ -334,7 +335,7 @@ fn dispatch(global: &Global, command: Command) -> Result<(), CliError> {
             if global.json {
                 print_json(&json!({ "deleted": room }));
             } else {
-                println!("deleted room {room}");
+                say!("deleted room {room}");
             }
         }
         Command::Invite(cmd) => invite(&c, global, cmd)?,
@@ -383,7 +384,7 @@ fn dispatch(global: &Global, command: Command) -> Result<(), CliError> {
             if global.json {
                 print_json(&json!({ "removed": user }));
             } else {
-                println!("{user} was removed from the call in {room}");
+                say!("{user} was removed from the call in {room}");
             }
         }
         Command::Sessions => {
@@ -422,8 +423,8 @@ fn dispatch(global: &Global, command: Command) -> Result<(), CliError> {
             if global.json {
                 print_json(&t);
             } else {
-                println!("{}", table::cell(&t["joinUrl"]));
-                eprintln!(
+                say!("{}", table::cell(&t["joinUrl"]));
+                note!(
                     "({} as {}, expires {})",
                     table::cell(&t["userId"]),
                     table::cell(&t["role"]),
@@ -436,8 +437,7 @@ fn dispatch(global: &Global, command: Command) -> Result<(), CliError> {
 }
 
 fn invite(c: &Client, global: &Global, cmd: InviteCmd) -> Result<(), CliError> {
-    let print_json =
-        |v: &Value| println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+    let print_json = |v: &Value| say!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
     match cmd {
         InviteCmd::Add { room, user, role } => {
             let body = json!({ "participants": { user.clone(): { "role": role } } });
@@ -449,7 +449,7 @@ fn invite(c: &Client, global: &Global, cmd: InviteCmd) -> Result<(), CliError> {
             if global.json {
                 print_json(&r);
             } else {
-                println!("{user} is invited to {room} as {role}");
+                say!("{user} is invited to {room} as {role}");
             }
         }
         InviteCmd::Remove { room, user } => {
@@ -462,9 +462,9 @@ fn invite(c: &Client, global: &Global, cmd: InviteCmd) -> Result<(), CliError> {
             if global.json {
                 print_json(&r);
             } else if r["removed"].as_array().is_some_and(|a| !a.is_empty()) {
-                println!("{user} is no longer invited to {room}");
+                say!("{user} is no longer invited to {room}");
             } else {
-                println!("{user} was not invited to {room}; nothing to do");
+                say!("{user} was not invited to {room}; nothing to do");
             }
         }
         InviteCmd::List { room } => {

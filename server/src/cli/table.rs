@@ -1,5 +1,7 @@
 //! Plain-text tables for people; `--json` skips these.
 
+use super::output::say;
+
 pub fn print(headers: &[&str], rows: &[Vec<String>]) {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
     for row in rows {
@@ -16,14 +18,14 @@ pub fn print(headers: &[&str], rows: &[Vec<String>]) {
                 out.push_str(&format!("{c:<w$}  ", w = widths[i]));
             }
         }
-        println!("{}", out.trim_end());
+        say!("{}", out.trim_end());
     };
     line(headers.iter().map(|h| h.to_string()).collect());
     for row in rows {
         line(row.clone());
     }
     if rows.is_empty() {
-        println!("(none)");
+        say!("(none)");
     }
 }
 
