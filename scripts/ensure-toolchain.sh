@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Makes sure everything needed to build and test Convene is installed:
 # the wasm32 Rust target, the wasm-bindgen CLI matching Cargo.lock, chromium and
-# janus (for the tests; both skipped with CONVENE_SKIP_CHROMIUM=1), binaryen's
-# wasm-opt, and the npm dependencies. Idempotent; does nothing slow when all is present.
+# janus (for the tests; both skipped with CONVENE_SKIP_CHROMIUM=1) and the npm
+# dependencies. Idempotent; does nothing slow when all is present.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -38,7 +38,7 @@ else
     cargo install wasm-bindgen-cli --version "$WB_VERSION"
 fi
 
-# --- System packages: chromium (+ driver), janus and binaryen ---------------
+# --- System packages: chromium (+ driver) and janus --------------------------
 APT_PACKAGES=()
 if [[ ! -x /usr/bin/chromium ]]; then
     if [[ -n "${CONVENE_SKIP_CHROMIUM:-}" ]]; then
@@ -56,11 +56,6 @@ elif [[ -n "${CONVENE_SKIP_CHROMIUM:-}" ]]; then
     log "janus missing, skipped (CONVENE_SKIP_CHROMIUM set: not testing)"
 else
     APT_PACKAGES+=(janus)
-fi
-if command -v wasm-opt >/dev/null 2>&1; then
-    log "wasm-opt present"
-else
-    APT_PACKAGES+=(binaryen)
 fi
 if ((${#APT_PACKAGES[@]} > 0)); then
     SUDO=()
@@ -106,11 +101,12 @@ else
 fi
 
 # --- Disk space -----------------------------------------------------------------
-# A run from a clean clone writes about 12 GB under target/ (debug, release, wasm and
-# fuzz builds). Say so up front: a full disk otherwise shows up as a linker "Bus error".
+# A run from a clean clone writes about 18 GB under target/ and fuzz/target (debug,
+# release, wasm and fuzz builds). Say so up front: a full disk otherwise shows up as a
+# linker "Bus error".
 FREE_GB="$(df -Pk "$ROOT" | awk 'NR == 2 { printf "%d", $4 / 1048576 }')"
-if ((FREE_GB < 12)); then
-    log "WARNING: only ${FREE_GB} GB free on the disk holding $ROOT; a full run needs about 12 GB"
+if ((FREE_GB < 20)); then
+    log "WARNING: only ${FREE_GB} GB free on the disk holding $ROOT; a full run from scratch writes about 18 GB"
     log "         (free space, or point CARGO_TARGET_DIR at a larger disk)"
 else
     log "disk: ${FREE_GB} GB free"

@@ -21,7 +21,7 @@ step "cargo clippy convene-sdk (wasm32: the browser code, -D warnings)"
 # The SDK's browser modules only build for wasm32, so the host clippy above skips them.
 cargo clippy -p convene-sdk --target wasm32-unknown-unknown --all-targets -- -D warnings
 
-step "build SDK (wasm-bindgen, wasm-opt)"
+step "build SDK (wasm-bindgen)"
 bash scripts/build-sdk.sh
 
 step "cargo test"

@@ -1,6 +1,6 @@
 // Loads the wasm-bindgen build of the SDK (client-wasm/pkg, made by
 // scripts/build-sdk.sh) in Node and calls into it: proves the whole wasm
-// toolchain (cargo -> wasm-bindgen -> wasm-opt -> JS glue) produces a working module.
+// toolchain (cargo -> wasm-bindgen -> JS glue) produces a working module.
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
@@ -61,4 +61,18 @@ test('protocolVersion() is convene_protocol::PROTOCOL_VERSION', () => {
 test('the npm package version matches the crate version', () => {
   const pkg = JSON.parse(readFileSync(`${repoRoot}client-wasm/package.json`, 'utf8'));
   assert.equal(pkg.version, sdkCrateVersion());
+});
+
+test('the npm tarball has the README, the LICENSE, the glue, the types and the wasm', async () => {
+  const { execFileSync } = await import('node:child_process');
+  const json = execFileSync('npm', ['pack', '--dry-run', '--json', '-w', 'convene-sdk'], {
+    cwd: repoRoot, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'],
+  });
+  const files = JSON.parse(json)[0].files.map((f) => f.path).sort();
+  assert.deepEqual(files, [
+    'LICENSE', 'README.md', 'package.json', 'pkg/convene_sdk.d.ts', 'pkg/convene_sdk.js',
+    'pkg/convene_sdk_bg.wasm', 'pkg/convene_sdk_bg.wasm.d.ts',
+  ]);
+  const pkg = JSON.parse(readFileSync(`${repoRoot}client-wasm/package.json`, 'utf8'));
+  assert.equal(pkg.exports['./convene_sdk_bg.wasm'], './pkg/convene_sdk_bg.wasm', 'bundlers need the wasm as a subpath');
 });

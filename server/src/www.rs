@@ -7,12 +7,18 @@
 //! admin page may not be framed at all; the others only by this server and the
 //! configured allowed origins. `/examples/` keeps its inline scripts, which are there
 //! to be read and copied.
+//!
+//! Answers are compressed (brotli or gzip, as the browser asks: the SDK's wasm is
+//! ~470 kB, ~150 kB compressed) and carry `Cache-Control: no-cache`: file names are not
+//! content-hashed, so browsers revalidate (`Last-Modified`, a 304 when unchanged)
+//! instead of running an old SDK against a newer server.
 
 use std::path::Path;
 
 use axum::http::{header, HeaderValue};
 use axum::routing::get_service;
 use axum::Router;
+use tower_http::compression::CompressionLayer;
 use tower_http::services::{ServeDir, ServeFile};
 use tower_http::set_header::SetResponseHeaderLayer;
 
@@ -59,6 +65,11 @@ pub fn service(dir: &Path, origins: &Origins) -> Router {
         .route_service("/live", get_service(ServeFile::new(dir.join("live.html"))))
         .route_service("/admin", admin())
         .route_service("/admin.html", admin())
+        // Browsers ask for /favicon.ico when a page names no icon (e.g. a JSON answer).
+        .route_service(
+            "/favicon.ico",
+            get_service(ServeFile::new(dir.join("favicon.svg"))),
+        )
         .nest_service(
             "/examples",
             Router::new()
@@ -71,4 +82,9 @@ pub fn service(dir: &Path, origins: &Origins) -> Router {
             header::CONTENT_SECURITY_POLICY,
             policy(POLICY, &ancestors),
         ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-cache"),
+        ))
+        .layer(CompressionLayer::new())
 }

@@ -265,6 +265,60 @@ async fn pages_and_answers_carry_security_headers() {
     assert_eq!(r.headers()["referrer-policy"], "no-referrer");
 }
 
+/// Pages and the SDK go out compressed, revalidated, with an icon.
+#[tokio::test]
+async fn pages_are_compressed_revalidated_and_have_an_icon() {
+    let (s, _tmp) = start(|c| c.www_dir = Some(www_dir())).await;
+    let on_disk = std::fs::read(www_dir().join("join.js")).unwrap();
+    for (asked, got) in [
+        ("br", Some("br")),
+        ("gzip", Some("gzip")),
+        ("identity", None),
+    ] {
+        let r = s
+            .http()
+            .get(s.url("/join.js"))
+            .header("Accept-Encoding", asked)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let h = r.headers().clone();
+        assert_eq!(h["cache-control"], "no-cache", "{asked}");
+        assert_eq!(
+            h.get("content-encoding").map(|v| v.to_str().unwrap()),
+            got,
+            "{asked}"
+        );
+        let body = r.bytes().await.unwrap();
+        if got.is_some() {
+            assert!(
+                body.len() * 2 < on_disk.len(),
+                "{asked}: {} bytes",
+                body.len()
+            );
+        } else {
+            assert_eq!(body.as_ref(), on_disk.as_slice());
+        }
+    }
+    // Revalidation: unchanged since the browser's copy gives a 304 with no body.
+    let r = s.http().get(s.url("/join.js")).send().await.unwrap();
+    let modified = r.headers()["last-modified"].clone();
+    let r = s
+        .http()
+        .get(s.url("/join.js"))
+        .header("If-Modified-Since", modified)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 304);
+    for path in ["/favicon.ico", "/favicon.svg"] {
+        let r = s.http().get(s.url(path)).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        assert_eq!(r.headers()["content-type"], "image/svg+xml", "{path}");
+    }
+}
+
 #[tokio::test]
 async fn sdk_routes_answer_other_origins_and_admin_routes_do_not() {
     let (s, _tmp) = start(|_| {}).await;
