@@ -57,6 +57,12 @@ elif [[ -n "${CONVENE_SKIP_CHROMIUM:-}" ]]; then
 else
     APT_PACKAGES+=(janus)
 fi
+# curl: tests/readme.test.mjs runs the README's walkthrough, which uses it.
+if command -v curl >/dev/null 2>&1; then
+    log "curl present"
+elif [[ -z "${CONVENE_SKIP_CHROMIUM:-}" ]]; then
+    APT_PACKAGES+=(curl)
+fi
 if ((${#APT_PACKAGES[@]} > 0)); then
     SUDO=()
     if [[ "$(id -u)" -ne 0 ]]; then
