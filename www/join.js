@@ -71,6 +71,8 @@ function tile(id, kind) {
     t.dataset.tile = key;
     t.dataset.participant = id;
     t.innerHTML = `<video autoplay playsinline muted></video><div class="off" aria-hidden="true">●</div><span class="name"></span>`;
+    // A shared screen has no "camera off" state to show.
+    t.querySelector(".off").hidden = kind === "screen";
     t.querySelector(".name").textContent = kind === "screen" ? `${nameOf(id)} — screen` : nameOf(id);
     $("tiles").append(t);
   }
@@ -125,6 +127,18 @@ function renderControls() {
   $("cam").setAttribute("aria-pressed", String(me.video));
   $("cam").textContent = me.video ? "Stop camera" : "Start camera";
   $("screen").textContent = me.screen ? "Stop sharing" : "Share screen";
+  showOwnScreen(me);
+}
+
+// The sharer sees what it shares, in the same large tile the others see.
+function showOwnScreen(me) {
+  const key = `${me.id}:screen`;
+  const shown = document.querySelector(`[data-tile="${CSS.escape(key)}"]`);
+  if (me.screen && !shown) {
+    tile(me.id, "screen").querySelector("video").srcObject = room.localScreenStream;
+  } else if (!me.screen && shown) {
+    shown.remove();
+  }
 }
 
 function showError(e) {
@@ -237,7 +251,7 @@ $("cam").onclick = async () => {
     if (self) { self.srcObject = null; self.srcObject = room.localStream; }
   } catch (e) { showError(e); }
 };
-$("screen").onclick = () => (room.localParticipant.screen ? room.stopScreenShare() : room.startScreenShare()).catch(showError);
+$("screen").onclick = () => (room.localParticipant.screen ? room.stopScreenShare() : room.startScreenShare()).then(renderControls, showError);
 $("leave").onclick = () => room.leave();
 $("rejoin").onclick = join;
 $("chat-form").onsubmit = (ev) => {

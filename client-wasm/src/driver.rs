@@ -28,6 +28,7 @@ use crate::call::{Call, Phase};
 use crate::endpoint;
 use crate::errors::SdkError;
 use crate::events::{self, Emit, Listeners};
+use crate::handle::same;
 use crate::local_tracks::{DeviceStep, LocalTracks};
 use crate::media::MediaState;
 use crate::naming::TrackKind;
@@ -89,6 +90,8 @@ pub struct View {
     pub session: Option<Session>,
     /// Camera and microphone, for the local preview.
     pub local_stream: MediaStream,
+    /// The screen being shared, for the sharer's own preview.
+    pub local_screen_stream: MediaStream,
     pub media_error: Option<SdkError>,
 }
 
@@ -176,6 +179,7 @@ impl Ctx {
     ) -> (Self, UnboundedReceiver<Input>) {
         let (tx, rx) = futures_channel::mpsc::unbounded();
         let local_stream = new_stream();
+        let screen_stream = new_stream();
         let shared = Rc::new(Shared {
             tx,
             listeners: RefCell::new(Listeners::default()),
@@ -183,7 +187,8 @@ impl Ctx {
             view: RefCell::new(View {
                 phase: Phase::Connecting,
                 session: None,
-                local_stream: local_stream.clone(),
+                local_stream: same(&local_stream),
+                local_screen_stream: same(&screen_stream),
                 media_error: None,
             }),
         });
@@ -194,7 +199,7 @@ impl Ctx {
             token,
             socket: None,
             waiter: Some(joined),
-            media: MediaState::new(),
+            media: MediaState::new(screen_stream),
             local: LocalTracks::new(local_stream),
             audience_waiters: Default::default(),
         };

@@ -21,6 +21,8 @@ pub mod call;
 pub mod endpoint;
 pub mod errors;
 pub mod event_names;
+#[cfg(target_arch = "wasm32")]
+pub mod handle;
 pub mod naming;
 pub mod roster;
 

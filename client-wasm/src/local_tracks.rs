@@ -11,6 +11,7 @@ use web_sys::{MediaStream, MediaStreamTrack};
 
 use crate::driver::{Ctx, Input};
 use crate::errors::SdkError;
+use crate::handle::same;
 use crate::media::{add_sender, stop};
 use crate::naming::TrackKind;
 
@@ -164,7 +165,7 @@ pub async fn publish(
     } else {
         ctx.local.stream.add_track(&track);
     }
-    stop(ctx.local.slot(kind).replace(track.clone()));
+    stop(ctx.local.slot(kind).replace(same(&track)));
     match ctx.media.senders.get(&kind).cloned() {
         Some(s) => {
             JsFuture::from(s.replace_track(Some(&track)))

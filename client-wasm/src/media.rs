@@ -13,9 +13,10 @@ use web_sys::{
     RtcRtpTransceiverInit, RtcTrackEvent,
 };
 
-use crate::driver::{new_stream, Ctx, Input};
+use crate::driver::{Ctx, Input};
 use crate::errors::SdkError;
 use crate::events::{self, Emit};
+use crate::handle::same;
 use crate::naming::{self, TrackKind};
 use crate::peer::{self, Peer, PeerEvent};
 
@@ -51,8 +52,8 @@ pub fn track_event(
     let o = Object::new();
     events::set(&o, "participantId", participant);
     events::set(&o, "kind", kind.as_str());
-    events::set(&o, "track", track.clone());
-    events::set(&o, "stream", stream.clone());
+    events::set(&o, "track", same(track));
+    events::set(&o, "stream", same(stream));
     o.into()
 }
 
@@ -71,14 +72,14 @@ pub(crate) fn stop(track: Option<MediaStreamTrack>) {
 }
 
 impl MediaState {
-    pub fn new() -> Self {
+    pub fn new(screen_stream: MediaStream) -> Self {
         Self {
             publish: None,
             subscribe: None,
             senders: HashMap::new(),
             remote: BTreeMap::new(),
             screen_msid: None,
-            screen_stream: new_stream(),
+            screen_stream,
         }
     }
 
@@ -166,9 +167,9 @@ pub(crate) fn add_sender(
     init.set_direction(RtcRtpTransceiverDirection::Sendonly);
     let stream = if kind == TrackKind::Screen {
         ctx.media.screen_msid = Some(track.id());
-        ctx.media.screen_stream.clone()
+        same(&ctx.media.screen_stream)
     } else {
-        ctx.local.stream().clone()
+        same(ctx.local.stream())
     };
     init.set_streams(&Array::of1(&stream));
     let pc = &ctx.media.publish.as_ref().expect("created above").pc;

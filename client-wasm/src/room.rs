@@ -15,6 +15,7 @@ use crate::call::Phase;
 use crate::driver::{self, Ctx, Input, Shared};
 use crate::errors::SdkError;
 use crate::events::{self, event_name};
+use crate::handle::same;
 use crate::local_tracks::{self, DeviceStep};
 use crate::naming::TrackKind;
 
@@ -288,7 +289,13 @@ impl Room {
     /// Your camera and microphone, for a local preview (mute the element that plays it).
     #[wasm_bindgen(getter, js_name = localStream)]
     pub fn local_stream(&self) -> MediaStream {
-        self.shared.view.borrow().local_stream.clone()
+        same(&self.shared.view.borrow().local_stream)
+    }
+
+    /// The screen you are sharing (no track when not sharing), for a preview.
+    #[wasm_bindgen(getter, js_name = localScreenStream)]
+    pub fn local_screen_stream(&self) -> MediaStream {
+        same(&self.shared.view.borrow().local_screen_stream)
     }
 
     /// Set when the camera or microphone asked for in `join` could not be used; the

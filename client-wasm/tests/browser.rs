@@ -95,3 +95,19 @@ fn the_call_state_machine_runs_the_same_in_the_browser() {
     assert_eq!(c.on_socket_closed(0.0), Closed::Reconnect { delay_ms: 0 });
     assert_eq!(c.attempt(1.0, 15), Attempt::Resume);
 }
+
+/// `same` is the same stream; web-sys's `clone()` on a stream is JS's copy (the trap
+/// `handle::same` exists for).
+#[wasm_bindgen_test]
+fn same_is_the_same_stream_and_clone_is_a_copy() {
+    let stream = web_sys::MediaStream::new().unwrap();
+    let handle = convene_sdk::handle::same(&stream);
+    assert_eq!(JsValue::from(&handle), JsValue::from(&stream));
+    #[allow(clippy::redundant_clone)]
+    let copy = stream.clone();
+    assert_ne!(
+        copy.id(),
+        stream.id(),
+        "MediaStream.clone() makes a new stream"
+    );
+}

@@ -14,6 +14,8 @@ const ARGS = [
   // Required where loopback is the only interface: otherwise no ICE candidates at all.
   "--allow-loopback-in-peer-connection",
   "--autoplay-policy=no-user-gesture-required",
+  // getDisplayMedia picks the whole (virtual) screen without a picker.
+  "--auto-select-desktop-capture-source=Entire",
 ];
 
 export async function launch() {

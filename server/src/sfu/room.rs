@@ -3,7 +3,7 @@
 //! session's requests into commands for the workers, and the workers' events into
 //! messages for the session. It never touches a packet.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use convene_protocol::signal::{IceServer, PcKind, ServerMessage};
@@ -122,6 +122,19 @@ struct Track {
     source: ConnKey,
     /// Subscribers per worker other than the source's (each needs one copy).
     fanout: HashMap<u16, usize>,
+    /// The subscribe connections this track is offered on (so adding and removing a
+    /// leg are idempotent and the fan-out counts stay right).
+    viewers: HashSet<ConnKey>,
+}
+
+impl Track {
+    /// Whether subscribers are offered this track now. A screen share is offered only
+    /// while it is on: when the sharer stops (or is stopped), it leaves the viewers'
+    /// SDP, so their SDK says `trackRemoved` and no frozen screen stays behind. A camera
+    /// or microphone stays offered while off (the tile shows it is off).
+    fn offered(&self, gates: Gates) -> bool {
+        self.kind != MediaKind::Screen || gates.get(MediaKind::Screen)
+    }
 }
 
 struct RoomCtl {
@@ -190,16 +203,26 @@ impl RoomCtl {
             RoomCmd::Subscribe(user) => self.subscribe(&user),
             RoomCmd::Gates(user, gates) => {
                 self.member(&user).gates = gates;
-                for (t, track) in &self.tracks {
-                    if track.owner == user {
-                        self.engine.send(
-                            track.source.worker,
-                            Cmd::Gate {
-                                track: *t,
-                                open: gates.get(track.kind),
-                            },
-                        );
-                    }
+                let mine: Vec<TrackKey> = self
+                    .tracks
+                    .iter()
+                    .filter(|(_, t)| t.owner == user)
+                    .map(|(k, _)| *k)
+                    .collect();
+                for t in mine {
+                    let Some(track) = self.tracks.get(&t) else {
+                        continue;
+                    };
+                    let (worker, kind, offered) =
+                        (track.source.worker, track.kind, track.offered(gates));
+                    self.engine.send(
+                        worker,
+                        Cmd::Gate {
+                            track: t,
+                            open: gates.get(kind),
+                        },
+                    );
+                    self.offer_to_all(t, offered);
                 }
             }
             RoomCmd::Remove(user) => self.remove(&user, false),
@@ -278,11 +301,36 @@ impl RoomCtl {
         let others: Vec<TrackKey> = self
             .tracks
             .iter()
-            .filter(|(_, t)| t.owner != *user)
+            .filter(|(_, t)| t.owner != *user && t.offered(self.gates_of(&t.owner)))
             .map(|(k, _)| *k)
             .collect();
         for t in others {
             self.add_leg(user, t);
+        }
+    }
+
+    fn gates_of(&self, user: &UserId) -> Gates {
+        self.members.get(user).map(|m| m.gates).unwrap_or_default()
+    }
+
+    /// Offers `track` to every subscriber but its owner (`on`), or takes it back from
+    /// all of them.
+    fn offer_to_all(&mut self, track: TrackKey, on: bool) {
+        let Some(owner) = self.tracks.get(&track).map(|t| t.owner.clone()) else {
+            return;
+        };
+        let subscribers: Vec<(UserId, ConnKey)> = self
+            .members
+            .iter()
+            .filter(|(u, _)| **u != owner)
+            .filter_map(|(u, m)| m.subscribe.map(|k| (u.clone(), k)))
+            .collect();
+        for (user, key) in subscribers {
+            if on {
+                self.add_leg(&user, track);
+            } else {
+                self.remove_leg(key, track);
+            }
         }
     }
 
@@ -293,6 +341,9 @@ impl RoomCtl {
         let Some(t) = self.tracks.get_mut(&track) else {
             return;
         };
+        if !t.viewers.insert(key) {
+            return;
+        }
         self.engine.send(
             key.worker,
             Cmd::AddLeg {
@@ -320,10 +371,14 @@ impl RoomCtl {
     }
 
     fn remove_leg(&mut self, key: ConnKey, track: TrackKey) {
-        self.engine.send(key.worker, Cmd::RemoveLeg { key, track });
         let Some(t) = self.tracks.get_mut(&track) else {
+            self.engine.send(key.worker, Cmd::RemoveLeg { key, track });
             return;
         };
+        if !t.viewers.remove(&key) {
+            return;
+        }
+        self.engine.send(key.worker, Cmd::RemoveLeg { key, track });
         if key.worker != t.source.worker {
             if let Some(n) = t.fanout.get_mut(&key.worker) {
                 *n -= 1;
@@ -450,6 +505,7 @@ impl RoomCtl {
                         kind,
                         source,
                         fanout: HashMap::new(),
+                        viewers: HashSet::new(),
                     },
                 );
                 self.engine.send(
@@ -459,15 +515,8 @@ impl RoomCtl {
                         open: gates.get(kind),
                     },
                 );
-                let subscribers: Vec<UserId> = self
-                    .members
-                    .iter()
-                    .filter(|(u, m)| **u != user && m.subscribe.is_some())
-                    .map(|(u, _)| u.clone())
-                    .collect();
-                for s in subscribers {
-                    self.add_leg(&s, track);
-                }
+                let offered = self.tracks.get(&track).is_some_and(|t| t.offered(gates));
+                self.offer_to_all(track, offered);
                 let _ = self.events.send(MediaEvent::Published {
                     member: user,
                     kind,

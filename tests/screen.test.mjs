@@ -1,0 +1,62 @@
+// Screen sharing in headless Chromium: the viewer's screen tile appears, large and
+// without the "camera off" mark, the sharer sees a preview, and when the share stops
+// the tile goes away at once on both sides (the relay takes the track out of the
+// viewer's connection, so the SDK says `trackRemoved`). Sharing again works.
+import { before, after } from "node:test";
+import assert from "node:assert/strict";
+import { startServer } from "./lib/server.mjs";
+import { launch, eventually, pageSet } from "./lib/browser.mjs";
+
+let server;
+let browser;
+const { open, scenario } = pageSet(() => browser);
+
+before(async () => {
+  server = await startServer();
+  browser = await launch();
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+});
+
+/** Whether `page` plays the tile `key` (`user:screen` or `user:camera`). */
+const plays = (page, key) =>
+  page.evaluate((key) => {
+    const v = document.querySelector(`[data-tile="${CSS.escape(key)}"] video`);
+    return Boolean(v && v.videoWidth > 0 && v.currentTime > 0);
+  }, key);
+const has = (page, key) => page.locator(`[data-tile="${key}"]`).count().then((n) => n > 0);
+
+scenario("a screen share appears, stops at once and can start again", async () => {
+  await server.api("POST", "/v1/rooms", { id: "share", participants: { ann: { role: "presenter" }, ben: {} } });
+  const pages = {};
+  for (const user of ["ann", "ben"]) {
+    const t = await server.api("POST", "/v1/rooms/share/tokens", { userId: user });
+    pages[user] = await open(user, `${server.url}/join#token=${t.token}`);
+    await eventually(`${user} joins`, async () => (await pages[user].textContent("#state")) === "connected");
+  }
+  const { ann, ben } = pages;
+  await eventually("ben sees ann's camera", () => plays(ben, "ann:camera"), 30_000);
+  // The self view is the live camera (it used to be an empty copy of the stream).
+  await eventually("ann sees her own camera", () => plays(ann, "ann:camera"));
+
+  for (const round of [1, 2]) {
+    await ann.click("#screen");
+    await eventually(`round ${round}: ben plays ann's screen`, () => plays(ben, "ann:screen"), 30_000);
+    await eventually(`round ${round}: ann sees her own share`, () => plays(ann, "ann:screen"));
+    assert.equal(await ben.isVisible('[data-tile="ann:screen"] .off'), false, "no camera-off mark on a screen");
+    const screen = await ben.locator('[data-tile="ann:screen"]').boundingBox();
+    const camera = await ben.locator('[data-tile="ann:camera"]').boundingBox();
+    assert.ok(screen.width > camera.width * 1.5, `the screen is the stage: ${screen.width} vs ${camera.width}`);
+    assert.equal(await ann.textContent("#screen"), "Stop sharing");
+
+    await ann.click("#screen");
+    // Within the 5 s below, not the 20 s+ a frozen tile used to stay.
+    await eventually(`round ${round}: ben's screen tile goes away`, async () => !(await has(ben, "ann:screen")), 5_000);
+    await eventually(`round ${round}: ann's preview goes away`, async () => !(await has(ann, "ann:screen")), 5_000);
+    assert.equal(await ann.textContent("#screen"), "Share screen");
+    assert.ok(await plays(ben, "ann:camera"), "the camera plays on");
+  }
+});
