@@ -119,8 +119,19 @@ function renderPeople() {
 function renderControls() {
   const caps = room.capabilities;
   const me = room.localParticipant;
+  // A watcher who can never send sees a watcher's bar, not disabled buttons; in a live
+  // or voice room the buttons stay (disabled) since a seat would enable them.
+  const seated = Boolean(room.info.roomType && room.info.roomType !== "conference");
+  const sends = caps.publishAudio || caps.publishVideo;
+  $("mic").hidden = !sends && !seated;
+  $("cam").hidden = !sends && !seated;
+  $("watching").hidden = sends || seated;
   $("mic").disabled = !caps.publishAudio;
   $("cam").disabled = !caps.publishVideo;
+  for (const [id, allowed] of [["mic", caps.publishAudio], ["cam", caps.publishVideo]]) {
+    $(id).title = allowed ? "" : "Take a seat to use it";
+  }
+  showSelf(me, sends);
   $("screen").hidden = !caps.publishScreen;
   $("mic").setAttribute("aria-pressed", String(me.audio));
   $("mic").textContent = me.audio ? "Mute" : "Unmute";
@@ -128,6 +139,17 @@ function renderControls() {
   $("cam").textContent = me.video ? "Stop camera" : "Start camera";
   $("screen").textContent = me.screen ? "Stop sharing" : "Share screen";
   showOwnScreen(me);
+}
+
+// Your own camera tile, only when you may send (a watcher has no black self tile).
+function showSelf(me, sends) {
+  const shown = document.querySelector(`[data-tile="${CSS.escape(`${me.id}:camera`)}"]`);
+  if (sends && !shown) {
+    tile(me.id, "video").querySelector("video").srcObject = room.localStream;
+    refreshTile(me.id);
+  } else if (!sends && shown) {
+    shown.remove();
+  }
 }
 
 // The sharer sees what it shares, in the same large tile the others see.
@@ -233,8 +255,6 @@ async function join() {
   $("controls").hidden = false;
   $("call").hidden = false;
   wire();
-  const self = tile(room.localParticipant.id, "video");
-  self.querySelector("video").srcObject = room.localStream;
   renderPeople();
   renderControls();
   initLive(room, { showError, nameOf });

@@ -1,4 +1,4 @@
-// Screen sharing in headless Chromium: the viewer's screen tile appears, large and
+// The join page in headless Chromium. Screen sharing: the viewer's screen tile appears, large and
 // without the "camera off" mark, the sharer sees a preview, and when the share stops
 // the tile goes away at once on both sides (the relay takes the track out of the
 // viewer's connection, so the SDK says `trackRemoved`). Sharing again works.
@@ -59,4 +59,26 @@ scenario("a screen share appears, stops at once and can start again", async () =
     assert.equal(await ann.textContent("#screen"), "Share screen");
     assert.ok(await plays(ben, "ann:camera"), "the camera plays on");
   }
+});
+
+scenario("a receive-only viewer gets a viewer's bar, no black self tile, and the log stays folded", async () => {
+  await server.api("POST", "/v1/rooms", { id: "watch", participants: { cat: { role: "presenter" }, dan: { role: "consumer" } } });
+  const pages = {};
+  for (const user of ["cat", "dan"]) {
+    const t = await server.api("POST", "/v1/rooms/watch/tokens", { userId: user });
+    pages[user] = await open(user, `${server.url}/join#token=${t.token}`);
+    await eventually(`${user} joins`, async () => (await pages[user].textContent("#state")) === "connected");
+  }
+  const { cat, dan } = pages;
+  await eventually("dan sees cat", () => plays(dan, "cat:camera"), 30_000);
+  for (const id of ["#mic", "#cam", "#screen"]) assert.equal(await dan.isVisible(id), false, `dan has no ${id} button`);
+  assert.equal(await dan.isVisible("#watching"), true);
+  assert.equal(await has(dan, "dan:camera"), false, "no self tile for a watcher");
+  assert.equal(await cat.isVisible("#mic"), true);
+  assert.equal(await cat.isVisible("#watching"), false);
+  // The event log is there for whoever wants it, folded by default.
+  assert.equal(await dan.isVisible("#log"), false);
+  await dan.click("#events summary");
+  assert.equal(await dan.isVisible("#log"), true);
+  assert.match(await dan.textContent("#log"), /joined watch as dan/);
 });
