@@ -82,3 +82,16 @@ scenario("a receive-only viewer gets a viewer's bar, no black self tile, and the
   assert.equal(await dan.isVisible("#log"), true);
   assert.match(await dan.textContent("#log"), /joined watch as dan/);
 });
+
+scenario("the page counts down the room's last five minutes, and stops when the end moves", async () => {
+  const until = new Date(Date.now() + 4 * 60_000).toISOString();
+  await server.api("POST", "/v1/rooms", { id: "closing", validUntil: until, participants: { eve: {} } });
+  const t = await server.api("POST", "/v1/rooms/closing/tokens", { userId: "eve" });
+  const eve = await open("eve", `${server.url}/join#token=${t.token}`);
+  await eventually("eve joins", async () => (await eve.textContent("#state")) === "connected");
+  await eventually("the countdown shows", async () => /This room ends at .*: [34]:\d\d left/.test(await eve.textContent("#ending")) || eve.textContent("#ending"));
+  const first = await eve.textContent("#ending");
+  await eventually("it counts", async () => (await eve.textContent("#ending")) !== first);
+  await server.api("PATCH", "/v1/rooms/closing", { validUntil: new Date(Date.now() + 3_600_000).toISOString() });
+  await eventually("a later end lifts it", async () => !(await eve.isVisible("#ending")));
+});

@@ -141,6 +141,24 @@ function renderControls() {
   showOwnScreen(me);
 }
 
+// A countdown once the server says the room's window ends soon (5 minutes ahead).
+let endingTimer;
+function showEnding({ validUntil, secondsLeft }) {
+  clearInterval(endingTimer);
+  const el = $("ending");
+  if (secondsLeft > 300) { el.hidden = true; return; }
+  const end = Date.now() + secondsLeft * 1000;
+  const at = new Date(validUntil).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  const tick = () => {
+    const left = Math.max(0, Math.round((end - Date.now()) / 1000));
+    el.textContent = `This room ends at ${at}: ${Math.floor(left / 60)}:${String(left % 60).padStart(2, "0")} left`;
+    if (left === 0) clearInterval(endingTimer);
+  };
+  tick();
+  el.hidden = false;
+  endingTimer = setInterval(tick, 1000);
+}
+
 // Your own camera tile, only when you may send (a watcher has no black self tile).
 function showSelf(me, sends) {
   const shown = document.querySelector(`[data-tile="${CSS.escape(`${me.id}:camera`)}"]`);
@@ -222,6 +240,8 @@ function wire() {
   room.on("left", ({ reason, error }) => {
     const [title, text] = error ? explainError(error) : LEFT[reason] || ["The call ended", reason];
     log(`left: ${reason}`);
+    clearInterval(endingTimer);
+    $("ending").hidden = true;
     $("state").textContent = "disconnected";
     $("state").dataset.state = "disconnected";
     $("controls").hidden = true;
@@ -236,7 +256,8 @@ async function join() {
   $("notice").hidden = true;
   $("title").textContent = "Joining…";
   try {
-    room = await Room.join({ token });
+    // roomEnding can come right after joining, before `join` resolves: listen early.
+    room = await Room.join({ token, on: { roomEnding: showEnding } });
   } catch (e) {
     const [title, text] = explainError(e);
     $("title").textContent = "Convene";

@@ -18,6 +18,7 @@ pub const EVENT_NAMES: &[&str] = &[
     "seatApplicationEnded",
     "roomAttributesChanged",
     "memberAttributesChanged",
+    "roomEnding",
 ];
 
 /// The known event called `name`, or an error listing the known ones.

@@ -208,6 +208,18 @@ pub async fn on_server(ctx: &mut Ctx, msg: ServerMessage) {
             events::set(&o, "outcome", events::value(&outcome));
             ctx.emit(vec![Emit("seatApplicationEnded", o.into())]);
         }
+        ServerMessage::RoomEnding {
+            valid_until,
+            seconds_left,
+        } => {
+            if let Some(s) = ctx.shared.view.borrow_mut().session.as_mut() {
+                s.room.valid_until = valid_until.clone();
+            }
+            let o = js_sys::Object::new();
+            events::set(&o, "validUntil", valid_until.as_str());
+            events::set(&o, "secondsLeft", seconds_left as f64);
+            ctx.emit(vec![Emit("roomEnding", o.into())]);
+        }
         ServerMessage::RoomAttributesChanged { changed } => {
             let all = {
                 let mut view = ctx.shared.view.borrow_mut();

@@ -175,6 +175,17 @@ export interface SeatApplicationEndedEvent {
   outcome: "approved" | "rejected" | "expired" | "cancelled";
 }
 
+/**
+ * The room's window ends soon: sent 5 minutes before `validUntil`, on joining after
+ * that, and again when an admin moves the end while a notice stands (a `secondsLeft`
+ * above 300 means the end was pushed back: the notice is lifted). `room.info.validUntil`
+ * follows it.
+ */
+export interface RoomEndingEvent {
+  validUntil: string;
+  secondsLeft: number;
+}
+
 export interface RoomAttributesChangedEvent {
   /** What changed: a value, or `null` for a removed key. */
   changed: Record<string, string | null>;
@@ -210,6 +221,7 @@ export interface RoomEvents {
   seatApplicationEnded: SeatApplicationEndedEvent;
   roomAttributesChanged: RoomAttributesChangedEvent;
   memberAttributesChanged: MemberAttributesChangedEvent;
+  roomEnding: RoomEndingEvent;
 }
 
 export type RoomEventName = keyof RoomEvents;

@@ -20,6 +20,8 @@ pub const MAX_FRAME_BYTES: usize = 64 * 1024;
 pub const MAX_TOKEN_BYTES: usize = 2048;
 /// Largest chat message text, in bytes.
 pub const MAX_CHAT_BYTES: usize = 4 * 1024;
+/// How long before the room's `validUntil` members get `roomEnding`.
+pub const ROOM_ENDING_NOTICE_SECONDS: u64 = 300;
 
 /// What a role may do (the server's role table decides; see `Role::capabilities`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -245,6 +247,15 @@ pub enum ServerMessage {
         /// Why, when not the member's own choice (`roleChanged`, `mutedBy:<id>`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
+    },
+    /// The room's window ends soon: sent `ROOM_ENDING_NOTICE_SECONDS` before
+    /// `validUntil`, to members joining after that, and again whenever the end moves
+    /// while a notice stands (`secondsLeft` above the notice time: the end was pushed
+    /// back and the notice is lifted).
+    #[serde(rename_all = "camelCase")]
+    RoomEnding {
+        valid_until: String,
+        seconds_left: u64,
     },
     #[serde(rename_all = "camelCase")]
     CapabilitiesChanged {

@@ -71,6 +71,7 @@ export async function live(token: string, other: string): Promise<void> {
   room.on("seatApplicationsChanged", ({ applications }) => console.log(applications[0]?.expiresAt));
   room.on("seatApplicationEnded", ({ outcome }) => console.log(outcome === "approved"));
   room.on("roomAttributesChanged", ({ changed, attributes }) => console.log(changed.topic, attributes));
+  room.on("roomEnding", ({ validUntil, secondsLeft }) => console.log(new Date(validUntil), secondsLeft.toFixed(0)));
   room.on("memberAttributesChanged", (e) => console.log(e.participantId, e.attributes.hand));
   await room.setRoomAttributes({ topic: "Q&A", old: null });
   await room.setMemberAttributes({ hand: "up" });

@@ -81,6 +81,7 @@ impl Session {
         };
         let joined = self.joined_message(&user, outcome == JoinOutcome::Resumed);
         self.out.send(Some(conn), joined);
+        self.tell_ending(conn);
         if self
             .members
             .get(&user)

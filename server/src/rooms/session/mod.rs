@@ -11,6 +11,7 @@
 //! deadline), `output` (what the driver is told).
 
 mod chat;
+mod ending;
 mod lifecycle;
 mod media;
 mod members;
@@ -147,6 +148,10 @@ pub struct Session {
     timers: Timers,
     /// Members whose forwarding gates may have changed during this input.
     gates_dirty: BTreeSet<UserId>,
+    /// The end (`validUntil`) a `roomEnding` notice went out for (see `ending`).
+    ending_told: Option<DateTime<Utc>>,
+    /// When the next `roomEnding` notice is due, on the monotonic clock.
+    ending_at: Option<Instant>,
     ended: bool,
 }
 
@@ -174,6 +179,8 @@ impl Session {
             out: Outputs::default(),
             timers: Timers::new(now.mono, expires_at),
             gates_dirty: BTreeSet::new(),
+            ending_told: None,
+            ending_at: None,
             ended: false,
         };
         let started = serde_json::json!({ "startedAt": now.wall.to_rfc3339() });
@@ -245,6 +252,7 @@ impl Session {
         let next = self
             .timers
             .next(self.destroy_delay(), self.next_grace_deadline());
+        let next = self.ending_at.map_or(next, |t| t.min(next));
         Some(self.seats.next_expiry().map_or(next, |t| t.min(next)))
     }
 
@@ -382,6 +390,8 @@ impl Session {
         self.timers.schedule_flush(pending, now.mono);
         self.timers.set_empty(self.members.is_empty(), now.mono);
         self.timers.expires_at = now.mono_at(self.room.valid_until);
+        self.check_ending();
+        self.ending_at = self.ending_notice_at(now);
     }
 
     fn roster_changed(&mut self, changes: Vec<RosterChange>) {

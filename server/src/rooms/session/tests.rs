@@ -480,3 +480,52 @@ fn dropped_members_expire_in_the_order_they_dropped() {
     h.advance(Duration::from_secs(30));
     assert_eq!(h.s.len(), 2);
 }
+
+fn endings(frames: &[serde_json::Value]) -> Vec<(String, u64)> {
+    frames
+        .iter()
+        .filter(|f| f["type"] == "roomEnding")
+        .map(|f| {
+            (
+                f["validUntil"].as_str().unwrap().to_string(),
+                f["secondsLeft"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn members_hear_the_room_is_ending_five_minutes_ahead_and_when_the_end_moves() {
+    let mut h = Harness::new(room(50));
+    let mut r = h.s.room().clone();
+    r.version = 2;
+    r.valid_until = h.now.wall + chrono::Duration::minutes(20);
+    let end = r.valid_until.to_rfc3339();
+    h.join("a", Role::Attendee);
+    h.input(Input::RoomUpdated(Box::new(r.clone())));
+    h.advance(Duration::from_secs(15 * 60 - 1));
+    assert_eq!(endings(&h.frames("a")), vec![], "not yet");
+    h.advance(Duration::from_secs(1));
+    assert_eq!(
+        endings(&h.frames("a")),
+        vec![(end.clone(), 300)],
+        "at 5 minutes"
+    );
+    // Someone joining during the notice hears it too, with the time left then.
+    h.advance(Duration::from_secs(60));
+    h.join("b", Role::Attendee);
+    assert_eq!(endings(&h.frames("b")), vec![(end.clone(), 240)]);
+    assert_eq!(endings(&h.frames("a")), vec![], "told once");
+    // The admin gives ten more minutes: the notice is lifted with the new end...
+    r.version = 3;
+    r.valid_until += chrono::Duration::minutes(10);
+    let later = r.valid_until.to_rfc3339();
+    h.input(Input::RoomUpdated(Box::new(r)));
+    assert_eq!(endings(&h.frames("a")), vec![(later.clone(), 840)]);
+    assert_eq!(endings(&h.frames("b")), vec![(later.clone(), 840)]);
+    // ... and comes back five minutes before that end.
+    h.advance(Duration::from_secs(540));
+    assert_eq!(endings(&h.frames("a")), vec![(later, 300)]);
+    h.advance(Duration::from_secs(300));
+    assert!(h.ended);
+}
