@@ -95,3 +95,39 @@ scenario("the page counts down the room's last five minutes, and stops when the 
   await server.api("PATCH", "/v1/rooms/closing", { validUntil: new Date(Date.now() + 3_600_000).toISOString() });
   await eventually("a later end lifts it", async () => !(await eve.isVisible("#ending")));
 });
+
+scenario("switching the microphone in the call sends from the new device", async () => {
+  await server.api("POST", "/v1/rooms", { id: "devices", participants: { fay: {}, gus: {} } });
+  const pages = {};
+  for (const user of ["fay", "gus"]) {
+    const t = await server.api("POST", "/v1/rooms/devices/tokens", { userId: user });
+    pages[user] = await open(user, `${server.url}/join#token=${t.token}`);
+    await eventually(`${user} joins`, async () => (await pages[user].textContent("#state")) === "connected");
+  }
+  const { fay, gus } = pages;
+  const sent = () => fay.evaluate(() => window.__pcs.flatMap((pc) => pc.getSenders()).map((s) => s.track).filter((t) => t && t.kind === "audio").map((t) => `${t.label}:${t.readyState}`));
+  await eventually("fay lists her microphones", async () => (await fay.locator("#mic-device option").count()) >= 2);
+  const options = await fay.locator("#mic-device option").allTextContents();
+  const current = await fay.$eval("#mic-device", (s) => s.selectedOptions[0]?.textContent);
+  const other = options.find((o) => o !== current);
+  assert.ok(other, `another microphone than ${current} among ${options}`);
+  await fay.selectOption("#mic-device", { label: other });
+  await eventually("fay sends from the new microphone", async () => (await sent()).includes(`${other}:live`) || JSON.stringify(await sent()));
+  assert.equal(await fay.$eval("#mic-device", (s) => s.selectedOptions[0]?.textContent), other);
+  await eventually("gus still hears fay", async () => (await gus.locator('audio[data-audio="fay"]').count()) === 1);
+  // From the SDK: a made-up device and a kind that cannot be switched are refused clearly.
+  await server.api("PATCH", "/v1/rooms/devices/participants", { participants: { hal: {} } });
+  const t = await server.api("POST", "/v1/rooms/devices/tokens", { userId: "hal" });
+  const hal = await open("hal", `${server.url}/live`);
+  const errors = await hal.evaluate(async (token) => {
+    const { default: init, Room } = await import("/sdk/convene_sdk.js");
+    await init();
+    const room = await Room.join({ token, audio: false, video: false });
+    const why = (p) => p.then(() => "switched", (e) => `${e.code}: ${e.message}`);
+    const out = [await why(room.switchDevice("video", "no-such-camera")), await why(room.switchDevice("screen", "x"))];
+    await room.leave();
+    return out;
+  }, t.token);
+  assert.match(errors[0], /^MediaUnavailable: cannot use the camera: no device has that id/);
+  assert.match(errors[1], /^InvalidParameter: switchDevice takes "audio" or "video"/);
+});

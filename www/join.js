@@ -132,6 +132,7 @@ function renderControls() {
     $(id).title = allowed ? "" : "Take a seat to use it";
   }
   showSelf(me, sends);
+  $("devices-card").hidden = !sends;
   $("screen").hidden = !caps.publishScreen;
   $("mic").setAttribute("aria-pressed", String(me.audio));
   $("mic").textContent = me.audio ? "Mute" : "Unmute";
@@ -158,6 +159,32 @@ function showEnding({ validUntil, secondsLeft }) {
   el.hidden = false;
   endingTimer = setInterval(tick, 1000);
 }
+
+// The microphone and camera pickers: every device the browser lists, the one in use
+// selected. Picking one switches to it at once (room.switchDevice).
+async function listDevices() {
+  const all = await navigator.mediaDevices.enumerateDevices().catch(() => []);
+  const inUse = Object.fromEntries(room.localStream.getTracks().map((t) => [t.kind, t.getSettings().deviceId]));
+  for (const [id, kind, label] of [["mic-device", "audio", "Microphone"], ["cam-device", "video", "Camera"]]) {
+    const select = $(id);
+    const options = all.filter((d) => d.kind === `${kind}input`).map((d, i) => {
+      const o = document.createElement("option");
+      o.value = d.deviceId;
+      o.textContent = d.label || `${label} ${i + 1}`;
+      o.selected = d.deviceId === inUse[kind];
+      return o;
+    });
+    select.replaceChildren(...options);
+    select.disabled = options.length < 2 || (kind === "audio" ? !room.capabilities.publishAudio : !room.capabilities.publishVideo);
+    select.onchange = () => room.switchDevice(kind, select.value).then(() => {
+      const self = document.querySelector(`[data-tile="${CSS.escape(`${room.localParticipant.id}:camera`)}"] video`);
+      if (self && kind === "video") { self.srcObject = null; self.srcObject = room.localStream; }
+      renderControls();
+      listDevices();
+    }, showError);
+  }
+}
+navigator.mediaDevices?.addEventListener?.("devicechange", () => room && room.state === "connected" && listDevices());
 
 // Your own camera tile, only when you may send (a watcher has no black self tile).
 function showSelf(me, sends) {
@@ -234,7 +261,7 @@ function wire() {
     $("state").dataset.state = state;
     log(`connection ${state}${reason ? ` (${reason})` : ""}`);
   });
-  room.on("capabilitiesChanged", ({ role }) => { log(`your role is now ${role}`); renderControls(); renderPeople(); });
+  room.on("capabilitiesChanged", ({ role }) => { log(`your role is now ${role}`); renderControls(); renderPeople(); listDevices(); });
   room.on("message", ({ from, text }) => chatLine(from, text));
   room.on("error", showError);
   room.on("left", ({ reason, error }) => {
@@ -278,6 +305,7 @@ async function join() {
   wire();
   renderPeople();
   renderControls();
+  listDevices();
   initLive(room, { showError, nameOf });
   log(`joined ${room.info.id} as ${room.localParticipant.id}`);
   if (room.mediaError) log(`${room.mediaError.message}; you are in the call without it`);

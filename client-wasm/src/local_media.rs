@@ -28,6 +28,7 @@ fn explain(what: &str, e: JsValue) -> SdkError {
         "NotAllowedError" => "permission was refused".to_string(),
         "NotFoundError" => "no such device was found".to_string(),
         "NotReadableError" => "the device is in use by another application".to_string(),
+        "OverconstrainedError" => "no device has that id (see enumerateDevices)".to_string(),
         _ => Reflect::get(&e, &"message".into())
             .ok()
             .and_then(|m| m.as_string())
@@ -65,6 +66,32 @@ pub async fn user_media(audio: bool, video: bool) -> Result<Vec<MediaStreamTrack
         .map_err(|e| explain(what, e))?
         .unchecked_into();
     Ok(tracks(&stream))
+}
+
+/// The microphone or camera with this `deviceId` (from `enumerateDevices`), exactly.
+pub async fn device_track(audio: bool, device_id: &str) -> Result<MediaStreamTrack, SdkError> {
+    let what = if audio { "microphone" } else { "camera" };
+    let exact = js_sys::Object::new();
+    let id = js_sys::Object::new();
+    let _ = Reflect::set(&id, &"exact".into(), &device_id.into());
+    let _ = Reflect::set(&exact, &"deviceId".into(), &id);
+    let c = MediaStreamConstraints::new();
+    if audio {
+        c.set_audio(&exact);
+    } else {
+        c.set_video(&exact);
+    }
+    let promise = devices()?
+        .get_user_media_with_constraints(&c)
+        .map_err(|e| explain(what, e))?;
+    let stream: MediaStream = JsFuture::from(promise)
+        .await
+        .map_err(|e| explain(what, e))?
+        .unchecked_into();
+    tracks(&stream)
+        .into_iter()
+        .next()
+        .ok_or_else(|| SdkError::media_unavailable(format!("the {what} gave no track")))
 }
 
 /// A screen, window or tab the user picks.

@@ -165,7 +165,13 @@ pub async fn publish(
     } else {
         ctx.local.stream.add_track(&track);
     }
-    stop(ctx.local.slot(kind).replace(same(&track)));
+    // A replaced track (a device switch) leaves the previews with its slot.
+    let old = ctx.local.slot(kind).replace(same(&track));
+    if let Some(o) = &old {
+        ctx.local.stream.remove_track(o);
+        ctx.media.screen_stream.remove_track(o);
+    }
+    stop(old);
     match ctx.media.senders.get(&kind).cloned() {
         Some(s) => {
             JsFuture::from(s.replace_track(Some(&track)))

@@ -406,12 +406,69 @@ impl Room {
         })
     }
 
+    /// Sends from another microphone (`"audio"`) or camera (`"video"`): `deviceId` as
+    /// `navigator.mediaDevices.enumerateDevices()` lists it. The old device is released;
+    /// the new one is on (switching turns a muted microphone or stopped camera on).
+    #[wasm_bindgen(js_name = switchDevice, unchecked_return_type = "Promise<void>")]
+    pub fn switch_device(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "\"audio\" | \"video\"")] kind: String,
+        device_id: String,
+    ) -> Promise {
+        let shared = self.shared.clone();
+        promise(async move {
+            let kind = match kind.as_str() {
+                "audio" => TrackKind::Audio,
+                "video" => TrackKind::Video,
+                other => {
+                    return Err(SdkError::invalid(
+                        "kind",
+                        format!("switchDevice takes \"audio\" or \"video\", not {other:?}"),
+                    ))
+                }
+            };
+            if device_id.is_empty() {
+                return Err(SdkError::invalid(
+                    "deviceId",
+                    "give a deviceId from enumerateDevices()",
+                ));
+            }
+            allowed(&shared, kind)?;
+            let track =
+                crate::local_media::device_track(kind == TrackKind::Audio, &device_id).await?;
+            device(&shared, kind, true, Some(track)).await?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
     fn set_enabled(&self, kind: TrackKind, on: bool) -> Promise {
         let shared = self.shared.clone();
         promise(async move {
             set_enabled(&shared, kind, on).await?;
             Ok(JsValue::UNDEFINED)
         })
+    }
+}
+
+/// Whether this member's role lets it send `kind` now.
+fn allowed(shared: &Shared, kind: TrackKind) -> Result<(), SdkError> {
+    connected(shared)?;
+    let view = shared.view.borrow();
+    let Some(s) = &view.session else {
+        return Err(SdkError::not_connected());
+    };
+    let ok = match kind {
+        TrackKind::Audio => s.caps.publish_audio,
+        TrackKind::Video => s.caps.publish_video,
+        TrackKind::Screen => s.caps.publish_screen,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(SdkError::server(
+            convene_protocol::ErrorCode::PermissionDenied,
+            format!("the {} role may not publish {}", s.role, kind.as_str()),
+        ))
     }
 }
 
@@ -435,21 +492,7 @@ fn send(shared: &Shared, msg: ClientMessage) -> Result<(), SdkError> {
 async fn set_enabled(shared: &Shared, kind: TrackKind, on: bool) -> Result<(), SdkError> {
     connected(shared)?;
     if on {
-        let view = shared.view.borrow();
-        let Some(s) = &view.session else {
-            return Err(SdkError::not_connected());
-        };
-        let ok = match kind {
-            TrackKind::Audio => s.caps.publish_audio,
-            TrackKind::Video => s.caps.publish_video,
-            TrackKind::Screen => s.caps.publish_screen,
-        };
-        if !ok {
-            return Err(SdkError::server(
-                convene_protocol::ErrorCode::PermissionDenied,
-                format!("the {} role may not publish {}", s.role, kind.as_str()),
-            ));
-        }
+        allowed(shared, kind)?;
     }
     if device(shared, kind, on, None).await? == DeviceStep::NeedTrack {
         let track = local_tracks::acquire(kind).await?;
