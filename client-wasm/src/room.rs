@@ -413,7 +413,7 @@ impl Room {
     pub fn switch_device(
         &self,
         #[wasm_bindgen(unchecked_param_type = "\"audio\" | \"video\"")] kind: String,
-        device_id: String,
+        #[wasm_bindgen(js_name = deviceId)] device_id: String,
     ) -> Promise {
         let shared = self.shared.clone();
         promise(async move {

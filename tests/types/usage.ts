@@ -26,6 +26,7 @@ export async function example(token: string): Promise<void> {
   room.off("error", onError);
   await room.setMicrophoneEnabled(false);
   await room.setCameraEnabled(true);
+  await room.switchDevice("audio", "some-device-id");
   await room.sendMessage("hi");
   await room.muteParticipant("bob");
   await room.muteParticipant("bob", { audio: true });
@@ -48,6 +49,8 @@ export async function example(token: string): Promise<void> {
   room.on("participantJoined", (e: TrackEvent) => void e);
   // @ts-expect-error: token is required
   await Room.join({ url: "https://calls.example.com" });
+  // @ts-expect-error: a screen is picked by the browser, not switched by id
+  await room.switchDevice("screen", "x");
   // @ts-expect-error: not an error code
   const bad: ConveneError["code"] = "Oops";
   void bad;
