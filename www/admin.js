@@ -46,9 +46,12 @@ async function signIn(k) {
   sessionStorage.setItem("convene-admin-key", key);
   clearAlert();
   $("app").hidden = false;
-  $("key-forget").hidden = false;
+  // Signed in: the key field goes, a plain statement and "Sign out" take its place.
   $("key").value = "";
-  $("key").placeholder = "signed in";
+  $("key-label").hidden = true;
+  $("key-use").hidden = true;
+  $("signed-in").hidden = false;
+  $("key-forget").hidden = false;
 }
 
 async function loadRooms() {
