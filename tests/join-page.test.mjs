@@ -131,3 +131,47 @@ scenario("switching the microphone in the call sends from the new device", async
   assert.match(errors[0], /^MediaUnavailable: cannot use the camera: no device has that id/);
   assert.match(errors[1], /^InvalidParameter: switchDevice takes "audio" or "video"/);
 });
+
+/** The stage's layout on `page`: camera tiles, their boxes, and whether anything overflows. */
+const layout = (page) =>
+  page.evaluate(() => {
+    const stage = document.getElementById("tiles").getBoundingClientRect();
+    const tiles = [...document.querySelectorAll("#tiles .tile:not(.screen)")].map((t) => {
+      const r = t.getBoundingClientRect();
+      return { w: r.width, h: r.height, fit: getComputedStyle(t.querySelector("video")).objectFit };
+    });
+    return { stage: stage.width, tiles, overflow: document.documentElement.scrollWidth > innerWidth };
+  });
+
+scenario("the stage fills with 1, 2 and 4 people, keeps cameras whole and fits a phone", async () => {
+  const users = ["p1", "p2", "p3", "p4"];
+  await server.api("POST", "/v1/rooms", { id: "grid", participants: Object.fromEntries(users.map((u) => [u, {}])) });
+  const pages = [];
+  const expect = { 1: 1, 2: 2, 4: 2 }; // people -> columns on a desktop
+  for (const user of users) {
+    const t = await server.api("POST", "/v1/rooms/grid/tokens", { userId: user });
+    const page = await open(user, `${server.url}/join#token=${t.token}`);
+    await page.setViewportSize({ width: 1280, height: 800 });
+    await eventually(`${user} joins`, async () => (await page.textContent("#state")) === "connected");
+    pages.push(page);
+    const n = pages.length;
+    if (!expect[n]) continue;
+    const first = pages[0];
+    await eventually(`${n} tiles on the first page`, async () => (await layout(first)).tiles.length === n, 30_000);
+    const { stage, tiles, overflow } = await layout(first);
+    const cols = expect[n];
+    for (const t of tiles) {
+      // Each tile takes its column's share of the stage (gaps aside).
+      assert.ok(t.w > (stage / cols) * 0.9, `${n} people: a tile ${t.w} px wide on a ${stage} px stage`);
+      assert.equal(t.fit, "contain", "cameras are shown whole");
+    }
+    assert.equal(overflow, false, `${n} people: nothing wider than the window`);
+  }
+  // A phone-sized window: two columns, nothing overflows.
+  const phone = pages[3];
+  await phone.setViewportSize({ width: 390, height: 844 });
+  await eventually("the phone lays out", async () => {
+    const { stage, tiles, overflow } = await layout(phone);
+    return (!overflow && tiles.length === 4 && tiles.every((t) => t.w > stage / 2 * 0.85 && t.w < stage * 0.6)) || JSON.stringify({ stage, tiles, overflow });
+  });
+});

@@ -79,6 +79,13 @@ function tile(id, kind) {
   return t;
 }
 
+// Columns for the camera count (a shared screen takes a row of its own).
+const tilesEl = document.getElementById("tiles");
+new MutationObserver(() => {
+  const n = tilesEl.querySelectorAll(".tile:not(.screen)").length;
+  tilesEl.dataset.cols = String(n <= 1 ? 1 : n <= 4 ? 2 : n <= 9 ? 3 : 4);
+}).observe(tilesEl, { childList: true });
+
 function refreshTile(id) {
   const p = room.participants().find((x) => x.id === id);
   const t = document.querySelector(`[data-tile="${CSS.escape(`${id}:camera`)}"]`);
