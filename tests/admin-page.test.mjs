@@ -1,23 +1,9 @@
 // The admin page at a desktop and a phone width: signed in is plainly said (the key
 // field goes away), and a long room name, id and roster fit: nothing widens the page.
-import { before, after } from "node:test";
 import assert from "node:assert/strict";
-import { startServer } from "./lib/server.mjs";
-import { launch, eventually, pageSet } from "./lib/browser.mjs";
+import { eventually, browserSuite } from "./lib/browser.mjs";
 
-let server;
-let browser;
-const { open, scenario } = pageSet(() => browser);
-
-before(async () => {
-  server = await startServer();
-  browser = await launch();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+const { server, open, scenario } = browserSuite();
 
 scenario("the admin page fits a phone and a desktop, and says when you are signed in", async () => {
   const id = "quarterly-roadmap-design-review-with-a-long-identifier";

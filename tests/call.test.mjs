@@ -1,24 +1,10 @@
 // The whole path a browser user and an admin take, with the real server and headless
 // Chromium: the admin page sets up a room, two people join from their links, see and
 // hear each other, mute, reload, get removed; bad links are refused in plain words.
-import { before, after } from "node:test";
 import assert from "node:assert/strict";
-import { startServer } from "./lib/server.mjs";
-import { launch, inbound, srtpCiphers, eventually, pageSet } from "./lib/browser.mjs";
+import { inbound, srtpCiphers, eventually, browserSuite } from "./lib/browser.mjs";
 
-let server;
-let browser;
-const { open, scenario } = pageSet(() => browser);
-
-before(async () => {
-  server = await startServer();
-  browser = await launch();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+const { server, open, scenario } = browserSuite();
 
 const person = (page, id) => page.locator(`#people li[data-id="${id}"]`);
 

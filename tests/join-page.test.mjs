@@ -2,24 +2,10 @@
 // without the "camera off" mark, the sharer sees a preview, and when the share stops
 // the tile goes away at once on both sides (the relay takes the track out of the
 // viewer's connection, so the SDK says `trackRemoved`). Sharing again works.
-import { before, after } from "node:test";
 import assert from "node:assert/strict";
-import { startServer } from "./lib/server.mjs";
-import { launch, eventually, pageSet } from "./lib/browser.mjs";
+import { eventually, browserSuite } from "./lib/browser.mjs";
 
-let server;
-let browser;
-const { open, scenario } = pageSet(() => browser);
-
-before(async () => {
-  server = await startServer();
-  browser = await launch();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+const { server, open, scenario } = browserSuite();
 
 /** Whether `page` plays the tile `key` (`user:screen` or `user:camera`). */
 const plays = (page, key) =>

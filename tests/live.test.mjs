@@ -3,24 +3,10 @@
 // one from the public live list). Viewers see and hear the guests and cannot publish;
 // the list shows the right counts; the host's topic reaches every page. Then one page
 // switches rooms and leaves all, and finds the five-room limit.
-import { before, after } from "node:test";
 import assert from "node:assert/strict";
-import { startServer } from "./lib/server.mjs";
-import { launch, eventually, pageSet } from "./lib/browser.mjs";
+import { eventually, browserSuite } from "./lib/browser.mjs";
 
-let server;
-let browser;
-const { open, scenario } = pageSet(() => browser);
-
-before(async () => {
-  server = await startServer();
-  browser = await launch();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+const { server, open, scenario } = browserSuite();
 
 const join = async (name, user) => {
   const t = await server.api("POST", "/v1/rooms/show/tokens", { userId: user });

@@ -1,10 +1,11 @@
 // Headless Debian Chromium with a fake camera and microphone, one context per person.
 // Each page records its RTCPeerConnections and WebSockets (see RECORD).
-import { test } from "node:test";
+import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { chromium } from "playwright-core";
 import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
+import { startServer } from "./server.mjs";
 
 export const ARTIFACTS = resolve(import.meta.dirname, "../artifacts");
 
@@ -140,4 +141,23 @@ export function pageSet(browser) {
       }
     });
   return { pages, open, scenario };
+}
+
+/**
+ * A test file's real server and Chromium, started before its tests and stopped after:
+ * `server` is filled in by `before` (so `server.url` and `server.api` work in tests),
+ * with `open` and `scenario` as in `pageSet`.
+ */
+export function browserSuite() {
+  const server = {};
+  let browser;
+  before(async () => {
+    Object.assign(server, await startServer());
+    browser = await launch();
+  });
+  after(async () => {
+    await browser?.close();
+    await server.stop?.();
+  });
+  return { server, ...pageSet(() => browser) };
 }
