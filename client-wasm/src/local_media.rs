@@ -58,14 +58,18 @@ pub async fn user_media(audio: bool, video: bool) -> Result<Vec<MediaStreamTrack
     let c = MediaStreamConstraints::new();
     c.set_audio_bool(audio);
     c.set_video_bool(video);
+    Ok(tracks(&get_user_media(&c, what).await?))
+}
+
+/// `getUserMedia(c)`, its refusals explained for `what`.
+async fn get_user_media(c: &MediaStreamConstraints, what: &str) -> Result<MediaStream, SdkError> {
     let promise = devices()?
-        .get_user_media_with_constraints(&c)
+        .get_user_media_with_constraints(c)
         .map_err(|e| explain(what, e))?;
-    let stream: MediaStream = JsFuture::from(promise)
+    Ok(JsFuture::from(promise)
         .await
         .map_err(|e| explain(what, e))?
-        .unchecked_into();
-    Ok(tracks(&stream))
+        .unchecked_into())
 }
 
 /// The microphone or camera with this `deviceId` (from `enumerateDevices`), exactly.
@@ -81,14 +85,7 @@ pub async fn device_track(audio: bool, device_id: &str) -> Result<MediaStreamTra
     } else {
         c.set_video(&exact);
     }
-    let promise = devices()?
-        .get_user_media_with_constraints(&c)
-        .map_err(|e| explain(what, e))?;
-    let stream: MediaStream = JsFuture::from(promise)
-        .await
-        .map_err(|e| explain(what, e))?
-        .unchecked_into();
-    tracks(&stream)
+    tracks(&get_user_media(&c, what).await?)
         .into_iter()
         .next()
         .ok_or_else(|| SdkError::media_unavailable(format!("the {what} gave no track")))
