@@ -490,9 +490,10 @@ fn send(shared: &Shared, msg: ClientMessage) -> Result<(), SdkError> {
 /// Checks what the role allows, then hands the request to the driver; when it needs a
 /// new device, asks the browser here (a prompt may take a while) and hands that over.
 async fn set_enabled(shared: &Shared, kind: TrackKind, on: bool) -> Result<(), SdkError> {
-    connected(shared)?;
     if on {
         allowed(shared, kind)?;
+    } else {
+        connected(shared)?;
     }
     if device(shared, kind, on, None).await? == DeviceStep::NeedTrack {
         let track = local_tracks::acquire(kind).await?;

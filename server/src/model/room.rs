@@ -129,6 +129,31 @@ impl Room {
     pub fn has_ended_at(&self, now: DateTime<Utc>) -> bool {
         self.window_at(now) == Window::Ended
     }
+
+    /// A conference room `r` open from `from` to `until`, for unit tests.
+    #[cfg(test)]
+    pub fn for_tests(from: DateTime<Utc>, until: DateTime<Utc>, announce_limit: u32) -> Self {
+        Room {
+            id: RoomId::parse("r").unwrap(),
+            version: 1,
+            name: String::new(),
+            created_at: from,
+            valid_from: from,
+            valid_until: until,
+            max_participants: None,
+            join_policy: JoinPolicy::Invite,
+            is_message_disabled: false,
+            is_public_visible: false,
+            cover_url: None,
+            destroy_delay_seconds: 0,
+            announce_limit,
+            attributes: BTreeMap::new(),
+            room_type: RoomType::Conference,
+            owner_id: None,
+            max_seat_count: 8,
+            take_seat_mode: TakeSeatMode::FreeToTake,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -139,26 +164,7 @@ mod tests {
     #[test]
     fn window_edges() {
         let t = Utc.with_ymd_and_hms(2026, 3, 1, 10, 0, 0).unwrap();
-        let room = Room {
-            id: RoomId::parse("r").unwrap(),
-            version: 1,
-            name: String::new(),
-            created_at: t,
-            valid_from: t,
-            valid_until: t + Duration::hours(1),
-            max_participants: None,
-            join_policy: JoinPolicy::Invite,
-            is_message_disabled: false,
-            is_public_visible: false,
-            cover_url: None,
-            destroy_delay_seconds: 0,
-            announce_limit: 50,
-            attributes: BTreeMap::new(),
-            room_type: RoomType::Conference,
-            owner_id: None,
-            max_seat_count: 8,
-            take_seat_mode: TakeSeatMode::FreeToTake,
-        };
+        let room = Room::for_tests(t, t + Duration::hours(1), 50);
         assert_eq!(room.window_at(t - Duration::seconds(1)), Window::NotYetOpen);
         assert_eq!(room.window_at(t), Window::Open);
         assert_eq!(room.window_at(t + Duration::hours(1)), Window::Ended);

@@ -11,7 +11,7 @@ use serde_json::Value;
 use tokio::sync::mpsc::{self, Receiver};
 
 use super::*;
-use crate::model::{JoinPolicy, Role};
+use crate::model::Role;
 use crate::rooms::delivery::Delivery;
 use crate::rooms::outbound::Outbound;
 
@@ -20,26 +20,7 @@ pub(super) fn t0() -> DateTime<Utc> {
 }
 
 pub(super) fn room(limit: u32) -> Room {
-    Room {
-        id: crate::ids::RoomId::parse("r").unwrap(),
-        version: 1,
-        name: String::new(),
-        created_at: t0(),
-        valid_from: t0(),
-        valid_until: t0() + chrono::Duration::days(1),
-        max_participants: None,
-        join_policy: JoinPolicy::Invite,
-        is_message_disabled: false,
-        is_public_visible: false,
-        cover_url: None,
-        destroy_delay_seconds: 0,
-        announce_limit: limit,
-        attributes: Default::default(),
-        room_type: Default::default(),
-        owner_id: None,
-        max_seat_count: 8,
-        take_seat_mode: Default::default(),
-    }
+    Room::for_tests(t0(), t0() + chrono::Duration::days(1), limit)
 }
 
 pub(super) fn uid(u: &str) -> UserId {
@@ -139,6 +120,18 @@ impl Harness {
             conn,
             msg,
         });
+    }
+
+    /// `user` turns its microphone and camera on or off (`None`: unchanged).
+    pub(super) fn set_media(&mut self, user: &str, audio: Option<bool>, video: Option<bool>) {
+        self.client(
+            user,
+            ClientMessage::SetMedia {
+                audio,
+                video,
+                screen: None,
+            },
+        );
     }
 
     /// Moves time forward by `d`, running every deadline on the way at its own time.

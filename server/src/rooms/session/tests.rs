@@ -17,14 +17,7 @@ fn a_slow_member_is_skipped_then_resynchronised() {
     // slow's queue: its `joined` plus one more frame, then it is full.
     h.join_with("slow", Role::Attendee, 2, None).unwrap();
     for i in 0..10 {
-        h.client(
-            "fast",
-            ClientMessage::SetMedia {
-                audio: Some(i % 2 == 0),
-                video: None,
-                screen: None,
-            },
-        );
+        h.set_media("fast", Some(i % 2 == 0), None);
     }
     assert_eq!(h.s.members.laggards(), 1);
     // The fast member got every event, and nobody waited.
@@ -321,23 +314,9 @@ fn roles_gate_publishing_with_one_check() {
     h.join("c", Role::Consumer);
     h.join("a", Role::Attendee);
     h.frames("c");
-    h.client(
-        "c",
-        ClientMessage::SetMedia {
-            audio: Some(true),
-            video: None,
-            screen: None,
-        },
-    );
+    h.set_media("c", Some(true), None);
     assert_eq!(h.frames("c")[0]["error"]["code"], "PermissionDenied");
-    h.client(
-        "a",
-        ClientMessage::SetMedia {
-            audio: Some(true),
-            video: Some(true),
-            screen: None,
-        },
-    );
+    h.set_media("a", Some(true), Some(true));
     let gates = MediaSet {
         audio: true,
         video: true,
@@ -376,14 +355,7 @@ fn only_presenters_mute_others() {
     let mut h = Harness::new(room(50));
     h.join("p", Role::Presenter);
     h.join("a", Role::Attendee);
-    h.client(
-        "a",
-        ClientMessage::SetMedia {
-            audio: Some(true),
-            video: Some(true),
-            screen: None,
-        },
-    );
+    h.set_media("a", Some(true), Some(true));
     h.frames("a");
     h.frames("p");
     let mute = |id: &str| ClientMessage::Mute {

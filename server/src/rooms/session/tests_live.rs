@@ -36,14 +36,7 @@ fn a_seat_is_what_lets_an_attendee_publish() {
     assert_eq!(joined["capabilities"]["publishAudio"], false);
     assert_eq!(joined["seats"].as_array().unwrap().len(), 2);
     assert_eq!(joined["room"]["roomType"], "live");
-    h.client(
-        "a",
-        ClientMessage::SetMedia {
-            audio: Some(true),
-            video: None,
-            screen: None,
-        },
-    );
+    h.set_media("a", Some(true), None);
     let got = h.frames("a");
     assert_eq!(error_code(&got).as_deref(), Some("PermissionDenied"));
     assert!(of_type(&got, "error")[0]["error"]["message"]
@@ -60,14 +53,7 @@ fn a_seat_is_what_lets_an_attendee_publish() {
     let got = h.frames("w");
     let seats = &of_type(&got, "seatsChanged")[0]["seats"];
     assert_eq!(seats[1]["userId"], "a");
-    h.client(
-        "a",
-        ClientMessage::SetMedia {
-            audio: Some(true),
-            video: Some(true),
-            screen: None,
-        },
-    );
+    h.set_media("a", Some(true), Some(true));
     h.frames("a");
     assert_eq!(
         h.media.last(),
@@ -112,26 +98,12 @@ fn presenters_publish_without_a_seat_and_voice_rooms_are_audio_only() {
     r.room_type = RoomType::Voice;
     let mut h = Harness::new(r);
     h.join("p", Role::Presenter);
-    h.client(
-        "p",
-        ClientMessage::SetMedia {
-            audio: Some(true),
-            video: None,
-            screen: None,
-        },
-    );
+    h.set_media("p", Some(true), None);
     assert!(
         of_type(&h.frames("p"), "error").is_empty(),
         "a presenter needs no seat"
     );
-    h.client(
-        "p",
-        ClientMessage::SetMedia {
-            audio: None,
-            video: Some(true),
-            screen: None,
-        },
-    );
+    h.set_media("p", None, Some(true));
     let got = h.frames("p");
     assert!(of_type(&got, "error")[0]["error"]["message"]
         .as_str()
@@ -313,14 +285,7 @@ fn a_conference_has_no_seats_and_a_type_change_takes_rights_away() {
         error_code(&h.frames("a")).as_deref(),
         Some("InvalidParameter")
     );
-    h.client(
-        "a",
-        ClientMessage::SetMedia {
-            audio: Some(true),
-            video: Some(true),
-            screen: None,
-        },
-    );
+    h.set_media("a", Some(true), Some(true));
     h.frames("a");
     // The room becomes a live room: an attendee without a seat stops publishing.
     let mut r = h.s.room().clone();
