@@ -2,9 +2,9 @@
 // Chromium: the admin page sets up a room, two people join from their links, see and
 // hear each other, mute, reload, get removed; bad links are refused in plain words.
 import assert from "node:assert/strict";
-import { inbound, srtpCiphers, eventually, browserSuite } from "./lib/browser.mjs";
+import { inbound, srtpCiphers, eventually, browserSuite, joinPastPrejoin } from "./lib/browser.mjs";
 
-const { server, open, scenario } = browserSuite();
+const { server, open, openCall, scenario } = browserSuite();
 
 const person = (page, id) => page.locator(`#people li[data-id="${id}"]`);
 
@@ -54,8 +54,8 @@ scenario("admin invites A and B; they see and hear each other; mute, reload, rem
   assert.ok(linkA.startsWith(`${server.url}/join#token=`), linkA);
 
   // A and B join; each lists the other.
-  const a = await open("alice", linkA);
-  const b = await open("bob", linkB);
+  const a = await openCall("alice", linkA);
+  const b = await openCall("bob", linkB);
   await person(a, "bob").waitFor({ timeout: 20_000 });
   await person(b, "alice").waitFor({ timeout: 20_000 });
   assert.equal(await a.textContent("#title"), "E2E call");
@@ -130,6 +130,7 @@ scenario("admin invites A and B; they see and hear each other; mute, reload, rem
 
   // A reloads: it rejoins, with new connections, and media flows again both ways.
   await a.reload();
+  await joinPastPrejoin(a);
   await person(a, "bob").waitFor({ timeout: 20_000 });
   assert.equal(await a.textContent("#state"), "connected");
   await eventually("alice's video decoded again", async () => (await inbound(a, "video")).framesDecoded > 0, 30_000);
@@ -155,7 +156,7 @@ scenario("bad links are refused with messages people understand", async () => {
   // Uninvited: a token minted before the invitation was withdrawn.
   const carol = await server.api("POST", "/v1/rooms/e2e-refusals/tokens", { userId: "carol" });
   await server.api("PATCH", "/v1/rooms/e2e-refusals/participants", { participants: { carol: null } });
-  const c = await open("carol", carol.joinUrl);
+  const c = await openCall("carol", carol.joinUrl);
   await eventually("carol is told she is not invited", async () => /You are not invited to this room/.test(await c.textContent("#notice")));
   assert.equal(await c.isVisible("#call"), false);
 
@@ -163,7 +164,7 @@ scenario("bad links are refused with messages people understand", async () => {
   await server.api("POST", "/v1/rooms", { id: "e2e-brief", validUntil: new Date(now + 2500).toISOString(), participants: { dave: {} } });
   const dave = await server.api("POST", "/v1/rooms/e2e-brief/tokens", { userId: "dave" });
   await new Promise((r) => setTimeout(r, Math.max(0, now + 3000 - Date.now())));
-  const d = await open("dave", dave.joinUrl);
+  const d = await openCall("dave", dave.joinUrl);
   await eventually("dave is told the room has ended", async () => /This room has ended/.test(await d.textContent("#notice")));
   assert.match(await d.textContent("#notice"), /This room closed on/);
 
@@ -171,7 +172,7 @@ scenario("bad links are refused with messages people understand", async () => {
   const opens = new Date(now + 3 * 86400_000);
   await server.api("POST", "/v1/rooms", { id: "e2e-later", validFrom: opens.toISOString(), participants: { erin: {} } });
   const erin = await server.api("POST", "/v1/rooms/e2e-later/tokens", { userId: "erin" });
-  const e = await open("erin", erin.joinUrl);
+  const e = await openCall("erin", erin.joinUrl);
   await eventually("erin is told when the room opens", async () => /This room opens on/.test(await e.textContent("#notice")));
   const month = opens.toLocaleDateString("en-US", { month: "long" });
   assert.match(await e.textContent("#notice"), new RegExp(`${month}`));

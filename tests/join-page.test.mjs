@@ -3,9 +3,9 @@
 // the tile goes away at once on both sides (the relay takes the track out of the
 // viewer's connection, so the SDK says `trackRemoved`). Sharing again works.
 import assert from "node:assert/strict";
-import { eventually, browserSuite } from "./lib/browser.mjs";
+import { eventually, browserSuite, ARTIFACTS } from "./lib/browser.mjs";
 
-const { server, open, scenario } = browserSuite();
+const { server, open, openCall, scenario } = browserSuite();
 
 /** Whether `page` plays the tile `key` (`user:screen` or `user:camera`). */
 const plays = (page, key) =>
@@ -20,7 +20,7 @@ scenario("a screen share appears, stops at once and can start again", async () =
   const pages = {};
   for (const user of ["ann", "ben"]) {
     const t = await server.api("POST", "/v1/rooms/share/tokens", { userId: user });
-    pages[user] = await open(user, `${server.url}/join#token=${t.token}`);
+    pages[user] = await openCall(user, `${server.url}/join#token=${t.token}`);
     await eventually(`${user} joins`, async () => (await pages[user].textContent("#state")) === "connected");
   }
   const { ann, ben } = pages;
@@ -52,7 +52,7 @@ scenario("a receive-only viewer gets a viewer's bar, no black self tile, and the
   const pages = {};
   for (const user of ["cat", "dan"]) {
     const t = await server.api("POST", "/v1/rooms/watch/tokens", { userId: user });
-    pages[user] = await open(user, `${server.url}/join#token=${t.token}`);
+    pages[user] = await openCall(user, `${server.url}/join#token=${t.token}`);
     await eventually(`${user} joins`, async () => (await pages[user].textContent("#state")) === "connected");
   }
   const { cat, dan } = pages;
@@ -73,7 +73,7 @@ scenario("the page counts down the room's last five minutes, and stops when the 
   const until = new Date(Date.now() + 4 * 60_000).toISOString();
   await server.api("POST", "/v1/rooms", { id: "closing", validUntil: until, participants: { eve: {} } });
   const t = await server.api("POST", "/v1/rooms/closing/tokens", { userId: "eve" });
-  const eve = await open("eve", `${server.url}/join#token=${t.token}`);
+  const eve = await openCall("eve", `${server.url}/join#token=${t.token}`);
   await eventually("eve joins", async () => (await eve.textContent("#state")) === "connected");
   await eventually("the countdown shows", async () => /This room ends at .*: [34]:\d\d left/.test(await eve.textContent("#ending")) || eve.textContent("#ending"));
   const first = await eve.textContent("#ending");
@@ -87,7 +87,7 @@ scenario("switching the microphone in the call sends from the new device", async
   const pages = {};
   for (const user of ["fay", "gus"]) {
     const t = await server.api("POST", "/v1/rooms/devices/tokens", { userId: user });
-    pages[user] = await open(user, `${server.url}/join#token=${t.token}`);
+    pages[user] = await openCall(user, `${server.url}/join#token=${t.token}`);
     await eventually(`${user} joins`, async () => (await pages[user].textContent("#state")) === "connected");
   }
   const { fay, gus } = pages;
@@ -136,7 +136,7 @@ scenario("the stage fills with 1, 2 and 4 people, keeps cameras whole and fits a
   const expect = { 1: 1, 2: 2, 4: 2 }; // people -> columns on a desktop
   for (const user of users) {
     const t = await server.api("POST", "/v1/rooms/grid/tokens", { userId: user });
-    const page = await open(user, `${server.url}/join#token=${t.token}`);
+    const page = await openCall(user, `${server.url}/join#token=${t.token}`);
     await page.setViewportSize({ width: 1280, height: 800 });
     await eventually(`${user} joins`, async () => (await page.textContent("#state")) === "connected");
     pages.push(page);
@@ -160,4 +160,101 @@ scenario("the stage fills with 1, 2 and 4 people, keeps cameras whole and fits a
     const { stage, tiles, overflow } = await layout(phone);
     return (!overflow && tiles.length === 4 && tiles.every((t) => t.w > stage / 2 * 0.85 && t.w < stage * 0.6)) || JSON.stringify({ stage, tiles, overflow });
   });
+
+  // Nine people: three columns, every camera whole and on screen. The five others join
+  // from one page through the SDK (a page per person is too heavy for two cores).
+  const more = ["p5", "p6", "p7", "p8", "p9"];
+  await server.api("PATCH", "/v1/rooms/grid/participants", { participants: Object.fromEntries(more.map((u) => [u, {}])) });
+  const tokens = [];
+  for (const user of more) tokens.push((await server.api("POST", "/v1/rooms/grid/tokens", { userId: user })).token);
+  const crowd = await open("crowd", `${server.url}/live`);
+  const crowdErrors = await crowd.evaluate(async (tokens) => {
+    const { default: init, Room } = await import("/sdk/convene_sdk.js");
+    await init();
+    window.crowd = [];
+    for (const token of tokens) window.crowd.push(await Room.join({ token }));
+    return window.crowd.map((r) => r.mediaError && r.mediaError.message).filter(Boolean);
+  }, tokens);
+  assert.deepEqual(crowdErrors, [], "the crowd's cameras");
+  const first = pages[0];
+  await eventually("9 tiles on the first page", async () => {
+    const n = (await layout(first)).tiles.length;
+    if (n === 9) return true;
+    // Who is missing, and what their side says.
+    const crowdState = await crowd.evaluate(() => window.crowd.map((r) => {
+      const me = r.localParticipant;
+      return `${me.id}: ${r.state}, audio ${me.audio}, video ${me.video}, tracks ${r.localStream.getTracks().map((t) => `${t.kind}:${t.readyState}`)}`;
+    }));
+    return `${n} tiles; ${crowdState.join("; ")}; pcs ${await crowd.evaluate(() => window.__pcs.map((pc) => pc.connectionState).join(" "))}`;
+  }, 45_000);
+  await eventually("nine people in three columns, all on screen", async () => {
+    const { stage, tiles, overflow } = await layout(first);
+    const fits = await first.evaluate(() => [...document.querySelectorAll("#tiles .tile")].every((t) => t.getBoundingClientRect().bottom <= innerHeight));
+    return (!overflow && fits && tiles.every((t) => t.w > (stage / 3) * 0.9 && t.w < stage / 2 && t.fit === "contain")) || JSON.stringify({ stage, tiles, overflow, fits });
+  });
+  await first.screenshot({ path: `${ARTIFACTS}/layout-9-people.png` });
+});
+
+scenario("the pre-join screen previews the camera, takes a device choice, and joins with it", async () => {
+  await server.api("POST", "/v1/rooms", { id: "lobby", name: "Design review", participants: { ida: {}, jon: { role: "consumer" } } });
+  const t = await server.api("POST", "/v1/rooms/lobby/tokens", { userId: "ida" });
+  const ida = await open("ida", `${server.url}/join#token=${t.token}`);
+  await ida.waitForSelector("#prejoin:not([hidden])");
+  assert.equal(await ida.isVisible("#call"), false, "nothing joined before the click");
+  assert.equal(await ida.textContent("#prejoin-title"), "Join Design review");
+  assert.match(await ida.textContent("#prejoin-who"), /You will join as ida \(attendee\)\. Nobody is in the call yet\./);
+  const sessions = await server.api("GET", "/v1/sessions");
+  assert.deepEqual(sessions.value.filter((x) => x.roomId === "lobby"), [], "the check joined nobody");
+  await eventually("the preview plays the camera", () => ida.evaluate(() => document.getElementById("preview").videoWidth > 0));
+  assert.equal(await ida.evaluate(() => document.activeElement.id), "join", "Join has the focus");
+  await ida.screenshot({ path: `${ARTIFACTS}/prejoin.png` });
+  // Another microphone, and the camera off: the call starts that way.
+  await eventually("ida lists her microphones", async () => (await ida.locator("#pre-mic-device option").count()) >= 2);
+  const mics = await ida.locator("#pre-mic-device option").allTextContents();
+  const current = await ida.$eval("#pre-mic-device", (s) => s.selectedOptions[0]?.textContent);
+  const other = mics.find((m) => m !== current);
+  await ida.selectOption("#pre-mic-device", { label: other });
+  await eventually("the preview uses the new microphone", () => ida.evaluate((o) => document.getElementById("preview").srcObject.getAudioTracks()[0]?.label === o, other));
+  await ida.click("#pre-cam");
+  assert.equal(await ida.getAttribute("#pre-cam", "aria-pressed"), "false");
+  assert.equal(await ida.isVisible("#preview-off"), true);
+  await ida.click("#join");
+  await eventually("ida joins", async () => (await ida.textContent("#state")) === "connected");
+  assert.equal(await ida.isVisible("#prejoin"), false);
+  const sent = await eventually("ida sends from the chosen microphone, camera off", () => ida.evaluate(() => {
+    const tracks = window.__pcs.flatMap((pc) => pc.getSenders()).map((s) => s.track).filter(Boolean);
+    const me = window.conveneRoom.localParticipant;
+    return me.audio && !me.video && tracks.map((t) => `${t.kind}:${t.label}:${t.readyState}`);
+  }));
+  assert.deepEqual(sent, [`audio:${other}:live`]);
+
+  // A receive-only person has nothing to preview: straight into the call, no device asked.
+  const u = await server.api("POST", "/v1/rooms/lobby/tokens", { userId: "jon" });
+  const jon = await open("jon", `${server.url}/join#token=${u.token}`);
+  await eventually("jon joins at once", async () => (await jon.textContent("#state")) === "connected");
+  assert.equal(await jon.isVisible("#prejoin"), false);
+
+  // Room.check from the SDK: what joining would give, and a refusal in the join's words.
+  const checks = await jon.evaluate(async (token) => {
+    const { Room } = await import("/sdk/convene_sdk.js");
+    const why = (p) => p.then((c) => c, (e) => `${e.code}: ${e.message}`);
+    return [
+      await why(Room.check({ token })),
+      await why(Room.check({ token: "not-a-token" })),
+      await why(Room.check({ url: "not a url", token })),
+      await why(Room.join({ token, tracks: ["camera"] })),
+      await why(Room.join({ token, vidoe: false })),
+      await why(Room.check({ token, audio: false })),
+    ];
+  }, t.token);
+  assert.equal(checks[0].participantId, "ida");
+  assert.equal(checks[0].participantCount, 2);
+  assert.deepEqual(checks[0].capabilities, { publishAudio: true, publishVideo: true, publishScreen: false, moderate: false });
+  assert.equal(checks[0].room.name, "Design review");
+  assert.match(checks[1], /^Unauthenticated: the join token is not valid/);
+  assert.match(checks[2], /^InvalidParameter: 'not a url' is not a server URL/);
+  assert.match(checks[3], /^InvalidParameter: tracks is an array of MediaStreamTracks/);
+  // A misspelt option is refused, not ignored.
+  assert.match(checks[4], /^InvalidParameter: Room.join options: unknown option `vidoe` \(expected \{url\?, token, audio\?/);
+  assert.match(checks[5], /^InvalidParameter: Room.check options: unknown option `audio` \(expected \{url\?, token\}\)/);
 });

@@ -6,11 +6,11 @@
 import assert from "node:assert/strict";
 import { eventually, browserSuite } from "./lib/browser.mjs";
 
-const { server, open, scenario } = browserSuite();
+const { server, open, openCall, scenario } = browserSuite();
 
 const join = async (name, user) => {
   const t = await server.api("POST", "/v1/rooms/show/tokens", { userId: user });
-  const page = await open(name, `${server.url}/join#token=${t.token}`);
+  const page = await openCall(name, `${server.url}/join#token=${t.token}`);
   await eventually(`${name} joins`, async () => (await page.textContent("#state")) === "connected");
   return page;
 };

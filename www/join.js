@@ -1,7 +1,10 @@
-// The demo call page: /join#token=... joins the room the invite is for, with camera
-// and microphone, and shows everyone's video, the people list, chat and an event log.
+// The call page: /join#token=... first shows a pre-join screen (camera preview,
+// microphone and camera choice; skipped for receive-only roles), then joins the room the
+// invite is for and shows everyone's video, the people list, chat and, behind
+// "Details", an event log.
 import init, { Room } from "/sdk/convene_sdk.js";
 import { initLive } from "/seats.js";
+import { fillPicker, showPrejoin } from "/prejoin.js";
 
 const $ = (id) => document.getElementById(id);
 const token = new URLSearchParams(location.hash.slice(1)).get("token");
@@ -167,22 +170,13 @@ function showEnding({ validUntil, secondsLeft }) {
   endingTimer = setInterval(tick, 1000);
 }
 
-// The microphone and camera pickers: every device the browser lists, the one in use
-// selected. Picking one switches to it at once (room.switchDevice).
+// The in-call pickers: picking one switches to it at once (room.switchDevice).
 async function listDevices() {
-  const all = await navigator.mediaDevices.enumerateDevices().catch(() => []);
   const inUse = Object.fromEntries(room.localStream.getTracks().map((t) => [t.kind, t.getSettings().deviceId]));
-  for (const [id, kind, label] of [["mic-device", "audio", "Microphone"], ["cam-device", "video", "Camera"]]) {
+  for (const [id, kind] of [["mic-device", "audio"], ["cam-device", "video"]]) {
     const select = $(id);
-    const options = all.filter((d) => d.kind === `${kind}input`).map((d, i) => {
-      const o = document.createElement("option");
-      o.value = d.deviceId;
-      o.textContent = d.label || `${label} ${i + 1}`;
-      o.selected = d.deviceId === inUse[kind];
-      return o;
-    });
-    select.replaceChildren(...options);
-    select.disabled = options.length < 2 || (kind === "audio" ? !room.capabilities.publishAudio : !room.capabilities.publishVideo);
+    const count = await fillPicker(select, kind, inUse[kind]);
+    select.disabled = count < 2 || (kind === "audio" ? !room.capabilities.publishAudio : !room.capabilities.publishVideo);
     select.onchange = () => room.switchDevice(kind, select.value).then(() => {
       const self = document.querySelector(`[data-tile="${CSS.escape(`${room.localParticipant.id}:camera`)}"] video`);
       if (self && kind === "video") { self.srcObject = null; self.srcObject = room.localStream; }
@@ -286,19 +280,42 @@ function wire() {
   });
 }
 
-async function join() {
+// A join refused (before or at joining): the reason, said plainly.
+function refused(e) {
+  const [title, text] = explainError(e);
+  $("title").textContent = "Convene";
+  $("state").textContent = "not joined";
+  $("state").dataset.state = "disconnected";
+  notice(title, text, { rejoin: e.code === "ConnectionFailed" || e.code === "RoomFull" });
+}
+
+// Asks what joining would give, then shows the pre-join screen or joins at once.
+async function start() {
   $("notice").hidden = true;
   $("title").textContent = "Joining…";
+  let check;
+  try {
+    check = await Room.check({ token });
+  } catch (e) {
+    return refused(e);
+  }
+  $("title").textContent = check.room.name || check.room.id;
+  if (!check.capabilities.publishAudio && !check.capabilities.publishVideo) return join({ tracks: [] });
+  $("state").textContent = "not joined yet";
+  $("state").dataset.state = "preview";
+  return join(await showPrejoin(check));
+}
+
+// Joins with what the pre-join screen chose: {tracks, audio?, video?}.
+async function join({ tracks, audio, video }) {
+  $("state").textContent = "connecting";
+  $("state").dataset.state = "connecting";
   try {
     // roomEnding can come right after joining, before `join` resolves: listen early.
-    room = await Room.join({ token, on: { roomEnding: showEnding } });
+    room = await Room.join({ token, tracks, audio, video, on: { roomEnding: showEnding } });
   } catch (e) {
-    const [title, text] = explainError(e);
-    $("title").textContent = "Convene";
-    $("state").textContent = "not joined";
-    $("state").dataset.state = "disconnected";
-    notice(title, text, { rejoin: e.code === "ConnectionFailed" || e.code === "RoomFull" });
-    return;
+    tracks.forEach((t) => t.stop());
+    return refused(e);
   }
   window.conveneRoom = room; // for the browser console
   $("title").textContent = room.info.name || room.info.id;
@@ -329,7 +346,7 @@ $("cam").onclick = async () => {
 };
 $("screen").onclick = () => (room.localParticipant.screen ? room.stopScreenShare() : room.startScreenShare()).then(renderControls, showError);
 $("leave").onclick = () => room.leave();
-$("rejoin").onclick = join;
+$("rejoin").onclick = start;
 $("chat-form").onsubmit = (ev) => {
   ev.preventDefault();
   const text = $("chat-text").value;
@@ -342,5 +359,5 @@ if (!token) {
   $("title").textContent = "Convene";
   notice("No invite in this link", "Open the whole invite link you were sent: it ends with #token=…");
 } else {
-  await join();
+  await start();
 }

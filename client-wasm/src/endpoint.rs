@@ -1,6 +1,7 @@
 //! Where to connect: the signaling WebSocket URL from the server URL a developer gives
-//! (or the page's own origin), and the plain-HTTP twin used to read why a join failed
-//! (browsers hide the HTTP answer to a refused WebSocket upgrade).
+//! (or the page's own origin), and its plain-HTTP twin, the join check (`Room.check`,
+//! and how the SDK reads why a join failed: browsers hide the HTTP answer to a refused
+//! WebSocket upgrade).
 
 use crate::errors::SdkError;
 
@@ -90,9 +91,9 @@ pub fn signaling_url(base: &str, token: &str, resume: Option<&str>) -> Result<St
     ))
 }
 
-/// The same endpoint over plain HTTP: the server answers it with the error that refused
-/// the join (or with an "upgrade needed" error when the join would be admitted).
-pub fn diagnosis_url(base: &str, token: &str) -> Result<String, SdkError> {
+/// The same endpoint over plain HTTP, the join check: the server answers it with what
+/// joining would give, or with the error that would refuse the join.
+pub fn check_url(base: &str, token: &str) -> Result<String, SdkError> {
     let (scheme, rest) = split(base)?;
     let http = if scheme == "https" || scheme == "wss" {
         "https"
@@ -124,13 +125,10 @@ mod tests {
             "wss://h/v1/rtc?token=t"
         );
         assert_eq!(
-            diagnosis_url("wss://h/p", "t t").unwrap(),
+            check_url("wss://h/p", "t t").unwrap(),
             "https://h/p/v1/rtc?token=t%20t"
         );
-        assert_eq!(
-            diagnosis_url("ws://h", "t").unwrap(),
-            "http://h/v1/rtc?token=t"
-        );
+        assert_eq!(check_url("ws://h", "t").unwrap(), "http://h/v1/rtc?token=t");
     }
 
     #[test]

@@ -9,15 +9,16 @@
 //!
 //! Layout: the call's logic is plain Rust, tested natively and in the browser: `call`
 //! (the state machine: phase, generations, offer turns, reconnects), `roster`, `naming`,
-//! `backoff`, `endpoint`, `errors`. The browser parts only build for wasm32 and carry
+//! `backoff`, `candidates`, `endpoint`, `errors`. The browser parts only build for wasm32 and carry
 //! out what it decides: `driver` (the one task that owns the call), `incoming` (what each server
 //! message does), `socket`, `peer`,
-//! `media`, `local_media`, `local_tracks`, `reconnect`, and `room` (the JS class, which
+//! `media`, `local_media`, `local_tracks`, `reconnect`, `check` (the join check), `options` (reading `Room.join`'s and `Room.check`'s options), and `room` (the JS class, which
 //! only reads the driver's view and sends it inputs) with `live` (its seats, attributes
 //! and room switching).
 
 pub mod backoff;
 pub mod call;
+pub mod candidates;
 pub mod endpoint;
 pub mod errors;
 pub mod event_names;
@@ -26,6 +27,8 @@ pub mod handle;
 pub mod naming;
 pub mod roster;
 
+#[cfg(target_arch = "wasm32")]
+mod check;
 #[cfg(target_arch = "wasm32")]
 mod driver;
 #[cfg(target_arch = "wasm32")]
@@ -40,6 +43,8 @@ mod local_media;
 mod local_tracks;
 #[cfg(target_arch = "wasm32")]
 mod media;
+#[cfg(target_arch = "wasm32")]
+mod options;
 #[cfg(target_arch = "wasm32")]
 mod peer;
 #[cfg(target_arch = "wasm32")]

@@ -63,7 +63,9 @@ impl Peer {
         let on_candidate = Closure::<dyn FnMut(RtcPeerConnectionIceEvent)>::new(
             move |e: RtcPeerConnectionIceEvent| {
                 // `None` marks the end of gathering; the server needs no such marker.
-                if let Some(c) = e.candidate() {
+                if let Some(c) = e.candidate().filter(|c| {
+                    crate::candidates::worth_sending(&c.candidate(), c.sdp_m_line_index())
+                }) {
                     s(PeerEvent::Candidate {
                         candidate: c.candidate(),
                         sdp_mid: c.sdp_mid(),

@@ -2,50 +2,12 @@
 //! fails: what to do is `call::Call`'s decision; this file carries it out (asking the
 //! server why a join was refused, and timing the next attempt).
 
-use convene_protocol::ErrorEnvelope;
 use gloo_timers::future::TimeoutFuture;
-use wasm_bindgen::JsCast;
-use wasm_bindgen_futures::JsFuture;
 
 use crate::call::{Attempt, Closed};
+use crate::check::diagnose;
 use crate::driver::{fail_join, finish, Ctx, Input};
-use crate::endpoint;
-use crate::errors::SdkError;
 use crate::events::{self, Emit};
-
-/// Why the server refused the join, read from the same URL over plain HTTP.
-async fn diagnose(base: &str, token: &str) -> SdkError {
-    let unreachable =
-        || SdkError::connection_failed(format!("cannot reach the Convene server at {base}"));
-    let Ok(url) = endpoint::diagnosis_url(base, token) else {
-        return unreachable();
-    };
-    let Some(window) = web_sys::window() else {
-        return unreachable();
-    };
-    let Ok(resp) = JsFuture::from(window.fetch_with_str(&url)).await else {
-        return unreachable();
-    };
-    let Ok(resp) = resp.dyn_into::<web_sys::Response>() else {
-        return unreachable();
-    };
-    let Ok(text) = resp.text() else {
-        return unreachable();
-    };
-    let text = JsFuture::from(text)
-        .await
-        .ok()
-        .and_then(|t| t.as_string())
-        .unwrap_or_default();
-    match serde_json::from_str::<ErrorEnvelope>(&text) {
-        Ok(env) if env.error.target.as_deref() == Some("upgrade") => SdkError::connection_failed(
-            "the server accepted the token but the WebSocket connection failed \
-             (is a proxy blocking WebSockets?)",
-        ),
-        Ok(env) => env.error.into(),
-        Err(_) => unreachable(),
-    }
-}
 
 pub async fn on_closed(ctx: &mut Ctx) {
     ctx.socket = None;

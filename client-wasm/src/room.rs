@@ -18,19 +18,7 @@ use crate::events::{self, event_name};
 use crate::handle::same;
 use crate::local_tracks::{self, DeviceStep};
 use crate::naming::TrackKind;
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct JoinOptions {
-    url: Option<String>,
-    token: String,
-    audio: Option<bool>,
-    video: Option<bool>,
-    reconnect: Option<bool>,
-    /// Listeners added before connecting, so `stateChanged` shows `connecting` too.
-    #[serde(default, with = "serde_wasm_bindgen::preserve")]
-    on: JsValue,
-}
+use crate::options::{given_tracks, CheckOptions, JoinOptions};
 
 /// Rooms this page is in at once, at most.
 pub const MAX_ROOMS: usize = 5;
@@ -89,20 +77,20 @@ where
     future_to_promise(async move { f.await.map_err(|e| e.to_js()) })
 }
 
-fn page_origin() -> Option<String> {
-    web_sys::window().and_then(|w| w.location().origin().ok())
+/// The server URL given, or this page's origin.
+fn base_url(url: Option<String>) -> Result<String, SdkError> {
+    match url {
+        Some(u) => Ok(u),
+        None => web_sys::window()
+            .and_then(|w| w.location().origin().ok())
+            .ok_or_else(|| SdkError::invalid("url", "give the server's url")),
+    }
 }
 
 async fn join(options: JsValue, replacing: Option<Rc<Shared>>) -> Result<Room, SdkError> {
-    let opts: JoinOptions = serde_wasm_bindgen::from_value(options).map_err(|e| {
-        SdkError::invalid(
-            "options",
-            format!(
-                "Room.join options: {e} (expected {{url?, token, audio?, video?, reconnect?}})"
-            ),
-        )
-    })?;
+    let opts = JoinOptions::read(options)?;
     let token = crate::endpoint::check_token(&opts.token)?;
+    let given = given_tracks(&opts.tracks)?;
     // The room a `switchTo` is about to leave does not count against the limit.
     let others = active_rooms()
         .iter()
@@ -114,10 +102,7 @@ async fn join(options: JsValue, replacing: Option<Rc<Shared>>) -> Result<Room, S
             format!("this page is in {MAX_ROOMS} rooms already: leave one first"),
         ));
     }
-    let base = match opts.url {
-        Some(u) => u,
-        None => page_origin().ok_or_else(|| SdkError::invalid("url", "give the server's url"))?,
-    };
+    let base = base_url(opts.url)?;
     let (tx, joined) = futures_channel::oneshot::channel();
     let (mut ctx, rx) = Ctx::new(base, token, opts.reconnect.unwrap_or(true), tx);
     early_listeners(&ctx, &opts.on)?;
@@ -148,7 +133,22 @@ async fn join(options: JsValue, replacing: Option<Rc<Shared>>) -> Result<Room, S
         .unwrap_or_default();
     let audio = opts.audio.unwrap_or(true) && caps.publish_audio;
     let video = opts.video.unwrap_or(true) && caps.publish_video;
-    match crate::local_media::user_media(audio, video).await {
+    let media = match given {
+        // Given tracks the role may not send (or `audio: false`...) are stopped, as
+        // the SDK owns them now.
+        Some(tracks) => Ok(tracks
+            .into_iter()
+            .filter(|t| {
+                let keep = if t.kind() == "audio" { audio } else { video };
+                if !keep {
+                    t.stop();
+                }
+                keep
+            })
+            .collect()),
+        None => crate::local_media::user_media(audio, video).await,
+    };
+    match media {
         Ok(tracks) => {
             for t in tracks {
                 let kind = if t.kind() == "audio" {
@@ -189,6 +189,22 @@ impl Room {
     #[wasm_bindgen(unchecked_return_type = "Promise<Room>")]
     pub fn join(#[wasm_bindgen(unchecked_param_type = "JoinOptions")] options: JsValue) -> Promise {
         promise(async move { join(options, None).await.map(JsValue::from) })
+    }
+
+    /// What joining with this token would give (the room, your role and what it may
+    /// publish), without joining: for a pre-join screen. Rejects with the error the
+    /// join would get (`RoomNotOpenYet`, `NotInvited`...).
+    #[wasm_bindgen(unchecked_return_type = "Promise<JoinCheck>")]
+    pub fn check(
+        #[wasm_bindgen(unchecked_param_type = "{ url?: string; token: string }")] options: JsValue,
+    ) -> Promise {
+        promise(async move {
+            let opts = CheckOptions::read(options)?;
+            let token = crate::endpoint::check_token(&opts.token)?;
+            let base = base_url(opts.url)?;
+            let answer = crate::check::check(&base, &token).await?;
+            Ok(events::value(&answer))
+        })
     }
 
     #[wasm_bindgen(skip_typescript)]

@@ -48,6 +48,13 @@ export interface JoinOptions {
   audio?: boolean;
   /** Publish the camera from the start (default true when the role allows it). */
   video?: boolean;
+  /**
+   * Tracks to publish instead of asking for the camera and microphone, e.g. the ones a
+   * pre-join screen previewed with the devices the user picked: at most one audio and
+   * one video track. Once joined the SDK owns them (it stops them on leave, and stops
+   * at once those the role may not send or `audio`/`video: false` turns off).
+   */
+  tracks?: MediaStreamTrack[];
   /** Reconnect by itself after a dropped connection (default true). */
   reconnect?: boolean;
   /**
@@ -55,6 +62,20 @@ export interface JoinOptions {
    * (e.g. for `switchTo`).
    */
   on?: { [K in RoomEventName]?: RoomListener<K> };
+}
+
+/** `Room.check`'s answer: what joining with the token would give, nothing joined yet. */
+export interface JoinCheck {
+  room: RoomInfo;
+  /** The participant id you would join as. */
+  participantId: string;
+  /** A guest's display name. */
+  name?: string;
+  role: Role;
+  /** What you may do on joining (in a room with seats, before taking one). */
+  capabilities: Capabilities;
+  /** How many are in the call now. */
+  participantCount: number;
 }
 
 export interface Participant {

@@ -119,6 +119,26 @@ fn conference() -> String {
     "conference".into()
 }
 
+/// The answer to a plain `GET /v1/rtc?token=...` (no WebSocket upgrade): the token is
+/// good and the room would admit its holder now. A page shows it before joining (a
+/// pre-join screen: which room, which role, whether to preview a camera); nothing is
+/// joined, counted or kept. A refusal is the same error a join would get.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JoinCheck {
+    pub room: RoomInfo,
+    /// The participant id the holder would join as.
+    pub participant_id: String,
+    /// A guest's display name (invited users have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub role: String,
+    /// What the holder may do on joining (in a room with seats, before taking one).
+    pub capabilities: Capabilities,
+    /// How many are in the call now (announced members and the audience).
+    pub participant_count: u32,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SessionInfo {

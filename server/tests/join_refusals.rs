@@ -29,12 +29,45 @@ async fn bad_tokens_are_401() {
         .as_str()
         .unwrap()
         .contains("revoked"));
-    // A plain GET without upgrade, with a good token, says what is missing.
+}
+
+/// A plain GET without an upgrade is the pre-join check: what joining would give,
+/// with nothing joined.
+#[tokio::test]
+async fn plain_get_is_the_pre_join_check() {
+    let s = TestServer::start().await;
+    s.room("r", &[("alice", "attendee"), ("carol", "consumer")])
+        .await;
     let token = s.token("r", "alice").await;
     let (st, b) = s
         .send(s.http().get(s.url(&format!("/v1/rtc?token={token}"))))
         .await;
-    assert_error(st, &b, 400, "InvalidParameter", Some("upgrade"));
+    assert_eq!(st, 200, "{b}");
+    assert_eq!(b["room"]["id"], "r");
+    assert_eq!(b["room"]["roomType"], "conference");
+    assert_eq!(b["participantId"], "alice");
+    assert_eq!(b["role"], "attendee");
+    assert_eq!(b["participantCount"], 0);
+    let caps = &b["capabilities"];
+    assert_eq!(
+        (
+            caps["publishAudio"].as_bool(),
+            caps["publishVideo"].as_bool()
+        ),
+        (Some(true), Some(true))
+    );
+    assert_eq!(caps["publishScreen"], false);
+    assert_eq!(caps["moderate"], false);
+    // A receive-only role is told so: its page skips the camera preview.
+    let token = s.token("r", "carol").await;
+    let (_, b) = s
+        .send(s.http().get(s.url(&format!("/v1/rtc?token={token}"))))
+        .await;
+    assert_eq!(b["role"], "consumer");
+    assert_eq!(b["capabilities"]["publishAudio"], false);
+    // Checking joined nobody.
+    let (_, sessions) = s.get("/v1/sessions").await;
+    assert_eq!(sessions["value"], json!([]), "{sessions}");
 }
 
 #[tokio::test]

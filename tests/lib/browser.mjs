@@ -30,7 +30,7 @@ export async function launch() {
 
 // Records the page's peer connections and WebSockets (the real ones, subclassed) so a
 // test can read media stats and drop the signaling connection.
-const RECORD = () => {
+export const RECORD = () => {
   const NativePc = window.RTCPeerConnection;
   window.__pcs = [];
   window.RTCPeerConnection = class extends NativePc {
@@ -116,9 +116,23 @@ export async function saveFailure(pages, testName) {
 }
 
 /**
- * The pages of one test file. `open` makes a new person's page and keeps it; `scenario`
- * runs a test body, checks that no page broke the server's Content-Security-Policy, and
- * on failure saves screenshots and console logs of every page. `browser` is a function
+ * On a call page just (re)loaded: clicks "Join now" when the pre-join screen shows (people
+ * who may send), and waits for the call or a refusal.
+ */
+export async function joinPastPrejoin(page) {
+  await page.waitForSelector("#prejoin:not([hidden]), #call:not([hidden]), #notice:not([hidden])", { timeout: 20_000 });
+  if (await page.isVisible("#prejoin")) {
+    await page.click("#join:not([disabled])");
+    await page.waitForSelector("#call:not([hidden]), #notice:not([hidden])", { timeout: 20_000 });
+  }
+}
+
+/**
+ * The pages of one test file. `open` makes a new person's page and keeps it (`openCall`
+ * also joins the call past the pre-join screen); `scenario`
+ * runs a test body (after closing the previous scenario's pages), checks that no page
+ * broke the server's Content-Security-Policy, and on failure saves screenshots and
+ * console logs of every page. `browser` is a function
  * because the browser is launched in `before`, after the file's top level has run.
  */
 export function pageSet(browser) {
@@ -129,8 +143,18 @@ export function pageSet(browser) {
     await page.goto(url);
     return page;
   };
+  // A call page (/join#token=...): opened, and joined past the pre-join screen when it
+  // shows one (people who may send); a refused link stops at its notice.
+  const openCall = async (name, url) => {
+    const page = await open(name, url);
+    await joinPastPrejoin(page);
+    return page;
+  };
   const scenario = (name, body, timeout = 240_000) =>
     test(name, { timeout }, async () => {
+      // The previous scenario's people leave (their pages were kept until now for its
+      // screenshots): on two cores, a call nobody looks at slows the next one.
+      for (const page of pages.splice(0)) if (!page.isClosed()) await page.context().close();
       try {
         await body();
         const refused = pages.flatMap((p) => p.__console.filter((l) => /Content.Security.Policy/i.test(l)));
@@ -140,7 +164,7 @@ export function pageSet(browser) {
         throw e;
       }
     });
-  return { pages, open, scenario };
+  return { pages, open, openCall, scenario };
 }
 
 /**

@@ -2,7 +2,7 @@ use convene_protocol::signal::Capabilities;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::MediaKind;
+use super::{MediaKind, RoomType};
 
 /// What a member may do in a room. The server enforces it; the SDK is told.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, ToSchema)]
@@ -48,6 +48,31 @@ impl Role {
             MediaKind::Audio => caps.publish_audio,
             MediaKind::Video => caps.publish_video,
             MediaKind::Screen => caps.publish_screen,
+        }
+    }
+
+    /// Whether this role may publish `kind` in a room of `room_type`: the role allows it,
+    /// a voice room allows audio only, and in a room with seats only presenters and
+    /// seated members publish. The session asks with the member's seat; the pre-join
+    /// check asks before any seat is taken.
+    pub fn may_publish_in(self, room_type: RoomType, kind: MediaKind, seated: bool) -> bool {
+        if !self.may_publish(kind) {
+            return false;
+        }
+        match room_type {
+            RoomType::Conference => true,
+            RoomType::Voice if kind != MediaKind::Audio => false,
+            _ => self == Role::Presenter || seated,
+        }
+    }
+
+    /// What this role may do in a room of `room_type` (see `may_publish_in`).
+    pub fn capabilities_in(self, room_type: RoomType, seated: bool) -> Capabilities {
+        Capabilities {
+            publish_audio: self.may_publish_in(room_type, MediaKind::Audio, seated),
+            publish_video: self.may_publish_in(room_type, MediaKind::Video, seated),
+            publish_screen: self.may_publish_in(room_type, MediaKind::Screen, seated),
+            moderate: self.capabilities().moderate,
         }
     }
 

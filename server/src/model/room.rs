@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
+use convene_protocol::signal::RoomInfo;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -113,7 +114,33 @@ pub enum Window {
     Ended,
 }
 
+/// A serde unit variant's name (`RoomType::Live` -> `live`), as the API spells it.
+fn wire_name<T: Serialize>(value: T) -> String {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
 impl Room {
+    /// What members are told about the room (in `joined`, and by the pre-join check).
+    pub fn info(&self) -> RoomInfo {
+        RoomInfo {
+            id: self.id.to_string(),
+            name: self.name.clone(),
+            valid_from: self.valid_from.to_rfc3339(),
+            valid_until: self.valid_until.to_rfc3339(),
+            is_message_disabled: self.is_message_disabled,
+            room_type: wire_name(self.room_type),
+            owner_id: self.owner_id.as_ref().map(|o| o.to_string()),
+            take_seat_mode: self
+                .room_type
+                .has_seats()
+                .then(|| wire_name(self.take_seat_mode)),
+            attributes: self.attributes.clone(),
+        }
+    }
+
     /// The one place that says whether a room may be used at `now`: admission, token
     /// minting and a live session's expiry all ask here.
     pub fn window_at(&self, now: DateTime<Utc>) -> Window {

@@ -1,7 +1,8 @@
 //! The signaling WebSocket, `GET /v1/rtc?token=...[&resume=...]`. Every check (token,
 //! invitation, policy, window, capacity) runs before the upgrade, so a refused join is
 //! a plain HTTP error with the envelope; after it, this module only moves frames
-//! between the socket and the room's session.
+//! between the socket and the room's session. The same GET without an upgrade is the
+//! pre-join check: `200` with a `JoinCheck` (room, role, capabilities), joining nothing.
 //!
 //! `admission` reads what the rules need and asks `rooms::admission`; `socket` serves
 //! one upgraded connection. Neither imports the other: this file joins them.
@@ -13,8 +14,8 @@ use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::State;
 use axum::http::{header, HeaderMap};
-use axum::response::{IntoResponse, Response};
-use convene_protocol::signal::MAX_FRAME_BYTES;
+use axum::response::{IntoResponse, Json, Response};
+use convene_protocol::signal::{JoinCheck, MAX_FRAME_BYTES};
 use convene_protocol::ErrorCode;
 use serde::Deserialize;
 
@@ -41,6 +42,20 @@ fn same_host(origin: &str, host: &str) -> bool {
     origin
         .split_once("://")
         .is_some_and(|(_, h)| h.eq_ignore_ascii_case(host))
+}
+
+/// What a plain GET answers: the room, the role and what it may do before any seat.
+fn join_check(state: &AppState, admitted: &admission::Admitted) -> JoinCheck {
+    let role = admitted.init.role;
+    JoinCheck {
+        room: admitted.room.info(),
+        participant_id: admitted.init.user.to_string(),
+        name: admitted.init.name.clone(),
+        role: role.to_string(),
+        capabilities: role.capabilities_in(admitted.room.room_type, false),
+        participant_count: u32::try_from(state.live.member_count(&admitted.room.id))
+            .unwrap_or(u32::MAX),
+    }
 }
 
 pub async fn rtc(
@@ -77,12 +92,10 @@ pub async fn rtc(
             return e.into_response();
         }
     };
-    let ws = match ws {
-        Ok(ws) => ws,
-        Err(_) => {
-            return ApiError::invalid("upgrade", "this endpoint needs a WebSocket upgrade")
-                .into_response()
-        }
+    let Ok(ws) = ws else {
+        // A plain GET: the pre-join check. It answers what joining would give, and
+        // tells the SDK, when an upgrade failed, that the token was not the reason.
+        return Json(join_check(&state, &admitted)).into_response();
     };
     let resume = q.resume;
     ws.read_buffer_size(READ_BUFFER_BYTES)

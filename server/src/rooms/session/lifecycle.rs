@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use convene_protocol::signal::{LeaveReason, ResumeInfo, RoomInfo, ServerMessage, SessionInfo};
+use convene_protocol::signal::{LeaveReason, ResumeInfo, ServerMessage, SessionInfo};
 use convene_protocol::PROTOCOL_VERSION;
 
 use super::members::{Member, MemberInit};
@@ -98,25 +98,7 @@ impl Session {
         ServerMessage::Joined {
             protocol_version: PROTOCOL_VERSION,
             me: m.view(),
-            room: RoomInfo {
-                id: self.room.id.to_string(),
-                name: self.room.name.clone(),
-                valid_from: self.room.valid_from.to_rfc3339(),
-                valid_until: self.room.valid_until.to_rfc3339(),
-                is_message_disabled: self.room.is_message_disabled,
-                room_type: serde_json::to_value(self.room.room_type)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    .unwrap_or_else(|| "conference".into()),
-                owner_id: self.room.owner_id.as_ref().map(|o| o.to_string()),
-                take_seat_mode: self.room.room_type.has_seats().then(|| {
-                    serde_json::to_value(self.room.take_seat_mode)
-                        .ok()
-                        .and_then(|v| v.as_str().map(str::to_owned))
-                        .unwrap_or_default()
-                }),
-                attributes: self.room.attributes.clone(),
-            },
+            room: self.room.info(),
             session: SessionInfo {
                 id: self.id.to_string(),
                 started_at: self.started_at.to_rfc3339(),

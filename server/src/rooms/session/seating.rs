@@ -14,7 +14,7 @@ use super::output::Output;
 use super::seats::{SeatError, Seats};
 use super::Session;
 use crate::ids::UserId;
-use crate::model::{MediaKind, Role, Room, RoomType, TakeSeatMode};
+use crate::model::{MediaKind, Room, RoomType, TakeSeatMode};
 
 /// A member's own attributes: at most this many keys...
 pub const MAX_MEMBER_ATTRIBUTES: usize = 8;
@@ -52,21 +52,14 @@ pub(super) fn seats_for(room: &Room) -> Seats {
 }
 
 impl Session {
-    /// The one check for publishing: the role allows the kind, a voice room allows
-    /// audio only, and in a room with seats only presenters and seated members publish.
+    /// The one check for publishing (`Role::may_publish_in`), with this member's seat.
     pub(super) fn may_publish(&self, user: &UserId, kind: MediaKind) -> bool {
-        let Some(m) = self.members.get(user) else {
-            return false;
-        };
-        let role = m.init.role;
-        if !role.may_publish(kind) {
-            return false;
-        }
-        match self.room.room_type {
-            RoomType::Conference => true,
-            RoomType::Voice if kind != MediaKind::Audio => false,
-            _ => role == Role::Presenter || self.seats.seat_of(user).is_some(),
-        }
+        self.members.get(user).is_some_and(|m| {
+            let seated = self.seats.seat_of(user).is_some();
+            m.init
+                .role
+                .may_publish_in(self.room.room_type, kind, seated)
+        })
     }
 
     /// Why `kind` may not be published, for the refusal.
@@ -86,17 +79,12 @@ impl Session {
     }
 
     pub(super) fn capabilities(&self, user: &UserId) -> Capabilities {
-        let role = self
-            .members
+        let seated = self.seats.seat_of(user).is_some();
+        self.members
             .get(user)
-            .map(|m| m.init.role)
-            .unwrap_or_default();
-        Capabilities {
-            publish_audio: self.may_publish(user, MediaKind::Audio),
-            publish_video: self.may_publish(user, MediaKind::Video),
-            publish_screen: self.may_publish(user, MediaKind::Screen),
-            moderate: role.capabilities().moderate,
-        }
+            .map_or_else(Capabilities::default, |m| {
+                m.init.role.capabilities_in(self.room.room_type, seated)
+            })
     }
 
     /// After what a member may publish changed (a seat, a room type): it is told, and
