@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Makes sure everything needed to build and test Convene is installed:
-# the wasm32 Rust target, the wasm-bindgen CLI matching Cargo.lock, chromium and
-# janus (for the tests; both skipped with CONVENE_SKIP_CHROMIUM=1) and the npm
+# the wasm32 Rust target, the wasm-bindgen CLI matching Cargo.lock, chromium, firefox-esr
+# and janus (for the tests; skipped with CONVENE_SKIP_CHROMIUM=1) and the npm
 # dependencies. Idempotent; does nothing slow when all is present.
 set -euo pipefail
 
@@ -56,6 +56,14 @@ elif [[ -n "${CONVENE_SKIP_CHROMIUM:-}" ]]; then
     log "janus missing, skipped (CONVENE_SKIP_CHROMIUM set: not testing)"
 else
     APT_PACKAGES+=(janus)
+fi
+# Firefox ESR: tests/firefox.test.mjs runs the call in a second browser engine.
+if [[ -x /usr/bin/firefox-esr ]]; then
+    log "firefox-esr present"
+elif [[ -n "${CONVENE_SKIP_CHROMIUM:-}" ]]; then
+    log "firefox-esr missing, skipped (CONVENE_SKIP_CHROMIUM set: not testing)"
+else
+    APT_PACKAGES+=(firefox-esr)
 fi
 # curl: tests/readme.test.mjs runs the README's walkthrough, which uses it.
 if command -v curl >/dev/null 2>&1; then
