@@ -258,3 +258,52 @@ scenario("the pre-join screen previews the camera, takes a device choice, and jo
   assert.match(checks[4], /^InvalidParameter: Room.join options: unknown option `vidoe` \(expected \{url\?, token, audio\?/);
   assert.match(checks[5], /^InvalidParameter: Room.check options: unknown option `audio` \(expected \{url\?, token\}\)/);
 });
+
+/** Controls on `page` a screen reader could not name: [tag#id "text"]. */
+const unnamed = (page) =>
+  page.evaluate(() => {
+    const visible = (e) => e.offsetParent !== null || e.getClientRects().length > 0;
+    const named = (e) => {
+      if (e.getAttribute("aria-label")?.trim()) return true;
+      if (e.tagName === "BUTTON" || e.tagName === "SUMMARY") return Boolean(e.textContent.trim());
+      return [...(e.labels || [])].some((l) => l.textContent.trim());
+    };
+    return [...document.querySelectorAll("button, input, select, textarea, summary, video")]
+      .filter((e) => visible(e) && !(e.tagName === "VIDEO" ? e.closest("[aria-label]") : named(e)))
+      .map((e) => `${e.tagName.toLowerCase()}#${e.id} "${e.textContent.trim()}"`);
+  });
+
+/** Presses Tab until `selector` has the focus; fails after 30 presses. */
+async function tabTo(page, selector) {
+  for (let i = 0; i < 30; i++) {
+    if (await page.evaluate((s) => document.activeElement?.matches(s), selector)) return;
+    await page.keyboard.press("Tab");
+  }
+  throw new Error(`Tab never reached ${selector}`);
+}
+
+scenario("every control has a name, and the keyboard alone joins, mutes and leaves", async () => {
+  await server.api("POST", "/v1/rooms", { id: "keys", participants: { kim: { role: "presenter" }, lee: {} } });
+  const lee = await openCall("lee", `${server.url}/join#token=${(await server.api("POST", "/v1/rooms/keys/tokens", { userId: "lee" })).token}`);
+  const t = await server.api("POST", "/v1/rooms/keys/tokens", { userId: "kim" });
+  const kim = await open("kim", `${server.url}/join#token=${t.token}`);
+  await kim.waitForSelector("#join:not([disabled])");
+  assert.deepEqual(await unnamed(kim), [], "unnamed controls on the pre-join screen");
+  // "Join now" has the focus: Enter joins.
+  await kim.keyboard.press("Enter");
+  await eventually("kim joins", async () => (await kim.textContent("#state")) === "connected");
+  await eventually("kim sees lee's camera", async () => (await kim.locator('[data-tile="lee:camera"]').count()) === 1, 30_000);
+  assert.deepEqual(await unnamed(kim), [], "unnamed controls in the call");
+  assert.equal(await kim.getAttribute('[data-tile="lee:camera"]', "aria-label"), "lee's camera");
+  assert.equal(await kim.getAttribute('#people li[data-id="lee"] button', "aria-label"), "Mute lee");
+  // Tab to the microphone, Space mutes; Tab to Leave, Enter leaves; "Join again" gets the focus.
+  await kim.evaluate(() => document.activeElement?.blur());
+  await tabTo(kim, "#mic");
+  await kim.keyboard.press("Space");
+  await eventually("the microphone is muted", async () => (await kim.getAttribute("#mic", "aria-pressed")) === "false");
+  await tabTo(kim, "#leave");
+  await kim.keyboard.press("Enter");
+  await eventually("kim has left", () => kim.isVisible("#notice"));
+  assert.equal(await kim.evaluate(() => document.activeElement.id), "rejoin");
+  assert.ok(await lee.isVisible("#call"));
+});

@@ -54,6 +54,8 @@ function notice(title, text, { error = true, rejoin = false } = {}) {
   $("notice").classList.toggle("error", error);
   $("notice").hidden = false;
   $("rejoin").hidden = !rejoin;
+  // Keyboard users land on what they can do next.
+  (rejoin ? $("rejoin") : $("notice")).focus();
 }
 
 function log(text) {
@@ -72,6 +74,8 @@ function tile(id, kind) {
     t = document.createElement("div");
     t.className = `tile ${kind === "screen" ? "screen" : ""}`;
     t.dataset.tile = key;
+    t.setAttribute("role", "group");
+    t.setAttribute("aria-label", kind === "screen" ? `${nameOf(id)}'s screen` : `${nameOf(id)}'s camera`);
     t.dataset.participant = id;
     t.innerHTML = `<video autoplay playsinline muted></video><div class="off" aria-hidden="true">●</div><span class="name"></span>`;
     // A shared screen has no "camera off" state to show.
@@ -117,6 +121,7 @@ function renderPeople() {
       const mute = document.createElement("button");
       mute.className = "small";
       mute.textContent = "Mute";
+      mute.setAttribute("aria-label", `Mute ${p.id}`);
       mute.onclick = () => room.muteParticipant(p.id).catch(showError);
       li.append(mute);
     }

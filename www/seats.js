@@ -3,10 +3,13 @@
 // the topic). Everything goes through the SDK; the server's answers arrive as events.
 const $ = (id) => document.getElementById(id);
 
-function button(text, onclick, cls = "small") {
+// `label`, when given, is the name a screen reader says: "Take seat 3", not a row of
+// "Take"s.
+function button(text, onclick, cls = "small", label = "") {
   const b = document.createElement("button");
   b.className = cls;
   b.textContent = text;
+  if (label) b.setAttribute("aria-label", label);
   b.onclick = onclick;
   return b;
 }
@@ -36,13 +39,13 @@ export function initLive(room, { showError, nameOf }) {
         : `${s.index + 1}. ${s.locked ? "locked" : "free"}`;
       li.append(label);
       if (!s.userId && !s.locked && !mySeat && !apply) {
-        li.append(button("Take", () => room.takeSeat(s.index).catch(showError)));
+        li.append(button("Take", () => room.takeSeat(s.index).catch(showError), "small", `Take seat ${s.index + 1}`));
       }
       if (moderator && s.userId && s.userId !== me) {
-        li.append(button("Take off", () => room.kickFromSeat(s.userId).catch(showError)));
+        li.append(button("Take off", () => room.kickFromSeat(s.userId).catch(showError), "small", `Take ${nameOf(s.userId)} off seat ${s.index + 1}`));
       }
       if (moderator) {
-        li.append(button(s.locked ? "Unlock" : "Lock", () => room.lockSeat(s.index, !s.locked).catch(showError)));
+        li.append(button(s.locked ? "Unlock" : "Lock", () => room.lockSeat(s.index, !s.locked).catch(showError), "small", `${s.locked ? "Unlock" : "Lock"} seat ${s.index + 1}`));
       }
       return li;
     }));
@@ -62,8 +65,8 @@ export function initLive(room, { showError, nameOf }) {
       const who = document.createElement("span");
       who.textContent = nameOf(a.userId);
       li.append(who,
-        button("Approve", () => room.approveSeat(a.userId).catch(showError), "small primary"),
-        button("Reject", () => room.rejectSeat(a.userId).catch(showError)));
+        button("Approve", () => room.approveSeat(a.userId).catch(showError), "small primary", `Give ${nameOf(a.userId)} a seat`),
+        button("Reject", () => room.rejectSeat(a.userId).catch(showError), "small", `Turn down ${nameOf(a.userId)}`));
       return li;
     }));
   }
