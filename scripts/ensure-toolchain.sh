@@ -115,12 +115,12 @@ else
 fi
 
 # --- Disk space -----------------------------------------------------------------
-# A run from a clean clone writes about 16 GB under target/ and fuzz/target (debug,
+# A run from a clean clone writes about 17 GB under target/ and fuzz/target (debug,
 # release, wasm and fuzz builds). Say so up front: a full disk otherwise shows up as a
 # linker "Bus error".
 FREE_GB="$(df -Pk "$ROOT" | awk 'NR == 2 { printf "%d", $4 / 1048576 }')"
 if ((FREE_GB < 20)); then
-    log "WARNING: only ${FREE_GB} GB free on the disk holding $ROOT; a full run from scratch writes about 16 GB"
+    log "WARNING: only ${FREE_GB} GB free on the disk holding $ROOT; a full run from scratch writes about 17 GB"
     log "         (free space, or point CARGO_TARGET_DIR at a larger disk)"
 else
     log "disk: ${FREE_GB} GB free"
