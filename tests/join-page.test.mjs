@@ -162,30 +162,39 @@ scenario("the stage fills with 1, 2 and 4 people, keeps cameras whole and fits a
   });
 
   // Nine people: three columns, every camera whole and on screen. The five others join
-  // from one page through the SDK (a page per person is too heavy for two cores).
+  // through the SDK from two pages (a page per person is too heavy for two cores).
   const more = ["p5", "p6", "p7", "p8", "p9"];
   await server.api("PATCH", "/v1/rooms/grid/participants", { participants: Object.fromEntries(more.map((u) => [u, {}])) });
   const tokens = [];
   for (const user of more) tokens.push((await server.api("POST", "/v1/rooms/grid/tokens", { userId: user })).token);
-  const crowd = await open("crowd", `${server.url}/live`);
-  const crowdErrors = await crowd.evaluate(async (tokens) => {
-    const { default: init, Room } = await import("/sdk/convene_sdk.js");
-    await init();
-    window.crowd = [];
-    for (const token of tokens) window.crowd.push(await Room.join({ token }));
-    return window.crowd.map((r) => r.mediaError && r.mediaError.message).filter(Boolean);
-  }, tokens);
-  assert.deepEqual(crowdErrors, [], "the crowd's cameras");
+  // Two pages of people joined through the SDK (3 and 2).
+  const crowds = [];
+  for (const [i, group] of [tokens.slice(0, 3), tokens.slice(3)].entries()) {
+    const crowd = await open(`crowd${i + 1}`, `${server.url}/live`);
+    crowds.push(crowd);
+    const crowdErrors = await crowd.evaluate(async (tokens) => {
+      const { default: init, Room } = await import("/sdk/convene_sdk.js");
+      await init();
+      window.crowd = [];
+      for (const token of tokens) window.crowd.push(await Room.join({ token }));
+      return window.crowd.map((r) => r.mediaError && r.mediaError.message).filter(Boolean);
+    }, group);
+    assert.deepEqual(crowdErrors, [], "the crowd's cameras");
+  }
   const first = pages[0];
   await eventually("9 tiles on the first page", async () => {
     const n = (await layout(first)).tiles.length;
     if (n === 9) return true;
     // Who is missing, and what their side says.
-    const crowdState = await crowd.evaluate(() => window.crowd.map((r) => {
-      const me = r.localParticipant;
-      return `${me.id}: ${r.state}, audio ${me.audio}, video ${me.video}, tracks ${r.localStream.getTracks().map((t) => `${t.kind}:${t.readyState}`)}`;
-    }));
-    return `${n} tiles; ${crowdState.join("; ")}; pcs ${await crowd.evaluate(() => window.__pcs.map((pc) => pc.connectionState).join(" "))}`;
+    const states = [];
+    for (const crowd of crowds) {
+      states.push(...await crowd.evaluate(() => window.crowd.map((r) => {
+        const me = r.localParticipant;
+        return `${me.id}: ${r.state}, audio ${me.audio}, video ${me.video}, tracks ${r.localStream.getTracks().map((t) => `${t.kind}:${t.readyState}`)}`;
+      })));
+      states.push(`pcs ${await crowd.evaluate(() => window.__pcs.map((pc) => pc.connectionState).join(" "))}`);
+    }
+    return `${n} tiles; ${states.join("; ")}`;
   }, 45_000);
   await eventually("nine people in three columns, all on screen", async () => {
     const { stage, tiles, overflow } = await layout(first);

@@ -88,6 +88,8 @@ export async function showPrejoin(check) {
   $("prejoin-title").textContent = `Join ${check.room.name || check.room.id}`;
   $("prejoin-who").textContent = `You will join as ${who} (${check.role}). ${n === 0 ? "Nobody is in the call yet." : n === 1 ? "1 person is in the call." : `${n} people are in the call.`}`;
   $("prejoin-note").textContent = "";
+  // Enabled once the preview is set up: a click before that would have nothing to join with.
+  $("join").disabled = true;
   $("prejoin").hidden = false;
   preview = new MediaStream();
   const kinds = ["audio", "video"].filter((k) => allowed[k] && wanted[k]);
@@ -107,9 +109,11 @@ export async function showPrejoin(check) {
   $("preview").srcObject = preview;
   renderPrejoin();
   await listPreviewDevices();
-  $("join").disabled = false;
-  $("join").focus();
-  return new Promise((resolve) => { joinClicked = resolve; });
+  return new Promise((resolve) => {
+    joinClicked = resolve;
+    $("join").disabled = false;
+    $("join").focus();
+  });
 }
 
 $("pre-mic").onclick = () => { wanted.audio = !wanted.audio; renderPrejoin(); };
