@@ -254,6 +254,7 @@ scenario("the pre-join screen previews the camera, takes a device choice, and jo
       await why(Room.join({ token, tracks: ["camera"] })),
       await why(Room.join({ token, vidoe: false })),
       await why(Room.check({ token, audio: false })),
+      await why(window.conveneRoom.muteParticipant("ida", { vidoe: true })),
     ];
   }, t.token);
   assert.equal(checks[0].participantId, "ida");
@@ -266,6 +267,7 @@ scenario("the pre-join screen previews the camera, takes a device choice, and jo
   // A misspelt option is refused, not ignored.
   assert.match(checks[4], /^InvalidParameter: Room.join options: unknown option `vidoe` \(expected \{url\?, token, audio\?/);
   assert.match(checks[5], /^InvalidParameter: Room.check options: unknown option `audio` \(expected \{url\?, token\}\)/);
+  assert.match(checks[6], /^InvalidParameter: Room.muteParticipant options: unknown option `vidoe`/);
 });
 
 /** Controls on `page` a screen reader could not name: [tag#id "text"]. */

@@ -41,7 +41,7 @@ fn changes(map: JsValue, target: &str) -> Result<BTreeMap<String, Option<String>
 }
 
 #[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 struct AudienceOptions {
     page_size: Option<u32>,
     skip_token: Option<String>,
@@ -199,8 +199,12 @@ impl Room {
             let o: AudienceOptions = if options.is_undefined() || options.is_null() {
                 AudienceOptions::default()
             } else {
-                serde_wasm_bindgen::from_value(options)
-                    .map_err(|e| SdkError::invalid("options", e.to_string()))?
+                crate::options::read_options(
+                    options,
+                    "listAudience",
+                    &["pageSize", "skipToken"],
+                    "{pageSize?, skipToken?}",
+                )?
             };
             let (reply, answer) = futures_channel::oneshot::channel();
             shared

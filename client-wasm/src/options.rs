@@ -1,5 +1,5 @@
-//! The options objects of `Room.join` and `Room.check`, read from JS: unknown keys are
-//! refused (serde-wasm-bindgen alone reads only the fields a struct has, so a typo such
+//! Options objects read from JS (`Room.join`, `Room.check`, `muteParticipant`,
+//! `listAudience`): unknown keys are refused (serde-wasm-bindgen alone reads only the fields a struct has, so a typo such
 //! as `vidoe: false` would pass unnoticed), and `tracks` is checked.
 
 use js_sys::Array;
@@ -47,7 +47,7 @@ fn unknown_keys(options: &JsValue, known: &[&str]) -> Vec<String> {
 }
 
 /// Reads `Room.<method>`'s options, refusing unknown keys with the expected shape.
-fn read_options<T: serde::de::DeserializeOwned>(
+pub fn read_options<T: serde::de::DeserializeOwned>(
     options: JsValue,
     method: &str,
     known: &[&str],

@@ -18,7 +18,7 @@ use crate::events::{self, event_name};
 use crate::handle::same;
 use crate::local_tracks::{self, DeviceStep};
 use crate::naming::TrackKind;
-use crate::options::{given_tracks, CheckOptions, JoinOptions};
+use crate::options::{given_tracks, read_options, CheckOptions, JoinOptions};
 
 /// Rooms this page is in at once, at most.
 pub const MAX_ROOMS: usize = 5;
@@ -56,7 +56,6 @@ fn early_listeners(ctx: &Ctx, on: &JsValue) -> Result<(), SdkError> {
 }
 
 #[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
 struct MuteOptions {
     audio: Option<bool>,
     video: Option<bool>,
@@ -384,10 +383,12 @@ impl Room {
         promise(async move {
             connected(&shared)?;
             let k: MuteOptions = match kinds {
-                Some(k) if !k.is_undefined() && !k.is_null() => {
-                    serde_wasm_bindgen::from_value(k)
-                        .map_err(|e| SdkError::invalid("kinds", e.to_string()))?
-                }
+                Some(k) if !k.is_undefined() && !k.is_null() => read_options(
+                    k,
+                    "muteParticipant",
+                    &["audio", "video", "screen"],
+                    "{audio?, video?, screen?}",
+                )?,
                 _ => MuteOptions::default(),
             };
             let all = k.audio.is_none() && k.video.is_none() && k.screen.is_none();
