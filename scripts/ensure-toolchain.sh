@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Makes sure everything needed to build and test Convene is installed:
-# the wasm32 Rust target, the wasm-bindgen CLI matching Cargo.lock, chromium, firefox-esr
-# and janus (for the tests; skipped with CONVENE_SKIP_CHROMIUM=1) and the npm
+# the wasm32 Rust target, the wasm-bindgen CLI matching Cargo.lock, chromium, firefox-esr,
+# janus and postgresql (for the tests; skipped with CONVENE_SKIP_CHROMIUM=1) and the npm
 # dependencies. Idempotent; does nothing slow when all is present.
 set -euo pipefail
 
@@ -64,6 +64,15 @@ elif [[ -n "${CONVENE_SKIP_CHROMIUM:-}" ]]; then
     log "firefox-esr missing, skipped (CONVENE_SKIP_CHROMIUM set: not testing)"
 else
     APT_PACKAGES+=(firefox-esr)
+fi
+# PostgreSQL: the store suite (server/tests/store.rs) runs against a real one, started
+# by the tests themselves in a temp dir on a free loopback port.
+if compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || command -v initdb >/dev/null 2>&1; then
+    log "postgresql present"
+elif [[ -n "${CONVENE_SKIP_CHROMIUM:-}" ]]; then
+    log "postgresql missing, skipped (CONVENE_SKIP_CHROMIUM set: not testing)"
+else
+    APT_PACKAGES+=(postgresql)
 fi
 # curl: tests/readme.test.mjs runs the README's walkthrough, which uses it.
 if command -v curl >/dev/null 2>&1; then

@@ -32,6 +32,10 @@ pub struct ServeArgs {
     /// Where the database and generated keys are kept [default: ./convene-data].
     #[arg(long, env = "CONVENE_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Keep rooms in PostgreSQL instead of SQLite in the data dir, e.g.
+    /// postgres://convene:secret@127.0.0.1:5432/convene [default: none, SQLite].
+    #[arg(long, env = "CONVENE_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
     /// The admin API key (at least 16 characters). Generated into the data dir when unset.
     #[arg(long, env = "CONVENE_ADMIN_KEY", hide_env_values = true)]
     pub admin_key: Option<String>,
@@ -105,6 +109,7 @@ pub struct ServeArgs {
 struct FileConfig {
     listen: Option<String>,
     data_dir: Option<PathBuf>,
+    database_url: Option<String>,
     admin_key: Option<String>,
     public_url: Option<String>,
     www_dir: Option<PathBuf>,
@@ -202,6 +207,8 @@ impl Origins {
 pub struct Config {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
+    /// `Some`: rooms are kept in this PostgreSQL database instead of SQLite.
+    pub database_url: Option<Secret>,
     /// `None`: generated on first start and kept in `data_dir/admin.key`.
     pub admin_key: Option<Secret>,
     /// `None`: `http://<bound address>`.
@@ -236,6 +243,7 @@ impl Config {
         Self {
             listen: DEFAULT_LISTEN.parse().expect("default address parses"),
             data_dir: data_dir.into(),
+            database_url: None,
             admin_key: None,
             public_url: None,
             www_dir: None,
@@ -276,6 +284,16 @@ impl Config {
             .data_dir
             .or(file.data_dir)
             .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        let database_url = args
+            .database_url
+            .or(file.database_url)
+            .map(|url| {
+                let url = url.trim();
+                crate::store::parse_database_url(url)
+                    .map(|_| Secret::new(url))
+                    .map_err(ConfigError)
+            })
+            .transpose()?;
         let admin_key = match args.admin_key.or(file.admin_key) {
             Some(k) if k.trim().len() < MIN_ADMIN_KEY_LEN => {
                 return Err(ConfigError(format!(
@@ -396,6 +414,7 @@ impl Config {
             max_connections_per_ip,
             allowed_origins,
             listen,
+            database_url,
             admin_key,
             public_url,
             www_dir,
@@ -573,6 +592,26 @@ mod tests {
             ..Default::default()
         })
         .contains("no path"));
+        assert!(bad(ServeArgs {
+            database_url: Some("mysql://u:pw@db/convene".into()),
+            ..Default::default()
+        })
+        .contains("postgres://"));
+        let unparsable = bad(ServeArgs {
+            database_url: Some("postgres://u:hunter2@db:notaport/convene".into()),
+            ..Default::default()
+        });
+        assert!(unparsable.contains("does not parse"), "{unparsable}");
+        assert!(!unparsable.contains("hunter2"), "{unparsable}");
+        let c = Config::from_args(ServeArgs {
+            database_url: Some(" postgres://u:pw@db:5432/convene ".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(
+            c.database_url.map(|u| u.expose().to_string()),
+            Some("postgres://u:pw@db:5432/convene".into())
+        );
     }
 
     #[test]

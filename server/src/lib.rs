@@ -46,7 +46,7 @@ use crate::config::Config;
 use crate::rate::KeyedLimiter;
 use crate::rooms::LiveRooms;
 use crate::state::{AppState, Inner};
-use crate::store::{RoomStore, SqliteStore};
+use crate::store::{PgStore, RoomStore, SqliteStore};
 
 /// How long shutdown waits for live sessions to say goodbye.
 pub const SHUTDOWN_DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
@@ -77,7 +77,7 @@ fn data_dir_error(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> RunE
 /// (dir 0700, database 0600; SQLite gives its `-wal`/`-shm` the database's mode, so
 /// creating the file first with 0600 covers them, and existing ones are tightened).
 #[cfg(unix)]
-fn private_files(dir: &std::path::Path) -> std::io::Result<()> {
+fn private_files(dir: &std::path::Path, sqlite: bool) -> std::io::Result<()> {
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let tighten = |path: &std::path::Path, mode: u32| -> std::io::Result<()> {
         let meta = std::fs::metadata(path)?;
@@ -87,6 +87,9 @@ fn private_files(dir: &std::path::Path) -> std::io::Result<()> {
         Ok(())
     };
     tighten(dir, 0o700)?;
+    if !sqlite {
+        return Ok(()); // the keys only; they are created 0600
+    }
     let db = dir.join("convene.db");
     std::fs::OpenOptions::new()
         .create(true)
@@ -103,7 +106,7 @@ fn private_files(dir: &std::path::Path) -> std::io::Result<()> {
 }
 
 #[cfg(not(unix))]
-fn private_files(_dir: &std::path::Path) -> std::io::Result<()> {
+fn private_files(_dir: &std::path::Path, _sqlite: bool) -> std::io::Result<()> {
     Ok(())
 }
 
@@ -152,8 +155,11 @@ pub async fn run(
 ) -> Result<(), RunError> {
     let dir = &config.data_dir;
     std::fs::create_dir_all(dir).map_err(data_dir_error(dir))?;
-    private_files(dir).map_err(data_dir_error(dir))?;
-    let store: Arc<dyn RoomStore> = Arc::new(SqliteStore::open(&dir.join("convene.db"))?);
+    private_files(dir, config.database_url.is_none()).map_err(data_dir_error(dir))?;
+    let store: Arc<dyn RoomStore> = match &config.database_url {
+        Some(url) => Arc::new(PgStore::connect(url.expose()).await?),
+        None => Arc::new(SqliteStore::open(&dir.join("convene.db"))?),
+    };
     let admin_key = match &config.admin_key {
         Some(k) => k.clone(),
         None => {

@@ -1,11 +1,32 @@
 //! Two admins at once: concurrent room PATCHes serialize (none is lost), `If-Match`
 //! refuses a stale version, and the live session always ends on the stored room.
+//! Each check runs on both stores: SQLite and PostgreSQL.
 mod common;
 
 use std::time::Duration;
 
 use common::{assert_error, TestServer};
 use serde_json::{json, Value};
+
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod on_sqlite {
+            $(#[tokio::test]
+            async fn $name() { super::$name(super::TestServer::start().await).await })*
+        }
+        mod on_postgres {
+            $(#[tokio::test]
+            async fn $name() { super::$name(super::TestServer::start_on_postgres().await).await })*
+        }
+    };
+}
+
+on_both_stores!(
+    twenty_concurrent_patches_lose_nothing,
+    a_policy_or_window_change_racing_renames_is_kept,
+    if_match_updates_only_the_version_read,
+    the_live_session_always_ends_on_the_stored_state,
+);
 
 /// Sends all `bodies` as PATCHes at once; every one must answer 200.
 async fn patch_all(s: &TestServer, path: &str, bodies: Vec<Value>) {
@@ -18,9 +39,7 @@ async fn patch_all(s: &TestServer, path: &str, bodies: Vec<Value>) {
     }
 }
 
-#[tokio::test]
-async fn twenty_concurrent_patches_lose_nothing() {
-    let s = TestServer::start().await;
+async fn twenty_concurrent_patches_lose_nothing(s: TestServer) {
     s.room("race", &[]).await;
     let mut version = 1;
     for round in 0..10 {
@@ -41,9 +60,7 @@ async fn twenty_concurrent_patches_lose_nothing() {
     }
 }
 
-#[tokio::test]
-async fn a_policy_or_window_change_racing_renames_is_kept() {
-    let s = TestServer::start().await;
+async fn a_policy_or_window_change_racing_renames_is_kept(s: TestServer) {
     s.room("race", &[]).await;
     let until = (chrono::Utc::now() + chrono::Duration::hours(2)).to_rfc3339();
     for round in 0..10 {
@@ -70,9 +87,7 @@ async fn a_policy_or_window_change_racing_renames_is_kept() {
     }
 }
 
-#[tokio::test]
-async fn if_match_updates_only_the_version_read() {
-    let s = TestServer::start().await;
+async fn if_match_updates_only_the_version_read(s: TestServer) {
     s.room("etag", &[]).await;
     let resp = s
         .req(reqwest::Method::GET, "/v1/rooms/etag")
@@ -132,9 +147,7 @@ async fn session_version(s: &TestServer, room: &str) -> u64 {
         .unwrap_or(0)
 }
 
-#[tokio::test]
-async fn the_live_session_always_ends_on_the_stored_state() {
-    let s = TestServer::start().await;
+async fn the_live_session_always_ends_on_the_stored_state(s: TestServer) {
     s.room("live", &[("a", "attendee")]).await;
     let (mut a, _) = s.join("live", "a").await;
     for round in 0..15 {

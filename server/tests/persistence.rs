@@ -56,3 +56,60 @@ async fn configured_admin_key_is_used() {
     assert_eq!(st, 200);
     assert!(!tmp.path().join("admin.key").exists());
 }
+
+/// On PostgreSQL the rooms live in the database: a server started again with the same
+/// URL (and the same keys) finds them, and writes nothing of them to its data dir.
+#[tokio::test]
+async fn rooms_survive_a_restart_on_postgres() {
+    let s = TestServer::start_on_postgres().await;
+    s.room("kept", &[("alice", "presenter")]).await;
+    let (_, before) = s.patch("/v1/rooms/kept", json!({"name": "Kept"})).await;
+    let dir = s.data_dir.clone();
+    assert!(
+        !dir.join("convene.db").exists(),
+        "no SQLite file beside PostgreSQL"
+    );
+    let mut config = test_config(&dir);
+    config.database_url = Some(s.database_url().expect("on PostgreSQL"));
+    let tmp = s.stop().await.expect("temp dir");
+
+    let s = TestServer::start_with(config).await;
+    let (st, after) = s.get("/v1/rooms/kept").await;
+    assert_eq!(st, 200);
+    assert_eq!(after, before);
+    assert_eq!(after["version"], 2);
+    let (_, roster) = s.get("/v1/rooms/kept/participants").await;
+    assert_eq!(roster["value"][0]["userId"], "alice");
+    s.stop().await;
+    drop(tmp);
+}
+
+/// A database that cannot be reached stops the start with one clear line, in seconds.
+#[tokio::test]
+async fn an_unreachable_database_is_a_clear_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let mut config = test_config(tmp.path());
+    config.database_url = Some(convene::secret::Secret::new(format!(
+        "postgres://convene:hunter2@127.0.0.1:{port}/convene"
+    )));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let started = std::time::Instant::now();
+    let err = tokio::time::timeout(
+        std::time::Duration::from_secs(15),
+        convene::run(listener, config, std::future::pending()),
+    )
+    .await
+    .expect("gives up by itself")
+    .expect_err("cannot start without its database");
+    let text = err.to_string();
+    assert!(text.starts_with("cannot open the database:"), "{text}");
+    assert!(text.contains("PostgreSQL"), "{text}");
+    assert!(
+        !text.contains("hunter2"),
+        "the password is not repeated: {text}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+}

@@ -128,6 +128,15 @@ impl WebhookSource {
             WebhookSource::Api => "api",
         }
     }
+
+    /// The stored text back; anything but "config" is an API endpoint.
+    pub fn parse(s: &str) -> Self {
+        if s == "config" {
+            WebhookSource::Config
+        } else {
+            WebhookSource::Api
+        }
+    }
 }
 
 /// An endpoint events are delivered to, and how far it has got.

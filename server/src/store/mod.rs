@@ -1,8 +1,12 @@
-//! Persistence of rooms and rosters behind one trait. SQLite is the embedded default;
-//! other backends (PostgreSQL) implement the same trait. A write is acknowledged only
+//! Persistence of rooms and rosters behind one trait. SQLite is the embedded default
+//! (`sqlite`); PostgreSQL (`postgres`, chosen by a database URL) implements the same
+//! trait with the same guarantees. A write is acknowledged only
 //! once it is committed, and a room update is one transaction: read, edit, version + 1,
 //! write, so concurrent updates serialize and none is lost.
 
+mod columns;
+mod events;
+mod postgres;
 mod sqlite;
 mod threads;
 
@@ -13,6 +17,7 @@ use crate::ids::{RoomId, UserId};
 use crate::model::event::{Event, NewEvent, Webhook};
 pub use crate::model::RosterChange;
 use crate::model::{Role, Room, RosterEntry, RuleError};
+pub use postgres::{parse_url as parse_database_url, PgStore};
 pub use sqlite::SqliteStore;
 
 /// An edit of a room, applied by the store inside its transaction to the latest stored

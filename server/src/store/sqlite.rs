@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use super::threads::Threads;
@@ -18,6 +18,8 @@ use super::{
 use crate::ids::{RoomId, UserId};
 use crate::model::event::{Event, EventType, NewEvent, Webhook, WebhookSource};
 use crate::model::{Role, Room, RosterEntry};
+use crate::store::columns::{backend, from_ms, ms};
+use crate::store::events::{room_event, roster_event};
 
 /// Applied in order; the database's `user_version` counts how many have run.
 const MIGRATIONS: &[&str] = &[
@@ -91,18 +93,6 @@ pub struct SqliteStore {
     threads: Arc<Threads>,
     /// Successful writes so far (see `RoomStore::generation`).
     writes: Arc<AtomicU64>,
-}
-
-fn backend(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Backend(e.to_string())
-}
-
-fn ms(t: DateTime<Utc>) -> i64 {
-    t.timestamp_millis()
-}
-
-fn from_ms(v: i64) -> DateTime<Utc> {
-    Utc.timestamp_millis_opt(v).single().unwrap_or_default()
 }
 
 impl SqliteStore {
@@ -207,32 +197,6 @@ fn insert_event(tx: &Connection, ev: &NewEvent) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn room_event(kind: EventType, room: &Room) -> NewEvent {
-    let data = serde_json::to_value(room).unwrap_or(serde_json::Value::Null);
-    NewEvent::new(kind, &room.id, Utc::now(), data)
-}
-
-fn roster_event(room: &RoomId, changes: &[RosterChange]) -> NewEvent {
-    let mut added = vec![];
-    let mut updated = vec![];
-    let mut removed = vec![];
-    for c in changes {
-        match c {
-            RosterChange::Added(e) => added.push(serde_json::to_value(e).unwrap_or_default()),
-            RosterChange::RoleChanged { entry, .. } => {
-                updated.push(serde_json::to_value(entry).unwrap_or_default())
-            }
-            RosterChange::Removed(u) => removed.push(serde_json::Value::from(u.as_str())),
-        }
-    }
-    NewEvent::new(
-        EventType::RosterChanged,
-        room,
-        Utc::now(),
-        serde_json::json!({"added": added, "updated": updated, "removed": removed}),
-    )
-}
-
 fn row_to_webhook(r: &rusqlite::Row<'_>) -> rusqlite::Result<Webhook> {
     let events: String = r.get(3)?;
     let source: String = r.get(4)?;
@@ -241,11 +205,7 @@ fn row_to_webhook(r: &rusqlite::Row<'_>) -> rusqlite::Result<Webhook> {
         url: r.get(1)?,
         secret: r.get(2)?,
         events: serde_json::from_str(&events).unwrap_or_default(),
-        source: if source == "config" {
-            WebhookSource::Config
-        } else {
-            WebhookSource::Api
-        },
+        source: WebhookSource::parse(&source),
         created_at: from_ms(r.get(5)?),
         cursor: r.get::<_, i64>(6)? as u64,
     })
@@ -900,208 +860,5 @@ impl RoomStore for SqliteStore {
             })
         })
         .await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use chrono::Duration;
-
-    fn room(id: &str, until: DateTime<Utc>) -> Room {
-        Room {
-            id: RoomId::parse(id).unwrap(),
-            version: 1,
-            name: String::new(),
-            created_at: until - Duration::days(1),
-            valid_from: until - Duration::days(1),
-            valid_until: until,
-            max_participants: None,
-            join_policy: Default::default(),
-            is_message_disabled: false,
-            is_public_visible: false,
-            cover_url: None,
-            destroy_delay_seconds: 0,
-            announce_limit: 50,
-            room_type: Default::default(),
-            owner_id: None,
-            max_seat_count: 8,
-            take_seat_mode: Default::default(),
-            attributes: Default::default(),
-        }
-    }
-
-    #[tokio::test]
-    async fn purge_removes_only_what_is_past_its_grace() {
-        let store = SqliteStore::in_memory().unwrap();
-        let now = Utc.with_ymd_and_hms(2026, 6, 1, 0, 0, 0).unwrap();
-        let entry = RosterEntry {
-            user_id: UserId::parse("a").unwrap(),
-            role: Role::Attendee,
-            invited_at: now,
-            invite_id: "i".into(),
-        };
-        let old = room("old", now - Duration::days(8));
-        let recent = room("recent", now - Duration::days(6));
-        let resp = StoredResponse {
-            status: 201,
-            body: "{}".into(),
-        };
-        store
-            .create_room(
-                &old,
-                std::slice::from_ref(&entry),
-                Some(("k-old", &resp)),
-                now - Duration::days(2),
-            )
-            .await
-            .unwrap();
-        store
-            .create_room(&recent, &[entry], Some(("k-new", &resp)), now)
-            .await
-            .unwrap();
-        store
-            .revoke_token("t_gone", &old.id, now - Duration::seconds(1))
-            .await
-            .unwrap();
-        store
-            .revoke_token("t_live", &recent.id, now + Duration::days(1))
-            .await
-            .unwrap();
-        let counts = store
-            .purge(now - Duration::days(7), now - Duration::hours(24), now)
-            .await
-            .unwrap();
-        assert_eq!(
-            counts,
-            PurgeCounts {
-                rooms: 1,
-                idempotency_keys: 1,
-                revoked_tokens: 1,
-                // Both rooms' room.created: no webhook endpoint wants them.
-                events: 2,
-            }
-        );
-        assert!(store.get_room(&old.id).await.unwrap().is_none());
-        assert_eq!(
-            store.roster_count(&old.id).await.unwrap(),
-            0,
-            "roster cascades"
-        );
-        assert!(store.get_room(&recent.id).await.unwrap().is_some());
-        assert!(store.idempotent_response("k-new").await.unwrap().is_some());
-        assert!(store.is_token_revoked("t_live").await.unwrap());
-        assert!(!store.is_token_revoked("t_gone").await.unwrap());
-    }
-
-    #[tokio::test]
-    async fn updates_are_versioned_and_conditional() {
-        let store = SqliteStore::in_memory().unwrap();
-        let now = Utc::now();
-        let r = room("r", now + Duration::days(1));
-        store.create_room(&r, &[], None, now).await.unwrap();
-        let renamed = store
-            .update_room(
-                &r.id,
-                Some(1),
-                Box::new(|room| {
-                    room.name = "a".into();
-                    Ok(())
-                }),
-            )
-            .await
-            .unwrap();
-        assert_eq!((renamed.version, renamed.name.as_str()), (2, "a"));
-        assert!(matches!(
-            store
-                .update_room(&r.id, Some(1), Box::new(|_| Ok(())))
-                .await,
-            Err(StoreError::VersionMismatch { current: 2 })
-        ));
-        let refused = store
-            .update_room(
-                &r.id,
-                None,
-                Box::new(|room| {
-                    room.name = "b".into();
-                    Err(crate::model::RuleError::new("name", "no"))
-                }),
-            )
-            .await;
-        assert!(matches!(refused, Err(StoreError::Rejected(_))));
-        let stored = store.get_room(&r.id).await.unwrap().unwrap();
-        assert_eq!((stored.version, stored.name.as_str()), (2, "a"));
-        assert_eq!(store.list_rooms(None, 10).await.unwrap()[0].version, 2);
-        assert!(matches!(
-            store.delete_room(&r.id, Some(1)).await,
-            Err(StoreError::VersionMismatch { current: 2 })
-        ));
-        assert!(store.delete_room(&r.id, Some(2)).await.unwrap());
-        assert!(!store.delete_room(&r.id, None).await.unwrap());
-    }
-
-    #[tokio::test]
-    async fn a_failed_roster_change_changes_nothing() {
-        let store = SqliteStore::in_memory().unwrap();
-        let now = Utc::now();
-        let r = room("r", now + Duration::days(1));
-        store.create_room(&r, &[], None, now).await.unwrap();
-        let missing = RoomId::parse("missing").unwrap();
-        let add = vec![(UserId::parse("a").unwrap(), Some(Role::Presenter))];
-        assert!(matches!(
-            store.apply_roster(&missing, &add, now, 10).await,
-            Err(StoreError::RoomNotFound)
-        ));
-        let done = store.apply_roster(&r.id, &add, now, 10).await.unwrap();
-        assert!(matches!(done[0], RosterChange::Added(_)));
-        let again = store.apply_roster(&r.id, &add, now, 10).await.unwrap();
-        assert!(again.is_empty(), "same role again is no change");
-    }
-
-    #[tokio::test]
-    async fn changes_write_their_events_and_endpoints_keep_their_place() {
-        use crate::model::event::{EventType, Webhook, WebhookSource};
-        let store = SqliteStore::in_memory().unwrap();
-        let now = Utc::now();
-        let hook = |id: &str| Webhook {
-            id: id.into(),
-            url: "http://127.0.0.1:9/h".into(),
-            secret: "0123456789abcdef".into(),
-            events: vec![],
-            source: WebhookSource::Api,
-            created_at: now,
-            cursor: 99,
-        };
-        let early = store.put_webhook(hook("a")).await.unwrap();
-        assert_eq!(
-            early.cursor, 0,
-            "starts at the newest event, not what was asked"
-        );
-        let r = room("ev", now + Duration::days(1));
-        store.create_room(&r, &[], None, now).await.unwrap();
-        let changes = vec![(UserId::parse("u").unwrap(), Some(Role::Attendee))];
-        store.apply_roster(&r.id, &changes, now, 10).await.unwrap();
-        let late = store.put_webhook(hook("b")).await.unwrap();
-        assert_eq!(late.cursor, 2, "a later endpoint only gets later events");
-        store.delete_room(&r.id, None).await.unwrap();
-        let all = store.events_after(0, 10).await.unwrap();
-        let kinds: Vec<_> = all.iter().map(|e| e.kind).collect();
-        assert_eq!(
-            kinds,
-            [
-                EventType::RoomCreated,
-                EventType::RosterChanged,
-                EventType::RoomDeleted
-            ]
-        );
-        assert_eq!(all[1].data["added"][0]["userId"], "u");
-        store.set_webhook_cursor("a", 2).await.unwrap();
-        store.set_webhook_cursor("a", 1).await.unwrap();
-        let counts = store
-            .purge(now - Duration::days(7), now - Duration::hours(24), now)
-            .await
-            .unwrap();
-        assert_eq!(counts.events, 2, "what the slowest endpoint has");
-        assert_eq!(store.events_after(0, 10).await.unwrap().len(), 1);
     }
 }

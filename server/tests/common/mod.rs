@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod light;
+pub mod postgres;
 pub mod rtc;
 pub mod ws;
 
@@ -21,6 +22,7 @@ pub struct TestServer {
     pub addr: std::net::SocketAddr,
     pub key: String,
     pub data_dir: PathBuf,
+    database_url: Option<convene::secret::Secret>,
     _tmp: Option<tempfile::TempDir>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), convene::RunError>>>,
@@ -42,10 +44,21 @@ impl TestServer {
         s
     }
 
+    /// Like `start`, with the rooms in a new database on the test PostgreSQL.
+    pub async fn start_on_postgres() -> Self {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let mut config = test_config(tmp.path());
+        config.database_url = Some(convene::secret::Secret::new(postgres::database_url().await));
+        let mut s = Self::start_with(config).await;
+        s._tmp = Some(tmp);
+        s
+    }
+
     pub async fn start_with(config: Config) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let data_dir = config.data_dir.clone();
+        let database_url = config.database_url.clone();
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(convene::run(listener, config.clone(), async {
             let _ = rx.await;
@@ -59,6 +72,7 @@ impl TestServer {
             addr,
             key,
             data_dir,
+            database_url,
             _tmp: None,
             stop: Some(tx),
             task: Some(task),
@@ -92,6 +106,11 @@ impl TestServer {
                 .expect("server failed");
         }
         self._tmp.take()
+    }
+
+    /// The PostgreSQL database it keeps its rooms in; `None` on SQLite.
+    pub fn database_url(&self) -> Option<convene::secret::Secret> {
+        self.database_url.clone()
     }
 
     pub fn url(&self, path: &str) -> String {
