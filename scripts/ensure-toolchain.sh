@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Makes sure everything needed to build and test Convene is installed:
 # the wasm32 Rust target, the wasm-bindgen CLI matching Cargo.lock, chromium, firefox-esr,
-# janus and postgresql (for the tests; skipped with CONVENE_SKIP_CHROMIUM=1) and the npm
+# janus, postgresql and coturn (for the tests; skipped with CONVENE_SKIP_CHROMIUM=1) and the npm
 # dependencies. Idempotent; does nothing slow when all is present.
 set -euo pipefail
 
@@ -73,6 +73,14 @@ elif [[ -n "${CONVENE_SKIP_CHROMIUM:-}" ]]; then
     log "postgresql missing, skipped (CONVENE_SKIP_CHROMIUM set: not testing)"
 else
     APT_PACKAGES+=(postgresql)
+fi
+# coturn: tests/turn.test.mjs relays a call through a real TURN server.
+if command -v turnserver >/dev/null 2>&1; then
+    log "coturn present"
+elif [[ -n "${CONVENE_SKIP_CHROMIUM:-}" ]]; then
+    log "coturn missing, skipped (CONVENE_SKIP_CHROMIUM set: not testing)"
+else
+    APT_PACKAGES+=(coturn)
 fi
 # curl: tests/readme.test.mjs runs the README's walkthrough, which uses it.
 if command -v curl >/dev/null 2>&1; then

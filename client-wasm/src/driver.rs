@@ -163,6 +163,8 @@ pub struct Ctx {
     /// `listAudience` calls waiting for the server's answers, oldest first.
     pub audience_waiters:
         std::collections::VecDeque<oneshot::Sender<(Vec<Participant>, Option<String>)>>,
+    /// From `JoinOptions.iceTransportPolicy`, for every peer connection of the call.
+    pub ice_policy: crate::options::IceTransportPolicy,
 }
 
 pub fn new_stream() -> MediaStream {
@@ -202,6 +204,7 @@ impl Ctx {
             media: MediaState::new(screen_stream),
             local: LocalTracks::new(local_stream),
             audience_waiters: Default::default(),
+            ice_policy: Default::default(),
         };
         (ctx, rx)
     }

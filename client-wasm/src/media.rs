@@ -159,6 +159,7 @@ pub(crate) fn add_sender(
             PcKind::Publish,
             ctx.call.pc_gen(),
             &ctx.ice_servers(),
+            ctx.ice_policy,
             ctx.shared.tx.clone(),
         )?;
         ctx.media.publish = Some(peer);
@@ -242,6 +243,7 @@ pub async fn on_offer(ctx: &mut Ctx, kind: PcKind, sdp: &str) {
             PcKind::Subscribe,
             ctx.call.pc_gen(),
             &ctx.ice_servers(),
+            ctx.ice_policy,
             ctx.shared.tx.clone(),
         ) {
             Ok(p) => ctx.media.subscribe = Some(p),

@@ -24,6 +24,17 @@ pub struct JoinOptions {
     /// preview's): the SDK owns them from here on.
     #[serde(default, with = "serde_wasm_bindgen::preserve")]
     pub tracks: JsValue,
+    /// `relay`: media only through the TURN servers the server hands out.
+    pub ice_transport_policy: Option<IceTransportPolicy>,
+}
+
+/// Which ICE candidates the browser may use, as in `RTCConfiguration`.
+#[derive(Deserialize, Clone, Copy, PartialEq, Eq, Debug, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum IceTransportPolicy {
+    #[default]
+    All,
+    Relay,
 }
 
 #[derive(Deserialize)]
@@ -102,8 +113,9 @@ impl JoinOptions {
                 "tracks",
                 "reconnect",
                 "on",
+                "iceTransportPolicy",
             ],
-            "{url?, token, audio?, video?, tracks?, reconnect?, on?}",
+            "{url?, token, audio?, video?, tracks?, reconnect?, on?, iceTransportPolicy?}",
         )
     }
 }

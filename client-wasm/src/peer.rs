@@ -49,11 +49,15 @@ impl Peer {
         kind: PcKind,
         generation: u64,
         ice_servers: &[IceServer],
+        policy: crate::options::IceTransportPolicy,
         tx: UnboundedSender<Input>,
     ) -> Result<Self, SdkError> {
         let config = RtcConfiguration::new();
         let servers = serde_wasm_bindgen::to_value(ice_servers).unwrap_or(JsValue::NULL);
         config.set_ice_servers(&servers);
+        if policy == crate::options::IceTransportPolicy::Relay {
+            config.set_ice_transport_policy(web_sys::RtcIceTransportPolicy::Relay);
+        }
         let pc = RtcPeerConnection::new_with_configuration(&config)
             .map_err(|e| media_error("creating a peer connection", e))?;
         let send = move |ev: PeerEvent| {

@@ -58,6 +58,12 @@ export interface JoinOptions {
   /** Reconnect by itself after a dropped connection (default true). */
   reconnect?: boolean;
   /**
+   * `"relay"`: send and receive media only through the TURN servers the Convene server
+   * hands out (it needs `turn_secret` or a fixed TURN credential configured), e.g. to
+   * keep this device's addresses from the server. Default `"all"`.
+   */
+  iceTransportPolicy?: "all" | "relay";
+  /**
    * Listeners added before connecting, so `stateChanged` also shows `connecting`
    * (e.g. for `switchTo`).
    */

@@ -78,6 +78,14 @@ pub struct ServeArgs {
     /// Credential for the TURN servers.
     #[arg(long, env = "CONVENE_ICE_CREDENTIAL", hide_env_values = true)]
     pub ice_credential: Option<String>,
+    /// Secret shared with the TURN server (coturn: static-auth-secret): each member gets
+    /// its own short-lived credential for the turn: URLs, instead of a fixed one.
+    #[arg(long, env = "CONVENE_TURN_SECRET", hide_env_values = true)]
+    pub turn_secret: Option<String>,
+    /// Longest a minted TURN credential lasts, in seconds; it ends sooner with the
+    /// room's window [default: 86400].
+    #[arg(long, env = "CONVENE_TURN_TTL_SECONDS")]
+    pub turn_ttl_seconds: Option<u64>,
     /// Seconds a connection has to send a request's headers; idle keep-alive connections
     /// are closed after it too [default: 10].
     #[arg(long, env = "CONVENE_HTTP_HEADER_TIMEOUT_SECONDS")]
@@ -123,6 +131,8 @@ struct FileConfig {
     ice_servers: Option<String>,
     ice_username: Option<String>,
     ice_credential: Option<String>,
+    turn_secret: Option<String>,
+    turn_ttl_seconds: Option<u64>,
     http_header_timeout_seconds: Option<u64>,
     http_request_timeout_seconds: Option<u64>,
     max_connections_per_ip: Option<usize>,
@@ -343,9 +353,13 @@ impl Config {
             args.media_port.or(file.media_port),
             args.media_workers.or(file.media_workers),
             args.public_ip.or(file.public_ip),
+        )?;
+        media.ice = ice_config(
             args.ice_servers.or(file.ice_servers),
             args.ice_username.or(file.ice_username),
             args.ice_credential.or(file.ice_credential),
+            args.turn_secret.or(file.turn_secret),
+            args.turn_ttl_seconds.or(file.turn_ttl_seconds),
         )?;
         media.srtp_fallback = srtp_fallback;
         let seconds = |what: &str, v: Option<u64>, default: u64| match v.unwrap_or(default) {
@@ -430,9 +444,6 @@ fn media_config(
     port: Option<u16>,
     workers: Option<usize>,
     public_ip: Option<String>,
-    ice: Option<String>,
-    username: Option<String>,
-    credential: Option<String>,
 ) -> Result<crate::sfu::SfuConfig, ConfigError> {
     let parse_ip = |what: &str, v: &str| {
         v.trim().parse::<std::net::IpAddr>().map_err(|_| {
@@ -452,6 +463,29 @@ fn media_config(
         )));
     }
     let public_ip = public_ip.map(|v| parse_ip("public IP", &v)).transpose()?;
+    Ok(crate::sfu::SfuConfig {
+        bind_ip,
+        port: port.unwrap_or(crate::sfu::DEFAULT_MEDIA_PORT),
+        workers,
+        public_ip,
+        ice: Default::default(),
+        consent_timeout: crate::sfu::DEFAULT_CONSENT_TIMEOUT,
+        srtp_fallback: false,
+    })
+}
+
+/// The ICE servers handed to clients: the URLs as they are, with either a fixed
+/// username and credential or, given a TURN secret, credentials minted per member for
+/// the turn:/turns: URLs (the stun: ones need none).
+fn ice_config(
+    ice: Option<String>,
+    username: Option<String>,
+    credential: Option<String>,
+    turn_secret: Option<String>,
+    turn_ttl_seconds: Option<u64>,
+) -> Result<crate::model::ice::IceConfig, ConfigError> {
+    use crate::model::ice::{IceConfig, TurnRest, DEFAULT_TURN_TTL};
+    use convene_protocol::signal::IceServer;
     let urls: Vec<String> = ice
         .unwrap_or_default()
         .split(',')
@@ -467,23 +501,64 @@ fn media_config(
             "ICE server '{bad}' must start with stun:, turn: or turns:"
         )));
     }
-    let ice_servers = if urls.is_empty() {
+    let ttl = match turn_ttl_seconds {
+        None => DEFAULT_TURN_TTL,
+        Some(s @ 60..=604_800) => Duration::from_secs(s),
+        Some(s) => {
+            return Err(ConfigError(format!(
+                "the TURN credential lifetime must be between 60 and 604800 seconds, not {s}"
+            )))
+        }
+    };
+    let Some(secret) = turn_secret.map(|s| s.trim().to_owned()) else {
+        let fixed = if urls.is_empty() {
+            vec![]
+        } else {
+            vec![IceServer {
+                urls,
+                username,
+                credential,
+            }]
+        };
+        return Ok(IceConfig { fixed, turn: None });
+    };
+    if secret.len() < 16 {
+        return Err(ConfigError(
+            "the TURN secret must be at least 16 characters".into(),
+        ));
+    }
+    if username.is_some() || credential.is_some() {
+        return Err(ConfigError(
+            "give either a TURN secret (credentials per member) or a fixed ICE username and \
+             credential, not both"
+                .into(),
+        ));
+    }
+    let (turn_urls, stun_urls): (Vec<String>, Vec<String>) =
+        urls.into_iter().partition(|u| !u.starts_with("stun:"));
+    if turn_urls.is_empty() {
+        return Err(ConfigError(
+            "a TURN secret needs turn: or turns: URLs in the ICE servers, \
+             e.g. turn:turn.example.com:3478"
+                .into(),
+        ));
+    }
+    let fixed = if stun_urls.is_empty() {
         vec![]
     } else {
-        vec![convene_protocol::signal::IceServer {
-            urls,
-            username,
-            credential,
+        vec![IceServer {
+            urls: stun_urls,
+            username: None,
+            credential: None,
         }]
     };
-    Ok(crate::sfu::SfuConfig {
-        bind_ip,
-        port: port.unwrap_or(crate::sfu::DEFAULT_MEDIA_PORT),
-        workers,
-        public_ip,
-        ice_servers,
-        consent_timeout: crate::sfu::DEFAULT_CONSENT_TIMEOUT,
-        srtp_fallback: false,
+    Ok(IceConfig {
+        fixed,
+        turn: Some(TurnRest {
+            urls: turn_urls,
+            secret: Secret::new(secret),
+            ttl,
+        }),
     })
 }
 
@@ -615,6 +690,48 @@ mod tests {
     }
 
     #[test]
+    fn a_turn_secret_mints_credentials_for_the_turn_urls() {
+        let c = Config::from_args(ServeArgs {
+            ice_servers: Some("stun:127.0.0.1:3478, turn:127.0.0.1:3478".into()),
+            turn_secret: Some("0123456789abcdef".into()),
+            turn_ttl_seconds: Some(600),
+            ..Default::default()
+        })
+        .unwrap();
+        let turn = c.media.ice.turn.as_ref().expect("minted TURN");
+        assert_eq!(turn.urls, ["turn:127.0.0.1:3478"]);
+        assert_eq!(turn.ttl, Duration::from_secs(600));
+        assert_eq!(c.media.ice.fixed[0].urls, ["stun:127.0.0.1:3478"]);
+        let bad = |args: ServeArgs| Config::from_args(args).unwrap_err().to_string();
+        let with = |secret: &str, urls: &str| ServeArgs {
+            ice_servers: Some(urls.into()),
+            turn_secret: Some(secret.into()),
+            ..Default::default()
+        };
+        assert!(bad(with("short", "turn:t:3478")).contains("at least 16"));
+        assert!(bad(with("0123456789abcdef", "stun:s:3478")).contains("needs turn:"));
+        assert!(bad(ServeArgs {
+            ice_credential: Some("fixed".into()),
+            ..with("0123456789abcdef", "turn:t:3478")
+        })
+        .contains("not both"));
+        assert!(bad(ServeArgs {
+            turn_ttl_seconds: Some(5),
+            ..with("0123456789abcdef", "turn:t:3478")
+        })
+        .contains("between 60 and 604800"));
+        let fixed = Config::from_args(ServeArgs {
+            ice_servers: Some("turn:t:3478".into()),
+            ice_username: Some("u".into()),
+            ice_credential: Some("p".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(fixed.media.ice.turn.is_none());
+        assert_eq!(fixed.media.ice.fixed[0].username.as_deref(), Some("u"));
+    }
+
+    #[test]
     fn origins_are_any_or_an_exact_list() {
         let c = Config::from_args(ServeArgs::default()).unwrap();
         assert_eq!(c.allowed_origins, Origins::Any);
@@ -648,7 +765,7 @@ mod tests {
         .unwrap();
         assert_eq!(c.media.bind_ip.to_string(), "127.0.0.2");
         assert_eq!((c.media.port, c.media.workers), (40000, 3));
-        assert_eq!(c.media.ice_servers[0].urls.len(), 2);
+        assert_eq!(c.media.ice.fixed[0].urls.len(), 2);
     }
 
     #[test]

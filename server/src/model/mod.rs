@@ -1,10 +1,11 @@
-//! The records every layer shares: a room, its invite roster, roles, a broken rule, and
-//! the events webhooks report.
+//! The records every layer shares: a room, its invite roster, roles, a broken rule, the
+//! events webhooks report, and the ICE servers (with minted TURN credentials) members get.
 //! Plain data with serde and OpenAPI schemas; no I/O and no clock. `rooms` (the rules
 //! and live sessions), `store` (persistence) and the edge all build on these, so none
 //! of them has to import another to agree on a type.
 
 pub mod event;
+pub mod ice;
 mod media;
 mod role;
 mod room;

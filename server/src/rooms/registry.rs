@@ -128,7 +128,7 @@ impl LiveRooms {
     ) -> Self {
         let config = SessionConfig {
             resume_grace,
-            ice_servers: media.as_ref().map(|m| m.ice_servers()).unwrap_or_default(),
+            ice: media.as_ref().map(|m| m.ice()).unwrap_or_default(),
             media: media.is_some(),
         };
         Self(Arc::new(Registry {

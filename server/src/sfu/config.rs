@@ -2,10 +2,9 @@
 //! the addresses advertised to browsers, how many worker threads serve it, and the ICE
 //! servers clients are given.
 
+use crate::model::ice::IceConfig;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
-
-use convene_protocol::signal::IceServer;
 
 pub const DEFAULT_MEDIA_PORT: u16 = 7882;
 /// A client silent (no consent check) this long is gone: its connection is closed.
@@ -22,7 +21,7 @@ pub struct SfuConfig {
     pub workers: usize,
     /// Advertised instead of the interface addresses (NAT 1:1).
     pub public_ip: Option<IpAddr>,
-    pub ice_servers: Vec<IceServer>,
+    pub ice: IceConfig,
     pub consent_timeout: Duration,
     /// Also accept AES_CM_128_HMAC_SHA1_80 (for clients without AEAD_AES_128_GCM); with
     /// it, Chromium picks AES-CM, five times the crypto cost per packet.
@@ -38,7 +37,7 @@ impl Default for SfuConfig {
             port: 0,
             workers: 2,
             public_ip: None,
-            ice_servers: vec![],
+            ice: IceConfig::default(),
             consent_timeout: DEFAULT_CONSENT_TIMEOUT,
             srtp_fallback: false,
         }

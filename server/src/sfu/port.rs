@@ -4,7 +4,8 @@
 //! without a media stack. It lives here, below `rooms`, so that layers point one way:
 //! `rooms` calls this port, and the relay never imports `rooms`.
 
-use convene_protocol::signal::{IceServer, PcKind, ServerMessage};
+use crate::model::ice::IceConfig;
+use convene_protocol::signal::{PcKind, ServerMessage};
 use tokio::sync::mpsc;
 
 use crate::ids::{RoomId, UserId};
@@ -67,6 +68,7 @@ pub trait MediaFactory: Send + Sync + 'static {
         room: &RoomId,
         events: mpsc::UnboundedSender<MediaEvent>,
     ) -> Box<dyn RoomMedia>;
-    /// Handed to clients in `joined`.
-    fn ice_servers(&self) -> Vec<IceServer>;
+    /// The STUN/TURN servers clients are handed in `joined` (with per-member TURN
+    /// credentials when a secret is configured).
+    fn ice(&self) -> IceConfig;
 }

@@ -3,10 +3,11 @@
 //! session's requests into commands for the workers, and the workers' events into
 //! messages for the session. It never touches a packet.
 
+use crate::model::ice::IceConfig;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use convene_protocol::signal::{IceServer, PcKind, ServerMessage};
+use convene_protocol::signal::{PcKind, ServerMessage};
 use convene_protocol::{ErrorBody, ErrorCode};
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 
@@ -20,7 +21,7 @@ use crate::ids::{RoomId, UserId};
 /// Creates a relay per live session on the server's one engine.
 pub struct SfuFactory {
     engine: Arc<Engine>,
-    ice_servers: Vec<IceServer>,
+    ice: IceConfig,
 }
 
 impl SfuFactory {
@@ -28,7 +29,7 @@ impl SfuFactory {
     pub fn start(config: SfuConfig) -> std::io::Result<Self> {
         Ok(Self {
             engine: Engine::start(&config)?,
-            ice_servers: config.ice_servers,
+            ice: config.ice,
         })
     }
 
@@ -59,8 +60,8 @@ impl MediaFactory for SfuFactory {
         Box::new(SfuRoom { tx })
     }
 
-    fn ice_servers(&self) -> Vec<IceServer> {
-        self.ice_servers.clone()
+    fn ice(&self) -> IceConfig {
+        self.ice.clone()
     }
 }
 

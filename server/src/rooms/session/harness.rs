@@ -58,7 +58,7 @@ impl Harness {
         };
         let config = SessionConfig {
             resume_grace: Duration::from_secs(15),
-            ice_servers: vec![],
+            ice: Default::default(),
             media: true,
         };
         Self {

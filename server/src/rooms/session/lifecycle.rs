@@ -106,7 +106,10 @@ impl Session {
             participants: self.members.announced_participants(),
             audience_count: self.members.audience_count(),
             capabilities: self.capabilities(user),
-            ice_servers: self.config.ice_servers.clone(),
+            ice_servers: self
+                .config
+                .ice
+                .servers_for(user, self.wall, self.room.valid_until),
             resume: ResumeInfo {
                 token: m.resume_token.clone(),
                 grace_seconds: self.config.resume_grace.as_secs() as u32,

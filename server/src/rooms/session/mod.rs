@@ -27,11 +27,12 @@ mod tests;
 #[cfg(test)]
 mod tests_live;
 
+use crate::model::ice::IceConfig;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use convene_protocol::signal::{ClientMessage, IceServer, LeaveReason, Participant, ServerMessage};
+use convene_protocol::signal::{ClientMessage, LeaveReason, Participant, ServerMessage};
 use convene_protocol::{ErrorBody, ErrorCode};
 
 pub use members::{MemberInit, MAX_AUDIENCE_PAGE};
@@ -54,8 +55,8 @@ use crate::sfu::port::{MediaEvent, MediaSignal};
 pub struct SessionConfig {
     /// How long a member whose connection dropped keeps its place for `resume`.
     pub resume_grace: Duration,
-    /// Handed to clients in `joined`.
-    pub ice_servers: Vec<IceServer>,
+    /// The STUN/TURN servers handed to each member in `joined`.
+    pub ice: IceConfig,
     /// Whether a media relay serves this session (false: signaling only).
     pub media: bool,
 }
