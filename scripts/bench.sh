@@ -7,7 +7,8 @@
 #      an M x M meeting (audio+video), audio-only to many; a ladder stops at the first
 #      step with loss > 1% or a failed connection,
 #   4. the signaling scale run (as many members as the fd limit allows),
-#   5. bench/REPORT.md and the charts (matplotlib), from the JSON in bench/results/.
+#   5. the store: SQLite against PostgreSQL (bench/store.sh),
+#   6. bench/REPORT.md and the charts (matplotlib), from the JSON in bench/results/.
 # BENCH_QUICK=1: short ladders and a small scale run (a few minutes).
 set -euo pipefail
 
@@ -157,6 +158,14 @@ timeout -k 5 600 ./target/release/convene-load --spawn ./target/release/convene 
     --members "$SCALE" --concurrency 200 --json "$RESULTS/scale.json" \
     2>"$RESULTS/scale.log" || echo "scale run failed: see bench/results/scale.log"
 tail -n 3 "$RESULTS/scale.log" | grep -v '^  ' || true
+
+step "the store: SQLite against PostgreSQL (admin writes, join storms)"
+wait_quiet
+if [ "$QUICK" = 1 ]; then
+    bash bench/store.sh 1000 500 1
+else
+    bash bench/store.sh 2000 2000 3
+fi
 
 step "report"
 python3 bench/report.py "$RESULTS" bench

@@ -233,26 +233,65 @@ impl PgStore {
 
 type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
 
-/// Adds `ev` to the outbox as the last statement of the caller's transaction (see the
-/// module header for the lock).
-async fn insert_event(
-    tx: &deadpool_postgres::Transaction<'_>,
-    ev: &NewEvent,
-) -> Result<(), StoreError> {
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&OUTBOX_LOCK])
-        .await
-        .map_err(pg)?;
-    let stmt = tx
-        .prepare_cached(
-            "INSERT INTO events (id, type, room_id, at, data) VALUES ($1, $2, $3, $4, $5)",
-        )
-        .await
-        .map_err(pg)?;
+/// A transaction whose statements are each prepared once per connection: a plain
+/// `&str` query costs tokio-postgres a second round trip (to prepare it) every time,
+/// and here that would be while a room's row lock or the outbox lock is held.
+struct Tx<'a>(deadpool_postgres::Transaction<'a>);
+
+impl<'a> std::ops::Deref for Tx<'a> {
+    type Target = deadpool_postgres::Transaction<'a>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl Tx<'_> {
+    async fn run(&self, sql: &str, params: Params<'_>) -> Result<u64, tokio_postgres::Error> {
+        let stmt = self.0.prepare_cached(sql).await?;
+        self.0.execute(&stmt, params).await
+    }
+
+    async fn opt(
+        &self,
+        sql: &str,
+        params: Params<'_>,
+    ) -> Result<Option<Row>, tokio_postgres::Error> {
+        let stmt = self.0.prepare_cached(sql).await?;
+        self.0.query_opt(&stmt, params).await
+    }
+
+    async fn one(&self, sql: &str, params: Params<'_>) -> Result<Row, tokio_postgres::Error> {
+        let stmt = self.0.prepare_cached(sql).await?;
+        self.0.query_one(&stmt, params).await
+    }
+
+    async fn commit(self) -> Result<(), tokio_postgres::Error> {
+        self.0.commit().await
+    }
+}
+
+async fn begin(client: &mut deadpool_postgres::Client) -> Result<Tx<'_>, StoreError> {
+    Ok(Tx(client.transaction().await.map_err(pg)?))
+}
+
+/// Adds `ev` to the outbox as the last statement of the caller's transaction, in one
+/// round trip: the outbox lock is taken (see the module header) before the row, and so
+/// its `seq`, exists.
+async fn insert_event(tx: &Tx<'_>, ev: &NewEvent) -> Result<(), StoreError> {
     let id = format!("ev_{}", crate::ids::random_token(20));
     let data = ev.data.to_string();
-    tx.execute(
-        &stmt,
-        &[&id, &ev.kind.as_str(), &ev.room.as_str(), &ms(ev.at), &data],
+    tx.run(
+        "INSERT INTO events (id, type, room_id, at, data)
+         SELECT $1::text, $2::text, $3::text, $4::bigint, $5::text
+         FROM (SELECT pg_advisory_xact_lock($6::bigint)) AS outbox_lock",
+        &[
+            &id,
+            &ev.kind.as_str(),
+            &ev.room.as_str(),
+            &ms(ev.at),
+            &data,
+            &OUTBOX_LOCK,
+        ],
     )
     .await
     .map_err(pg)?;
@@ -328,7 +367,7 @@ impl RoomStore for PgStore {
     ) -> Result<(), StoreError> {
         let doc = serde_json::to_string(room).map_err(backend)?;
         let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(pg)?;
+        let tx = begin(&mut client).await?;
         let inserted = tx
             .execute(
                 "INSERT INTO rooms (id, valid_until, doc, version) VALUES ($1, $2, $3, $4)
@@ -426,11 +465,11 @@ impl RoomStore for PgStore {
         edit: RoomEdit,
     ) -> Result<Room, StoreError> {
         let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(pg)?;
+        let tx = begin(&mut client).await?;
         // The row lock: a concurrent update of this room waits here for this commit,
         // then reads what this one wrote.
         let row = tx
-            .query_opt(
+            .opt(
                 "SELECT doc, version FROM rooms WHERE id = $1 FOR UPDATE",
                 &[&id.as_str()],
             )
@@ -446,7 +485,7 @@ impl RoomStore for PgStore {
         room.id = id.clone();
         room.version = current + 1;
         let doc = serde_json::to_string(&room).map_err(backend)?;
-        tx.execute(
+        tx.run(
             "UPDATE rooms SET valid_until = $2, doc = $3, version = $4 WHERE id = $1",
             &[
                 &id.as_str(),
@@ -465,9 +504,9 @@ impl RoomStore for PgStore {
 
     async fn delete_room(&self, id: &RoomId, if_version: Option<u64>) -> Result<bool, StoreError> {
         let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(pg)?;
+        let tx = begin(&mut client).await?;
         let Some(row) = tx
-            .query_opt(
+            .opt(
                 "SELECT version FROM rooms WHERE id = $1 FOR UPDATE",
                 &[&id.as_str()],
             )
@@ -480,10 +519,10 @@ impl RoomStore for PgStore {
         if if_version.is_some_and(|v| v != current) {
             return Err(StoreError::VersionMismatch { current });
         }
-        tx.execute("DELETE FROM rooms WHERE id = $1", &[&id.as_str()])
+        tx.run("DELETE FROM rooms WHERE id = $1", &[&id.as_str()])
             .await
             .map_err(pg)?;
-        tx.execute(
+        tx.run(
             "DELETE FROM idempotency WHERE room_id = $1",
             &[&id.as_str()],
         )
@@ -555,11 +594,11 @@ impl RoomStore for PgStore {
         max_size: u64,
     ) -> Result<Vec<RosterChange>, StoreError> {
         let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(pg)?;
+        let tx = begin(&mut client).await?;
         // The room's row lock serializes roster changes of one room, so the size check
         // below counts every change committed before.
         let exists = tx
-            .query_opt(
+            .opt(
                 "SELECT 1 FROM rooms WHERE id = $1 FOR UPDATE",
                 &[&room.as_str()],
             )
@@ -586,7 +625,7 @@ impl RoomStore for PgStore {
             match (old, role) {
                 (None, None) => {}
                 (Some(_), None) => {
-                    tx.execute(
+                    tx.run(
                         "DELETE FROM participants WHERE room_id = $1 AND user_id = $2",
                         &[&room.as_str(), &user.as_str()],
                     )
@@ -601,7 +640,7 @@ impl RoomStore for PgStore {
                         invited_at: now,
                         invite_id: crate::ids::random_token(16),
                     };
-                    tx.execute(
+                    tx.run(
                         &format!(
                             "INSERT INTO participants (room_id, {ENTRY_COLUMNS})
                              VALUES ($1, $2, $3, $4, $5)"
@@ -619,7 +658,7 @@ impl RoomStore for PgStore {
                     done.push(RosterChange::Added(entry));
                 }
                 (Some(mut entry), Some(role)) if entry.role != *role => {
-                    tx.execute(
+                    tx.run(
                         "UPDATE participants SET role = $3 WHERE room_id = $1 AND user_id = $2",
                         &[&room.as_str(), &user.as_str(), &role.as_str()],
                     )
@@ -633,7 +672,7 @@ impl RoomStore for PgStore {
             }
         }
         let count: i64 = tx
-            .query_one(
+            .one(
                 "SELECT COUNT(*) FROM participants WHERE room_id = $1",
                 &[&room.as_str()],
             )
@@ -728,7 +767,7 @@ impl RoomStore for PgStore {
             return Ok(());
         }
         let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(pg)?;
+        let tx = begin(&mut client).await?;
         for ev in &events {
             insert_event(&tx, ev).await?;
         }
@@ -777,14 +816,14 @@ impl RoomStore for PgStore {
     async fn put_webhook(&self, hook: Webhook) -> Result<Webhook, StoreError> {
         let events = serde_json::to_string(&hook.events).map_err(backend)?;
         let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(pg)?;
+        let tx = begin(&mut client).await?;
         // The outbox lock: no event is being numbered, so "after the newest event" is
         // exact (see the module header).
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&OUTBOX_LOCK])
+        tx.run("SELECT pg_advisory_xact_lock($1)", &[&OUTBOX_LOCK])
             .await
             .map_err(pg)?;
         let row = tx
-            .query_one(
+            .one(
                 &format!(
                     "INSERT INTO webhooks ({WEBHOOK_COLUMNS})
                      VALUES ($1, $2, $3, $4, $5, $6, (SELECT COALESCE(MAX(seq), 0) FROM events))
@@ -835,7 +874,7 @@ impl RoomStore for PgStore {
         now: DateTime<Utc>,
     ) -> Result<PurgeCounts, StoreError> {
         let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(pg)?;
+        let tx = begin(&mut client).await?;
         let rooms = tx
             .execute(
                 "DELETE FROM rooms WHERE valid_until < $1",
