@@ -129,6 +129,56 @@ const layout = (page) =>
     return { stage: stage.width, tiles, overflow: document.documentElement.scrollWidth > innerWidth };
   });
 
+scenario("the one unmuted microphone is the active speaker, and it follows a switch", async () => {
+  await server.api("POST", "/v1/rooms", { id: "talk", participants: { ivy: {}, jon: {} } });
+  const pages = {};
+  for (const user of ["ivy", "jon"]) {
+    const t = await server.api("POST", "/v1/rooms/talk/tokens", { userId: user });
+    pages[user] = await openCall(user, `${server.url}/join#token=${t.token}`);
+    await eventually(`${user} joins`, async () => (await pages[user].textContent("#state")) === "connected");
+  }
+  const { ivy, jon } = pages;
+  for (const page of [ivy, jon]) {
+    await page.evaluate(() => {
+      window.__speakers = [];
+      for (const ws of window.__sockets) ws.addEventListener("message", (e) => {
+        const m = JSON.parse(e.data);
+        if (m.type === "activeSpeakersChanged") window.__speakers.push(m.speakers.map((s) => s.participantId).join("+"));
+      });
+    });
+  }
+  // Who each page shows as talking: ringed camera tiles and marked names.
+  const talking = (page) => page.evaluate(() => ({
+    tiles: [...document.querySelectorAll(".tile.speaking")].map((t) => t.dataset.participant).sort(),
+    people: [...document.querySelectorAll("#people li.speaking")].map((li) => li.dataset.id).sort(),
+  }));
+  const shows = async (page, who) => eventually(`${page.__name} shows ${who.join(", ") || "nobody"} talking`, async () => {
+    const t = await talking(page);
+    const seen = await page.evaluate(() => window.__speakers.join(" | "));
+    return (JSON.stringify(t.tiles) === JSON.stringify(who) && JSON.stringify(t.people) === JSON.stringify(who)) || `${JSON.stringify(t)} after ${seen}`;
+  }, 15_000);
+  // Clicks once the other side lists the microphone as it should be, so none lands
+  // while the page is still starting its own.
+  const mic = (page, who, on) => eventually(`${page.__name} lists ${who}'s mic ${on ? "on" : "off"}`, async () =>
+    (await page.getAttribute(`#people li[data-id="${who}"]`, "data-audio")) === String(on));
+  await mic(ivy, "jon", true);
+  await mic(jon, "ivy", true);
+  await jon.click("#mic");
+  await mic(ivy, "jon", false);
+  await shows(ivy, ["ivy"]);
+  await shows(jon, ["ivy"]);
+  const at = Date.now();
+  await ivy.click("#mic");
+  await mic(jon, "ivy", false);
+  await jon.click("#mic");
+  await mic(ivy, "jon", true);
+  await shows(ivy, ["jon"]);
+  await shows(jon, ["jon"]);
+  console.log(`the speaker followed the switch in ${Date.now() - at} ms`);
+  const ring = await ivy.$eval('.tile.speaking', (t) => getComputedStyle(t, "::after").borderTopWidth);
+  assert.equal(ring, "4px", "the speaker's tile is ringed");
+});
+
 scenario("the stage fills with 1, 2 and 4 people, keeps cameras whole and fits a phone", async () => {
   const users = ["p1", "p2", "p3", "p4"];
   await server.api("POST", "/v1/rooms", { id: "grid", participants: Object.fromEntries(users.map((u) => [u, {}])) });

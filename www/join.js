@@ -93,6 +93,22 @@ new MutationObserver(() => {
   tilesEl.dataset.cols = String(n <= 1 ? 1 : n <= 4 ? 2 : n <= 9 ? 3 : 4);
 }).observe(tilesEl, { childList: true });
 
+// Who is talking: their camera tile gets a ring and their name in the list a mark.
+function showSpeakers() {
+  const talking = new Set((room?.activeSpeakers || []).map((s) => s.participantId));
+  document.querySelectorAll(".tile[data-participant]:not(.screen)").forEach((t) => {
+    t.classList.toggle("speaking", talking.has(t.dataset.participant));
+  });
+  document.querySelectorAll("#people li").forEach((li) => {
+    const on = talking.has(li.dataset.id);
+    li.classList.toggle("speaking", on);
+    const state = li.querySelector(".state");
+    if (state && on !== state.textContent.endsWith(" · speaking")) {
+      state.textContent = on ? `${state.textContent} · speaking` : state.textContent.replace(/ · speaking$/, "");
+    }
+  });
+}
+
 function refreshTile(id) {
   const p = room.participants().find((x) => x.id === id);
   const t = document.querySelector(`[data-tile="${CSS.escape(`${id}:camera`)}"]`);
@@ -129,6 +145,7 @@ function renderPeople() {
   }));
   const extra = room.audienceCount ? ` + ${room.audienceCount} watching` : "";
   $("count").textContent = `(${people.length}${extra})`;
+  showSpeakers();
 }
 
 function renderControls() {
@@ -229,6 +246,7 @@ function chatLine(from, text) {
 }
 
 function wire() {
+  room.on("activeSpeakersChanged", showSpeakers);
   room.on("participantJoined", (p) => { log(`${p.id} joined`); renderPeople(); });
   room.on("participantLeft", (p) => { log(`${p.id} left`); removeTiles(p.id); renderPeople(); });
   room.on("mediaChanged", (e) => {
@@ -250,6 +268,7 @@ function wire() {
       const t = tile(participantId, kind);
       t.querySelector("video").srcObject = stream;
       refreshTile(participantId);
+      showSpeakers();
     }
   });
   room.on("trackRemoved", ({ participantId, kind }) => {

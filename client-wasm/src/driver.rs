@@ -81,6 +81,8 @@ pub struct Session {
     pub seats: Vec<SeatInfo>,
     /// Open seat applications (presenters are told).
     pub applications: Vec<SeatApplication>,
+    /// Who is talking, loudest first.
+    pub active_speakers: Vec<convene_protocol::signal::ActiveSpeaker>,
 }
 
 /// What the `Room` class may read. Written only by the driver, and never borrowed

@@ -19,6 +19,7 @@ pub const EVENT_NAMES: &[&str] = &[
     "roomAttributesChanged",
     "memberAttributesChanged",
     "roomEnding",
+    "activeSpeakersChanged",
 ];
 
 /// The known event called `name`, or an error listing the known ones.

@@ -67,6 +67,7 @@ pub async fn on_server(ctx: &mut Ctx, msg: ServerMessage) {
                             ice_servers: ice_servers.clone(),
                             seats: vec![],
                             applications: vec![],
+                            active_speakers: vec![],
                         });
                         Vec::new()
                     }
@@ -186,6 +187,14 @@ pub async fn on_server(ctx: &mut Ctx, msg: ServerMessage) {
             if let Some(w) = ctx.audience_waiters.pop_front() {
                 let _ = w.send((participants, next));
             }
+        }
+        ServerMessage::ActiveSpeakersChanged { speakers } => {
+            if let Some(s) = ctx.shared.view.borrow_mut().session.as_mut() {
+                s.active_speakers = speakers.clone();
+            }
+            let o = js_sys::Object::new();
+            events::set(&o, "speakers", events::value(&speakers));
+            ctx.emit(vec![Emit("activeSpeakersChanged", o.into())]);
         }
         ServerMessage::SeatsChanged { seats } => {
             if let Some(s) = ctx.shared.view.borrow_mut().session.as_mut() {

@@ -293,6 +293,15 @@ impl Room {
             .map_or(JsValue::UNDEFINED, |s| events::value(&s.room))
     }
 
+    /// Who is talking now, loudest first (`activeSpeakersChanged` tells each change).
+    #[wasm_bindgen(getter, js_name = activeSpeakers, unchecked_return_type = "ActiveSpeaker[]")]
+    pub fn active_speakers(&self) -> JsValue {
+        let view = self.shared.view.borrow();
+        let empty = Vec::new();
+        let list = view.session.as_ref().map_or(&empty, |s| &s.active_speakers);
+        events::value(list)
+    }
+
     /// Receive-only members not listed in `participants()`.
     #[wasm_bindgen(getter, js_name = audienceCount)]
     pub fn audience_count(&self) -> u32 {

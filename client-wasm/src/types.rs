@@ -208,6 +208,18 @@ export interface SeatApplicationEndedEvent {
  * above 300 means the end was pushed back: the notice is lifted). `room.info.validUntil`
  * follows it.
  */
+/** A member who is talking. */
+export interface ActiveSpeaker {
+  participantId: string;
+  /** Its loudest recent audio level, 0 (silence) to 1 (full scale). */
+  level: number;
+}
+
+export interface ActiveSpeakersChangedEvent {
+  /** Who is talking now, loudest first; empty when nobody is. */
+  speakers: ActiveSpeaker[];
+}
+
 export interface RoomEndingEvent {
   validUntil: string;
   secondsLeft: number;
@@ -249,6 +261,8 @@ export interface RoomEvents {
   roomAttributesChanged: RoomAttributesChangedEvent;
   memberAttributesChanged: MemberAttributesChangedEvent;
   roomEnding: RoomEndingEvent;
+  /** Who is talking changed (at most every 300 ms); also `room.activeSpeakers`. */
+  activeSpeakersChanged: ActiveSpeakersChangedEvent;
 }
 
 export type RoomEventName = keyof RoomEvents;

@@ -146,6 +146,18 @@ pub struct SessionInfo {
     pub started_at: String,
 }
 
+/// A member who is talking: its loudest recent audio level, 0 (silence) to 1 (full
+/// scale), from the RFC 6464 level its client attaches to each audio packet.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ActiveSpeaker {
+    pub participant_id: String,
+    pub level: f32,
+}
+
+/// Shortest time between two `activeSpeakersChanged` messages.
+pub const ACTIVE_SPEAKERS_MIN_GAP_MS: u64 = 300;
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct IceServer {
@@ -281,6 +293,11 @@ pub enum ServerMessage {
     CapabilitiesChanged {
         role: String,
         capabilities: Capabilities,
+    },
+    /// Who is talking, loudest first (empty: nobody). Sent when the list changes, at
+    /// most every `ACTIVE_SPEAKERS_MIN_GAP_MS`.
+    ActiveSpeakersChanged {
+        speakers: Vec<ActiveSpeaker>,
     },
     #[serde(rename_all = "camelCase")]
     Message {

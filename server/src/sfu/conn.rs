@@ -86,6 +86,8 @@ pub struct Conn {
     pub connected: bool,
     /// Publish: browser track ids of screen shares (from the offer's signaling).
     pub screen_ids: HashSet<String>,
+    /// Publish: the audio levels its audio carries.
+    pub levels: super::levels::Levels,
     /// Publish: tracks arriving, by their SSRC.
     pub inbound: HashMap<u32, (TrackKey, rtc::rtp_transceiver::RTCRtpReceiverId)>,
     /// Subscribe: tracks sent, and the SSRCs we send them with.
@@ -143,6 +145,7 @@ impl Conn {
             fast: None,
             connected: false,
             screen_ids: HashSet::new(),
+            levels: Default::default(),
             inbound: HashMap::new(),
             legs: HashMap::new(),
             by_out_ssrc: HashMap::new(),
@@ -155,6 +158,8 @@ impl Conn {
 
     /// The client's offer on its publish connection; returns our answer.
     pub fn answer_offer(&mut self, sdp: String, now: Instant) -> Result<String, String> {
+        // The answer keeps the offer's extension ids.
+        self.levels.set_id(super::levels::ext_id(&sdp));
         let offer = RTCSessionDescription::offer(sdp).map_err(|e| e.to_string())?;
         self.pc
             .set_remote_description(now, offer)

@@ -18,6 +18,7 @@
 mod config;
 mod conn;
 mod engine;
+mod levels;
 mod pc_setup;
 pub mod port;
 mod room;

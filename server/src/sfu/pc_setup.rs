@@ -1,6 +1,7 @@
 //! How the relay builds each peer connection on webrtc-rs's sans-IO core (`rtc`): ICE-lite
 //! with credentials we choose (the ufrag names the connection on the shared port), no
 //! mDNS, the DTLS server role, AEAD_AES_128_GCM preferred, Opus and VP8 (with RTX) only,
+//! the audio-level header extension (RFC 6464) on audio,
 //! the default NACK / RTCP-report / TWCC interceptors, and one certificate shared by all
 //! connections (generating a key per connection would cost a millisecond each).
 
@@ -28,7 +29,7 @@ use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use rtc::rtp_transceiver::rtp_sender::{
-    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind,
+    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
 };
 use rtc::sansio::Protocol;
 
@@ -94,6 +95,15 @@ fn media_engine() -> Result<MediaEngine, String> {
         rtcp_feedback: vec![],
     };
     reg(&mut me, rtx, VP8_RTX_PT, RtpCodecKind::Video)?;
+    // Publishers' audio carries its level (RFC 6464): who is talking, without decoding.
+    me.register_header_extension(
+        RTCRtpHeaderExtensionCapability {
+            uri: super::levels::URI.to_owned(),
+        },
+        RtpCodecKind::Audio,
+        None,
+    )
+    .map_err(|e| e.to_string())?;
     Ok(me)
 }
 

@@ -43,6 +43,9 @@ pub enum MediaEvent {
         kind: MediaKind,
         on: bool,
     },
+    /// The loudest audio level in a member's recent packets, in -dBov (RFC 6464: 0 is
+    /// the loudest, 127 silence); sent when it changes noticeably.
+    AudioLevel { member: UserId, dbov: u8 },
 }
 
 /// Which of a member's tracks may be forwarded now (its role allows it and it has not

@@ -475,6 +475,18 @@ impl RoomCtl {
                     sdp,
                 },
             ),
+            ConnEvent::AudioLevel { user, dbov, source } => {
+                // Only from the member's current publish connection.
+                if self
+                    .members
+                    .get(&user)
+                    .is_some_and(|m| m.publish == Some(source))
+                {
+                    let _ = self
+                        .events
+                        .send(MediaEvent::AudioLevel { member: user, dbov });
+                }
+            }
             ConnEvent::Published {
                 user,
                 track,

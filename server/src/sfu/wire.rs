@@ -109,6 +109,12 @@ pub enum ConnEvent {
         kind: MediaKind,
         source: ConnKey,
     },
+    /// The loudest audio level of the client's recent audio (see `levels`).
+    AudioLevel {
+        user: UserId,
+        dbov: u8,
+        source: ConnKey,
+    },
     /// The connection failed (consent expired, DTLS closed) and was closed.
     Failed { user: UserId, role: PcKind },
     /// A request could not be carried out (shown to the client as an error).

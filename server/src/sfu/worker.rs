@@ -553,7 +553,7 @@ impl Worker {
     /// A publisher's packet: to the subscribers here, and one copy to each other worker
     /// with subscribers.
     fn forward(&mut self, from: u64, pkt: rtp::Packet, now: Instant) {
-        let Some(conn) = self.conns.get(&from) else {
+        let Some(conn) = self.conns.get_mut(&from) else {
             return;
         };
         let Some(&(track, _)) = conn.inbound.get(&pkt.header.ssrc) else {
@@ -562,6 +562,15 @@ impl Worker {
         let Some(route) = self.routes.get(&track) else {
             return;
         };
+        if route.kind == MediaKind::Audio {
+            if let Some(dbov) = conn.levels.packet(&pkt.header, route.gate, now) {
+                let _ = conn.events.send(ConnEvent::AudioLevel {
+                    user: conn.user.clone(),
+                    dbov,
+                    source: conn.key,
+                });
+            }
+        }
         if !route.gate {
             return;
         }

@@ -153,6 +153,7 @@ impl Session {
         let Some(m) = self.members.remove(user) else {
             return false;
         };
+        self.speakers.forget(user);
         self.leave_seat_of_departed(user);
         for kind in MediaKind::ALL {
             if m.media.get(kind) {

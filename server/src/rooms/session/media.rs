@@ -100,6 +100,7 @@ impl Session {
                 next.set(kind, on);
                 self.update_media(&member, next, None);
             }
+            MediaEvent::AudioLevel { member, dbov } => self.audio_level(&member, dbov),
         }
     }
 
@@ -146,6 +147,9 @@ impl Session {
         }
         let before = m.media;
         m.media = next;
+        if !next.audio {
+            self.speakers.forget(user);
+        }
         if self.seats.seat_of(user).is_some() {
             self.seats_dirty = true;
         }

@@ -18,6 +18,7 @@ mod members;
 mod output;
 mod seating;
 mod seats;
+mod speakers;
 mod timers;
 
 #[cfg(test)]
@@ -153,6 +154,8 @@ pub struct Session {
     ending_told: Option<DateTime<Utc>>,
     /// When the next `roomEnding` notice is due, on the monotonic clock.
     ending_at: Option<Instant>,
+    /// Who is talking (see `speakers`).
+    speakers: speakers::Speakers,
     ended: bool,
 }
 
@@ -182,6 +185,7 @@ impl Session {
             gates_dirty: BTreeSet::new(),
             ending_told: None,
             ending_at: None,
+            speakers: Default::default(),
             ended: false,
         };
         let started = serde_json::json!({ "startedAt": now.wall.to_rfc3339() });
@@ -254,6 +258,10 @@ impl Session {
             .timers
             .next(self.destroy_delay(), self.next_grace_deadline());
         let next = self.ending_at.map_or(next, |t| t.min(next));
+        let next = self
+            .speakers
+            .next_deadline(self.mono)
+            .map_or(next, |t| t.min(next));
         Some(self.seats.next_expiry().map_or(next, |t| t.min(next)))
     }
 
@@ -378,6 +386,7 @@ impl Session {
     fn after(&mut self, now: Now) {
         self.flush_seats();
         self.emit_gates();
+        self.flush_speakers();
         if self.ended {
             return;
         }

@@ -501,3 +501,62 @@ fn members_hear_the_room_is_ending_five_minutes_ahead_and_when_the_end_moves() {
     h.advance(Duration::from_secs(300));
     assert!(h.ended);
 }
+
+fn speakers_of(frames: &[serde_json::Value]) -> Vec<Vec<String>> {
+    of_type(frames, "activeSpeakersChanged")
+        .iter()
+        .map(|f| {
+            f["speakers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s["participantId"].as_str().unwrap().to_string())
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn active_speakers_follow_levels_loudest_first_and_throttled() {
+    let mut h = Harness::new(room(50));
+    h.join("a", Role::Attendee);
+    h.join("b", Role::Attendee);
+    h.join("c", Role::Consumer);
+    h.set_media("a", Some(true), None);
+    h.set_media("b", Some(true), None);
+    h.frames("c");
+    let level = |h: &mut Harness, who: &str, dbov: u8| {
+        h.input(Input::Media(MediaEvent::AudioLevel {
+            member: uid(who),
+            dbov,
+        }))
+    };
+    // Quiet levels are no speech.
+    level(&mut h, "a", 110);
+    assert!(speakers_of(&h.frames("c")).is_empty());
+    level(&mut h, "a", 30);
+    assert_eq!(speakers_of(&h.frames("c")), [["a"]], "told at once");
+    // b louder, inside the gap: told at the gap's end, loudest first.
+    h.advance(Duration::from_millis(100));
+    level(&mut h, "b", 20);
+    assert!(speakers_of(&h.frames("c")).is_empty(), "not inside the gap");
+    h.advance(Duration::from_millis(250));
+    let got = h.frames("c");
+    assert_eq!(speakers_of(&got), [["b", "a"]]);
+    let first = &of_type(&got, "activeSpeakersChanged")[0]["speakers"][0];
+    assert!(
+        (first["level"].as_f64().unwrap() - 0.1).abs() < 1e-3,
+        "-20 dBov: 0.1"
+    );
+    // a keeps talking; b falls silent and drops out after the hold.
+    for _ in 0..8 {
+        h.advance(Duration::from_millis(250));
+        level(&mut h, "a", 30);
+    }
+    assert_eq!(speakers_of(&h.frames("c")), [["a"]]);
+    // Muting a (or a consumer's levels) lists nobody.
+    h.set_media("a", Some(false), None);
+    h.advance(Duration::from_millis(400));
+    level(&mut h, "c", 10);
+    assert_eq!(speakers_of(&h.frames("c")), [Vec::<String>::new()]);
+}
