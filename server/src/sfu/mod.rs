@@ -6,7 +6,8 @@
 //! the connections, reads and writes in batches (the `mediaio` crate: recvmmsg / sendmmsg), routes
 //! datagrams by source address (learned from the first authentic STUN binding request,
 //! `stun`), drives each `conn`'s `rtc` state machine, and forwards RTP with its header
-//! rewritten per subscriber. A `room` task per live session decides who receives what
+//! rewritten per subscriber, reading publishers' audio levels on the way (`levels`). A
+//! `room` task per live session decides who receives what
 //! and commands the workers (`wire`: the messages between the parts). The relay is
 //! ICE-lite; each connection's ufrag names it on the shared port.
 //!

@@ -7,8 +7,8 @@
 //!
 //! The parts, by what they do: `lifecycle` (joins, drops, resumes, removals, the end),
 //! `members` (the member table and roster deltas),
-//! `media` (who sends what, and what the relay may forward), `chat`, `timers` (every
-//! deadline), `output` (what the driver is told).
+//! `media` (who sends what, and what the relay may forward), `speakers` (who is talking),
+//! `chat`, `timers` (every deadline), `output` (what the driver is told).
 
 mod chat;
 mod ending;
