@@ -322,6 +322,7 @@ def main():
                limits(by_sfu, xlabel), ""]
     md += scale_section(results, machine)
     md += store_section(results)
+    md += first_frame_section(results)
     open(os.path.join(out_dir, "REPORT.md"), "w").write("\n".join(md) + "\n")
 
 
@@ -415,6 +416,30 @@ def store_section(results):
            "(so webhook events are read in commit order), which is what limits writes "
            "spread over rooms. Its reads run on a pool of 16 connections instead of two "
            "reader threads.", ""]
+    return md
+
+
+def first_frame_section(results):
+    """bench/first-frame.mjs: how soon a new viewer sees the publisher."""
+    md = ["## First frame: a new viewer in Chromium (Convene only)", ""]
+    try:
+        r = json.load(open(os.path.join(results, "first-frame.json")))
+    except (OSError, ValueError):
+        return md + ["No first-frame run (`node bench/first-frame.mjs` writes it).", ""]
+    m = r["medianMs"]
+    frames = sorted(run["firstFrame"] for run in r["runs"])
+    md += [f"Goal: under 1 s from the page opening to the first frame, on loopback. Measured "
+           f"by `bench/first-frame.mjs` at commit {r.get('commit', '?')}: a release server, "
+           "one publisher (the join page, Chromium's fake camera), then "
+           f"{r['joins']} receive-only viewers opening their invite links one after another, "
+           "each in a fresh browser context (nothing cached). Milliseconds from the viewer "
+           "page's navigation start, medians:", "",
+           "| signaling socket open | `joined` | receiving connection up | first frame shown |",
+           "|---|---|---|---|",
+           f"| {m['socketOpen']} | {m['joined']} | {m['pcConnected']} | **{m['firstFrame']}** |",
+           "", f"First frame, each join (sorted): {', '.join(str(f) for f in frames)} ms. "
+           "Before the socket opens, the page loads its scripts and compiles the SDK's wasm.",
+           ""]
     return md
 
 

@@ -8,7 +8,8 @@
 #      step with loss > 1% or a failed connection,
 #   4. the signaling scale run (as many members as the fd limit allows),
 #   5. the store: SQLite against PostgreSQL (bench/store.sh),
-#   6. bench/REPORT.md and the charts (matplotlib), from the JSON in bench/results/.
+#   6. a new viewer's first video frame in Chromium (bench/first-frame.mjs),
+#   7. bench/REPORT.md and the charts (matplotlib), from the JSON in bench/results/.
 # BENCH_QUICK=1: short ladders and a small scale run (a few minutes).
 set -euo pipefail
 
@@ -166,6 +167,9 @@ if [ "$QUICK" = 1 ]; then
 else
     bash bench/store.sh 2000 2000 3
 fi
+
+step "first frame: a new viewer's first video frame (Chromium, 10 joins)"
+node bench/first-frame.mjs 10 >"$RESULTS/first-frame.json" 2>"$RESULTS/first-frame.log" || tail -5 "$RESULTS/first-frame.log"
 
 step "report"
 python3 bench/report.py "$RESULTS" bench
