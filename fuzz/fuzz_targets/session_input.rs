@@ -1,5 +1,5 @@
 //! The session core: any sequence of joins, client messages, drops, kicks, floods,
-//! room changes and time passing. It never panics, whatever arrives in whatever order,
+//! room changes, audio levels from the relay and time passing. It never panics, whatever arrives in whatever order,
 //! and once it says it ended it stays ended.
 #![no_main]
 
@@ -10,6 +10,7 @@ use convene::clock::Now;
 use convene::ids::{ConnId, RoomId, UserId};
 use convene::model::{JoinPolicy, Role, Room, RoomType};
 use convene::rooms::session::{Input, MemberInit, Output, Session, SessionConfig};
+use convene::sfu::port::MediaEvent;
 use convene_protocol::signal::ClientMessage;
 use libfuzzer_sys::fuzz_target;
 
@@ -52,7 +53,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let config = SessionConfig {
         resume_grace: Duration::from_secs(2),
-        ice_servers: vec![],
+        ice: Default::default(),
         media: true,
     };
     let mut room = room();
@@ -65,7 +66,7 @@ fuzz_target!(|data: &[u8]| {
         let who = (op >> 4) as usize % USERS.len();
         let user = UserId::parse(USERS[who]).unwrap();
         let arg = bytes.next().unwrap_or(0);
-        let input = match op % 9 {
+        let input = match op % 10 {
             0 => {
                 conns[who] = ConnId(next_conn);
                 next_conn += 1;
@@ -118,6 +119,10 @@ fuzz_target!(|data: &[u8]| {
                 Input::RoomUpdated(Box::new(room.clone()))
             }
             7 => Input::TokenRevoked(format!("t{}", arg as usize % USERS.len())),
+            8 => Input::Media(MediaEvent::AudioLevel {
+                member: user,
+                dbov: arg & 0x7f,
+            }),
             _ => {
                 // Time passes: up to ~25 s, past the resume grace and destroy delay.
                 let step = Duration::from_millis(u64::from(arg) * 100);

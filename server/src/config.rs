@@ -510,6 +510,12 @@ fn ice_config(
             )))
         }
     };
+    if turn_secret.is_none() && turn_ttl_seconds.is_some() {
+        return Err(ConfigError(
+            "a TURN credential lifetime needs a TURN secret (turn_secret) to mint credentials"
+                .into(),
+        ));
+    }
     let Some(secret) = turn_secret.map(|s| s.trim().to_owned()) else {
         let fixed = if urls.is_empty() {
             vec![]
@@ -720,6 +726,12 @@ mod tests {
             ..with("0123456789abcdef", "turn:t:3478")
         })
         .contains("between 60 and 604800"));
+        assert!(bad(ServeArgs {
+            ice_servers: Some("turn:t:3478".into()),
+            turn_ttl_seconds: Some(600),
+            ..Default::default()
+        })
+        .contains("needs a TURN secret"));
         let fixed = Config::from_args(ServeArgs {
             ice_servers: Some("turn:t:3478".into()),
             ice_username: Some("u".into()),

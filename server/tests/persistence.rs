@@ -113,3 +113,40 @@ async fn an_unreachable_database_is_a_clear_error() {
     );
     assert!(started.elapsed() < std::time::Duration::from_secs(10));
 }
+
+/// PostgreSQL restarted or an operator killed the server's sessions: the pool replaces
+/// the dead connections and the next requests are answered.
+#[tokio::test]
+async fn dropped_database_connections_are_replaced() {
+    let s = TestServer::start_on_postgres().await;
+    s.room("steady", &[("alice", "presenter")]).await;
+    let url = s.database_url().expect("on PostgreSQL");
+    let admin = common::postgres::connect(url.expose()).await;
+    let killed: i64 = admin
+        .query_one(
+            "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE datname = current_database() AND pid <> pg_backend_pid()) AS t",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(killed >= 1, "the server's connections were terminated");
+    // A request may still meet a connection whose end the pool has not seen yet; soon
+    // every request is answered again.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let (st, body) = s.get("/v1/rooms/steady").await;
+        if st == 200 {
+            assert_eq!(body["id"], "steady");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "still {st}: {body}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    for _ in 0..20 {
+        let (st, body) = s.patch("/v1/rooms/steady", json!({"name": "again"})).await;
+        assert_eq!(st, 200, "{body}");
+    }
+    s.stop().await;
+}

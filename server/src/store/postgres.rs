@@ -87,6 +87,11 @@ const OUTBOX_LOCK: i64 = 0x636f_6e76_656e_6502;
 
 /// Connections per node: enough for a join storm's reads beside the admin writes.
 const POOL_SIZE: usize = 16;
+/// Longest a request waits for a free connection of the pool.
+const POOL_WAIT: Duration = Duration::from_secs(10);
+/// Longest one statement may run (a lock wait included) unless the URL's `options` say
+/// otherwise: under the HTTP request timeout, so the client hears why.
+const STATEMENT_TIMEOUT: Duration = Duration::from_secs(15);
 
 #[derive(Clone)]
 pub struct PgStore {
@@ -156,6 +161,12 @@ impl PgStore {
         if config.get_application_name().is_none() {
             config.application_name("convene");
         }
+        if config.get_options().is_none() {
+            config.options(format!(
+                "-c statement_timeout={}",
+                STATEMENT_TIMEOUT.as_millis()
+            ));
+        }
         let manager = Manager::from_config(
             config,
             NoTls,
@@ -163,8 +174,15 @@ impl PgStore {
                 recycling_method: RecyclingMethod::Fast,
             },
         );
+        // Nothing waits forever on the database: a request finds a connection, a new
+        // connection is made and a used one is checked, each within its limit (and a
+        // statement is cut off by the server after `STATEMENT_TIMEOUT`).
         let pool = Pool::builder(manager)
             .max_size(POOL_SIZE)
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .wait_timeout(Some(POOL_WAIT))
+            .create_timeout(Some(Duration::from_secs(5)))
+            .recycle_timeout(Some(Duration::from_secs(5)))
             .build()
             .map_err(backend)?;
         let store = Self {
@@ -181,6 +199,10 @@ impl PgStore {
     async fn client(&self) -> Result<deadpool_postgres::Client, StoreError> {
         self.pool.get().await.map_err(|e| match e {
             deadpool_postgres::PoolError::Backend(e) => pg(e),
+            deadpool_postgres::PoolError::Timeout(_) => StoreError::Backend(
+                "PostgreSQL: no free connection in time (the database is slow or unreachable)"
+                    .into(),
+            ),
             e => StoreError::Backend(format!("PostgreSQL connection pool: {e}")),
         })
     }
