@@ -102,9 +102,11 @@ function showSpeakers() {
   document.querySelectorAll("#people li").forEach((li) => {
     const on = talking.has(li.dataset.id);
     li.classList.toggle("speaking", on);
-    const state = li.querySelector(".state");
-    if (state && on !== state.textContent.endsWith(" · speaking")) {
-      state.textContent = on ? `${state.textContent} · speaking` : state.textContent.replace(/ · speaking$/, "");
+    // On the name, which may wrap (the state beside it never does: a longer one would
+    // widen the sidebar past the window).
+    const name = li.firstElementChild;
+    if (name && on !== name.textContent.endsWith(" · speaking")) {
+      name.textContent = on ? `${name.textContent} · speaking` : name.textContent.replace(/ · speaking$/, "");
     }
   });
 }
