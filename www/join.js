@@ -102,11 +102,17 @@ function showSpeakers() {
   document.querySelectorAll("#people li").forEach((li) => {
     const on = talking.has(li.dataset.id);
     li.classList.toggle("speaking", on);
-    // On the name, which may wrap (the state beside it never does: a longer one would
-    // widen the sidebar past the window).
+    // Seen as the bar beside the name; said by screen readers from a hidden word on the
+    // name (not on the state beside it, which never wraps and would widen the sidebar).
     const name = li.firstElementChild;
-    if (name && on !== name.textContent.endsWith(" · speaking")) {
-      name.textContent = on ? `${name.textContent} · speaking` : name.textContent.replace(/ · speaking$/, "");
+    const said = name?.querySelector(".speaking-word");
+    if (name && on && !said) {
+      const word = document.createElement("span");
+      word.className = "speaking-word";
+      word.textContent = " · speaking";
+      name.append(word);
+    } else if (!on && said) {
+      said.remove();
     }
   });
 }
