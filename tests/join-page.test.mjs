@@ -154,13 +154,14 @@ scenario("the one unmuted microphone is the active speaker, and it follows a swi
   }));
   const shows = async (page, who) => eventually(`${page.__name} shows ${who.join(", ") || "nobody"} talking`, async () => {
     const t = await talking(page);
-    const seen = await page.evaluate(() => window.__speakers.join(" | "));
+    const seen = await page.evaluate(() => `${window.__speakers.join(" | ")} [sockets ${window.__sockets.map((w) => w.readyState).join(",")}; state ${document.querySelector("#state")?.textContent}]`);
     return (JSON.stringify(t.tiles) === JSON.stringify(who) && JSON.stringify(t.people) === JSON.stringify(who)) || `${JSON.stringify(t)} after ${seen}`;
   }, 15_000);
-  // Clicks once the other side lists the microphone as it should be, so none lands
-  // while the page is still starting its own.
+  // Whether `page` lists `who`'s microphone on or off.
   const mic = (page, who, on) => eventually(`${page.__name} lists ${who}'s mic ${on ? "on" : "off"}`, async () =>
     (await page.getAttribute(`#people li[data-id="${who}"]`, "data-audio")) === String(on));
+  // Clicks once both microphones are on: the SDK publishes the microphone just after
+  // joining, and a mute clicked before that may not hold.
   await mic(ivy, "jon", true);
   await mic(jon, "ivy", true);
   await jon.click("#mic");

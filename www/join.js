@@ -156,6 +156,12 @@ function renderPeople() {
   showSpeakers();
 }
 
+// The microphone and camera as this page set them. The server's view (`me.audio`,
+// `me.video`) follows a moment later, and right after joining it still says off: a
+// button read from it would turn on what is already on.
+const micOn = () => room.localStream.getAudioTracks().some((t) => t.enabled && t.readyState === "live");
+const camOn = () => room.localStream.getVideoTracks().some((t) => t.enabled && t.readyState === "live");
+
 function renderControls() {
   const caps = room.capabilities;
   const me = room.localParticipant;
@@ -174,10 +180,12 @@ function renderControls() {
   showSelf(me, sends);
   $("devices-card").hidden = !sends;
   $("screen").hidden = !caps.publishScreen;
-  $("mic").setAttribute("aria-pressed", String(me.audio));
-  $("mic").textContent = me.audio ? "Mute" : "Unmute";
-  $("cam").setAttribute("aria-pressed", String(me.video));
-  $("cam").textContent = me.video ? "Stop camera" : "Start camera";
+  const mic = caps.publishAudio && micOn();
+  const cam = caps.publishVideo && camOn();
+  $("mic").setAttribute("aria-pressed", String(mic));
+  $("mic").textContent = mic ? "Mute" : "Unmute";
+  $("cam").setAttribute("aria-pressed", String(cam));
+  $("cam").textContent = cam ? "Stop camera" : "Start camera";
   $("screen").textContent = me.screen ? "Stop sharing" : "Share screen";
   showOwnScreen(me);
 }
@@ -367,10 +375,11 @@ async function join({ tracks, audio, video }) {
   if (room.mediaError) log(`${room.mediaError.message}; you are in the call without it`);
 }
 
-$("mic").onclick = () => room.setMicrophoneEnabled(!room.localParticipant.audio).then(renderControls, showError);
+$("mic").onclick = () => room.setMicrophoneEnabled(!micOn()).then(renderControls, showError);
 $("cam").onclick = async () => {
   try {
-    await room.setCameraEnabled(!room.localParticipant.video);
+    await room.setCameraEnabled(!camOn());
+    renderControls();
     // The preview shows the new camera track when it is turned back on.
     const self = document.querySelector(`[data-tile="${CSS.escape(`${room.localParticipant.id}:camera`)}"] video`);
     if (self) { self.srcObject = null; self.srcObject = room.localStream; }

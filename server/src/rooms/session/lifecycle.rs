@@ -82,6 +82,7 @@ impl Session {
         let joined = self.joined_message(&user, outcome == JoinOutcome::Resumed);
         self.out.send(Some(conn), joined);
         self.tell_ending(conn);
+        self.tell_speakers(conn, outcome == JoinOutcome::Resumed);
         if self
             .members
             .get(&user)

@@ -2,7 +2,8 @@
 //! a member whose level was at or above speech level within the last `HOLD` is
 //! speaking, and `activeSpeakersChanged` tells everyone the list, loudest first, when
 //! it changes, at most every `MIN_GAP` (a list that changes inside the gap goes out at
-//! its end). The hold keeps a speaker listed through the pauses between words.
+//! its end). The hold keeps a speaker listed through the pauses between words. A member
+//! who joins is told the list as it stands.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -22,8 +23,9 @@ const MIN_GAP: Duration = Duration::from_millis(ACTIVE_SPEAKERS_MIN_GAP_MS);
 pub struct Speakers {
     /// The loudest level heard from each member while it was speaking, and when.
     loud: HashMap<UserId, (u8, Instant)>,
-    /// The list last sent.
+    /// The list last sent, and as it was sent (for members who join later).
     told: Vec<UserId>,
+    told_speakers: Vec<ActiveSpeaker>,
     last_sent: Option<Instant>,
 }
 
@@ -89,6 +91,7 @@ impl Speakers {
             })
             .collect();
         self.told = active.into_iter().map(|(id, _)| id.clone()).collect();
+        self.told_speakers.clone_from(&speakers);
         self.last_sent = Some(now);
         self.loud
             .retain(|_, (_, at)| now.saturating_duration_since(*at) < HOLD);
@@ -104,6 +107,18 @@ impl Session {
             self.speakers.heard(member, dbov, self.mono);
         } else {
             self.speakers.forget(member);
+        }
+    }
+
+    /// A member joining while someone talks hears who; one resuming gets the list even
+    /// when empty, since it may hold one that ended while it was away.
+    pub(super) fn tell_speakers(&mut self, conn: super::ConnId, resumed: bool) {
+        if resumed || !self.speakers.told_speakers.is_empty() {
+            let speakers = self.speakers.told_speakers.clone();
+            self.out.send(
+                Some(conn),
+                ServerMessage::ActiveSpeakersChanged { speakers },
+            );
         }
     }
 

@@ -554,6 +554,9 @@ fn active_speakers_follow_levels_loudest_first_and_throttled() {
         level(&mut h, "a", 30);
     }
     assert_eq!(speakers_of(&h.frames("c")), [["a"]]);
+    // Someone joining while a talks is told at once.
+    h.join("d", Role::Consumer);
+    assert_eq!(speakers_of(&h.frames("d")), [["a"]]);
     // Muting a (or a consumer's levels) lists nobody.
     h.set_media("a", Some(false), None);
     h.advance(Duration::from_millis(400));
