@@ -37,7 +37,7 @@ const MARKS = () => {
     for (const v of document.querySelectorAll("video:not([data-watched])")) {
       v.dataset.watched = "1";
       const tile = v.closest("[data-tile]");
-      if (!tile || !tile.dataset.tile.endsWith(":camera") || tile.dataset.tile.startsWith("v")) continue;
+      if (tile?.dataset.tile !== "pub:camera") continue;
       v.requestVideoFrameCallback(() => mark("firstFrame"));
     }
   }).observe(document, { childList: true, subtree: true });

