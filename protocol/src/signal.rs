@@ -486,6 +486,26 @@ mod tests {
         assert!(serde_json::from_str::<ClientMessage>(r#"{"type":"dance"}"#).is_err());
     }
 
+    /// Found by the fuzzer (CI, b9fc50c): a ping whose `ts` has 200 digits decoded to a
+    /// number that encoded and decoded to a different one. Every number a client sends must
+    /// survive the trip unchanged.
+    #[test]
+    fn numbers_survive_a_round_trip() {
+        let long = format!(r#"{{"type": "ping", "ts": {}1}}"#, "9".repeat(200));
+        for text in [
+            long.as_str(),
+            r#"{"type":"ping","ts":0.1}"#,
+            r#"{"type":"ping","ts":1.7976931348623157e308}"#,
+            r#"{"type":"ping","ts":5e-324}"#,
+            r#"{"type":"ping","ts":123456789.123456789}"#,
+        ] {
+            let m: ClientMessage = serde_json::from_str(text).unwrap();
+            let again = serde_json::to_string(&m).unwrap();
+            let back: ClientMessage = serde_json::from_str(&again).unwrap();
+            assert_eq!(back, m, "{text} -> {again}");
+        }
+    }
+
     #[test]
     fn server_messages_use_camel_case_and_self() {
         let m = ServerMessage::Left {
