@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use rtc::ice::mdns::MulticastDnsMode;
 use rtc::media_stream::MediaStreamTrack;
-use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8};
+use rtc::peer_connection::configuration::media_engine::{
+    MIME_TYPE_OPUS, MIME_TYPE_RTX, MIME_TYPE_VP8,
+};
 use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters,
     RtpCodecKind,
@@ -74,6 +76,21 @@ pub async fn peer(
         )
         .map_err(|e| e.to_string())?;
     }
+    // VP8's repair stream (RTX, RFC 4588), as browsers offer it: the relay resends lost
+    // packets on it, and the client's own pipeline unwraps them.
+    me.register_codec(
+        RTCRtpCodecParameters {
+            rtp_codec: RTCRtpCodec {
+                mime_type: MIME_TYPE_RTX.into(),
+                clock_rate: 90000,
+                sdp_fmtp_line: "apt=96".into(),
+                ..Default::default()
+            },
+            payload_type: 97,
+        },
+        RtpCodecKind::Video,
+    )
+    .map_err(|e| e.to_string())?;
     let registry =
         extend(register_default_interceptors(Registry::new(), &mut me).map_err(|e| e.to_string())?);
     let (cands_tx, cands) = mpsc::unbounded_channel();

@@ -256,3 +256,91 @@ async fn roles_mute_and_keyframes() {
         m.close().await;
     }
 }
+
+/// A viewer's NACK is answered from the relay's buffer on the viewer's repair stream
+/// (RTX): the client's pipeline unwraps the repair packets, so the NACKed packets
+/// arrive a second time, and the relay counts them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_viewer_nack_is_answered_over_rtx() {
+    use rtc::rtcp::transport_feedbacks::transport_layer_nack::{
+        nack_pairs_from_sequence_numbers, TransportLayerNack,
+    };
+    let s = TestServer::start().await;
+    s.room("n", &[("alice", "attendee"), ("bob", "consumer")])
+        .await;
+    let mut bob = s.media_client("n", "bob", &[]).await;
+    let video = local_track(RtpCodecKind::Video, "cam", 5555);
+    let alice = s
+        .media_client("n", "alice", std::slice::from_ref(&video))
+        .await;
+    let stop = Arc::new(AtomicBool::new(false));
+    pump(video.clone(), 96, 5555, Instant::now(), stop.clone());
+    let t = tokio::time::timeout(Duration::from_secs(10), bob.tracks.recv())
+        .await
+        .expect("bob receives alice's video")
+        .unwrap();
+    let seen = record(t.clone(), true);
+    wait_until("50 packets", || seen.lock().unwrap().len() >= 50).await;
+    assert!(
+        in_order_without_gaps(&seen.lock().unwrap()),
+        "no loss, no repair yet"
+    );
+    let ssrc = t.ssrcs().await[0];
+    // The pump numbers packets (index = sequence number) and the relay keeps the
+    // numbers: ask again for three bob got about 0.4 s ago, well inside what the relay
+    // keeps.
+    let first = seen.lock().unwrap()[5];
+    let again: Vec<u16> = (first..first + 3).map(|i| i as u16).collect();
+    let nack = TransportLayerNack {
+        sender_ssrc: 1,
+        media_ssrc: ssrc,
+        nacks: nack_pairs_from_sequence_numbers(&again),
+    };
+    t.write_rtcp(vec![Box::new(nack)]).await.unwrap();
+    wait_until("the NACKed packets again", || {
+        let v = seen.lock().unwrap();
+        (first..first + 3).all(|i| v.iter().filter(|&&x| x == i).count() == 2)
+    })
+    .await;
+    // A NACK for packets never sent is not answered (and does not break the stream).
+    let never = TransportLayerNack {
+        sender_ssrc: 1,
+        media_ssrc: ssrc,
+        nacks: nack_pairs_from_sequence_numbers(&[60_000]),
+    };
+    t.write_rtcp(vec![Box::new(never)]).await.unwrap();
+    // The counters are the process's, shared by this file's tests; only this one NACKs.
+    let resent = media_total(&s, "retransmitted_packets").await;
+    assert!(resent >= 3, "retransmitted {resent}");
+    let mut missed = 0;
+    for _ in 0..100 {
+        missed = media_total(&s, "retransmit_missed_packets").await;
+        if missed >= 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        missed >= 1,
+        "the NACK for a packet never sent is counted as missed"
+    );
+    assert_eq!(media_total(&s, "retransmitted_packets").await, resent);
+    stop.store(true, Ordering::Relaxed);
+    alice.close().await;
+    bob.close().await;
+}
+
+/// One `convene_media_total` counter from `/metrics`.
+async fn media_total(s: &TestServer, what: &str) -> u64 {
+    let r = s
+        .req(reqwest::Method::GET, "/metrics")
+        .send()
+        .await
+        .unwrap();
+    let text = r.text().await.unwrap();
+    let prefix = format!("convene_media_total{{what=\"{what}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {what} in {text}"))
+}

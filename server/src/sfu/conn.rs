@@ -9,10 +9,13 @@ use std::time::Instant;
 
 use convene_protocol::signal::PcKind;
 use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::configuration::media_engine::MIME_TYPE_RTX;
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::transport::RTCIceCandidateInit;
 use rtc::peer_connection::RTCPeerConnection;
-use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodingParameters, RTCRtpEncodingParameters};
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodingParameters, RTCRtpEncodingParameters, RTCRtpRtxParameters,
+};
 use rtc::rtp_transceiver::{RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -57,6 +60,12 @@ pub struct Leg {
     pub last_ts: u32,
     pub last_at: Option<Instant>,
     pub reported: u32,
+    /// Video: the repair stream (RFC 4588) offered with it: its SSRC, and the payload
+    /// type once the client's answer accepted it (`None`: NACKs go unanswered).
+    pub rtx_ssrc: Option<u32>,
+    pub rtx_pt: Option<u8>,
+    /// The repair stream's own sequence numbers.
+    pub rtx_seq: u16,
 }
 
 /// The relay's own SRTP for what a subscribe connection sends: one buffer per packet
@@ -90,7 +99,7 @@ pub struct Conn {
     pub levels: super::levels::Levels,
     /// Publish: tracks arriving, by their SSRC.
     pub inbound: HashMap<u32, (TrackKey, rtc::rtp_transceiver::RTCRtpReceiverId)>,
-    /// Subscribe: tracks sent, and the SSRCs we send them with.
+    /// Subscribe: tracks sent, and the SSRCs we send them with (media and repair).
     pub legs: HashMap<TrackKey, Leg>,
     pub by_out_ssrc: HashMap<u32, TrackKey>,
     /// Subscribe: an offer of ours awaits its answer; changes meanwhile set `dirty`.
@@ -184,12 +193,20 @@ impl Conn {
         if self.legs.contains_key(&track) {
             return Ok(());
         }
-        let ssrc = loop {
+        let fresh_ssrc = || loop {
             let s: u32 = rand::random();
             if s != 0 && !self.by_out_ssrc.contains_key(&s) {
                 break s;
             }
         };
+        let ssrc = fresh_ssrc();
+        // Video is offered a repair stream, so lost packets can be resent (RTX).
+        let rtx_ssrc = (kind != MediaKind::Audio).then(|| loop {
+            let s = fresh_ssrc();
+            if s != ssrc {
+                break s;
+            }
+        });
         let (codec, pt, rtp_kind) = codec_for(kind);
         let clock_rate = codec.clock_rate;
         let t = MediaStreamTrack::new(
@@ -200,6 +217,7 @@ impl Conn {
             vec![RTCRtpEncodingParameters {
                 rtp_coding_parameters: RTCRtpCodingParameters {
                     ssrc: Some(ssrc),
+                    rtx: rtx_ssrc.map(|ssrc| RTCRtpRtxParameters { ssrc }),
                     ..Default::default()
                 },
                 codec,
@@ -231,9 +249,15 @@ impl Conn {
                 last_ts: 0,
                 last_at: None,
                 reported: 0,
+                rtx_ssrc,
+                rtx_pt: None,
+                rtx_seq: rand::random(),
             },
         );
         self.by_out_ssrc.insert(ssrc, track);
+        if let Some(r) = rtx_ssrc {
+            self.by_out_ssrc.insert(r, track);
+        }
         self.dirty = true;
         Ok(())
     }
@@ -241,6 +265,9 @@ impl Conn {
     pub fn remove_leg(&mut self, track: TrackKey) {
         if let Some(leg) = self.legs.remove(&track) {
             self.by_out_ssrc.remove(&leg.ssrc);
+            if let Some(r) = leg.rtx_ssrc {
+                self.by_out_ssrc.remove(&r);
+            }
             let _ = self.pc.remove_track(leg.sender);
             self.dirty = true;
         }
@@ -276,7 +303,35 @@ impl Conn {
             .set_remote_description(now, answer)
             .map_err(|e| e.to_string())?;
         self.negotiating = false;
+        self.learn_rtx();
         Ok(())
+    }
+
+    /// After an answer: which video legs the client takes repair packets on. rtc drops
+    /// the repair stream from a sender whose answer had no RTX codec.
+    fn learn_rtx(&mut self) {
+        for leg in self.legs.values_mut() {
+            if leg.rtx_ssrc.is_none() {
+                continue;
+            }
+            leg.rtx_pt = self.pc.rtp_sender(leg.sender).and_then(|mut sender| {
+                let params = sender.get_parameters();
+                let offered = params
+                    .encodings
+                    .first()
+                    .and_then(|e| e.rtp_coding_parameters.rtx.as_ref())
+                    .is_some();
+                let apt = format!("apt={}", leg.pt);
+                let pt = params.rtp_parameters.codecs.iter().find(|c| {
+                    c.rtp_codec.mime_type.eq_ignore_ascii_case(MIME_TYPE_RTX)
+                        && c.rtp_codec
+                            .sdp_fmtp_line
+                            .split(';')
+                            .any(|p| p.trim() == apt)
+                });
+                pt.filter(|_| offered).map(|c| c.payload_type)
+            });
+        }
     }
 
     /// DTLS is up: the relay's own SRTP context, from the keys rtc derived (see

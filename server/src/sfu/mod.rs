@@ -19,6 +19,7 @@
 mod config;
 mod conn;
 mod engine;
+mod history;
 mod levels;
 mod pc_setup;
 pub mod port;

@@ -2,7 +2,8 @@
 //! with credentials we choose (the ufrag names the connection on the shared port), no
 //! mDNS, the DTLS server role, AEAD_AES_128_GCM preferred, Opus and VP8 (with RTX) only,
 //! the audio-level header extension (RFC 6464) on audio,
-//! the default NACK / RTCP-report / TWCC interceptors, and one certificate shared by all
+//! the default NACK / RTCP-report / TWCC interceptors on publish connections (a subscribe
+//! connection's keyframe requests and NACKs go to the worker), and one certificate shared by all
 //! connections (generating a key per connection would cost a millisecond each).
 
 use std::collections::VecDeque;
@@ -192,8 +193,8 @@ impl Shared {
     }
 }
 
-/// Marks PLI and FIR for the application (and keeps only them: by this slot every other
-/// interceptor has seen the packet). Public so test clients can see the keyframe
+/// Marks PLI, FIR and NACK for the application (and keeps only them: by this slot every
+/// other interceptor has seen the packet). Public so test clients can see the keyframe
 /// requests the relay sends them.
 pub struct KeyframeRequests {
     read: VecDeque<TaggedPacket>,
@@ -232,7 +233,10 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequests {
             let keep: Vec<Box<dyn rtc::rtcp::Packet>> = pkts
                 .iter()
                 .filter(|p| {
-                    p.as_any().is::<PictureLossIndication>() || p.as_any().is::<FullIntraRequest>()
+                    let p = p.as_any();
+                    p.is::<PictureLossIndication>()
+                        || p.is::<FullIntraRequest>()
+                        || p.is::<TransportLayerNack>()
                 })
                 .cloned()
                 .collect();

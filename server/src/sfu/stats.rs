@@ -38,10 +38,15 @@ pub static MEMBERS: Counter = Counter::new();
 pub static FORWARDED: Counter = Counter::new();
 /// RTP payload bytes written to subscribers.
 pub static FORWARDED_BYTES: Counter = Counter::new();
-/// NACKs (RTCP generic NACK packets) received from subscribers.
-pub static NACKS_RECEIVED: Counter = Counter::new();
 /// Of those, encrypted by the relay itself (the rest went through rtc's pipeline).
 pub static FORWARDED_FAST: Counter = Counter::new();
+/// NACKs (RTCP generic NACK packets) received from subscribers.
+pub static NACKS_RECEIVED: Counter = Counter::new();
+/// Packets resent to subscribers over RTX, answering their NACKs.
+pub static RETRANSMITTED: Counter = Counter::new();
+/// Packets subscribers NACKed that could not be resent: no longer kept, or the
+/// subscriber took no repair stream.
+pub static RETRANSMIT_MISSED: Counter = Counter::new();
 /// Keyframe requests sent to publishers (after throttling).
 pub static KEYFRAME_REQUESTS: Counter = Counter::new();
 /// Datagrams from an unknown address that were not a binding request.
@@ -66,6 +71,8 @@ pub fn all() -> Vec<(&'static str, u64, bool)> {
         c("forwarded_fast_packets", &FORWARDED_FAST),
         c("keyframe_requests", &KEYFRAME_REQUESTS),
         c("nacks_received", &NACKS_RECEIVED),
+        c("retransmitted_packets", &RETRANSMITTED),
+        c("retransmit_missed_packets", &RETRANSMIT_MISSED),
         c("dropped_unroutable", &DROPPED_UNROUTABLE),
         c("dropped_unknown_ufrag", &DROPPED_UNKNOWN_UFRAG),
         c("dropped_unauthenticated", &DROPPED_UNAUTHENTICATED),

@@ -34,6 +34,7 @@ use rtc::peer_connection::state::RTCPeerConnectionState;
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtcp::sender_report::SenderReport;
+use rtc::rtcp::transport_feedbacks::transport_layer_nack::{NackPair, TransportLayerNack};
 use rtc::rtp;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use rtc::rtp_transceiver::RTCRtpReceiverId;
@@ -42,6 +43,7 @@ use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use socket2::Socket;
 
 use super::conn::Conn;
+use super::history::{History, MAX_RESEND_PER_NACK};
 use super::pc_setup::Shared;
 use super::port::MediaKind;
 use super::stats;
@@ -111,6 +113,8 @@ struct Route {
     fanout: Vec<u16>,
     last_pli: Option<Instant>,
     pli_pending: bool,
+    /// Video with subscribers here: what was sent, for their NACKs.
+    history: Option<Box<History>>,
 }
 
 struct Worker {
@@ -540,6 +544,7 @@ impl Worker {
                 fanout: vec![],
                 last_pli: None,
                 pli_pending: false,
+                history: None,
             },
         );
         let _ = conn.events.send(ConnEvent::Published {
@@ -590,9 +595,12 @@ impl Worker {
             fd,
             ..
         } = self;
-        let Some(route) = routes.get(&track) else {
+        let Some(route) = routes.get_mut(&track) else {
             return;
         };
+        if route.kind != MediaKind::Audio && !route.legs.is_empty() {
+            route.history.get_or_insert_with(Default::default).keep(pkt);
+        }
         for cid in &route.legs {
             let Some(conn) = conns.get_mut(cid) else {
                 continue;
@@ -670,11 +678,16 @@ impl Worker {
         }
     }
 
-    /// Keyframe requests from a viewer, for the tracks it receives.
+    /// Keyframe requests and NACKs from a viewer, for the tracks it receives.
     fn rtcp_from_subscriber(&mut self, id: u64, pkts: &[Box<dyn rtc::rtcp::Packet>], now: Instant) {
         let mut tracks = vec![];
+        let mut nacks = vec![];
         if let Some(conn) = self.conns.get(&id) {
             for p in pkts {
+                if let Some(nack) = p.as_any().downcast_ref::<TransportLayerNack>() {
+                    nacks.push(nack);
+                    continue;
+                }
                 let ssrc = if let Some(pli) = p.as_any().downcast_ref::<PictureLossIndication>() {
                     Some(pli.media_ssrc)
                 } else {
@@ -687,9 +700,72 @@ impl Worker {
                 }
             }
         }
+        for nack in nacks {
+            self.resend(id, nack.media_ssrc, &nack.nacks);
+        }
         for t in tracks {
             self.request_keyframe(t, now);
         }
+    }
+
+    /// Answers a viewer's NACK for the stream it receives as `ssrc`: each packet still
+    /// kept goes out again on the viewer's repair stream (RTX), encrypted by the relay.
+    /// A viewer without a repair stream, or not yet on the relay's own encryption,
+    /// gets nothing: its decoder asks for a keyframe instead.
+    fn resend(&mut self, id: u64, ssrc: u32, pairs: &[NackPair]) {
+        let Worker {
+            routes,
+            conns,
+            out,
+            fd,
+            ..
+        } = self;
+        let mut seqs = pairs.iter().flat_map(|p| p.packet_list());
+        let Some(conn) = conns.get_mut(&id) else {
+            return;
+        };
+        let Some(&track) = conn.by_out_ssrc.get(&ssrc) else {
+            return;
+        };
+        let dst = conn.last_dst.map(|d| conn.wire_addr(d));
+        let src_ip = conn.src_ip;
+        let history = routes.get(&track).and_then(|r| r.history.as_deref());
+        let (Some(leg), Some(fast), Some(dst), Some(history)) =
+            (conn.legs.get_mut(&track), conn.fast.as_mut(), dst, history)
+        else {
+            stats::RETRANSMIT_MISSED.add(seqs.count());
+            return;
+        };
+        // Only on a stream the relay already encrypts itself (its keys checked against
+        // rtc's), and only for the media SSRC, not a NACK naming the repair stream.
+        let (Some(rtx_ssrc), Some(rtx_pt), true) =
+            (leg.rtx_ssrc, leg.rtx_pt, leg.verified && leg.ssrc == ssrc)
+        else {
+            stats::RETRANSMIT_MISSED.add(seqs.count());
+            return;
+        };
+        for seq in seqs.by_ref().take(MAX_RESEND_PER_NACK) {
+            let Some(pkt) = history.rtx(seq, rtx_ssrc, rtx_pt, &mut leg.rtx_seq) else {
+                stats::RETRANSMIT_MISSED.inc();
+                continue;
+            };
+            let Some(plain) = marshal(&pkt.header, &pkt.payload) else {
+                continue;
+            };
+            if let Ok(wire) = fast.ctx.encrypt_rtp_with_header(&plain, &pkt.header) {
+                out.push(Outgoing {
+                    dst,
+                    src_ip,
+                    data: wire,
+                });
+                stats::RETRANSMITTED.inc();
+                if out.len() >= udp::BATCH {
+                    let sent = udp::send_batch(*fd, out);
+                    stats::SEND_DROPPED.add(sent.dropped);
+                }
+            }
+        }
+        stats::RETRANSMIT_MISSED.add(seqs.count());
     }
 
     /// Asks the track's publisher for a keyframe, at most once per `PLI_INTERVAL`; a
@@ -973,6 +1049,7 @@ impl Worker {
                     fanout: vec![],
                     last_pli: None,
                     pli_pending: false,
+                    history: None,
                 });
                 route.legs.push(key.id);
                 self.dirty.insert(key.id);
