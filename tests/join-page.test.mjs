@@ -160,14 +160,26 @@ scenario("the one unmuted microphone is the active speaker, and it follows a swi
   // Whether `page` lists `who`'s microphone on or off.
   const mic = (page, who, on) => eventually(`${page.__name} lists ${who}'s mic ${on ? "on" : "off"}`, async () =>
     (await page.getAttribute(`#people li[data-id="${who}"]`, "data-audio")) === String(on));
-  // Clicks once both microphones are on: the SDK publishes the microphone just after
-  // joining, and a mute clicked before that may not hold.
-  await mic(ivy, "jon", true);
-  await mic(jon, "ivy", true);
+  // Jon mutes as soon as his microphone is attached to his publish connection, most
+  // likely before its first packet reaches the relay: the relay then reporting his
+  // track must not undo the mute.
+  await eventually("jon's microphone attached", async () => jon.evaluate(() =>
+    window.__pcs.some((pc) => pc.getSenders().some((s) => s.track?.kind === "audio")) || "not yet"));
   await jon.click("#mic");
-  await mic(ivy, "jon", false);
+  await mic(jon, "ivy", true);
+  await eventually("jon's microphone sending", async () => jon.evaluate(async () => {
+    let sent = 0;
+    for (const pc of window.__pcs) {
+      (await pc.getStats()).forEach((s) => { if (s.type === "outbound-rtp" && s.kind === "audio") sent += s.packetsSent; });
+    }
+    return sent > 50 || `sent ${sent}`;
+  }));
   await shows(ivy, ["ivy"]);
   await shows(jon, ["ivy"]);
+  await mic(ivy, "jon", false);
+  const members = await server.api("GET", "/v1/rooms/talk/members");
+  assert.equal(members.value.find((m) => m.id === "jon").audio, false, "the server keeps jon muted");
+  assert.equal(await jon.getAttribute("#mic", "aria-pressed"), "false", "and so does his button");
   const at = Date.now();
   await ivy.click("#mic");
   await mic(jon, "ivy", false);

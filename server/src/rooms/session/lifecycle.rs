@@ -62,6 +62,7 @@ impl Session {
             let member = Member {
                 init,
                 media: MediaSet::default(),
+                turned_off: MediaSet::default(),
                 joined_at: now.wall,
                 announced: false,
                 resume_token: crate::ids::random_token(24),

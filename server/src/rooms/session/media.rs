@@ -41,9 +41,16 @@ impl Session {
         for (kind, on) in asked {
             if let Some(on) = on {
                 next.set(kind, on);
+                self.turned_off(user, kind, !on);
             }
         }
         self.update_media(user, next, None);
+    }
+
+    fn turned_off(&mut self, user: &UserId, kind: MediaKind, off: bool) {
+        if let Some(m) = self.members.get_mut(user) {
+            m.turned_off.set(kind, off);
+        }
     }
 
     /// A moderator turns another member's media off.
@@ -79,6 +86,15 @@ impl Session {
             video: before.video && !video,
             screen: before.screen && !screen,
         };
+        for (kind, muted) in [
+            (MediaKind::Audio, audio),
+            (MediaKind::Video, video),
+            (MediaKind::Screen, screen),
+        ] {
+            if muted {
+                self.turned_off(&uid, kind, true);
+            }
+        }
         self.update_media(&uid, after, Some(format!("mutedBy:{by}")));
     }
 
@@ -87,13 +103,14 @@ impl Session {
         match ev {
             MediaEvent::Send { to, msg } => self.send_to(&to, *msg),
             // The relay saw a member start or stop sending a track: its status follows,
-            // as far as its role allows (a forbidden track is never forwarded nor shown).
+            // as far as its role allows (a forbidden track is never forwarded nor shown),
+            // and a track starting does not undo the member's own "off".
             MediaEvent::Published { member, kind, on } => {
                 let Some(m) = self.members.get(&member) else {
                     return;
                 };
                 let current = m.media;
-                if !self.may_publish(&member, kind) {
+                if !self.may_publish(&member, kind) || (on && m.turned_off.get(kind)) {
                     return;
                 }
                 let mut next = current;
@@ -127,6 +144,10 @@ impl Session {
     /// offer and subscribe start afresh.
     pub(super) fn replace_client(&mut self, user: &UserId) {
         let media = self.members.get(user).map(|m| m.media).unwrap_or_default();
+        if let Some(m) = self.members.get_mut(user) {
+            // The new client starts afresh: what it publishes is on.
+            m.turned_off = MediaSet::default();
+        }
         if media != MediaSet::default() {
             if let Some(m) = self.members.get_mut(user) {
                 m.media = MediaSet::default();

@@ -31,6 +31,10 @@ pub struct MemberInit {
 pub struct Member {
     pub init: MemberInit,
     pub media: MediaSet,
+    /// Kinds last turned off by the member itself (or a presenter's mute): the relay's
+    /// report that a new track started does not turn them back on. A mute clicked while
+    /// the microphone was still being published would otherwise be undone by it.
+    pub turned_off: MediaSet,
     pub joined_at: DateTime<Utc>,
     pub announced: bool,
     pub resume_token: String,

@@ -350,6 +350,55 @@ fn roles_gate_publishing_with_one_check() {
     assert_eq!(of_type(&got, "mediaChanged")[0]["reason"], "roleChanged");
 }
 
+/// A mute clicked while the microphone was still being published: the relay's report
+/// that the track started must not undo it. Found in Chromium: the member showed as
+/// speaking with its mute button off.
+#[test]
+fn a_track_starting_does_not_undo_an_earlier_off() {
+    let mut h = Harness::new(room(50));
+    h.join("p", Role::Presenter);
+    h.join("a", Role::Attendee);
+    let started = |h: &mut Harness, kind| {
+        h.input(Input::Media(MediaEvent::Published {
+            member: uid("a"),
+            kind,
+            on: true,
+        }))
+    };
+    let media = |h: &Harness| h.s.members.get(&uid("a")).unwrap().media;
+    // The join flow: tracks start, the relay reports them, they are on.
+    started(&mut h, crate::model::MediaKind::Video);
+    assert!(media(&h).video);
+    // Off before the microphone's first packet reached the relay: it stays off.
+    h.set_media("a", Some(false), None);
+    started(&mut h, crate::model::MediaKind::Audio);
+    assert!(!media(&h).audio, "the member's own off holds");
+    // Turned on again by the member: on, and a later report changes nothing.
+    h.set_media("a", Some(true), None);
+    assert!(media(&h).audio);
+    // A presenter's mute holds the same way (the muted client may publish again on a
+    // resume).
+    h.client(
+        "p",
+        ClientMessage::Mute {
+            participant_id: "a".into(),
+            audio: false,
+            video: true,
+            screen: false,
+        },
+    );
+    assert!(!media(&h).video);
+    started(&mut h, crate::model::MediaKind::Video);
+    assert!(!media(&h).video, "the presenter's mute holds");
+    // The relay's report that a track stopped always counts.
+    h.input(Input::Media(MediaEvent::Published {
+        member: uid("a"),
+        kind: crate::model::MediaKind::Audio,
+        on: false,
+    }));
+    assert!(!media(&h).audio);
+}
+
 #[test]
 fn only_presenters_mute_others() {
     let mut h = Harness::new(room(50));
