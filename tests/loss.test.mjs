@@ -1,12 +1,15 @@
-// Loss repair on a lossy link: every media packet between the browsers and the server
-// passes a relay that drops 5 % of RTP in each direction. The relay asks the publisher
-// to resend what it lost (NACK, answered over RTX), and answers the viewer's NACKs from
-// its own buffer over RTX, so the viewer's video keeps flowing with few freezes.
+// Lossy links: every media packet between the browsers and the server passes a relay
+// that drops a share of RTP in each direction (5 % unless a scenario changes it).
+// - Loss repair: the server asks the publisher to resend what it lost (NACK, answered
+//   over RTX), and answers the viewer's NACKs from its own buffer over RTX, so the
+//   viewer's video keeps flowing with few freezes.
+// - Connection quality: at 25 % the join page shows a weak connection on the member's
+//   tile and in the people list, and clears it when the loss stops.
 import { before, after } from "node:test";
 import assert from "node:assert/strict";
 import { startServer } from "./lib/server.mjs";
 import { startLossyRelay, freeUdpPort } from "./lib/lossy-relay.mjs";
-import { launch, pageSet, inbound, eventually } from "./lib/browser.mjs";
+import { launch, pageSet, inbound, eventually, ARTIFACTS } from "./lib/browser.mjs";
 
 const LOSS = 0.05;
 let server;
@@ -32,7 +35,7 @@ after(async () => {
   await relay?.stop();
 });
 
-const { open, scenario } = pageSet(() => browser);
+const { open, openCall, scenario } = pageSet(() => browser);
 
 async function join(page, token) {
   await page.evaluate(async (token) => {
@@ -120,4 +123,53 @@ scenario("a viewer behind 5 % loss each way gets video repaired by retransmissio
   // 40 frames decoded, measured before the relay answered NACKs). Repaired, it flows.
   assert.ok(view.framesDecoded > 200, `video kept flowing: ${view.framesDecoded} frames in 20 s`);
   assert.ok(view.totalFreezesDuration < 5, `frozen for ${view.totalFreezesDuration} s of 20`);
+});
+
+scenario("the join page shows a weak connection, and clears it when the link recovers", async () => {
+  await server.api("POST", "/v1/rooms", {
+    id: "weak",
+    participants: { cleo: { role: "attendee" }, dan: { role: "attendee" } },
+  });
+  const pages = {};
+  for (const user of ["cleo", "dan"]) {
+    const t = await server.api("POST", "/v1/rooms/weak/tokens", { userId: user });
+    pages[user] = await openCall(user, `${server.url}/join#token=${t.token}`);
+  }
+  const { cleo, dan } = pages;
+  // What dan's page shows about cleo: her tile's badge and her entry in the list.
+  const shown = () => dan.evaluate(() => {
+    const tile = document.querySelector('.tile[data-participant="cleo"]:not(.screen)');
+    const badge = tile?.querySelector(".quality");
+    const li = document.querySelector('#people li[data-id="cleo"]');
+    return {
+      tile: tile?.dataset.quality,
+      badge: badge && !badge.hidden ? badge.textContent : "",
+      list: li?.dataset.quality,
+      said: li?.querySelector(".quality-word")?.textContent || "",
+    };
+  });
+  await eventually("dan sees cleo's camera", async () => {
+    const v = await inbound(dan, "video");
+    return v.framesDecoded > 10 || `frames ${v.framesDecoded}`;
+  }, 40_000);
+  // A quarter of the media lost each way: both are graded poor.
+  relay.setLoss(0.25);
+  const at = Date.now();
+  const weak = await eventually("dan's page shows cleo's weak connection", async () => {
+    const s = await shown();
+    return (s.tile === "poor" && s.badge === "Weak connection" && s.list === "poor" && s.said.includes("weak connection")) ? s : JSON.stringify(s);
+  }, 20_000);
+  console.log(`weak after ${Date.now() - at} ms: ${JSON.stringify(weak)}`);
+  const own = await cleo.evaluate(() => document.querySelector('#people li[data-id="cleo"]')?.dataset.quality);
+  assert.equal(own, "poor", "cleo is told her own grade");
+  await cleo.screenshot({ path: `${ARTIFACTS}/loss-weak-connection.png` });
+  // The link recovers: the badge goes after three good windows (about 6 s).
+  relay.setLoss(0);
+  const back = Date.now();
+  await eventually("dan's page clears cleo's badge", async () => {
+    const s = await shown();
+    return (s.badge === "" && !s.said && ["excellent", "good"].includes(s.tile)) || JSON.stringify(s);
+  }, 30_000);
+  console.log(`cleared ${Date.now() - back} ms after the loss stopped`);
+  relay.setLoss(LOSS);
 });

@@ -117,6 +117,41 @@ function showSpeakers() {
   });
 }
 
+// Connection quality: a weak or lost connection shows as a badge on the person's camera
+// tile and a dot beside their name (said by screen readers from a hidden word, as above).
+const QUALITY_TEXT = { poor: "Weak connection", lost: "Connection lost" };
+function showQuality() {
+  if (!room) return;
+  document.querySelectorAll(".tile[data-participant]:not(.screen)").forEach((t) => {
+    const q = room.connectionQuality(t.dataset.participant) || "";
+    t.dataset.quality = q;
+    let badge = t.querySelector(".quality");
+    if (!badge) {
+      badge = document.createElement("span");
+      badge.className = "quality";
+      t.append(badge);
+    }
+    badge.textContent = QUALITY_TEXT[q] || "";
+    badge.hidden = !QUALITY_TEXT[q];
+  });
+  document.querySelectorAll("#people li").forEach((li) => {
+    const q = room.connectionQuality(li.dataset.id) || "";
+    li.dataset.quality = q;
+    const name = li.firstElementChild;
+    let said = name?.querySelector(".quality-word");
+    if (name && QUALITY_TEXT[q]) {
+      if (!said) {
+        said = document.createElement("span");
+        said.className = "quality-word";
+        name.append(said);
+      }
+      said.textContent = ` · ${QUALITY_TEXT[q].toLowerCase()}`;
+    } else {
+      said?.remove();
+    }
+  });
+}
+
 function refreshTile(id) {
   const p = room.participants().find((x) => x.id === id);
   const t = document.querySelector(`[data-tile="${CSS.escape(`${id}:camera`)}"]`);
@@ -154,6 +189,7 @@ function renderPeople() {
   const extra = room.audienceCount ? ` + ${room.audienceCount} watching` : "";
   $("count").textContent = `(${people.length}${extra})`;
   showSpeakers();
+  showQuality();
 }
 
 // The microphone and camera as this page set them. The server's view (`me.audio`,
@@ -263,6 +299,10 @@ function chatLine(from, text) {
 
 function wire() {
   room.on("activeSpeakersChanged", showSpeakers);
+  room.on("connectionQualityChanged", ({ participantId, quality }) => {
+    if (QUALITY_TEXT[quality]) log(`${nameOf(participantId)}: ${QUALITY_TEXT[quality].toLowerCase()}`);
+    showQuality();
+  });
   room.on("participantJoined", (p) => { log(`${p.id} joined`); renderPeople(); });
   room.on("participantLeft", (p) => { log(`${p.id} left`); removeTiles(p.id); renderPeople(); });
   room.on("mediaChanged", (e) => {
@@ -285,6 +325,7 @@ function wire() {
       t.querySelector("video").srcObject = stream;
       refreshTile(participantId);
       showSpeakers();
+      showQuality();
     }
   });
   room.on("trackRemoved", ({ participantId, kind }) => {

@@ -83,6 +83,8 @@ pub struct Session {
     pub applications: Vec<SeatApplication>,
     /// Who is talking, loudest first.
     pub active_speakers: Vec<convene_protocol::signal::ActiveSpeaker>,
+    /// Members' connection quality, as last told.
+    pub qualities: std::collections::HashMap<String, convene_protocol::signal::ConnectionQuality>,
 }
 
 /// What the `Room` class may read. Written only by the driver, and never borrowed

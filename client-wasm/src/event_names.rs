@@ -20,6 +20,7 @@ pub const EVENT_NAMES: &[&str] = &[
     "memberAttributesChanged",
     "roomEnding",
     "activeSpeakersChanged",
+    "connectionQualityChanged",
 ];
 
 /// The known event called `name`, or an error listing the known ones.

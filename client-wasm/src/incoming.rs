@@ -18,6 +18,9 @@ fn roster_emits(ctx: &mut Ctx, changes: Vec<Change>) -> Vec<Emit> {
             }
             Change::Left(p) => {
                 emits.extend(ctx.media.drop_remote_of(&p.id));
+                if let Some(s) = ctx.shared.view.borrow_mut().session.as_mut() {
+                    s.qualities.remove(&p.id);
+                }
                 emits.push(Emit("participantLeft", events::participant(&p, &local)));
             }
             Change::Media {
@@ -68,6 +71,7 @@ pub async fn on_server(ctx: &mut Ctx, msg: ServerMessage) {
                             seats: vec![],
                             applications: vec![],
                             active_speakers: vec![],
+                            qualities: Default::default(),
                         });
                         Vec::new()
                     }
@@ -195,6 +199,26 @@ pub async fn on_server(ctx: &mut Ctx, msg: ServerMessage) {
             let o = js_sys::Object::new();
             events::set(&o, "speakers", events::value(&speakers));
             ctx.emit(vec![Emit("activeSpeakersChanged", o.into())]);
+        }
+        ServerMessage::ConnectionQualityChanged {
+            participant_id,
+            quality,
+        } => {
+            let changed = ctx
+                .shared
+                .view
+                .borrow_mut()
+                .session
+                .as_mut()
+                .is_some_and(|s| {
+                    s.qualities.insert(participant_id.clone(), quality) != Some(quality)
+                });
+            if changed {
+                let o = js_sys::Object::new();
+                events::set(&o, "participantId", participant_id);
+                events::set(&o, "quality", events::value(&quality));
+                ctx.emit(vec![Emit("connectionQualityChanged", o.into())]);
+            }
         }
         ServerMessage::SeatsChanged { seats } => {
             if let Some(s) = ctx.shared.view.borrow_mut().session.as_mut() {

@@ -302,6 +302,21 @@ impl Room {
         events::value(list)
     }
 
+    /// A member's connection quality (`"excellent"`, `"good"`, `"poor"` or `"lost"`), or
+    /// `undefined` before the server has graded it (`connectionQualityChanged` tells
+    /// each change).
+    #[wasm_bindgen(js_name = connectionQuality, unchecked_return_type = "ConnectionQuality | undefined")]
+    pub fn connection_quality(
+        &self,
+        #[wasm_bindgen(js_name = "participantId")] participant_id: &str,
+    ) -> JsValue {
+        let view = self.shared.view.borrow();
+        view.session
+            .as_ref()
+            .and_then(|s| s.qualities.get(participant_id))
+            .map_or(JsValue::UNDEFINED, events::value)
+    }
+
     /// Receive-only members not listed in `participants()`.
     #[wasm_bindgen(getter, js_name = audienceCount)]
     pub fn audience_count(&self) -> u32 {

@@ -202,12 +202,6 @@ export interface SeatApplicationEndedEvent {
   outcome: "approved" | "rejected" | "expired" | "cancelled";
 }
 
-/**
- * The room's window ends soon: sent 5 minutes before `validUntil`, on joining after
- * that, and again when an admin moves the end while a notice stands (a `secondsLeft`
- * above 300 means the end was pushed back: the notice is lifted). `room.info.validUntil`
- * follows it.
- */
 /** A member who is talking. */
 export interface ActiveSpeaker {
   participantId: string;
@@ -220,6 +214,23 @@ export interface ActiveSpeakersChangedEvent {
   speakers: ActiveSpeaker[];
 }
 
+/**
+ * How well a member's connection carries the call, from the loss, round trip and jitter
+ * the server measures; `lost` while its connection to the server is down.
+ */
+export type ConnectionQuality = "excellent" | "good" | "poor" | "lost";
+
+export interface ConnectionQualityChangedEvent {
+  participantId: string;
+  quality: ConnectionQuality;
+}
+
+/**
+ * The room's window ends soon: sent 5 minutes before `validUntil`, on joining after
+ * that, and again when an admin moves the end while a notice stands (a `secondsLeft`
+ * above 300 means the end was pushed back: the notice is lifted). `room.info.validUntil`
+ * follows it.
+ */
 export interface RoomEndingEvent {
   validUntil: string;
   secondsLeft: number;
@@ -263,6 +274,12 @@ export interface RoomEvents {
   roomEnding: RoomEndingEvent;
   /** Who is talking changed (at most every 300 ms); also `room.activeSpeakers`. */
   activeSpeakersChanged: ActiveSpeakersChangedEvent;
+  /**
+   * A member's connection quality changed (your own included); also
+   * `room.connectionQuality(participantId)`. In a large room you hear about the listed
+   * participants and yourself.
+   */
+  connectionQualityChanged: ConnectionQualityChangedEvent;
 }
 
 export type RoomEventName = keyof RoomEvents;

@@ -1,5 +1,6 @@
 //! The session core: any sequence of joins, client messages, drops, kicks, floods,
-//! room changes, audio levels from the relay and time passing. It never panics, whatever arrives in whatever order,
+//! room changes, audio levels and link windows from the relay, and time passing. It never
+//! panics, whatever arrives in whatever order,
 //! and once it says it ended it stays ended.
 #![no_main]
 
@@ -11,7 +12,8 @@ use convene::ids::{ConnId, RoomId, UserId};
 use convene::model::{JoinPolicy, Role, Room, RoomType};
 use convene::rooms::session::{Input, MemberInit, Output, Session, SessionConfig};
 use convene::sfu::port::MediaEvent;
-use convene_protocol::signal::ClientMessage;
+use convene::sfu::quality::LinkWindow;
+use convene_protocol::signal::{ClientMessage, PcKind};
 use libfuzzer_sys::fuzz_target;
 
 const USERS: [&str; 4] = ["a", "b", "c", "d"];
@@ -66,7 +68,7 @@ fuzz_target!(|data: &[u8]| {
         let who = (op >> 4) as usize % USERS.len();
         let user = UserId::parse(USERS[who]).unwrap();
         let arg = bytes.next().unwrap_or(0);
-        let input = match op % 10 {
+        let input = match op % 11 {
             0 => {
                 conns[who] = ConnId(next_conn);
                 next_conn += 1;
@@ -122,6 +124,20 @@ fuzz_target!(|data: &[u8]| {
             8 => Input::Media(MediaEvent::AudioLevel {
                 member: user,
                 dbov: arg & 0x7f,
+            }),
+            // A link window: loss from the low bits, a round trip and jitter from the rest.
+            9 => Input::Media(MediaEvent::LinkQuality {
+                member: user,
+                pc: if arg & 1 == 0 {
+                    PcKind::Publish
+                } else {
+                    PcKind::Subscribe
+                },
+                window: LinkWindow {
+                    loss: f32::from(arg >> 1) / 127.0,
+                    rtt_ms: (arg & 0x40 != 0).then_some(u32::from(arg) * 8),
+                    jitter_ms: (arg & 0x20 != 0).then_some(u32::from(arg)),
+                },
             }),
             _ => {
                 // Time passes: up to ~25 s, past the resume grace and destroy delay.

@@ -155,6 +155,18 @@ pub struct ActiveSpeaker {
     pub level: f32,
 }
 
+/// How well a member's connection carries its call, from the loss, round trip and jitter
+/// the relay measures; `lost` while its signaling connection is down. Ordered best
+/// first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ConnectionQuality {
+    Excellent,
+    Good,
+    Poor,
+    Lost,
+}
+
 /// Shortest time between two `activeSpeakersChanged` messages.
 pub const ACTIVE_SPEAKERS_MIN_GAP_MS: u64 = 300;
 
@@ -298,6 +310,13 @@ pub enum ServerMessage {
     /// most every `ACTIVE_SPEAKERS_MIN_GAP_MS`.
     ActiveSpeakersChanged {
         speakers: Vec<ActiveSpeaker>,
+    },
+    /// A member's connection quality changed (see `ConnectionQuality`). Everyone hears
+    /// about announced members; a member in the audience hears only about itself.
+    #[serde(rename_all = "camelCase")]
+    ConnectionQualityChanged {
+        participant_id: String,
+        quality: ConnectionQuality,
     },
     #[serde(rename_all = "camelCase")]
     Message {

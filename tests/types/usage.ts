@@ -1,7 +1,7 @@
 // Compiled (not run) by types.test.mjs with `tsc --strict`: what a web developer writes
 // against the published typings must type-check, and mistakes must not.
 import init, { Room, version } from "convene-sdk";
-import type { AudiencePage, ConveneError, Participant, RoomEvents, SeatInfo, TrackEvent, StateChangedEvent } from "convene-sdk";
+import type { AudiencePage, ConnectionQuality, ConveneError, Participant, RoomEvents, SeatInfo, TrackEvent, StateChangedEvent } from "convene-sdk";
 
 export async function example(token: string): Promise<void> {
   await init();
@@ -76,6 +76,11 @@ export async function live(token: string, other: string): Promise<void> {
   room.on("roomAttributesChanged", ({ changed, attributes }) => console.log(changed.topic, attributes));
   room.on("roomEnding", ({ validUntil, secondsLeft }) => console.log(new Date(validUntil), secondsLeft.toFixed(0)));
   room.on("memberAttributesChanged", (e) => console.log(e.participantId, e.attributes.hand));
+  room.on("connectionQualityChanged", ({ participantId, quality }) => console.log(participantId, quality === "poor"));
+  const quality: ConnectionQuality | undefined = room.connectionQuality("bob");
+  void quality;
+  // @ts-expect-error: not a grade
+  room.on("connectionQualityChanged", ({ quality }) => quality === "bad");
   await room.setRoomAttributes({ topic: "Q&A", old: null });
   await room.setMemberAttributes({ hand: "up" });
   await room.setMemberAttributes({ hand: null }, "bob");

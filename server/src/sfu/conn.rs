@@ -66,6 +66,15 @@ pub struct Leg {
     pub rtx_pt: Option<u8>,
     /// The repair stream's own sequence numbers.
     pub rtx_seq: u16,
+    /// The gaps in what it was sent, for its viewer's loss (see `quality`).
+    pub sent: super::quality::SentGaps,
+}
+
+/// A track arriving on a publish connection.
+pub struct Inbound {
+    pub track: TrackKey,
+    /// Its loss over the current window.
+    pub loss: super::quality::SeqLoss,
 }
 
 /// The relay's own SRTP for what a subscribe connection sends: one buffer per packet
@@ -98,7 +107,9 @@ pub struct Conn {
     /// Publish: the audio levels its audio carries.
     pub levels: super::levels::Levels,
     /// Publish: tracks arriving, by their SSRC.
-    pub inbound: HashMap<u32, (TrackKey, rtc::rtp_transceiver::RTCRtpReceiverId)>,
+    pub inbound: HashMap<u32, Inbound>,
+    /// Subscribe: the client's receiver reports over the current window.
+    pub reports: super::quality::Reports,
     /// Subscribe: tracks sent, and the SSRCs we send them with (media and repair).
     pub legs: HashMap<TrackKey, Leg>,
     pub by_out_ssrc: HashMap<u32, TrackKey>,
@@ -156,6 +167,7 @@ impl Conn {
             screen_ids: HashSet::new(),
             levels: Default::default(),
             inbound: HashMap::new(),
+            reports: Default::default(),
             legs: HashMap::new(),
             by_out_ssrc: HashMap::new(),
             negotiating: false,
@@ -252,6 +264,7 @@ impl Conn {
                 rtx_ssrc,
                 rtx_pt: None,
                 rtx_seq: rand::random(),
+                sent: Default::default(),
             },
         );
         self.by_out_ssrc.insert(ssrc, track);

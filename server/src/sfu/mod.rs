@@ -23,6 +23,7 @@ mod history;
 mod levels;
 mod pc_setup;
 pub mod port;
+pub mod quality;
 mod room;
 pub mod stats;
 mod stun;

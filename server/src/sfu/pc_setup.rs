@@ -3,7 +3,8 @@
 //! mDNS, the DTLS server role, AEAD_AES_128_GCM preferred, Opus and VP8 (with RTX) only,
 //! the audio-level header extension (RFC 6464) on audio,
 //! the default NACK / RTCP-report / TWCC interceptors on publish connections (a subscribe
-//! connection's keyframe requests and NACKs go to the worker), and one certificate shared by all
+//! connection's keyframe requests, NACKs and receiver reports go to the worker), and one
+//! certificate shared by all
 //! connections (generating a key per connection would cost a millisecond each).
 
 use std::collections::VecDeque;
@@ -14,7 +15,9 @@ use mediaio::keytap::KeyTap;
 use rtc::crypto::{RTCCryptoProvider, SignatureScheme};
 use rtc::dtls::extension::extension_use_srtp::SrtpProtectionProfile;
 use rtc::ice::mdns::MulticastDnsMode;
-use rtc::interceptor::{Attribute, Interceptor, Packet as IPacket, Slot, StreamInfo, TaggedPacket};
+use rtc::interceptor::{
+    Attribute, AttributedPacket, Interceptor, Packet as IPacket, Slot, StreamInfo, TaggedPacket,
+};
 use rtc::peer_connection::certificate::{CertificateParams, RTCCertificate};
 use rtc::peer_connection::configuration::interceptor_registry::{
     register_default_interceptors, Registry,
@@ -28,6 +31,7 @@ use rtc::peer_connection::transport::RTCDtlsRole;
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::receiver_report::ReceiverReport;
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
@@ -193,8 +197,8 @@ impl Shared {
     }
 }
 
-/// Marks PLI, FIR and NACK for the application (and keeps only them: by this slot every
-/// other interceptor has seen the packet). Public so test clients can see the keyframe
+/// Marks PLI, FIR, NACK and receiver reports for the application (and keeps only them:
+/// by this slot every other interceptor has seen the packet). Public so test clients can see the keyframe
 /// requests the relay sends them.
 pub struct KeyframeRequests {
     read: VecDeque<TaggedPacket>,
@@ -223,30 +227,47 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequests {
     type Error = rtc::shared::error::Error;
     type Time = Instant;
 
-    fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
-        if let IPacket::Rtcp(pkts) = &msg.message.packet {
-            let nacks = pkts
-                .iter()
-                .filter(|p| p.as_any().is::<TransportLayerNack>())
-                .count();
-            super::stats::NACKS_RECEIVED.add(nacks);
-            let keep: Vec<Box<dyn rtc::rtcp::Packet>> = pkts
-                .iter()
-                .filter(|p| {
-                    let p = p.as_any();
-                    p.is::<PictureLossIndication>()
-                        || p.is::<FullIntraRequest>()
-                        || p.is::<TransportLayerNack>()
-                })
-                .cloned()
-                .collect();
-            if keep.is_empty() {
-                return Ok(());
+    fn handle_read(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
+        let IPacket::Rtcp(pkts) = &msg.message.packet else {
+            self.read.push_back(msg);
+            return Ok(());
+        };
+        let nacks = pkts
+            .iter()
+            .filter(|p| p.as_any().is::<TransportLayerNack>())
+            .count();
+        super::stats::NACKS_RECEIVED.add(nacks);
+        // rtc hands a compound packet to the application tagged with the track its first
+        // packet names, and drops it when that names none of ours (a receiver report
+        // whose first block is about a repair stream, say: most of Chromium's, once it
+        // received a retransmission). So each packet kept goes up on its own, and a
+        // receiver report one block at a time.
+        let mut keep: Vec<Box<dyn rtc::rtcp::Packet>> = vec![];
+        for p in pkts {
+            let any = p.as_any();
+            if let Some(rr) = any.downcast_ref::<ReceiverReport>() {
+                for block in &rr.reports {
+                    keep.push(Box::new(ReceiverReport {
+                        ssrc: rr.ssrc,
+                        reports: vec![block.clone()],
+                        ..Default::default()
+                    }));
+                }
+            } else if any.is::<PictureLossIndication>()
+                || any.is::<FullIntraRequest>()
+                || any.is::<TransportLayerNack>()
+            {
+                keep.push(p.clone());
             }
-            msg.message.packet = IPacket::Rtcp(keep);
-            msg.message.add(Attribute::DeliverToApplication);
         }
-        self.read.push_back(msg);
+        for p in keep {
+            self.read.push_back(TaggedPacket {
+                now: msg.now,
+                transport: msg.transport,
+                message: AttributedPacket::new(IPacket::Rtcp(vec![p]))
+                    .with(Attribute::DeliverToApplication),
+            });
+        }
         Ok(())
     }
     fn poll_read(&mut self) -> Option<TaggedPacket> {

@@ -46,6 +46,13 @@ pub enum MediaEvent {
     /// The loudest audio level in a member's recent packets, in -dBov (RFC 6464: 0 is
     /// the loudest, 127 silence); sent when it changes noticeably.
     AudioLevel { member: UserId, dbov: u8 },
+    /// How one of a member's two connections did over the last window: its uplink
+    /// (`Publish`) or its downlink (`Subscribe`).
+    LinkQuality {
+        member: UserId,
+        pc: PcKind,
+        window: crate::sfu::quality::LinkWindow,
+    },
 }
 
 /// Which of a member's tracks may be forwarded now (its role allows it and it has not

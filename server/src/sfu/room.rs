@@ -475,6 +475,29 @@ impl RoomCtl {
                     sdp,
                 },
             ),
+            ConnEvent::Quality {
+                user,
+                source,
+                window,
+            } => {
+                // Only from the member's current connections.
+                let pc = self.members.get(&user).and_then(|m| {
+                    if m.publish == Some(source) {
+                        Some(PcKind::Publish)
+                    } else if m.subscribe == Some(source) {
+                        Some(PcKind::Subscribe)
+                    } else {
+                        None
+                    }
+                });
+                if let Some(pc) = pc {
+                    let _ = self.events.send(MediaEvent::LinkQuality {
+                        member: user,
+                        pc,
+                        window,
+                    });
+                }
+            }
             ConnEvent::AudioLevel { user, dbov, source } => {
                 // Only from the member's current publish connection.
                 if self

@@ -115,6 +115,12 @@ pub enum ConnEvent {
         dbov: u8,
         source: ConnKey,
     },
+    /// How the connection's link did over the last window (see `quality`).
+    Quality {
+        user: UserId,
+        source: ConnKey,
+        window: super::quality::LinkWindow,
+    },
     /// The connection failed (consent expired, DTLS closed) and was closed.
     Failed { user: UserId, role: PcKind },
     /// A request could not be carried out (shown to the client as an error).

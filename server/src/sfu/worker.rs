@@ -33,6 +33,7 @@ use rtc::peer_connection::message::RTCMessage;
 use rtc::peer_connection::state::RTCPeerConnectionState;
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::receiver_report::ReceiverReport;
 use rtc::rtcp::sender_report::SenderReport;
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::{NackPair, TransportLayerNack};
 use rtc::rtp;
@@ -42,10 +43,11 @@ use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use socket2::Socket;
 
-use super::conn::Conn;
+use super::conn::{Conn, Inbound};
 use super::history::{History, MAX_RESEND_PER_NACK};
 use super::pc_setup::Shared;
 use super::port::MediaKind;
+use super::quality;
 use super::stats;
 use super::stun;
 use super::wire::{Cmd, ConnEvent, ConnKey, Stray, TrackKey};
@@ -128,6 +130,8 @@ struct Worker {
     pli_due: Vec<(Instant, TrackKey)>,
     /// When sender reports are next due.
     next_reports: Instant,
+    /// When each connection's link figures are next due (see `quality`).
+    next_quality: Instant,
     /// Connections that may have something to send, a new deadline or an offer to make.
     dirty: HashSet<u64>,
     /// Connections that were only written to (forwarded packets): they need a flush of
@@ -151,6 +155,7 @@ pub fn run(s: Setup) {
         routes: HashMap::new(),
         pli_due: vec![],
         next_reports: Instant::now() + REPORT_INTERVAL,
+        next_quality: Instant::now() + quality::WINDOW,
         dirty: HashSet::new(),
         written: Vec::with_capacity(1024),
         out: Vec::with_capacity(udp::BATCH * 4),
@@ -531,7 +536,13 @@ impl Worker {
             _ => MediaKind::Video,
         };
         let track = self.s.track_ids.fetch_add(1, Ordering::Relaxed);
-        conn.inbound.insert(init.ssrc, (track, init.receiver_id));
+        conn.inbound.insert(
+            init.ssrc,
+            Inbound {
+                track,
+                loss: Default::default(),
+            },
+        );
         stats::TRACKS.inc();
         self.routes.insert(
             track,
@@ -561,9 +572,11 @@ impl Worker {
         let Some(conn) = self.conns.get_mut(&from) else {
             return;
         };
-        let Some(&(track, _)) = conn.inbound.get(&pkt.header.ssrc) else {
+        let Some(inbound) = conn.inbound.get_mut(&pkt.header.ssrc) else {
             return;
         };
+        inbound.loss.packet(pkt.header.sequence_number);
+        let track = inbound.track;
         let Some(route) = self.routes.get(&track) else {
             return;
         };
@@ -625,6 +638,7 @@ impl Worker {
                 ..Default::default()
             };
             leg.packets = leg.packets.wrapping_add(1);
+            leg.sent.sent(header.sequence_number);
             leg.octets = leg.octets.wrapping_add(pkt.payload.len() as u32);
             leg.last_ts = header.timestamp;
             leg.last_at = Some(now);
@@ -682,10 +696,15 @@ impl Worker {
     fn rtcp_from_subscriber(&mut self, id: u64, pkts: &[Box<dyn rtc::rtcp::Packet>], now: Instant) {
         let mut tracks = vec![];
         let mut nacks = vec![];
+        let mut reports = vec![];
         if let Some(conn) = self.conns.get(&id) {
             for p in pkts {
                 if let Some(nack) = p.as_any().downcast_ref::<TransportLayerNack>() {
                     nacks.push(nack);
+                    continue;
+                }
+                if let Some(rr) = p.as_any().downcast_ref::<ReceiverReport>() {
+                    reports.extend(rr.reports.iter().cloned());
                     continue;
                 }
                 let ssrc = if let Some(pli) = p.as_any().downcast_ref::<PictureLossIndication>() {
@@ -702,6 +721,21 @@ impl Worker {
         }
         for nack in nacks {
             self.resend(id, nack.media_ssrc, &nack.nacks);
+        }
+        if !reports.is_empty() {
+            let ntp = ntp_now();
+            if let Some(conn) = self.conns.get_mut(&id) {
+                for r in &reports {
+                    let Some(track) = conn.by_out_ssrc.get(&r.ssrc) else {
+                        continue;
+                    };
+                    let Some(leg) = conn.legs.get_mut(track).filter(|l| l.ssrc == r.ssrc) else {
+                        continue;
+                    };
+                    let loss = leg.sent.viewer_loss(r);
+                    conn.reports.report(r, loss, leg.clock_rate, ntp);
+                }
+            }
         }
         for t in tracks {
             self.request_keyframe(t, now);
@@ -832,6 +866,10 @@ impl Worker {
             self.next_reports = now + REPORT_INTERVAL;
             self.send_reports(now);
         }
+        if now >= self.next_quality {
+            self.next_quality = now + quality::WINDOW;
+            self.send_quality();
+        }
         if !self.pli_due.is_empty() {
             let (due, later): (Vec<_>, Vec<_>) =
                 self.pli_due.drain(..).partition(|(t, _)| *t <= now);
@@ -841,6 +879,32 @@ impl Worker {
                     r.pli_pending = false;
                 }
                 self.request_keyframe(track, now);
+            }
+        }
+    }
+
+    /// Each connection's window of link figures, to its session: a publish connection's
+    /// loss on what arrived, a subscribe connection's receiver reports. A connection
+    /// with nothing to go by (nothing sent or received) says nothing.
+    fn send_quality(&mut self) {
+        for conn in self.conns.values_mut() {
+            let window = match conn.role {
+                PcKind::Publish => {
+                    quality::loss_of(conn.inbound.values_mut().map(|i| i.loss.take())).map(|loss| {
+                        quality::LinkWindow {
+                            loss,
+                            ..Default::default()
+                        }
+                    })
+                }
+                PcKind::Subscribe => conn.reports.take(),
+            };
+            if let Some(window) = window {
+                let _ = conn.events.send(ConnEvent::Quality {
+                    user: conn.user.clone(),
+                    source: conn.key,
+                    window,
+                });
             }
         }
     }
@@ -1151,7 +1215,7 @@ impl Worker {
                 }
             }
         }
-        for (_, (track, _)) in conn.inbound.drain() {
+        for (_, Inbound { track, .. }) in conn.inbound.drain() {
             stats::TRACKS.dec();
             if let Some(r) = self.routes.get_mut(&track) {
                 r.source = None;

@@ -30,8 +30,10 @@ impl Session {
         now: Now,
     ) -> Result<JoinOutcome, JoinRefusal> {
         let user = init.user.clone();
+        let mut was_dropped = false;
         let outcome = if let Some(m) = self.members.get_mut(&user) {
             let resumed = resume.is_some_and(|t| t == m.resume_token);
+            was_dropped = m.dropped_at.is_some();
             if let Some(old) = m.conn.take() {
                 let last = (!resumed).then_some(ServerMessage::Left {
                     reason: LeaveReason::DuplicateSession,
@@ -84,6 +86,10 @@ impl Session {
         self.out.send(Some(conn), joined);
         self.tell_ending(conn);
         self.tell_speakers(conn, outcome == JoinOutcome::Resumed);
+        if was_dropped {
+            self.quality_dropped(&user, false);
+        }
+        self.tell_qualities(conn, &user);
         if self
             .members
             .get(&user)
@@ -131,6 +137,7 @@ impl Session {
         }
         self.members.set_dropped(user, Some(now));
         self.out.push(Output::Close { conn, last: None });
+        self.quality_dropped(user, true);
     }
 
     /// When the next dropped member's grace runs out.
@@ -156,6 +163,7 @@ impl Session {
             return false;
         };
         self.speakers.forget(user);
+        self.qualities.forget(user);
         self.leave_seat_of_departed(user);
         for kind in MediaKind::ALL {
             if m.media.get(kind) {

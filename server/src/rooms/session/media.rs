@@ -118,6 +118,9 @@ impl Session {
                 self.update_media(&member, next, None);
             }
             MediaEvent::AudioLevel { member, dbov } => self.audio_level(&member, dbov),
+            MediaEvent::LinkQuality { member, pc, window } => {
+                self.link_quality(&member, pc, window)
+            }
         }
     }
 

@@ -8,7 +8,7 @@
 //! The parts, by what they do: `lifecycle` (joins, drops, resumes, removals, the end),
 //! `members` (the member table and roster deltas),
 //! `media` (who sends what, and what the relay may forward), `speakers` (who is talking),
-//! `chat`, `timers` (every deadline), `output` (what the driver is told).
+//! `quality` (how each member's connection is doing), `chat`, `timers` (every deadline), `output` (what the driver is told).
 
 mod chat;
 mod ending;
@@ -16,6 +16,7 @@ mod lifecycle;
 mod media;
 mod members;
 mod output;
+mod quality;
 mod seating;
 mod seats;
 mod speakers;
@@ -156,6 +157,8 @@ pub struct Session {
     ending_at: Option<Instant>,
     /// Who is talking (see `speakers`).
     speakers: speakers::Speakers,
+    /// Each member's connection quality (see `quality`).
+    qualities: quality::Qualities,
     ended: bool,
 }
 
@@ -186,6 +189,7 @@ impl Session {
             ending_told: None,
             ending_at: None,
             speakers: Default::default(),
+            qualities: Default::default(),
             ended: false,
         };
         let started = serde_json::json!({ "startedAt": now.wall.to_rfc3339() });

@@ -85,7 +85,14 @@ fn dropped_members_leave_when_grace_runs_out() {
     );
     h.advance(Duration::from_secs(14));
     assert_eq!(h.s.len(), 2, "still within the grace");
-    assert!(h.frames("w").is_empty(), "others saw nothing yet");
+    let got = h.frames("w");
+    assert_eq!(
+        got.len(),
+        1,
+        "others saw only that a's connection was lost: {got:?}"
+    );
+    assert_eq!(got[0]["type"], "connectionQualityChanged");
+    assert_eq!(got[0]["quality"], "lost");
     h.advance(Duration::from_secs(1) + BATCH_INTERVAL);
     assert_eq!(h.s.len(), 1);
     let got = h.frames("w");
@@ -115,7 +122,93 @@ fn a_resume_within_the_grace_is_silent() {
     assert_eq!(h.frames("a")[0]["resumed"], true);
     h.advance(Duration::from_secs(30));
     assert_eq!(h.s.len(), 2);
-    assert!(h.frames("w").is_empty(), "others saw no leave and no join");
+    // Others saw no leave and no join; only that a's connection was lost, then back.
+    let got = h.frames("w");
+    let kinds: Vec<_> = got
+        .iter()
+        .map(|f| format!("{} {}", f["type"], f["quality"]))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            r#""connectionQualityChanged" "lost""#,
+            r#""connectionQualityChanged" "excellent""#
+        ],
+        "{got:?}"
+    );
+}
+
+/// Connection quality: the relay's windows grade each member; everyone hears about
+/// announced members, an audience member only about itself; a dropped member is lost,
+/// then back to its grade; a member who joins hears the grades as they stand.
+#[test]
+fn connection_quality_follows_the_relay_and_the_signaling() {
+    use crate::sfu::quality::LinkWindow;
+    use convene_protocol::signal::PcKind;
+    // Two announced members at most: a third who does not publish is in the audience.
+    let mut h = Harness::new(room(2));
+    h.join("a", Role::Attendee);
+    h.join("w", Role::Attendee);
+    h.join("x", Role::Consumer);
+    h.advance(BATCH_INTERVAL);
+    for u in ["a", "w", "x"] {
+        h.frames(u);
+    }
+    let window = |h: &mut Harness, who: &str, pc, loss: f32| {
+        h.input(Input::Media(MediaEvent::LinkQuality {
+            member: uid(who),
+            pc,
+            window: LinkWindow {
+                loss,
+                rtt_ms: Some(30),
+                jitter_ms: Some(5),
+            },
+        }));
+    };
+    let told = |frames: Vec<serde_json::Value>| -> Vec<String> {
+        of_type(&frames, "connectionQualityChanged")
+            .iter()
+            .map(|f| {
+                format!(
+                    "{}={}",
+                    f["participantId"].as_str().unwrap(),
+                    f["quality"].as_str().unwrap()
+                )
+            })
+            .collect()
+    };
+    window(&mut h, "a", PcKind::Publish, 0.2);
+    assert_eq!(told(h.frames("w")), ["a=poor"]);
+    assert_eq!(
+        told(h.frames("x")),
+        ["a=poor"],
+        "the audience hears about the announced"
+    );
+    assert_eq!(told(h.frames("a")), ["a=poor"], "and so does a itself");
+    // The audience member's grade goes to itself only.
+    window(&mut h, "x", PcKind::Subscribe, 0.05);
+    assert_eq!(told(h.frames("x")), ["x=good"]);
+    assert!(told(h.frames("w")).is_empty());
+    assert!(told(h.frames("a")).is_empty());
+    // The same grade again: nothing new.
+    window(&mut h, "a", PcKind::Publish, 0.2);
+    assert!(told(h.frames("w")).is_empty());
+    // a's socket drops: lost; windows while it is away are kept, not told.
+    let token = h.frames("a");
+    assert!(token.is_empty());
+    h.input(Input::Dropped {
+        user: uid("a"),
+        conn: h.conns["a"],
+    });
+    assert_eq!(told(h.frames("w")), ["a=lost"]);
+    window(&mut h, "a", PcKind::Publish, 0.0);
+    assert!(told(h.frames("w")).is_empty(), "still lost while away");
+    // A newcomer hears the grades as they stand: a lost (x, in the audience, is not told).
+    h.join("n", Role::Consumer);
+    assert_eq!(told(h.frames("n")), ["a=lost"]);
+    // Everyone who left forgets: a leaves for good at the end of its grace.
+    h.advance(Duration::from_secs(20));
+    assert!(!h.s.qualities.told.contains_key(&uid("a")));
 }
 
 #[test]
