@@ -120,9 +120,11 @@ scenario("a viewer behind 5 % loss each way gets video repaired by retransmissio
     `the relay resent what was lost: ${JSON.stringify(view)}`);
   assert.ok(relayed.resent > 0 && relayed.nacks > 0, JSON.stringify(relayed));
   // Without repair, this link froze bob's video for most of the 20 s (4 freezes, 16.6 s,
-  // 40 frames decoded, measured before the relay answered NACKs). Repaired, it flows.
-  assert.ok(view.framesDecoded > 200, `video kept flowing: ${view.framesDecoded} frames in 20 s`);
-  assert.ok(view.totalFreezesDuration < 5, `frozen for ${view.totalFreezesDuration} s of 20`);
+  // 40 frames decoded, measured before the relay answered NACKs). Repaired, it flows
+  // (375 to 400 frames and under 1.3 s frozen here; the bounds leave room for a busy
+  // machine and still fail without repair).
+  assert.ok(view.framesDecoded > 150, `video kept flowing: ${view.framesDecoded} frames in 20 s`);
+  assert.ok(view.totalFreezesDuration < 8, `frozen for ${view.totalFreezesDuration} s of 20`);
 });
 
 scenario("the join page shows a weak connection, and clears it when the link recovers", async () => {
@@ -160,8 +162,8 @@ scenario("the join page shows a weak connection, and clears it when the link rec
     return (s.tile === "poor" && s.badge === "Weak connection" && s.list === "poor" && s.said.includes("weak connection")) ? s : JSON.stringify(s);
   }, 20_000);
   console.log(`weak after ${Date.now() - at} ms: ${JSON.stringify(weak)}`);
-  const own = await cleo.evaluate(() => document.querySelector('#people li[data-id="cleo"]')?.dataset.quality);
-  assert.equal(own, "poor", "cleo is told her own grade");
+  await eventually("cleo is told her own grade", async () =>
+    (await cleo.evaluate(() => document.querySelector('#people li[data-id="cleo"]')?.dataset.quality)) === "poor");
   await cleo.screenshot({ path: `${ARTIFACTS}/loss-weak-connection.png` });
   // The link recovers: the badge goes after three good windows (about 6 s).
   relay.setLoss(0);

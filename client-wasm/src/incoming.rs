@@ -77,6 +77,8 @@ pub async fn on_server(ctx: &mut Ctx, msg: ServerMessage) {
                     }
                 };
                 let s = view.session.as_mut().expect("set above");
+                // The server tells the grades as they stand right after `joined`.
+                s.qualities.clear();
                 s.room = room;
                 s.role = role;
                 s.caps = capabilities;

@@ -301,35 +301,41 @@ async fn a_viewer_nack_is_answered_over_rtx() {
         media_ssrc: ssrc,
         nacks: nack_pairs_from_sequence_numbers(&again),
     };
+    let resent_before = media_total(&s, "retransmitted_packets").await;
     t.write_rtcp(vec![Box::new(nack)]).await.unwrap();
     wait_until("the NACKed packets again", || {
         let v = seen.lock().unwrap();
         (first..first + 3).all(|i| v.iter().filter(|&&x| x == i).count() == 2)
     })
     .await;
-    // A NACK for packets never sent is not answered (and does not break the stream).
+    let resent = media_total(&s, "retransmitted_packets").await;
+    assert!(
+        resent >= resent_before + 3,
+        "the relay counted its resends: {resent_before} -> {resent}"
+    );
+    // The counters are the process's, shared by this file's tests (which run at once, and
+    // whose clients also NACK what a busy machine drops): each check is a change seen
+    // after its own request, never an exact total.
+    let missed_before = media_total(&s, "retransmit_missed_packets").await;
+    // A NACK for a packet never sent is not answered, only counted as missed.
     let never = TransportLayerNack {
         sender_ssrc: 1,
         media_ssrc: ssrc,
         nacks: nack_pairs_from_sequence_numbers(&[60_000]),
     };
     t.write_rtcp(vec![Box::new(never)]).await.unwrap();
-    // The counters are the process's, shared by this file's tests; only this one NACKs.
-    let resent = media_total(&s, "retransmitted_packets").await;
-    assert!(resent >= 3, "retransmitted {resent}");
-    let mut missed = 0;
+    let mut missed = missed_before;
     for _ in 0..100 {
         missed = media_total(&s, "retransmit_missed_packets").await;
-        if missed >= 1 {
+        if missed > missed_before {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(
-        missed >= 1,
+        missed > missed_before,
         "the NACK for a packet never sent is counted as missed"
     );
-    assert_eq!(media_total(&s, "retransmitted_packets").await, resent);
     stop.store(true, Ordering::Relaxed);
     alice.close().await;
     bob.close().await;
@@ -348,79 +354,4 @@ async fn media_total(s: &TestServer, what: &str) -> u64 {
         .find_map(|l| l.strip_prefix(&prefix))
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("no {what} in {text}"))
-}
-
-/// Connection quality from what the relay measures: a publisher whose packets arrive
-/// with a quarter missing (gaps in the sequence numbers) is graded poor for everyone;
-/// once nothing is missing it is graded excellent again, after three good windows.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_lossy_uplink_is_graded_poor_then_excellent() {
-    let s = TestServer::start().await;
-    s.room("q", &[("alice", "attendee"), ("bob", "consumer")])
-        .await;
-    let mut bob = s.media_client("q", "bob", &[]).await;
-    let video = local_track(RtpCodecKind::Video, "cam", 6666);
-    let alice = s
-        .media_client("q", "alice", std::slice::from_ref(&video))
-        .await;
-    // Every fourth packet is never sent while `lossy` is set.
-    let lossy = Arc::new(AtomicBool::new(true));
-    let stop = Arc::new(AtomicBool::new(false));
-    let (t, l, st) = (video.clone(), lossy.clone(), stop.clone());
-    tokio::spawn(async move {
-        let mut i: u32 = 0;
-        while !st.load(Ordering::Relaxed) {
-            if !(l.load(Ordering::Relaxed) && i % 4 == 3) {
-                let pkt = Packet {
-                    header: Header {
-                        version: 2,
-                        marker: true,
-                        payload_type: 96,
-                        sequence_number: i as u16,
-                        timestamp: i.wrapping_mul(3000),
-                        ssrc: 6666,
-                        ..Default::default()
-                    },
-                    payload: Bytes::from_static(&[0x10, 0x00, 0x9d, 0x01, 0x2a]),
-                };
-                let _ = t.write_rtp(pkt).await;
-            }
-            i += 1;
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    });
-    let seen = grade_until(&mut bob, "alice", "poor").await;
-    println!("alice, sending with gaps: {seen:?}");
-    lossy.store(false, Ordering::Relaxed);
-    let later = grade_until(&mut bob, "alice", "excellent").await;
-    println!("alice, then without: {later:?}");
-    // Bob's own grade, from the receiver reports his client sends on what it receives.
-    assert!(
-        seen.iter().chain(&later).any(|g| g == "bob=excellent"),
-        "bob graded from his reports: {seen:?} {later:?}"
-    );
-    stop.store(true, Ordering::Relaxed);
-    alice.close().await;
-    bob.close().await;
-}
-
-/// The grades `client` is told (`who=grade`) until `who` is graded `want`.
-async fn grade_until(client: &mut common::rtc::MediaClient, who: &str, want: &str) -> Vec<String> {
-    let mut seen = vec![];
-    let found = tokio::time::timeout(Duration::from_secs(20), async {
-        loop {
-            let v = client.next_of("connectionQualityChanged").await;
-            let (id, g) = (
-                v["participantId"].as_str().unwrap(),
-                v["quality"].as_str().unwrap(),
-            );
-            seen.push(format!("{id}={g}"));
-            if id == who && g == want {
-                return;
-            }
-        }
-    })
-    .await;
-    assert!(found.is_ok(), "{who} never graded {want}; told {seen:?}");
-    seen
 }

@@ -28,7 +28,7 @@ export function isRtp(buf) {
 /**
  * `listen` and `target`: {host, port}. `loss`: the share of RTP packets dropped in
  * each direction (0..1), changeable with `setLoss`. `random`: a source of numbers in
- * [0, 1) (seeded in tests that want a repeatable pattern).
+ * [0, 1), Math.random unless given.
  */
 export async function startLossyRelay({ listen, target, loss = 0, random = Math.random }) {
   const front = createSocket("udp4");

@@ -66,6 +66,8 @@ pub struct Leg {
     pub rtx_pt: Option<u8>,
     /// The repair stream's own sequence numbers.
     pub rtx_seq: u16,
+    /// How many resends it may still have (see `history::RESEND_PER_SECOND`).
+    pub resends: super::history::ResendBudget,
     /// The gaps in what it was sent, for its viewer's loss (see `quality`).
     pub sent: super::quality::SentGaps,
 }
@@ -264,6 +266,7 @@ impl Conn {
                 rtx_ssrc,
                 rtx_pt: None,
                 rtx_seq: rand::random(),
+                resends: Default::default(),
                 sent: Default::default(),
             },
         );

@@ -6,14 +6,54 @@
 //! publisher's sequence numbers and timestamps on every viewer's stream, so one copy
 //! (the payload shared by reference count) serves every viewer on the worker.
 
+use std::time::Instant;
+
 use bytes::{BufMut, Bytes, BytesMut};
 use rtc::rtp;
 
-/// Packets kept per track: about 1.5 s of 1.5 Mbit/s video, longer than a browser keeps
-/// asking for a packet (it gives up after a few round trips).
+/// Packets kept per track: several seconds of video at 100 to 200 packets/s, longer than a
+/// browser keeps asking for a packet (it gives up after a few round trips).
 pub const HISTORY: usize = 1024;
-/// Packets resent for one NACK at most, so a forged or runaway NACK costs a bounded amount.
+/// Packets resent for one NACK at most.
 pub const MAX_RESEND_PER_NACK: usize = 64;
+/// Packets resent per second to one viewer on one track at most, with a burst of as many:
+/// about twice a 1.5 Mbit/s stream. One datagram can carry dozens of NACKs, so without
+/// this a viewer (or a forged NACK) could make the relay resend thousands of packets
+/// for one datagram, on the worker every other connection shares.
+pub const RESEND_PER_SECOND: f64 = 300.0;
+
+/// A token bucket of resends for one viewer's stream.
+#[derive(Debug, Clone, Copy)]
+pub struct ResendBudget {
+    tokens: f64,
+    at: Option<Instant>,
+}
+
+impl Default for ResendBudget {
+    fn default() -> Self {
+        Self {
+            tokens: RESEND_PER_SECOND,
+            at: None,
+        }
+    }
+}
+
+impl ResendBudget {
+    /// Takes one resend if the budget allows it at `now`.
+    pub fn take(&mut self, now: Instant) -> bool {
+        if let Some(at) = self.at {
+            let refill = now.saturating_duration_since(at).as_secs_f64() * RESEND_PER_SECOND;
+            self.tokens = (self.tokens + refill).min(RESEND_PER_SECOND);
+        }
+        self.at = Some(now);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
 
 #[derive(Clone)]
 struct Kept {
@@ -115,6 +155,25 @@ mod tests {
         assert!(r.header.marker);
         assert_eq!(&r.payload[..], &[0, 0, b'd', b'e']);
         assert_eq!(next, 12);
+    }
+
+    #[test]
+    fn resends_are_budgeted_per_second() {
+        let t0 = Instant::now();
+        let mut b = ResendBudget::default();
+        let burst = (0..1000).filter(|_| b.take(t0)).count();
+        assert_eq!(
+            burst, RESEND_PER_SECOND as usize,
+            "a burst of one second's worth"
+        );
+        assert!(!b.take(t0));
+        let later = t0 + std::time::Duration::from_millis(100);
+        let refilled = (0..1000).filter(|_| b.take(later)).count();
+        assert_eq!(refilled, (RESEND_PER_SECOND / 10.0) as usize);
+        // Idle for long: the bucket fills to its size, no more.
+        let much_later = t0 + std::time::Duration::from_secs(60);
+        let again = (0..1000).filter(|_| b.take(much_later)).count();
+        assert_eq!(again, RESEND_PER_SECOND as usize);
     }
 
     #[test]

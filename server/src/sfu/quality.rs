@@ -38,10 +38,11 @@ pub struct SeqLoss {
     received: u32,
 }
 
-/// `seq` extended with a wrap count: the candidate nearest the highest seen so far.
+/// `seq` extended with a wrap count: the candidate nearest the highest seen so far. The
+/// first starts one cycle up, so a late packet from before it still extends below it.
 fn extend(highest: Option<u64>, seq: u16) -> u64 {
     let Some(h) = highest else {
-        return u64::from(seq);
+        return u64::from(seq) + 0x1_0000;
     };
     let base = h & !0xffff;
     [base.wrapping_sub(0x1_0000), base, base + 0x1_0000]
@@ -198,6 +199,16 @@ mod tests {
         }
         assert_eq!(s.take(), (6, 3));
         assert_eq!(s.take(), (0, 0), "nothing new: an empty window");
+        // A stream starting at 0, with one packet from before it arriving late.
+        let mut s = SeqLoss::default();
+        for seq in [0u16, 1, 65535, 2, 3] {
+            s.packet(seq);
+        }
+        assert_eq!(
+            s.take(),
+            (4, 4),
+            "0..=3, all on time; the late one is not a jump"
+        );
         assert_eq!(loss_of([(10, 8), (6, 3)]), Some(5.0 / 16.0));
         assert_eq!(loss_of([(0, 0)]), None);
         // A duplicate (resent twice) never makes loss negative.

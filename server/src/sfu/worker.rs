@@ -297,6 +297,7 @@ impl Worker {
                 .into_iter()
                 .chain(self.pli_due.iter().map(|(t, _)| *t))
                 .chain(std::iter::once(self.next_reports))
+                .chain(std::iter::once(self.next_quality))
                 .min()
                 .unwrap_or(now + MAX_WAIT);
             let wait = next.saturating_duration_since(now).min(MAX_WAIT);
@@ -720,7 +721,7 @@ impl Worker {
             }
         }
         for nack in nacks {
-            self.resend(id, nack.media_ssrc, &nack.nacks);
+            self.resend(id, nack.media_ssrc, &nack.nacks, now);
         }
         if !reports.is_empty() {
             let ntp = ntp_now();
@@ -746,7 +747,7 @@ impl Worker {
     /// kept goes out again on the viewer's repair stream (RTX), encrypted by the relay.
     /// A viewer without a repair stream, or not yet on the relay's own encryption,
     /// gets nothing: its decoder asks for a keyframe instead.
-    fn resend(&mut self, id: u64, ssrc: u32, pairs: &[NackPair]) {
+    fn resend(&mut self, id: u64, ssrc: u32, pairs: &[NackPair], now: Instant) {
         let Worker {
             routes,
             conns,
@@ -779,6 +780,10 @@ impl Worker {
             return;
         };
         for seq in seqs.by_ref().take(MAX_RESEND_PER_NACK) {
+            if !leg.resends.take(now) {
+                stats::RETRANSMIT_MISSED.inc();
+                continue;
+            }
             let Some(pkt) = history.rtx(seq, rtx_ssrc, rtx_pt, &mut leg.rtx_seq) else {
                 stats::RETRANSMIT_MISSED.inc();
                 continue;
@@ -1172,8 +1177,12 @@ impl Worker {
         }
         if let Some(r) = self.routes.get_mut(&track) {
             r.legs.retain(|c| *c != id);
-            if r.legs.is_empty() && r.source.is_none() {
-                self.routes.remove(&track);
+            if r.legs.is_empty() {
+                // Nobody here left to ask for a resend.
+                r.history = None;
+                if r.source.is_none() {
+                    self.routes.remove(&track);
+                }
             }
         }
     }
@@ -1230,8 +1239,11 @@ impl Worker {
             stats::SINKS.dec();
             if let Some(r) = self.routes.get_mut(&t) {
                 r.legs.retain(|c| *c != id);
-                if r.legs.is_empty() && r.source.is_none() {
-                    self.routes.remove(&t);
+                if r.legs.is_empty() {
+                    r.history = None;
+                    if r.source.is_none() {
+                        self.routes.remove(&t);
+                    }
                 }
             }
         }

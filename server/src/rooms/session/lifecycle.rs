@@ -89,7 +89,7 @@ impl Session {
         if was_dropped {
             self.quality_dropped(&user, false);
         }
-        self.tell_qualities(conn, &user);
+        self.tell_qualities(conn, Some(&user));
         if self
             .members
             .get(&user)

@@ -547,7 +547,14 @@ impl Session {
                 participants: self.members.announced_participants(),
                 audience_count: self.members.audience_count(),
             };
-            self.out.push(Output::Resync { to: laggards, msg });
+            self.out.push(Output::Resync {
+                to: laggards.clone(),
+                msg,
+            });
+            // They may have missed grade changes too.
+            for conn in laggards {
+                self.tell_qualities(conn, None);
+            }
         }
     }
 

@@ -12,7 +12,9 @@
 //!
 //! Everyone hears about announced members; a member in the audience (not announced in
 //! a large room) hears only about itself, so a crowd's links cost the room nothing. A
-//! member who joins or resumes is told the grades as they stand.
+//! member who joins or resumes, or who fell behind and gets a snapshot, is told the
+//! grades as they stand. Each grade change is its own message: a member's grade changes
+//! at most once per window (2 s), and only when the grade does.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -154,20 +156,22 @@ impl Session {
         }
     }
 
-    /// A member who joins or resumes hears the grades as they stand: the announced
-    /// members' and its own.
-    pub(super) fn tell_qualities(&mut self, conn: ConnId, user: &UserId) {
+    /// A member who joins or resumes (`user`), or one that fell behind and gets a
+    /// snapshot, hears the grades as they stand: the announced members' and its own.
+    pub(super) fn tell_qualities(&mut self, conn: ConnId, user: Option<&UserId>) {
         let mut told: Vec<(UserId, ConnectionQuality)> = self
             .qualities
             .told
             .iter()
-            .filter(|(id, _)| *id == user || self.members.get(id).is_some_and(|m| m.announced))
+            .filter(|(id, _)| {
+                Some(*id) == user || self.members.get(id).is_some_and(|m| m.announced)
+            })
             .map(|(id, q)| (id.clone(), *q))
             .collect();
         told.sort();
         for (id, quality) in told {
             // Its own `lost` is over: it is here.
-            if id == *user && quality == ConnectionQuality::Lost {
+            if Some(&id) == user && quality == ConnectionQuality::Lost {
                 continue;
             }
             self.out.send(
