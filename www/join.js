@@ -299,10 +299,8 @@ function chatLine(from, text) {
 
 function wire() {
   room.on("activeSpeakersChanged", showSpeakers);
-  room.on("connectionQualityChanged", ({ participantId, quality }) => {
-    if (QUALITY_TEXT[quality]) log(`${nameOf(participantId)}: ${QUALITY_TEXT[quality].toLowerCase()}`);
-    showQuality();
-  });
+  // Shown on the tile and in the list, not logged: a reload would read as an event.
+  room.on("connectionQualityChanged", showQuality);
   room.on("participantJoined", (p) => { log(`${p.id} joined`); renderPeople(); });
   room.on("participantLeft", (p) => { log(`${p.id} left`); removeTiles(p.id); renderPeople(); });
   room.on("mediaChanged", (e) => {
