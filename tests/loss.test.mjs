@@ -9,7 +9,7 @@ import { before, after } from "node:test";
 import assert from "node:assert/strict";
 import { startServer } from "./lib/server.mjs";
 import { startLossyRelay, freeUdpPort } from "./lib/lossy-relay.mjs";
-import { launch, pageSet, inbound, eventually, ARTIFACTS } from "./lib/browser.mjs";
+import { launch, pageSet, inbound, eventually, joinWithSdk, ARTIFACTS } from "./lib/browser.mjs";
 
 const LOSS = 0.05;
 let server;
@@ -36,22 +36,6 @@ after(async () => {
 });
 
 const { open, openCall, scenario } = pageSet(() => browser);
-
-async function join(page, token) {
-  await page.evaluate(async (token) => {
-    const { default: init, Room } = await import("/sdk/convene_sdk.js");
-    await init();
-    const room = await Room.join({ token });
-    room.on("trackAdded", ({ kind, stream }) => {
-      const el = document.createElement(kind === "audio" ? "audio" : "video");
-      el.muted = kind !== "audio";
-      el.autoplay = true;
-      el.srcObject = stream;
-      document.body.append(el);
-    });
-    window.__room = room;
-  }, token);
-}
 
 /** The page's video RTP stats, sent and received, summed over its connections. */
 async function videoStats(page) {
@@ -82,8 +66,8 @@ scenario("a viewer behind 5 % loss each way gets video repaired by retransmissio
   const token = async (userId) => (await server.api("POST", "/v1/rooms/lossy/tokens", { userId })).token;
   const a = await open("alice", `${server.url}/live`);
   const b = await open("bob", `${server.url}/live`);
-  await join(a, await token("alice"));
-  await join(b, await token("bob"));
+  await joinWithSdk(a, await token("alice"));
+  await joinWithSdk(b, await token("bob"));
   await eventually("bob decoding alice's video", async () => {
     const v = await inbound(b, "video");
     return v.framesDecoded > 10 ? v : `frames ${v.framesDecoded}`;

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { startServer } from "./lib/server.mjs";
 import { startCoturn } from "./lib/coturn.mjs";
-import { launch, pageSet, inbound, eventually } from "./lib/browser.mjs";
+import { launch, pageSet, inbound, eventually, joinWithSdk } from "./lib/browser.mjs";
 
 const SECRET = randomBytes(24).toString("hex");
 let server;
@@ -29,23 +29,6 @@ after(async () => {
 });
 
 const { open, scenario } = pageSet(() => browser);
-
-/** Joins with the SDK, relay only, and plays every remote track (so video is decoded). */
-async function joinRelayOnly(page, token) {
-  await page.evaluate(async (token) => {
-    const { default: init, Room } = await import("/sdk/convene_sdk.js");
-    await init();
-    const room = await Room.join({ token, iceTransportPolicy: "relay" });
-    room.on("trackAdded", ({ kind, stream }) => {
-      const el = document.createElement(kind === "audio" ? "audio" : "video");
-      el.muted = kind !== "audio";
-      el.autoplay = true;
-      el.srcObject = stream;
-      document.body.append(el);
-    });
-    window.__room = room;
-  }, token);
-}
 
 /**
  * What the page's connected peer connections use: their ICE settings, and whether the
@@ -86,8 +69,8 @@ scenario("browsers forced to relay-only media call each other through coturn", a
   const token = async (userId) => (await server.api("POST", "/v1/rooms/turn-call/tokens", { userId })).token;
   const a = await open("alice", `${server.url}/live`);
   const b = await open("bob", `${server.url}/live`);
-  await joinRelayOnly(a, await token("alice"));
-  await joinRelayOnly(b, await token("bob"));
+  await joinWithSdk(a, await token("alice"), { iceTransportPolicy: "relay" });
+  await joinWithSdk(b, await token("bob"), { iceTransportPolicy: "relay" });
 
   for (const [page, other] of [[a, "bob"], [b, "alice"]]) {
     const video = await eventually(`${page.__name} decoding ${other}'s video`, async () => {

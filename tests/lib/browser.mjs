@@ -54,6 +54,27 @@ export async function newPage(browser, name) {
   return page;
 }
 
+/**
+ * Joins with the SDK on a page of the server (e.g. /live), with `options` added to
+ * `Room.join`, and plays every remote track in an element (so video is decoded). The
+ * room is `window.__room`.
+ */
+export async function joinWithSdk(page, token, options = {}) {
+  await page.evaluate(async ({ token, options }) => {
+    const { default: init, Room } = await import("/sdk/convene_sdk.js");
+    await init();
+    const room = await Room.join({ token, ...options });
+    room.on("trackAdded", ({ kind, stream }) => {
+      const el = document.createElement(kind === "audio" ? "audio" : "video");
+      el.muted = kind !== "audio";
+      el.autoplay = true;
+      el.srcObject = stream;
+      document.body.append(el);
+    });
+    window.__room = room;
+  }, { token, options });
+}
+
 /** Sums inbound-rtp stats of one kind over the page's live peer connections. */
 export async function inbound(page, kind) {
   return page.evaluate(async (kind) => {
