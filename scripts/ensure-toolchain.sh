@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Makes sure everything needed to build and test Convene is installed:
 # the wasm32 Rust target, the wasm-bindgen CLI matching Cargo.lock, chromium, firefox-esr,
-# janus, postgresql and coturn (for the tests; skipped with CONVENE_SKIP_CHROMIUM=1) and the npm
+# janus, postgresql, redis-server and coturn (for the tests; skipped with CONVENE_SKIP_CHROMIUM=1) and the npm
 # dependencies. Idempotent; does nothing slow when all is present.
 set -euo pipefail
 
@@ -73,6 +73,15 @@ elif [[ -n "${CONVENE_SKIP_CHROMIUM:-}" ]]; then
     log "postgresql missing, skipped (CONVENE_SKIP_CHROMIUM set: not testing)"
 else
     APT_PACKAGES+=(postgresql)
+fi
+# Redis: the cluster tests (server/tests/cluster.rs) run several nodes on a real one,
+# each test starting its own redis-server on a free loopback port.
+if command -v redis-server >/dev/null 2>&1; then
+    log "redis-server present"
+elif [[ -n "${CONVENE_SKIP_CHROMIUM:-}" ]]; then
+    log "redis-server missing, skipped (CONVENE_SKIP_CHROMIUM set: not testing)"
+else
+    APT_PACKAGES+=(redis-server)
 fi
 # coturn: tests/turn.test.mjs relays a call through a real TURN server.
 if command -v turnserver >/dev/null 2>&1; then

@@ -68,6 +68,22 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/nodes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["list_nodes"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/openapi.json": {
         parameters: {
             query?: never;
@@ -368,7 +384,7 @@ export interface components {
          * @description Every error the server can answer with: a stable code, a number and an HTTP status.
          * @enum {string}
          */
-        ErrorCode: "Internal" | "InvalidParameter" | "RoomAlreadyExists" | "RoomNotFound" | "NotInRoom" | "NotInvited" | "PermissionDenied" | "Unauthenticated" | "RoomFull" | "RoomNotOpenYet" | "RoomClosed" | "RoomExpired" | "RateLimited" | "PayloadTooLarge" | "NotFound" | "MethodNotAllowed" | "PreconditionFailed" | "TokenNotFound" | "RequestTimeout" | "WebhookNotFound" | "SeatUnavailable" | "SeatApplicationNotFound";
+        ErrorCode: "Internal" | "InvalidParameter" | "RoomAlreadyExists" | "RoomNotFound" | "NotInRoom" | "NotInvited" | "PermissionDenied" | "Unauthenticated" | "RoomFull" | "RoomNotOpenYet" | "RoomClosed" | "RoomExpired" | "RateLimited" | "PayloadTooLarge" | "NotFound" | "MethodNotAllowed" | "PreconditionFailed" | "TokenNotFound" | "RequestTimeout" | "WebhookNotFound" | "SeatUnavailable" | "SeatApplicationNotFound" | "ClusterUnavailable";
         /** @description `{"error": {...}}`, the body of every error response. */
         ErrorEnvelope: {
             error: components["schemas"]["ErrorBody"];
@@ -434,6 +450,31 @@ export interface components {
             /** @description Revoke with `DELETE /v1/rooms/{roomId}/tokens/{tokenId}`. */
             tokenId: string;
             userId: string;
+        };
+        /** @description One node as the others see it. */
+        NodeInfo: {
+            /** @example n_4k2m9x0q1z */
+            id: string;
+            /** Format: int64 */
+            members: number;
+            /**
+             * Format: date-time
+             * @description When it last renewed its lease; it is gone if it does not for 10 s.
+             */
+            renewedAt: string;
+            /**
+             * Format: int64
+             * @description Its load: live sessions and the members joined through it.
+             */
+            sessions: number;
+            /** Format: date-time */
+            startedAt: string;
+            /** @description Its base URL (join links it mints point there). */
+            url: string;
+        };
+        NodeList: {
+            /** @description This node first, then the others with a live registration, by id. */
+            value: components["schemas"]["NodeInfo"][];
         };
         Page_LiveRoom: {
             /** @description Relative URL of the next page; absent on the last page. */
@@ -582,6 +623,8 @@ export interface components {
             /** @description Of those, receive-only members not announced individually. */
             audienceCount: number;
             memberCount: number;
+            /** @description The node holding it, when several share a Redis (`GET /v1/nodes`). */
+            node?: string | null;
             roomId: string;
             /**
              * Format: int64
@@ -797,6 +840,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
+            /** @description ClusterUnavailable: the other nodes could not be asked */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
         };
     };
     guest_token: {
@@ -869,6 +921,61 @@ export interface operations {
             };
             /** @description RateLimited: too many guest tokens from this address; see Retry-After */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    list_nodes: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The nodes sharing this one's Redis, with their load (this node alone without Redis) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NodeList"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description RequestTimeout: the request took too long to arrive */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description RateLimited: too many wrong admin keys from this address; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description ClusterUnavailable: Redis did not answer */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1388,6 +1495,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
+            /** @description ClusterUnavailable: the other nodes could not be asked */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
         };
     };
     remove_member: {
@@ -1445,6 +1561,15 @@ export interface operations {
             };
             /** @description RateLimited: too many wrong admin keys from this address; see Retry-After */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description ClusterUnavailable: the other nodes could not be asked */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1672,6 +1797,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
+            /** @description ClusterUnavailable: the other nodes could not be asked */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
         };
     };
     unseat: {
@@ -1730,6 +1864,15 @@ export interface operations {
             };
             /** @description RateLimited: too many wrong admin keys from this address; see Retry-After */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description ClusterUnavailable: the other nodes could not be asked */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1906,7 +2049,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Every live session with its member count */
+            /** @description Every live session with its member count, on every node (members who reached different nodes are in one session per node, each with its `node`) */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -1934,6 +2077,15 @@ export interface operations {
             };
             /** @description RateLimited: too many wrong admin keys from this address; see Retry-After */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description ClusterUnavailable: the other nodes could not be asked */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -24,7 +24,7 @@ export type ErrorCode =
   | "NotInvited" | "PermissionDenied" | "Unauthenticated" | "RoomFull" | "RoomNotOpenYet"
   | "RoomClosed" | "RoomExpired" | "RateLimited" | "PayloadTooLarge" | "NotFound"
   | "MethodNotAllowed" | "PreconditionFailed" | "TokenNotFound" | "RequestTimeout" | "WebhookNotFound"
-  | "SeatUnavailable" | "SeatApplicationNotFound"
+  | "SeatUnavailable" | "SeatApplicationNotFound" | "ClusterUnavailable"
   | "ConnectionFailed" | "MediaUnavailable" | "NotConnected";
 
 /** Every rejected promise and every `error` event carries one of these. */

@@ -69,6 +69,8 @@ catalogue! {
     SeatUnavailable = 100021, 409;
     /// No open seat application from this user.
     SeatApplicationNotFound = 100022, 404;
+    /// The other nodes could not be asked: the cluster's Redis did not answer. Retry.
+    ClusterUnavailable = 100023, 503;
 }
 
 /// `{"error": {...}}`, the body of every error response.

@@ -39,6 +39,14 @@ pub struct ServeArgs {
     /// The admin API key (at least 16 characters). Generated into the data dir when unset.
     #[arg(long, env = "CONVENE_ADMIN_KEY", hide_env_values = true)]
     pub admin_key: Option<String>,
+    /// Run as one node of several on this Redis, e.g. redis://127.0.0.1:6379 (needs
+    /// `--database-url` and `--admin-key`, the same on every node) [default: none, alone].
+    #[arg(long, env = "CONVENE_REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+    /// This node's name among the others on Redis: letters, digits, '-', '_', '.'
+    /// [default: generated at each start].
+    #[arg(long, env = "CONVENE_NODE_ID")]
+    pub node_id: Option<String>,
     /// Base URL of join links, e.g. https://meet.example.com [default: http://<listen>].
     #[arg(long, env = "CONVENE_PUBLIC_URL")]
     pub public_url: Option<String>,
@@ -119,6 +127,8 @@ struct FileConfig {
     data_dir: Option<PathBuf>,
     database_url: Option<String>,
     admin_key: Option<String>,
+    redis_url: Option<String>,
+    node_id: Option<String>,
     public_url: Option<String>,
     www_dir: Option<PathBuf>,
     purge_grace_days: Option<u32>,
@@ -221,6 +231,10 @@ pub struct Config {
     pub database_url: Option<Secret>,
     /// `None`: generated on first start and kept in `data_dir/admin.key`.
     pub admin_key: Option<Secret>,
+    /// `Some`: this node works with the others on this Redis (`crate::cluster`).
+    pub redis_url: Option<Secret>,
+    /// `None`: generated at start.
+    pub node_id: Option<crate::ids::NodeId>,
     /// `None`: `http://<bound address>`.
     pub public_url: Option<String>,
     pub www_dir: Option<PathBuf>,
@@ -255,6 +269,8 @@ impl Config {
             data_dir: data_dir.into(),
             database_url: None,
             admin_key: None,
+            redis_url: None,
+            node_id: None,
             public_url: None,
             www_dir: None,
             purge_grace: chrono::Duration::days(DEFAULT_PURGE_GRACE_DAYS.into()),
@@ -313,6 +329,40 @@ impl Config {
             Some(k) => Some(Secret::new(k.trim())),
             None => None,
         };
+        let redis_url = args
+            .redis_url
+            .or(file.redis_url)
+            .map(|url| {
+                let url = url.trim();
+                crate::cluster::check_redis_url(url)
+                    .map(|_| Secret::new(url))
+                    .map_err(ConfigError)
+            })
+            .transpose()?;
+        if redis_url.is_some() {
+            if database_url.is_none() {
+                return Err(ConfigError(
+                    "a Redis URL needs a PostgreSQL database URL too: the nodes on one Redis \
+                     must keep their rooms in one shared database (CONVENE_DATABASE_URL)"
+                        .into(),
+                ));
+            }
+            if admin_key.is_none() {
+                return Err(ConfigError(
+                    "a Redis URL needs an admin key too: every node must accept the same \
+                     one (CONVENE_ADMIN_KEY), not one generated per node"
+                        .into(),
+                ));
+            }
+        }
+        let node_id = args
+            .node_id
+            .or(file.node_id)
+            .map(|n| {
+                crate::ids::NodeId::parse(n.trim())
+                    .map_err(|e| ConfigError(format!("node id '{}': {e}", n.trim())))
+            })
+            .transpose()?;
         let public_url = args
             .public_url
             .or(file.public_url)
@@ -430,6 +480,8 @@ impl Config {
             listen,
             database_url,
             admin_key,
+            redis_url,
+            node_id,
             public_url,
             www_dir,
             purge_grace: chrono::Duration::days(days.into()),
@@ -693,6 +745,55 @@ mod tests {
             c.database_url.map(|u| u.expose().to_string()),
             Some("postgres://u:pw@db:5432/convene".into())
         );
+    }
+
+    #[test]
+    fn a_redis_url_needs_a_shared_database_and_admin_key() {
+        let bad = |a: ServeArgs| Config::from_args(a).unwrap_err().0;
+        let db = || Some("postgres://u:pw@db:5432/convene".to_string());
+        let key = || Some("0123456789abcdef-key".to_string());
+        let redis = || Some("redis://:s3cret@10.0.0.5:6379/2".to_string());
+        let no_db = bad(ServeArgs {
+            redis_url: redis(),
+            admin_key: key(),
+            ..Default::default()
+        });
+        assert!(no_db.contains("CONVENE_DATABASE_URL"), "{no_db}");
+        let no_key = bad(ServeArgs {
+            redis_url: redis(),
+            database_url: db(),
+            ..Default::default()
+        });
+        assert!(no_key.contains("CONVENE_ADMIN_KEY"), "{no_key}");
+        for (url, says) in [
+            ("rediss://10.0.0.5:6379", "TLS"),
+            ("http://10.0.0.5:6379", "redis://"),
+            ("redis://:s3cret@10.0.0.5:notaport", "not valid"),
+        ] {
+            let why = bad(ServeArgs {
+                redis_url: Some(url.into()),
+                database_url: db(),
+                admin_key: key(),
+                ..Default::default()
+            });
+            assert!(why.contains(says), "{url}: {why}");
+            assert!(!why.contains("s3cret"), "{why}");
+        }
+        let why = bad(ServeArgs {
+            node_id: Some("node 1".into()),
+            ..Default::default()
+        });
+        assert!(why.contains("node id"), "{why}");
+        let c = Config::from_args(ServeArgs {
+            redis_url: redis(),
+            database_url: db(),
+            admin_key: key(),
+            node_id: Some(" eu-1.a ".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(c.node_id.unwrap().as_str(), "eu-1.a");
+        assert!(c.redis_url.is_some());
     }
 
     #[test]

@@ -75,6 +75,7 @@ macro_rules! text_id {
 text_id!(RoomId, "a room id", 64, "");
 text_id!(UserId, "a user id", 128, ".@:+");
 text_id!(SessionId, "a session id", 64, "");
+text_id!(NodeId, "a node id", 64, ".");
 
 impl RoomId {
     /// A fresh random id: `r_` and 20 characters from [a-z0-9], about 103 bits.
@@ -86,6 +87,13 @@ impl RoomId {
 impl SessionId {
     pub fn generate() -> Self {
         Self(format!("s_{}", random_token(20)))
+    }
+}
+
+impl NodeId {
+    /// A fresh random id: `n_` and 10 characters from [a-z0-9].
+    pub fn generate() -> Self {
+        Self(format!("n_{}", random_token(10)))
     }
 }
 

@@ -11,12 +11,17 @@
 //!                               └─> model, ids, clock, rate (shared records and helpers)
 //! ```
 //!
+//! `cluster` (this node among the others on one Redis) sits between the edge and
+//! `rooms`: admin writes and questions about live sessions go through it to this node's
+//! sessions and to the other nodes'.
+//!
 //! Nothing imports upward, and no two modules import each other.
 
 pub mod api;
 pub mod app;
 pub mod cli;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod console;
 pub mod http;
@@ -64,6 +69,8 @@ pub enum RunError {
     Media(std::io::Error),
     #[error("server failed: {0}")]
     Serve(std::io::Error),
+    #[error("cannot join the other nodes: {0}")]
+    Cluster(#[from] cluster::ClusterError),
 }
 
 fn data_dir_error(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> RunError + '_ {
@@ -180,8 +187,11 @@ pub async fn run(
             key
         }
     };
-    let (token_key, _) =
+    let (file_key, _) =
         secret::load_or_create(&dir.join("token.key"), "").map_err(data_dir_error(dir))?;
+    // On PostgreSQL the key is shared through the database, so a token minted on any
+    // node verifies on every node.
+    let token_key = secret::Secret::new(store.shared_token_key(file_key.expose()).await?);
     let addr = listener.local_addr().map_err(RunError::Serve)?;
     let public_url = config
         .public_url
@@ -192,10 +202,26 @@ pub async fn run(
     let media: Arc<dyn sfu::port::MediaFactory> = relay.clone();
     let live = LiveRooms::new(clock.clone(), config.resume_grace, Some(media));
     let hooks = webhooks::Webhooks::new(store.clone(), config.webhook_retry);
+    // Among several nodes, delivery waits for the webhook lease.
+    hooks.set_delivering(config.redis_url.is_none());
     sync_config_webhooks(store.as_ref(), &config.webhooks, clock.now()).await?;
     hooks.reload().await;
     live.report_events_to(hooks.writer());
     live.use_store(store.clone());
+    let parts = cluster::Parts {
+        node: config
+            .node_id
+            .clone()
+            .unwrap_or_else(crate::ids::NodeId::generate),
+        url: public_url.clone(),
+        live: live.clone(),
+        store: store.clone(),
+        webhooks: hooks.clone(),
+    };
+    let nodes = match &config.redis_url {
+        Some(url) => cluster::Cluster::join(parts, url).await?,
+        None => cluster::Cluster::alone(parts),
+    };
     let state = AppState::new(Inner {
         store: store.clone(),
         clock: clock.clone(),
@@ -203,6 +229,7 @@ pub async fn run(
         token_key,
         public_url,
         live: live.clone(),
+        cluster: nodes.clone(),
         www_dir: config.www_dir.clone(),
         admin_failures: KeyedLimiter::new(
             state::admin_failures(config.admin_key_failures),
@@ -263,6 +290,7 @@ pub async fn run(
     if let Some(m) = metrics_server {
         let _ = m.await;
     }
+    nodes.leave().await;
     hooks.stop();
     purger.abort();
     result.map_err(RunError::Serve)

@@ -7,6 +7,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use crate::clock::Clock;
+use crate::cluster::Cluster;
 use crate::config::Origins;
 use crate::metrics::Metrics;
 use crate::rate::{KeyedLimiter, Rate};
@@ -27,6 +28,9 @@ pub struct Inner {
     /// Base of join links, without a trailing slash.
     pub public_url: String,
     pub live: LiveRooms,
+    /// This node among the others (alone when no Redis is configured): admin writes
+    /// and questions about who is joined go through it.
+    pub cluster: Cluster,
     /// The demo and admin pages; `None` serves no pages.
     pub www_dir: Option<PathBuf>,
     /// Wrong admin keys, per source address.
@@ -63,5 +67,13 @@ impl std::ops::Deref for AppState {
 impl AppState {
     pub fn new(inner: Inner) -> Self {
         Self(Arc::new(inner))
+    }
+
+    /// Changes whenever an admin write is committed, through this node or another:
+    /// admission reads it before and after a join to tell whether it must look again.
+    pub fn writes_seen(&self) -> u64 {
+        self.store
+            .generation()
+            .wrapping_add(self.cluster.remote_writes())
     }
 }

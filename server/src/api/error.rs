@@ -133,6 +133,16 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<crate::cluster::ClusterError> for ApiError {
+    fn from(e: crate::cluster::ClusterError) -> Self {
+        tracing::warn!("cannot ask the other nodes: {e}");
+        ApiError::new(
+            ErrorCode::ClusterUnavailable,
+            "the other nodes could not be asked (their Redis did not answer); retry shortly",
+        )
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status =

@@ -17,6 +17,7 @@ use super::paging::{Page, PageQuery};
 use crate::api::error::{ApiError, ApiResult};
 use crate::api::extract::{room_id, ApiQuery, JsonBody};
 use crate::model::{JoinPolicy, Room, RoomType, Window};
+use crate::rooms::SessionSummary;
 use crate::state::AppState;
 use crate::tokens::{self, JoinClaims};
 
@@ -53,6 +54,7 @@ fn listed(room: &Room) -> bool {
     responses(
         (status = 200, description = "Live sessions of public live rooms, by room id", body = Page<LiveRoom>),
         (status = 400, body = ErrorEnvelope),
+        (status = 503, description = "ClusterUnavailable: the other nodes could not be asked", body = ErrorEnvelope),
     ))]
 pub async fn list_live(
     State(state): State<AppState>,
@@ -61,7 +63,7 @@ pub async fn list_live(
     let size = q.size()?;
     let after = q.after()?.unwrap_or_default();
     let mut out = vec![];
-    for s in state.live.sessions() {
+    for s in merge_by_room(state.cluster.sessions().await?) {
         if s.room_id.as_str() <= after.as_str() {
             continue;
         }
@@ -90,6 +92,24 @@ pub async fn list_live(
     Ok(Json(Page::build(out, size, "/v1/live", |r| {
         r.room_id.clone()
     })))
+}
+
+/// One entry per room: members who reached different nodes are in one session each
+/// there, counted together here (sorted by room, as `Cluster::sessions` returns them).
+fn merge_by_room(sessions: Vec<SessionSummary>) -> Vec<SessionSummary> {
+    let mut out: Vec<SessionSummary> = Vec::with_capacity(sessions.len());
+    for s in sessions {
+        match out.last_mut() {
+            Some(last) if last.room_id == s.room_id => {
+                last.member_count += s.member_count;
+                last.audience_count += s.audience_count;
+                last.seats_taken = last.seats_taken.max(s.seats_taken);
+                last.started_at = last.started_at.min(s.started_at);
+            }
+            _ => out.push(s),
+        }
+    }
+    out
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

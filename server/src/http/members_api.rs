@@ -1,4 +1,5 @@
-//! Admin REST: who is in a room's live session now, removing one, and every session.
+//! Admin REST: who is in a room's live session now, removing one, every session, and
+//! the nodes: each answered for every node of a cluster (`crate::cluster`).
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -11,6 +12,7 @@ use utoipa::ToSchema;
 use super::rooms_api::load_room;
 use crate::api::error::{ApiError, ApiResult};
 use crate::api::extract::{user_id, Admin};
+use crate::cluster::wire::NodeInfo;
 use crate::rooms::SessionSummary;
 use crate::state::AppState;
 
@@ -31,6 +33,7 @@ pub struct SessionList {
         (status = 200, description = "Members joined now (empty without a live session)", body = MemberList),
         (status = 400, body = ErrorEnvelope), (status = 401, body = ErrorEnvelope),
         (status = 404, body = ErrorEnvelope),
+        (status = 503, description = "ClusterUnavailable: the other nodes could not be asked", body = ErrorEnvelope),
     ),
     security(("adminKey" = [])))]
 pub async fn list_members(
@@ -39,7 +42,7 @@ pub async fn list_members(
     Path(raw): Path<String>,
 ) -> ApiResult<Json<MemberList>> {
     let room = load_room(&state, &raw).await?;
-    let value = state.live.members(&room.id).await;
+    let value = state.cluster.members(&room.id).await?;
     Ok(Json(MemberList { value }))
 }
 
@@ -49,6 +52,7 @@ pub async fn list_members(
         (status = 204, description = "Removed from the call (reason `removed`); the token they joined with is revoked, the invitation stays"),
         (status = 400, body = ErrorEnvelope), (status = 401, body = ErrorEnvelope),
         (status = 404, description = "RoomNotFound or NotInRoom", body = ErrorEnvelope),
+        (status = 503, description = "ClusterUnavailable: the other nodes could not be asked", body = ErrorEnvelope),
     ),
     security(("adminKey" = [])))]
 pub async fn remove_member(
@@ -58,7 +62,7 @@ pub async fn remove_member(
 ) -> ApiResult<StatusCode> {
     let room = load_room(&state, &raw).await?;
     let user = user_id(&user, "userId")?;
-    let Some(jti) = state.live.kick(&room.id, user.clone()).await else {
+    let Some(jti) = state.cluster.kick(&room.id, user.clone()).await? else {
         return Err(ApiError::new(
             ErrorCode::NotInRoom,
             format!("'{user}' is not in the call of room '{}'", room.id),
@@ -76,14 +80,37 @@ pub async fn remove_member(
 
 #[utoipa::path(get, path = "/v1/sessions", tag = "members",
     responses(
-        (status = 200, description = "Every live session with its member count", body = SessionList),
+        (status = 200, description = "Every live session with its member count, on every node (members who reached different nodes are in one session per node, each with its `node`)", body = SessionList),
         (status = 401, body = ErrorEnvelope),
+        (status = 503, description = "ClusterUnavailable: the other nodes could not be asked", body = ErrorEnvelope),
     ),
     security(("adminKey" = [])))]
-pub async fn list_sessions(State(state): State<AppState>, _: Admin) -> Json<SessionList> {
-    Json(SessionList {
-        value: state.live.sessions(),
-    })
+pub async fn list_sessions(
+    State(state): State<AppState>,
+    _: Admin,
+) -> ApiResult<Json<SessionList>> {
+    Ok(Json(SessionList {
+        value: state.cluster.sessions().await?,
+    }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NodeList {
+    /// This node first, then the others with a live registration, by id.
+    pub value: Vec<NodeInfo>,
+}
+
+#[utoipa::path(get, path = "/v1/nodes", tag = "operations",
+    responses(
+        (status = 200, description = "The nodes sharing this one's Redis, with their load (this node alone without Redis)", body = NodeList),
+        (status = 401, body = ErrorEnvelope),
+        (status = 503, description = "ClusterUnavailable: Redis did not answer", body = ErrorEnvelope),
+    ),
+    security(("adminKey" = [])))]
+pub async fn list_nodes(State(state): State<AppState>, _: Admin) -> ApiResult<Json<NodeList>> {
+    Ok(Json(NodeList {
+        value: state.cluster.nodes().await?,
+    }))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -99,6 +126,7 @@ pub struct SeatList {
         (status = 200, body = SeatList),
         (status = 400, body = ErrorEnvelope), (status = 401, body = ErrorEnvelope),
         (status = 404, body = ErrorEnvelope),
+        (status = 503, description = "ClusterUnavailable: the other nodes could not be asked", body = ErrorEnvelope),
     ),
     security(("adminKey" = [])))]
 pub async fn list_seats(
@@ -108,7 +136,7 @@ pub async fn list_seats(
 ) -> ApiResult<Json<SeatList>> {
     let room = load_room(&state, &raw).await?;
     Ok(Json(SeatList {
-        value: state.live.seats(&room.id).await,
+        value: state.cluster.seats(&room.id).await?,
     }))
 }
 
@@ -118,6 +146,7 @@ pub async fn list_seats(
         (status = 204, description = "Whoever sat there stood up; its microphone and camera stop"),
         (status = 400, body = ErrorEnvelope), (status = 401, body = ErrorEnvelope),
         (status = 404, description = "RoomNotFound, or NotInRoom: nobody sits there", body = ErrorEnvelope),
+        (status = 503, description = "ClusterUnavailable: the other nodes could not be asked", body = ErrorEnvelope),
     ),
     security(("adminKey" = [])))]
 pub async fn unseat(
@@ -129,7 +158,7 @@ pub async fn unseat(
     let index: u32 = index
         .parse()
         .map_err(|_| ApiError::invalid("index", "the seat index is a number from 0"))?;
-    match state.live.unseat(&room.id, index).await {
+    match state.cluster.unseat(&room.id, index).await? {
         Some(_) => Ok(StatusCode::NO_CONTENT),
         None => Err(ApiError::new(
             ErrorCode::NotInRoom,

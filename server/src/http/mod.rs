@@ -47,6 +47,7 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/rooms/{id}/seats", get(members_api::list_seats))
         .route("/v1/rooms/{id}/seats/{index}", delete(members_api::unseat))
         .route("/v1/sessions", get(members_api::list_sessions))
+        .route("/v1/nodes", get(members_api::list_nodes))
         .route(
             "/v1/webhooks",
             post(webhooks_api::create_webhook).get(webhooks_api::list_webhooks),

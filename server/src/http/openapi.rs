@@ -36,7 +36,7 @@ impl Modify for AdminKeyScheme {
         ops_api::metrics, ops_api::readyz,
         webhooks_api::create_webhook, webhooks_api::list_webhooks, webhooks_api::delete_webhook,
         live_api::list_live, live_api::guest_token,
-        members_api::list_seats, members_api::unseat,
+        members_api::list_seats, members_api::unseat, members_api::list_nodes,
     ),
     components(schemas(convene_protocol::ErrorCode, convene_protocol::ErrorBody)),
     modifiers(&AdminKeyScheme)

@@ -437,9 +437,9 @@ pub async fn update_room(
                 settings::MAX_ROSTER_SIZE,
             )
             .await?;
-        state.live.roster_changed(&room.id, &changes);
+        state.cluster.roster_changed(&room.id, &changes);
     }
-    state.live.room_updated(&room);
+    state.cluster.room_updated(&room);
     tracing::info!(room = %room.id, version = room.version, "room updated");
     Ok(with_etag(room))
 }
@@ -539,7 +539,7 @@ pub async fn delete_room(
         Err(StoreError::VersionMismatch { current }) => return Err(precondition_failed(current)),
         Err(e) => return Err(e.into()),
     }
-    state.live.room_deleted(&id);
+    state.cluster.room_deleted(&id);
     tracing::info!(room = %id, "room deleted");
     Ok(StatusCode::NO_CONTENT)
 }

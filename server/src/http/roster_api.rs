@@ -87,7 +87,7 @@ pub async fn update_participants(
             crate::store::StoreError::RoomNotFound => ApiError::room_not_found(&raw),
             e => e.into(),
         })?;
-    state.live.roster_changed(&id, &done);
+    state.cluster.roster_changed(&id, &done);
     let mut out = UpdateRosterResponse {
         added: vec![],
         updated: vec![],

@@ -148,6 +148,6 @@ pub async fn revoke_token(
         .store
         .revoke_token(&token_id, &room.id, room.valid_until)
         .await?;
-    state.live.token_revoked(&room.id, &token_id);
+    state.cluster.token_revoked(&room.id, &token_id);
     Ok(StatusCode::NO_CONTENT)
 }

@@ -85,7 +85,7 @@ pub async fn create_webhook(
         cursor: 0,
     };
     let stored = state.store.put_webhook(hook).await?;
-    state.webhooks.reload().await;
+    state.cluster.webhooks_changed().await;
     Ok((StatusCode::CREATED, Json(view(stored, true))))
 }
 
@@ -138,6 +138,6 @@ pub async fn delete_webhook(
         .with_target("webhookId"));
     }
     state.store.delete_webhook(&id).await?;
-    state.webhooks.reload().await;
+    state.cluster.webhooks_changed().await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -37,7 +37,7 @@ pub enum JoinError {
 }
 
 /// A live session as the admin's list shows it.
-#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SessionSummary {
     #[schema(value_type = String)]
@@ -53,6 +53,10 @@ pub struct SessionSummary {
     /// The room version the session runs on (the latest stored one, once any change
     /// has reached it).
     pub room_version: u64,
+    /// The node holding it, when several share a Redis (`GET /v1/nodes`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub node: Option<crate::ids::NodeId>,
 }
 
 struct Handle {
@@ -180,10 +184,16 @@ impl LiveRooms {
                 audience_count: h.gauges.audience.load(Ordering::Relaxed),
                 seats_taken: h.gauges.seats_taken.load(Ordering::Relaxed),
                 room_version: h.gauges.room_version.load(Ordering::Relaxed),
+                node: None,
             })
             .collect();
         out.sort_by(|a, b| a.room_id.cmp(&b.room_id));
         out
+    }
+
+    /// Whether `room` has a live session here.
+    pub fn has_session(&self, room: &RoomId) -> bool {
+        self.lock().get(room).is_some_and(|h| !h.tx.is_closed())
     }
 
     /// Driver tasks still running (0 once every session has ended).

@@ -17,7 +17,7 @@ use crate::tokens;
 pub struct Admitted {
     pub room: Room,
     pub init: MemberInit,
-    /// The store's generation before the read admission used.
+    /// `writes_seen` before the read admission used.
     generation: u64,
 }
 
@@ -43,7 +43,7 @@ pub async fn admit(state: &AppState, token: Option<&str>, resuming: bool) -> Api
         RoomId::parse(&claims.room).map_err(|_| unauthenticated("the join token is not valid"))?;
     let user =
         UserId::parse(&claims.sub).map_err(|_| unauthenticated("the join token is not valid"))?;
-    let generation = state.store.generation();
+    let generation = state.writes_seen();
     let read = state
         .store
         .admission_read(&room_id, &user, &claims.jti)
@@ -60,9 +60,9 @@ pub async fn admit(state: &AppState, token: Option<&str>, resuming: bool) -> Api
     // Asked of the session only for a closed room, where it decides.
     let in_call = match &room {
         Some(r) if r.join_policy == JoinPolicy::Closed => state
-            .live
+            .cluster
             .members(&r.id)
-            .await
+            .await?
             .iter()
             .any(|p| p.id == token.user.as_str()),
         _ => false,
@@ -101,7 +101,7 @@ pub async fn admit(state: &AppState, token: Option<&str>, resuming: bool) -> Api
 /// Nothing written since admission read (the common case, and all of a join storm):
 /// nothing to read again.
 pub async fn recheck(state: &AppState, admitted: &Admitted) {
-    if state.store.generation() == admitted.generation {
+    if state.writes_seen() == admitted.generation {
         return;
     }
     let room_id = &admitted.room.id;

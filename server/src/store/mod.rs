@@ -157,6 +157,13 @@ pub trait RoomStore: Send + Sync + 'static {
     /// generation g and sees g again knows nothing it read has changed since.
     fn generation(&self) -> u64;
 
+    /// The key join tokens are signed with, the same for every node on this store:
+    /// the stored one, or `candidate` (stored) when there is none yet. SQLite serves one
+    /// node, whose key file is the key.
+    async fn shared_token_key(&self, candidate: &str) -> Result<String, StoreError> {
+        Ok(candidate.to_string())
+    }
+
     /// Removes rooms that ended before `rooms_ended_before`, idempotency records older
     /// than `keys_before`, and revocations of tokens that have expired by `now`.
     async fn purge(

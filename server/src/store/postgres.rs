@@ -33,7 +33,8 @@ use crate::store::events::{room_event, roster_event};
 
 /// Applied in order inside one transaction; `convene_schema.version` counts how many
 /// have run. Ids use the "C" collation so pages come in byte order, as in SQLite.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
     CREATE TABLE rooms (
         id          TEXT COLLATE "C" PRIMARY KEY,
         valid_until BIGINT NOT NULL,
@@ -79,7 +80,14 @@ const MIGRATIONS: &[&str] = &[r#"
         created_at BIGINT NOT NULL,
         cursor     BIGINT NOT NULL
     );
-"#];
+"#,
+    r#"
+    CREATE TABLE convene_keys (
+        name  TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+"#,
+];
 
 /// Advisory lock keys (any 64-bit numbers no other application on the database uses).
 const MIGRATION_LOCK: i64 = 0x636f_6e76_656e_6501;
@@ -887,6 +895,24 @@ impl RoomStore for PgStore {
 
     fn generation(&self) -> u64 {
         self.writes.load(Ordering::SeqCst)
+    }
+
+    async fn shared_token_key(&self, candidate: &str) -> Result<String, StoreError> {
+        // The first node to start keeps its key; the others take it. One statement, so
+        // two nodes starting together cannot each keep their own.
+        let row = self
+            .query_opt(
+                "WITH ins AS (
+                     INSERT INTO convene_keys (name, value) VALUES ('token', $1)
+                     ON CONFLICT (name) DO NOTHING RETURNING value)
+                 SELECT value FROM ins
+                 UNION ALL SELECT value FROM convene_keys WHERE name = 'token'
+                 LIMIT 1",
+                &[&candidate],
+            )
+            .await?;
+        row.map(|r| r.get::<_, String>(0))
+            .ok_or_else(|| StoreError::Backend("the token key could not be stored".into()))
     }
 
     async fn purge(

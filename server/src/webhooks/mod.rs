@@ -38,6 +38,9 @@ struct Inner {
     wake: Notify,
     /// Whether any endpoint exists (live-session events are dropped when none does).
     any: AtomicBool,
+    /// Whether this node delivers: always when alone; among several nodes, only the
+    /// one holding the webhook lease (`cluster`), so each event is POSTed by one node.
+    delivering: tokio::sync::watch::Sender<bool>,
     /// One delivery task per endpoint id, with the endpoint it was started for. A std
     /// Mutex: held to swap tasks, never across an await.
     tasks: Mutex<HashMap<String, (Webhook, JoinHandle<()>)>>,
@@ -61,6 +64,7 @@ impl Webhooks {
                 .unwrap_or(chrono::Duration::hours(24)),
             wake: Notify::new(),
             any: AtomicBool::new(false),
+            delivering: tokio::sync::watch::Sender::new(true),
             tasks: Mutex::new(HashMap::new()),
         }))
     }
@@ -68,6 +72,17 @@ impl Webhooks {
     /// New events are in the outbox: deliver them now rather than at the next poll.
     pub fn wake(&self) {
         self.0.wake.notify_waiters();
+    }
+
+    /// Lets this node's delivery tasks run (or holds them before their next event).
+    pub fn set_delivering(&self, on: bool) {
+        self.0
+            .delivering
+            .send_if_modified(|d| std::mem::replace(d, on) != on);
+    }
+
+    pub fn delivering(&self) -> bool {
+        *self.0.delivering.borrow()
     }
 
     /// Starts (or stops) delivery tasks to match the endpoints stored now.
@@ -141,7 +156,25 @@ impl Webhooks {
 
     async fn run(self, hook: Webhook) {
         let mut cursor = hook.cursor;
+        let mut delivering = self.0.delivering.subscribe();
         loop {
+            if !*delivering.borrow() {
+                if delivering.wait_for(|on| *on).await.is_err() {
+                    return;
+                }
+                // Another node may have delivered meanwhile: go on from its cursor.
+                match self.0.store.webhooks().await {
+                    Ok(hooks) => match hooks.into_iter().find(|h| h.id == hook.id) {
+                        Some(h) => cursor = cursor.max(h.cursor),
+                        None => return, // removed; `reload` ends this task
+                    },
+                    Err(e) => {
+                        tracing::warn!(webhook = %hook.id, "cannot read the cursor: {e}");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        continue;
+                    }
+                }
+            }
             let batch = match self.0.store.events_after(cursor, BATCH).await {
                 Ok(b) => b,
                 Err(e) => {

@@ -4,6 +4,7 @@
 
 pub mod light;
 pub mod postgres;
+pub mod redis;
 pub mod rtc;
 pub mod ws;
 
@@ -54,6 +55,20 @@ impl TestServer {
         s
     }
 
+    /// One node of several: on the PostgreSQL database `db` and the Redis at `redis`,
+    /// with the admin key `key`, named `node`.
+    pub async fn start_node(db: &str, redis: &str, key: &str, node: &str) -> Self {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let mut config = test_config(tmp.path());
+        config.database_url = Some(convene::secret::Secret::new(db));
+        config.redis_url = Some(convene::secret::Secret::new(redis));
+        config.admin_key = Some(convene::secret::Secret::new(key));
+        config.node_id = Some(convene::ids::NodeId::parse(node).expect("a node id"));
+        let mut s = Self::start_with(config).await;
+        s._tmp = Some(tmp);
+        s
+    }
+
     pub async fn start_with(config: Config) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -78,8 +93,9 @@ impl TestServer {
             task: Some(task),
             http: reqwest::Client::new(),
         };
-        // Ready when it answers.
-        tokio::time::timeout(WAIT, async {
+        // Ready when it answers (a node may first wait up to 12 s for an old
+        // registration of its id to lapse).
+        tokio::time::timeout(WAIT * 2, async {
             loop {
                 if s.http.get(s.url("/healthz")).send().await.is_ok() {
                     break;

@@ -1,0 +1,507 @@
+//! The Redis side of `Cluster`: one command connection (redis-rs's `ConnectionManager`,
+//! which reconnects by itself) and one subscription, and three tasks:
+//!
+//! - `receive`: reads the bus and this node's inbox. Notices are applied in the order
+//!   they came; questions are answered each in a task of its own; answers go to the
+//!   question waiting for them. A lost subscription is made again, and then every live
+//!   session here is brought up to date from the store, as notices sent meanwhile are
+//!   lost (Redis pub/sub keeps nothing for a subscriber that is away).
+//! - `publish_notices`: publishes this node's notices in order, retrying each until
+//!   Redis takes it, so an admin write committed while Redis is down still reaches the
+//!   other nodes once it is back.
+//! - `renew`: every 2 s renews this node's registration (10 s lease), lists the others,
+//!   and takes or keeps the webhook lease.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use redis::aio::{ConnectionManager, PubSub};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::wire::{self, Answer, Body, Message, NodeInfo, Notice, Query};
+use super::{Cluster, ClusterError, Inner};
+use crate::ids::NodeId;
+
+/// How long a registration or lease lives unrenewed: a node that dies is gone after this.
+pub const LEASE: Duration = Duration::from_secs(10);
+/// How often a node renews them (and lists the others).
+const RENEW: Duration = Duration::from_secs(2);
+/// Longest a question waits for the other nodes' answers.
+const QUERY_WAIT: Duration = Duration::from_secs(2);
+/// Longest one Redis command may take before the caller hears Redis is unavailable.
+const COMMAND_WAIT: Duration = Duration::from_secs(3);
+
+/// Keeps a lease held by `ARGV[1]` (or takes a free one) for `ARGV[2]` ms; 1 if held.
+const HOLD_LEASE: &str = r#"
+local cur = redis.call('GET', KEYS[1])
+if cur == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end
+if not cur then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end
+return 0"#;
+/// Gives a lease up if `ARGV[1]` holds it.
+const DROP_LEASE: &str = r#"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0"#;
+
+type Pending = Arc<Mutex<HashMap<u64, mpsc::UnboundedSender<(NodeId, Answer)>>>>;
+
+pub(super) struct Bus {
+    node: NodeId,
+    /// The Redis database number (channel names carry it).
+    db: i64,
+    conn: ConnectionManager,
+    /// Notices to publish, in order.
+    outbox: mpsc::UnboundedSender<Vec<u8>>,
+    /// Questions waiting for answers, by id. A std Mutex: held for a map update only,
+    /// never across an await.
+    pending: Pending,
+    next_query: AtomicU64,
+    /// The other nodes at the last renewal (same kind of lock, same reason).
+    peers: Arc<Mutex<Vec<NodeInfo>>>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+fn unavailable(what: &str, e: impl std::fmt::Display) -> ClusterError {
+    ClusterError::Unavailable(format!("{what}: {e}"))
+}
+
+/// Runs one command, bounded by `COMMAND_WAIT`.
+async fn run<T: redis::FromRedisValue>(
+    conn: &ConnectionManager,
+    cmd: &redis::Cmd,
+) -> Result<T, ClusterError> {
+    let mut conn = conn.clone();
+    match tokio::time::timeout(COMMAND_WAIT, cmd.query_async::<T>(&mut conn)).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(unavailable("Redis refused a command", e)),
+        Err(_) => Err(ClusterError::Unavailable(format!(
+            "Redis did not answer within {} s",
+            COMMAND_WAIT.as_secs()
+        ))),
+    }
+}
+
+async fn publish(
+    conn: &ConnectionManager,
+    channel: &str,
+    bytes: &[u8],
+) -> Result<(), ClusterError> {
+    run::<i64>(conn, redis::cmd("PUBLISH").arg(channel).arg(bytes))
+        .await
+        .map(|_| ())
+}
+
+/// The database number, which scopes the channel names (see `wire`).
+fn db_of(client: &redis::Client) -> i64 {
+    client.get_connection_info().redis_settings().db()
+}
+
+async fn subscribe(client: &redis::Client, node: &NodeId) -> Result<PubSub, ClusterError> {
+    let db = db_of(client);
+    let go = async {
+        let mut ps = client.get_async_pubsub().await?;
+        ps.subscribe(wire::bus(db)).await?;
+        ps.subscribe(wire::inbox(db, node)).await?;
+        Ok::<_, redis::RedisError>(ps)
+    };
+    match tokio::time::timeout(COMMAND_WAIT, go).await {
+        Ok(Ok(ps)) => Ok(ps),
+        Ok(Err(e)) => Err(unavailable("cannot subscribe on Redis", e)),
+        Err(_) => Err(ClusterError::Unavailable(
+            "Redis did not take the subscription in time".into(),
+        )),
+    }
+}
+
+impl Bus {
+    /// Connects, registers `me` (refused if a running node has its id), subscribes,
+    /// and starts the tasks, which reach the node through `node` while it lives.
+    pub(super) async fn start(
+        url: &str,
+        node: Weak<Inner>,
+        me: NodeInfo,
+    ) -> Result<Bus, ClusterError> {
+        let client = redis::Client::open(url).map_err(|e| unavailable("the Redis URL", e))?;
+        let at = client.get_connection_info().addr().to_string();
+        let conn = match tokio::time::timeout(COMMAND_WAIT, ConnectionManager::new(client.clone()))
+            .await
+        {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => return Err(unavailable(&format!("cannot reach Redis at {at}"), e)),
+            Err(_) => {
+                return Err(ClusterError::Unavailable(format!(
+                    "Redis at {at} did not answer within {} s",
+                    COMMAND_WAIT.as_secs()
+                )))
+            }
+        };
+        let id = me.id.clone();
+        let json = serde_json::to_string(&me).expect("node info serializes");
+        // A node restarted at once after a crash finds its old registration still there:
+        // it waits for it to lapse. A running node with this id keeps renewing it.
+        let deadline = tokio::time::Instant::now() + LEASE + RENEW;
+        let mut told = false;
+        loop {
+            let set: Option<String> = run(
+                &conn,
+                redis::cmd("SET")
+                    .arg(wire::node_key(&id))
+                    .arg(&json)
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(LEASE.as_millis() as u64),
+            )
+            .await?;
+            if set.is_some() {
+                break;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(ClusterError::NodeIdTaken(format!(
+                    "node id '{id}' is in use by a running node (it renewed its \
+                     registration for {} s): give this one another CONVENE_NODE_ID, or none \
+                     to have one generated",
+                    (LEASE + RENEW).as_secs()
+                )));
+            }
+            if !told {
+                crate::console::say(&format!(
+                    "node id '{id}' is registered already; waiting up to {} s for that \
+                     registration to lapse (a node that stopped without leaving)",
+                    (LEASE + RENEW).as_secs()
+                ));
+                told = true;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        run::<i64>(&conn, redis::cmd("SADD").arg(wire::NODES).arg(id.as_str())).await?;
+        let ps = subscribe(&client, &id).await?;
+        let client_for_db = client.clone();
+        let pending: Pending = Default::default();
+        let peers: Arc<Mutex<Vec<NodeInfo>>> = Default::default();
+        let (outbox, outbox_rx) = mpsc::unbounded_channel();
+        let tasks = vec![
+            tokio::spawn(receive(
+                ps,
+                client,
+                conn.clone(),
+                node.clone(),
+                pending.clone(),
+                id.clone(),
+            )),
+            tokio::spawn(publish_notices(
+                outbox_rx,
+                conn.clone(),
+                db_of(&client_for_db),
+            )),
+            tokio::spawn(renew(conn.clone(), node, peers.clone(), id.clone())),
+        ];
+        Ok(Bus {
+            db: db_of(&client_for_db),
+            node: id,
+            conn,
+            outbox,
+            pending,
+            next_query: AtomicU64::new(1),
+            peers,
+            tasks,
+        })
+    }
+
+    pub(super) fn tell(&self, notice: Notice) {
+        let msg = Message {
+            from: self.node.clone(),
+            body: Body::Notice { notice },
+        };
+        let bytes = serde_json::to_vec(&msg).expect("a notice serializes");
+        let _ = self.outbox.send(bytes);
+    }
+
+    /// Asks every other node and waits for each one's answer, at most `QUERY_WAIT`
+    /// (a node that died keeps its lease for up to 10 s and is waited for meanwhile).
+    pub(super) async fn ask(&self, query: Query) -> Result<Vec<Answer>, ClusterError> {
+        let mut waiting: HashSet<NodeId> = lock(&self.peers).iter().map(|p| p.id.clone()).collect();
+        if waiting.is_empty() {
+            return Ok(vec![]);
+        }
+        let id = self.next_query.fetch_add(1, Ordering::Relaxed);
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        lock(&self.pending).insert(id, tx);
+        let _forget = Forget(&self.pending, id);
+        let msg = Message {
+            from: self.node.clone(),
+            body: Body::Query { id, query },
+        };
+        let bytes = serde_json::to_vec(&msg).expect("a query serializes");
+        publish(&self.conn, &wire::bus(self.db), &bytes).await?;
+        let deadline = tokio::time::Instant::now() + QUERY_WAIT;
+        let mut answers = vec![];
+        while !waiting.is_empty() {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some((from, answer))) => {
+                    waiting.remove(&from);
+                    answers.push(answer);
+                }
+                _ => break,
+            }
+        }
+        if !waiting.is_empty() {
+            tracing::warn!(nodes = ?waiting, "no answer from these nodes within {} s", QUERY_WAIT.as_secs());
+        }
+        Ok(answers)
+    }
+
+    /// The other nodes with a live registration, read now.
+    pub(super) async fn peers(&self) -> Result<Vec<NodeInfo>, ClusterError> {
+        list_peers(&self.conn, &self.node).await
+    }
+
+    pub(super) async fn leave(&self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+        let id = self.node.as_str();
+        let _ = run::<i64>(
+            &self.conn,
+            redis::cmd("DEL").arg(wire::node_key(&self.node)),
+        )
+        .await;
+        let _ = run::<i64>(&self.conn, redis::cmd("SREM").arg(wire::NODES).arg(id)).await;
+        let _ = run::<i64>(
+            &self.conn,
+            redis::cmd("EVAL")
+                .arg(DROP_LEASE)
+                .arg(1)
+                .arg(wire::WEBHOOK_LEASE)
+                .arg(id),
+        )
+        .await;
+    }
+}
+
+impl Drop for Bus {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// Locks a map that is only updated briefly; a panic mid-update leaves it usable.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Takes a question out of the pending map when its asker is done (or cancelled).
+struct Forget<'a>(&'a Pending, u64);
+
+impl Drop for Forget<'_> {
+    fn drop(&mut self) {
+        lock(self.0).remove(&self.1);
+    }
+}
+
+async fn list_peers(conn: &ConnectionManager, me: &NodeId) -> Result<Vec<NodeInfo>, ClusterError> {
+    let ids: Vec<String> = run(conn, redis::cmd("SMEMBERS").arg(wire::NODES)).await?;
+    let ids: Vec<NodeId> = ids
+        .iter()
+        .filter_map(|i| NodeId::parse(i).ok())
+        .filter(|i| i != me)
+        .collect();
+    if ids.is_empty() {
+        return Ok(vec![]);
+    }
+    let keys: Vec<String> = ids.iter().map(wire::node_key).collect();
+    let values: Vec<Option<String>> = run(conn, redis::cmd("MGET").arg(&keys)).await?;
+    let mut list = vec![];
+    for (id, value) in ids.into_iter().zip(values) {
+        match value.and_then(|v| serde_json::from_str::<NodeInfo>(&v).ok()) {
+            Some(info) => list.push(info),
+            // Its lease lapsed: it stopped without leaving.
+            None => {
+                let _ =
+                    run::<i64>(conn, redis::cmd("SREM").arg(wire::NODES).arg(id.as_str())).await;
+            }
+        }
+    }
+    list.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(list)
+}
+
+async fn receive(
+    first: PubSub,
+    client: redis::Client,
+    conn: ConnectionManager,
+    node: Weak<Inner>,
+    pending: Pending,
+    me: NodeId,
+) {
+    // Notices are applied one after another, in the order they were published.
+    let (notices, mut notices_rx) = mpsc::unbounded_channel::<Notice>();
+    let applier = node.clone();
+    let _apply = AbortOnDrop(tokio::spawn(async move {
+        while let Some(n) = notices_rx.recv().await {
+            let Some(inner) = applier.upgrade() else {
+                return;
+            };
+            Cluster(inner).apply(n).await;
+        }
+    }));
+    let db = db_of(&client);
+    let mut ps = Some(first);
+    loop {
+        let sub = match ps.take() {
+            Some(p) => p,
+            None => match subscribe(&client, &me).await {
+                Ok(p) => {
+                    tracing::info!(
+                        "subscribed to the other nodes again; catching up from the store"
+                    );
+                    if let Some(inner) = node.upgrade() {
+                        Cluster(inner).resync().await;
+                    }
+                    p
+                }
+                Err(e) => {
+                    tracing::warn!("{e}; trying again in 1 s");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            },
+        };
+        let mut stream = sub.into_on_message();
+        while let Some(msg) = stream.next().await {
+            let Ok(m) = serde_json::from_slice::<Message>(msg.get_payload_bytes()) else {
+                tracing::warn!(
+                    channel = msg.get_channel_name(),
+                    "ignored a message that is not a node's"
+                );
+                continue;
+            };
+            if m.from == me {
+                continue;
+            }
+            match m.body {
+                Body::Notice { notice } => {
+                    let Some(inner) = node.upgrade() else { return };
+                    Cluster(inner).count_remote_write();
+                    let _ = notices.send(notice);
+                }
+                Body::Query { id, query } => {
+                    let (node, conn, me, asker) = (node.clone(), conn.clone(), me.clone(), m.from);
+                    tokio::spawn(async move {
+                        let Some(inner) = node.upgrade() else { return };
+                        let answer = Cluster(inner).answer(query).await;
+                        let reply = Message {
+                            from: me,
+                            body: Body::Answer { id, answer },
+                        };
+                        let bytes = serde_json::to_vec(&reply).expect("an answer serializes");
+                        if let Err(e) = publish(&conn, &wire::inbox(db, &asker), &bytes).await {
+                            tracing::warn!(node = %asker, "cannot answer a node: {e}");
+                        }
+                    });
+                }
+                Body::Answer { id, answer } => {
+                    if let Some(tx) = lock(&pending).get(&id) {
+                        let _ = tx.send((m.from, answer));
+                    }
+                }
+            }
+        }
+        tracing::warn!("lost the subscription to the other nodes on Redis; subscribing again");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+async fn publish_notices(
+    mut rx: mpsc::UnboundedReceiver<Vec<u8>>,
+    conn: ConnectionManager,
+    db: i64,
+) {
+    while let Some(bytes) = rx.recv().await {
+        let mut wait = Duration::from_millis(100);
+        let mut told = false;
+        while let Err(e) = publish(&conn, &wire::bus(db), &bytes).await {
+            if !told {
+                tracing::warn!("cannot tell the other nodes of an admin change yet: {e}; retrying");
+                told = true;
+            }
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(Duration::from_secs(5));
+        }
+        if told {
+            tracing::info!("told the other nodes of the admin change after all");
+        }
+    }
+}
+
+async fn renew(
+    conn: ConnectionManager,
+    node: Weak<Inner>,
+    peers: Arc<Mutex<Vec<NodeInfo>>>,
+    me: NodeId,
+) {
+    let mut tick = tokio::time::interval(RENEW);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_lease = tokio::time::Instant::now();
+    let mut healthy = true;
+    loop {
+        tick.tick().await;
+        let Some(inner) = node.upgrade() else { return };
+        let cluster = Cluster(inner);
+        let json = serde_json::to_string(&cluster.info()).expect("node info serializes");
+        let round = async {
+            run::<()>(
+                &conn,
+                redis::cmd("SET")
+                    .arg(wire::node_key(&me))
+                    .arg(&json)
+                    .arg("PX")
+                    .arg(LEASE.as_millis() as u64),
+            )
+            .await?;
+            run::<i64>(&conn, redis::cmd("SADD").arg(wire::NODES).arg(me.as_str())).await?;
+            *lock(&peers) = list_peers(&conn, &me).await?;
+            run::<i64>(
+                &conn,
+                redis::cmd("EVAL")
+                    .arg(HOLD_LEASE)
+                    .arg(1)
+                    .arg(wire::WEBHOOK_LEASE)
+                    .arg(me.as_str())
+                    .arg(LEASE.as_millis() as u64),
+            )
+            .await
+        };
+        let delivering = match round.await {
+            Ok(held) => {
+                if !healthy {
+                    tracing::info!("Redis answers again; this node is registered");
+                    healthy = true;
+                }
+                last_lease = tokio::time::Instant::now();
+                held == 1
+            }
+            Err(e) => {
+                if healthy {
+                    tracing::warn!("cannot renew this node's registration: {e}");
+                    healthy = false;
+                }
+                // Held until it may have lapsed: another node may take it from then on.
+                cluster.0.webhooks.delivering() && last_lease.elapsed() < LEASE - RENEW
+            }
+        };
+        cluster.0.webhooks.set_delivering(delivering);
+    }
+}

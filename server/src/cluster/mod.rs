@@ -1,0 +1,409 @@
+//! The nodes of one deployment. Alone (the default) this is a thin pass-through to
+//! this node's live sessions. With `CONVENE_REDIS_URL`, every node on that Redis (and
+//! on one shared PostgreSQL database) works as one server:
+//!
+//! - each node registers itself with its load under a lease (`GET /v1/nodes`);
+//! - an admin write on any node is committed to the database, applied to that node's
+//!   sessions and told to the others as a notice, which they apply to theirs (a removal,
+//!   role change, new window or deletion reaches a member on another node within
+//!   milliseconds);
+//! - what only live sessions know (who is joined, seats) is asked of every node and
+//!   merged: `GET /v1/sessions` and `/members` answer for the whole cluster;
+//! - one node at a time delivers webhooks (a lease), so no event is POSTed twice;
+//! - join tokens verify on every node: the signing key is kept in the database.
+//!
+//! What goes over Redis is in `wire`, how in `bus`. A room's session still lives on
+//! each node its members reached: members on different nodes are in separate sessions
+//! of the same room.
+
+mod bus;
+pub mod wire;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use chrono::{DateTime, Utc};
+use convene_protocol::signal::{Participant, SeatInfo};
+
+use crate::ids::{NodeId, RoomId, UserId};
+use crate::model::{Room, RosterChange};
+use crate::rooms::{LiveRooms, SessionSummary};
+use crate::secret::Secret;
+use crate::store::RoomStore;
+use crate::webhooks::Webhooks;
+use wire::{Answer, Change, NodeInfo, Notice, Query};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// Redis could not be reached or did not answer.
+    #[error("{0}")]
+    Unavailable(String),
+    /// Another running node has this id.
+    #[error("{0}")]
+    NodeIdTaken(String),
+}
+
+/// Checks a Redis URL at configuration time; the reason when it is unusable.
+pub fn check_redis_url(url: &str) -> Result<(), String> {
+    if url.starts_with("rediss://") {
+        return Err(
+            "TLS to Redis (rediss://) is not supported yet: use redis:// on a \
+                    private network"
+                .into(),
+        );
+    }
+    if !url.starts_with("redis://") {
+        return Err(
+            "the Redis URL must look like redis://[:password@]host:port[/db], e.g. \
+             redis://127.0.0.1:6379"
+                .into(),
+        );
+    }
+    // The parser's own message never contains the URL (which may hold a password).
+    redis::Client::open(url)
+        .map(|_| ())
+        .map_err(|e| format!("the Redis URL is not valid: {e}"))
+}
+
+#[derive(Clone)]
+pub struct Cluster(Arc<Inner>);
+
+struct Inner {
+    node: NodeId,
+    url: String,
+    started_at: DateTime<Utc>,
+    live: LiveRooms,
+    store: Arc<dyn RoomStore>,
+    webhooks: Webhooks,
+    /// Admin writes other nodes told this one of (see `remote_writes`).
+    remote_writes: AtomicU64,
+    /// Unset: this node is alone.
+    bus: OnceLock<bus::Bus>,
+}
+
+/// What a node needs to take part.
+pub struct Parts {
+    pub node: NodeId,
+    /// This node's base URL, for the others' listing.
+    pub url: String,
+    pub live: LiveRooms,
+    pub store: Arc<dyn RoomStore>,
+    pub webhooks: Webhooks,
+}
+
+impl Cluster {
+    /// A node on its own: every question is answered by its own sessions.
+    pub fn alone(parts: Parts) -> Self {
+        Self::new(parts)
+    }
+
+    /// Registers on the Redis at `redis_url`, subscribes to the others and starts the
+    /// lease. Fails when Redis cannot be reached or another node has this id.
+    pub async fn join(parts: Parts, redis_url: &Secret) -> Result<Self, ClusterError> {
+        let me = Self::new(parts);
+        // The bus's tasks hold the node weakly, so dropping the last `Cluster` ends them.
+        let bus = bus::Bus::start(redis_url.expose(), Arc::downgrade(&me.0), me.info()).await?;
+        let _ = me.0.bus.set(bus);
+        tracing::info!(node = %me.0.node, "joined the cluster");
+        Ok(me)
+    }
+
+    fn new(parts: Parts) -> Self {
+        Self(Arc::new(Inner {
+            node: parts.node,
+            url: parts.url,
+            started_at: Utc::now(),
+            live: parts.live,
+            store: parts.store,
+            webhooks: parts.webhooks,
+            remote_writes: AtomicU64::new(0),
+            bus: OnceLock::new(),
+        }))
+    }
+
+    fn bus(&self) -> Option<&bus::Bus> {
+        self.0.bus.get()
+    }
+
+    pub fn node(&self) -> &NodeId {
+        &self.0.node
+    }
+
+    pub fn clustered(&self) -> bool {
+        self.0.bus.get().is_some()
+    }
+
+    /// Changes whenever another node tells this one of an admin write: with the store's
+    /// own `generation`, a join admitted on a stale read can tell it must look again.
+    pub fn remote_writes(&self) -> u64 {
+        self.0.remote_writes.load(Ordering::SeqCst)
+    }
+
+    /// This node as the others see it, load included.
+    fn info(&self) -> NodeInfo {
+        let sessions = self.0.live.sessions();
+        NodeInfo {
+            id: self.0.node.clone(),
+            url: self.0.url.clone(),
+            started_at: self.0.started_at,
+            renewed_at: Utc::now(),
+            sessions: sessions.len() as u64,
+            members: sessions.iter().map(|s| s.member_count as u64).sum(),
+        }
+    }
+
+    // --- admin writes: applied here, then told to the others ---------------------------
+
+    fn tell(&self, notice: Notice) {
+        if let Some(bus) = self.bus() {
+            bus.tell(notice);
+        }
+    }
+
+    pub fn room_updated(&self, room: &Room) {
+        self.0.live.room_updated(room);
+        self.tell(Notice::RoomUpdated {
+            room: room.id.clone(),
+        });
+    }
+
+    pub fn room_deleted(&self, room: &RoomId) {
+        self.0.live.room_deleted(room);
+        self.tell(Notice::RoomDeleted { room: room.clone() });
+    }
+
+    pub fn roster_changed(&self, room: &RoomId, changes: &[RosterChange]) {
+        if changes.is_empty() {
+            return;
+        }
+        self.0.live.roster_changed(room, changes);
+        self.tell(Notice::Roster {
+            room: room.clone(),
+            changes: changes.iter().map(Change::from).collect(),
+        });
+    }
+
+    pub fn token_revoked(&self, room: &RoomId, jti: &str) {
+        self.0.live.token_revoked(room, jti);
+        self.tell(Notice::TokenRevoked {
+            room: room.clone(),
+            jti: jti.to_string(),
+        });
+    }
+
+    /// Webhook endpoints changed in the store: every node reads them again.
+    pub async fn webhooks_changed(&self) {
+        self.0.webhooks.reload().await;
+        self.tell(Notice::WebhooksChanged);
+    }
+
+    // --- questions only live sessions can answer: asked of every node ---------------
+
+    async fn ask(&self, query: Query) -> Result<Vec<Answer>, ClusterError> {
+        match self.bus() {
+            Some(bus) => bus.ask(query).await,
+            None => Ok(vec![]),
+        }
+    }
+
+    /// Every live session of every node, by room.
+    pub async fn sessions(&self) -> Result<Vec<SessionSummary>, ClusterError> {
+        let mut all = self.local_sessions();
+        for a in self.ask(Query::Sessions).await? {
+            if let Answer::Sessions { value } = a {
+                all.extend(value);
+            }
+        }
+        all.sort_by(|a, b| (&a.room_id, &a.node).cmp(&(&b.room_id, &b.node)));
+        Ok(all)
+    }
+
+    fn local_sessions(&self) -> Vec<SessionSummary> {
+        let mut list = self.0.live.sessions();
+        if self.clustered() {
+            for s in &mut list {
+                s.node = Some(self.0.node.clone());
+            }
+        }
+        list
+    }
+
+    /// Who is joined to `room`, on every node.
+    pub async fn members(&self, room: &RoomId) -> Result<Vec<Participant>, ClusterError> {
+        let mut all = self.0.live.members(room).await;
+        for a in self.ask(Query::Members { room: room.clone() }).await? {
+            if let Answer::Members { value } = a {
+                all.extend(value);
+            }
+        }
+        Ok(all)
+    }
+
+    /// Removes `user` from the call on whichever node it joined; the token it joined
+    /// with, or None when it is not joined anywhere.
+    pub async fn kick(&self, room: &RoomId, user: UserId) -> Result<Option<String>, ClusterError> {
+        let here = self.0.live.kick(room, user.clone()).await;
+        let mut jti = here;
+        for a in self
+            .ask(Query::Kick {
+                room: room.clone(),
+                user,
+            })
+            .await?
+        {
+            if let Answer::Kicked { jti: Some(j) } = a {
+                jti.get_or_insert(j);
+            }
+        }
+        Ok(jti)
+    }
+
+    /// The seats of `room`'s session: this node's, or the first other node's that has one.
+    pub async fn seats(&self, room: &RoomId) -> Result<Vec<SeatInfo>, ClusterError> {
+        if self.0.live.has_session(room) {
+            return Ok(self.0.live.seats(room).await);
+        }
+        for a in self.ask(Query::Seats { room: room.clone() }).await? {
+            if let Answer::Seats { value } = a {
+                if !value.is_empty() {
+                    return Ok(value);
+                }
+            }
+        }
+        Ok(vec![])
+    }
+
+    /// Takes whoever sits on seat `index` off it, on whichever node holds the session.
+    pub async fn unseat(&self, room: &RoomId, index: u32) -> Result<Option<UserId>, ClusterError> {
+        if let Some(user) = self.0.live.unseat(room, index).await {
+            return Ok(Some(user));
+        }
+        for a in self
+            .ask(Query::Unseat {
+                room: room.clone(),
+                index,
+            })
+            .await?
+        {
+            if let Answer::Unseated { user: Some(u) } = a {
+                return Ok(Some(u));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Every node with a live lease, this one first.
+    pub async fn nodes(&self) -> Result<Vec<NodeInfo>, ClusterError> {
+        let mut list = vec![self.info()];
+        if let Some(bus) = self.bus() {
+            list.extend(bus.peers().await?);
+        }
+        Ok(list)
+    }
+
+    /// Leaves the cluster at shutdown: the registration and any lease held go at once,
+    /// so the others need not wait for them to expire.
+    pub async fn leave(&self) {
+        if let Some(bus) = self.bus() {
+            bus.leave().await;
+        }
+    }
+
+    // --- the other side: what other nodes said -----------------------------------------
+
+    /// Counted before it is applied, so a join that checks the count after joining
+    /// either sees the change counted or joined a session the change then reaches.
+    fn count_remote_write(&self) {
+        self.0.remote_writes.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Applies another node's notice to this node's sessions (in the order they came).
+    async fn apply(&self, notice: Notice) {
+        let live = &self.0.live;
+        match notice {
+            Notice::RoomUpdated { room } => {
+                if !live.has_session(&room) {
+                    return;
+                }
+                match self.0.store.get_room(&room).await {
+                    Ok(Some(r)) => live.room_updated(&r),
+                    Ok(None) => live.room_deleted(&room),
+                    Err(e) => tracing::warn!(%room, "cannot read a room another node changed: {e}"),
+                }
+            }
+            Notice::RoomDeleted { room } => live.room_deleted(&room),
+            Notice::Roster { room, changes } => {
+                let changes: Vec<RosterChange> =
+                    changes.into_iter().map(RosterChange::from).collect();
+                live.roster_changed(&room, &changes);
+            }
+            Notice::TokenRevoked { room, jti } => live.token_revoked(&room, &jti),
+            Notice::WebhooksChanged => self.0.webhooks.reload().await,
+        }
+    }
+
+    /// This node's answer to another node's question.
+    async fn answer(&self, query: Query) -> Answer {
+        let live = &self.0.live;
+        match query {
+            Query::Sessions => Answer::Sessions {
+                value: self.local_sessions(),
+            },
+            Query::Members { room } => Answer::Members {
+                value: live.members(&room).await,
+            },
+            Query::Kick { room, user } => Answer::Kicked {
+                jti: live.kick(&room, user).await,
+            },
+            Query::Seats { room } => Answer::Seats {
+                value: live.seats(&room).await,
+            },
+            Query::Unseat { room, index } => Answer::Unseated {
+                user: live.unseat(&room, index).await,
+            },
+        }
+    }
+
+    /// After a lost subscription: notices sent meanwhile never arrived, so each live
+    /// session here is brought up to date from the store (room, and each member's
+    /// invitation and role).
+    async fn resync(&self) {
+        self.count_remote_write();
+        let live = &self.0.live;
+        for s in live.sessions() {
+            let room = &s.room_id;
+            let stored = match self.0.store.get_room(room).await {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!(%room, "resync: cannot read the room: {e}");
+                    continue;
+                }
+            };
+            let Some(stored) = stored else {
+                live.room_deleted(room);
+                continue;
+            };
+            live.room_updated(&stored);
+            for p in live.members(room).await {
+                // Guests (with a name) have no roster entry.
+                let Ok(user) = UserId::parse(&p.id) else {
+                    continue;
+                };
+                if p.name.is_some() {
+                    continue;
+                }
+                match self.0.store.roster_entry(room, &user).await {
+                    Ok(None) => {
+                        live.roster_changed(room, &[RosterChange::Removed(user)]);
+                    }
+                    Ok(Some(entry)) if entry.role.as_str() != p.role => {
+                        let from = crate::model::Role::parse(&p.role).unwrap_or_default();
+                        live.roster_changed(room, &[RosterChange::RoleChanged { entry, from }]);
+                    }
+                    Ok(Some(_)) => {}
+                    Err(e) => tracing::warn!(%room, "resync: cannot read the roster: {e}"),
+                }
+            }
+        }
+    }
+}

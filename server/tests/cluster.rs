@@ -1,0 +1,456 @@
+//! Several nodes on one Redis and one PostgreSQL database (both real, started by the
+//! test), each a real server on 127.0.0.1:0: admin writes on one node reach members on
+//! another, tokens and the admin key work everywhere, and the listings answer for the
+//! whole cluster.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::redis::TestRedis;
+use common::TestServer;
+use serde_json::{json, Value};
+
+const KEY: &str = "ck_admin_cluster_test_key_0123456789";
+
+async fn nodes(n: usize) -> (TestRedis, String, Vec<TestServer>) {
+    let redis = common::redis::start();
+    let db = common::postgres::database_url().await;
+    let mut list = vec![];
+    for i in 0..n {
+        list.push(TestServer::start_node(&db, &redis.url, KEY, &format!("node-{i}")).await);
+    }
+    (redis, db, list)
+}
+
+/// A node in a process of its own, so that `kill -9` ends all of it. Killed when
+/// dropped, so a failing test leaves no server behind.
+struct NodeProcess(std::process::Child);
+
+impl NodeProcess {
+    fn kill_9(&mut self) {
+        let _ = self.0.kill(); // SIGKILL
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        self.kill_9();
+    }
+}
+
+/// Starts a node process; its base URL.
+fn spawn_node(db: &str, redis: &str, node: &str, dir: &std::path::Path) -> (NodeProcess, String) {
+    let port = common::free_port();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_convene"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .arg("--data-dir")
+        .arg(dir)
+        .env("CONVENE_ADMIN_KEY", KEY)
+        .env("CONVENE_DATABASE_URL", db)
+        .env("CONVENE_REDIS_URL", redis)
+        .env("CONVENE_NODE_ID", node)
+        .env("CONVENE_MEDIA_IP", "127.0.0.1")
+        .env("CONVENE_MEDIA_PORT", "0")
+        .env("CONVENE_LOG", "error")
+        .spawn()
+        .expect("the convene binary starts");
+    (NodeProcess(child), format!("http://127.0.0.1:{port}"))
+}
+
+async fn get_json(base: &str, path: &str) -> Option<Value> {
+    let r = reqwest::Client::new()
+        .get(format!("{base}{path}"))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .ok()?;
+    r.json().await.ok()
+}
+
+async fn redis_get(url: &str, key: &str) -> Option<String> {
+    let client = redis::Client::open(url).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    redis::cmd("GET")
+        .arg(key)
+        .query_async(&mut conn)
+        .await
+        .unwrap()
+}
+
+fn ids(v: &Value, field: &str) -> Vec<String> {
+    v["value"]
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|x| x[field].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// Polls `f` until it returns Some, at most 15 s.
+async fn eventually<T, F, Fut>(what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn every_node_is_listed_with_its_load_and_a_dead_one_lapses() {
+    let (_redis, _db, mut n) = nodes(3).await;
+    n[0].room("r", &[("a", "attendee")]).await;
+    let (_a, _) = n[0].join("r", "a").await;
+    let listed = eventually("three nodes listed", || async {
+        let (st, v) = n[2].get("/v1/nodes").await;
+        assert_eq!(st, 200, "{v}");
+        (ids(&v, "id").len() == 3).then_some(v)
+    })
+    .await;
+    assert_eq!(
+        ids(&listed, "id")[0],
+        "node-2",
+        "the asked node comes first"
+    );
+    let node0 = eventually("node-0's load", || async {
+        let (_, v) = n[1].get("/v1/nodes").await;
+        v["value"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["id"] == "node-0" && x["members"] == 1)
+            .cloned()
+    })
+    .await;
+    assert_eq!(node0["sessions"], 1);
+    assert_eq!(node0["url"], json!(n[0].base));
+    // A node that stops cleanly leaves at once.
+    let gone = n.pop().unwrap();
+    gone.stop().await;
+    let (_, v) = n[0].get("/v1/nodes").await;
+    assert_eq!(ids(&v, "id"), ["node-0", "node-1"], "{v}");
+    // One that dies (kill -9) is dropped when its 10 s lease lapses.
+    let dir = tempfile::tempdir().unwrap();
+    let (mut proc_node, base) = spawn_node(&_db, &_redis.url, "node-9", dir.path());
+    eventually("node-9 listed", || async {
+        let v = get_json(&base, "/v1/nodes").await?;
+        (ids(&v, "id").len() == 3).then_some(())
+    })
+    .await;
+    proc_node.kill_9();
+    let t = Instant::now();
+    eventually("the dead node to lapse", || async {
+        let (_, v) = n[0].get("/v1/nodes").await;
+        (ids(&v, "id") == ["node-0", "node-1"]).then_some(())
+    })
+    .await;
+    assert!(t.elapsed() < Duration::from_secs(13), "{:?}", t.elapsed());
+    assert!(
+        t.elapsed() > Duration::from_secs(5),
+        "lapsed too soon: {:?}",
+        t.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_running_nodes_id_is_refused_and_a_dead_ones_is_taken_over() {
+    let (redis, db, _n) = nodes(1).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let mut config = common::test_config(tmp.path());
+    config.database_url = Some(convene::secret::Secret::new(db.clone()));
+    config.redis_url = Some(convene::secret::Secret::new(redis.url.clone()));
+    config.admin_key = Some(convene::secret::Secret::new(KEY));
+    config.node_id = Some(convene::ids::NodeId::parse("node-0").unwrap());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let err = convene::run(listener, config, std::future::pending())
+        .await
+        .expect_err("a second node-0 must not start");
+    let text = err.to_string();
+    assert!(text.contains("node id 'node-0' is in use"), "{text}");
+    // A node restarted at once after kill -9 waits for its old registration to lapse.
+    let dir = tempfile::tempdir().unwrap();
+    let (mut old, _) = spawn_node(&db, &redis.url, "node-r", dir.path());
+    let url = redis.url.clone();
+    eventually("node-r registered", || async {
+        redis_get(&url, "convene:node:node-r").await.map(|_| ())
+    })
+    .await;
+    old.kill_9();
+    let t = Instant::now();
+    let again = TestServer::start_node(&db, &redis.url, KEY, "node-r").await;
+    assert!(t.elapsed() > Duration::from_secs(3), "{:?}", t.elapsed());
+    let (st, v) = again.get("/v1/nodes").await;
+    assert_eq!(st, 200, "{v}");
+    assert!(ids(&v, "id").contains(&"node-r".to_string()), "{v}");
+}
+
+#[tokio::test]
+async fn tokens_and_the_admin_key_work_on_every_node() {
+    let (_redis, _db, n) = nodes(3).await;
+    n[0].room("r", &[("a", "attendee"), ("b", "attendee")])
+        .await;
+    // Minted on node-1, joined through node-2.
+    let token = n[1].token("r", "a").await;
+    let mut a = n[2]
+        .ws(&token, None)
+        .await
+        .expect("a joins on another node");
+    let joined = a.next_of("joined").await;
+    assert_eq!(joined["self"]["id"], "a");
+    // The room written through node-0 reads the same everywhere.
+    for node in &n {
+        let (st, v) = node.get("/v1/rooms/r").await;
+        assert_eq!(st, 200, "{v}");
+    }
+}
+
+#[tokio::test]
+async fn members_and_sessions_answer_for_the_whole_cluster() {
+    let (_redis, _db, n) = nodes(3).await;
+    n[0].room("r", &[("a", "attendee"), ("b", "attendee")])
+        .await;
+    let (mut a, _) = n[0].join("r", "a").await;
+    a.set_media(true, false).await;
+    let (_b, _) = n[1].join("r", "b").await;
+    let (st, v) = n[2].get("/v1/sessions").await;
+    assert_eq!(st, 200, "{v}");
+    let mut on = ids(&v, "node");
+    on.sort();
+    assert_eq!(on, ["node-0", "node-1"], "{v}");
+    assert!(ids(&v, "roomId").iter().all(|r| r == "r"));
+    let members = eventually("a's microphone in the list", || async {
+        let (_, v) = n[2].get("/v1/rooms/r/members").await;
+        let a_on = v["value"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["id"] == "a" && m["audio"] == true);
+        a_on.then_some(v)
+    })
+    .await;
+    let mut who = ids(&members, "id");
+    who.sort();
+    assert_eq!(who, ["a", "b"]);
+}
+
+#[tokio::test]
+async fn admin_writes_on_one_node_reach_members_on_another() {
+    let (_redis, _db, n) = nodes(3).await;
+    n[0].room(
+        "r",
+        &[("a", "attendee"), ("b", "attendee"), ("c", "attendee")],
+    )
+    .await;
+    let (mut a, _) = n[0].join("r", "a").await;
+    let (mut b, _) = n[0].join("r", "b").await;
+    let (mut c, _) = n[1].join("r", "c").await;
+
+    // A role change on node-2 reaches a on node-0.
+    let (st, v) = n[2]
+        .patch(
+            "/v1/rooms/r/participants",
+            json!({"participants": {"a": {"role": "consumer"}}}),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let caps = a.next_of("capabilitiesChanged").await;
+    assert_eq!(caps["role"], "consumer");
+
+    // A removal from the roster on node-2 takes b (node-0) out within a second.
+    let t = Instant::now();
+    let (st, v) = n[2]
+        .patch(
+            "/v1/rooms/r/participants",
+            json!({"participants": {"b": null}}),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(b.closed_with().await, "removed");
+    let took = t.elapsed();
+    assert!(took < Duration::from_secs(1), "took {took:?}");
+
+    // Removing a member from the call on node-2 reaches c on node-1, and the token c
+    // joined with is refused on every node afterwards.
+    let (st, v) = n[2].delete("/v1/rooms/r/members/c").await;
+    assert_eq!(st, 204, "{v}");
+    assert_eq!(c.closed_with().await, "removed");
+    let (st, v) = n[2].delete("/v1/rooms/r/members/c").await;
+    assert_eq!(st, 404, "{v}");
+    assert_eq!(v["error"]["code"], "NotInRoom");
+
+    // A new window on node-1 ends a's session on node-0 on time.
+    let until = chrono::Utc::now() + chrono::Duration::milliseconds(1500);
+    let (st, v) = n[1]
+        .patch("/v1/rooms/r", json!({"validUntil": until}))
+        .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(a.closed_with().await, "roomExpired");
+    let late = chrono::Utc::now() - until;
+    assert!(late < chrono::Duration::milliseconds(800), "late by {late}");
+}
+
+#[tokio::test]
+async fn deleting_the_room_on_one_node_ends_its_sessions_on_the_others() {
+    let (_redis, _db, n) = nodes(2).await;
+    n[0].room("r", &[("a", "attendee"), ("b", "attendee")])
+        .await;
+    let (mut a, _) = n[0].join("r", "a").await;
+    let (mut b, _) = n[1].join("r", "b").await;
+    let (st, v) = n[1].delete("/v1/rooms/r").await;
+    assert_eq!(st, 204, "{v}");
+    assert_eq!(a.closed_with().await, "roomDeleted");
+    assert_eq!(b.closed_with().await, "roomDeleted");
+}
+
+#[tokio::test]
+async fn a_token_revoked_on_one_node_is_refused_on_another() {
+    let (_redis, _db, n) = nodes(2).await;
+    n[0].room("r", &[("a", "attendee")]).await;
+    let (st, minted) = n[0]
+        .post("/v1/rooms/r/tokens", json!({"userId": "a"}))
+        .await;
+    assert_eq!(st, 201, "{minted}");
+    let token = minted["token"].as_str().unwrap();
+    let mut a = n[1].ws(token, None).await.expect("joins");
+    a.next_of("joined").await;
+    let tid = minted["tokenId"].as_str().expect("a token id");
+    let (st, v) = n[0].delete(&format!("/v1/rooms/r/tokens/{tid}")).await;
+    assert_eq!(st, 204, "{v}");
+    assert_eq!(a.closed_with().await, "removed");
+    let refused = n[1].ws(token, None).await.err().expect("refused");
+    assert_eq!(refused.status, 401);
+}
+
+/// Event ids (`convene-event-id`) a webhook receiver got, in arrival order.
+async fn receiver() -> (std::sync::Arc<std::sync::Mutex<Vec<String>>>, String) {
+    use axum::http::HeaderMap;
+    let seen: std::sync::Arc<std::sync::Mutex<Vec<String>>> = Default::default();
+    let log = seen.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |h: HeaderMap| {
+            let log = log.clone();
+            async move {
+                let id = h
+                    .get("convene-event-id")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_string();
+                log.lock().unwrap().push(id);
+                axum::http::StatusCode::NO_CONTENT
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (seen, url)
+}
+
+fn assert_once_each(seen: &[String]) {
+    let mut sorted = seen.to_vec();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(
+        sorted.len(),
+        seen.len(),
+        "an event was delivered twice: {seen:?}"
+    );
+}
+
+#[tokio::test]
+async fn one_node_delivers_each_webhook_event_and_another_takes_over() {
+    let redis = common::redis::start();
+    let db = common::postgres::database_url().await;
+    // The first node, in a process of its own, takes the webhook lease.
+    let dir = tempfile::tempdir().unwrap();
+    let (mut first, base) = spawn_node(&db, &redis.url, "node-p", dir.path());
+    eventually("node-p holds the webhook lease", || async {
+        get_json(&base, "/v1/nodes").await?;
+        (redis_get(&redis.url, "convene:lease:webhooks").await? == "node-p").then_some(())
+    })
+    .await;
+    let n = [
+        TestServer::start_node(&db, &redis.url, KEY, "node-0").await,
+        TestServer::start_node(&db, &redis.url, KEY, "node-1").await,
+    ];
+    let (seen, url) = receiver().await;
+    let (st, v) = n[1]
+        .post(
+            "/v1/webhooks",
+            json!({"url": url, "secret": "cluster-webhook-secret-0123", "events": ["room.created"]}),
+        )
+        .await;
+    assert_eq!(st, 201, "{v}");
+    for i in 0..8 {
+        n[i % 2].room(&format!("r{i}"), &[]).await;
+    }
+    eventually("eight events", || async {
+        (seen.lock().unwrap().len() >= 8).then_some(())
+    })
+    .await;
+    // Time for a second delivery of any of them, had two nodes been delivering.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(seen.lock().unwrap().len(), 8);
+    assert_once_each(&seen.lock().unwrap());
+
+    // The delivering node dies; another takes the lease once it lapses and goes on
+    // from where the dead one stopped.
+    first.kill_9();
+    for i in 8..11 {
+        n[0].room(&format!("r{i}"), &[]).await;
+    }
+    eventually("the events after the failover", || async {
+        (seen.lock().unwrap().len() >= 11).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(seen.lock().unwrap().len(), 11);
+    assert_once_each(&seen.lock().unwrap());
+    let holder = redis_get(&redis.url, "convene:lease:webhooks").await;
+    assert!(
+        matches!(holder.as_deref(), Some("node-0" | "node-1")),
+        "{holder:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_admin_write_made_while_redis_is_down_arrives_when_it_is_back() {
+    let (mut redis, _db, n) = nodes(2).await;
+    n[0].room("r", &[("a", "attendee"), ("b", "attendee")])
+        .await;
+    let (mut a, _) = n[0].join("r", "a").await;
+    redis.kill();
+    // Committed to the database; the other node cannot be told yet.
+    let (st, v) = n[1]
+        .patch(
+            "/v1/rooms/r/participants",
+            json!({"participants": {"a": null}}),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    a.expect_none("left", Duration::from_millis(500)).await;
+    // Questions for the other nodes fail clearly meanwhile.
+    let (st, v) = n[1].get("/v1/sessions").await;
+    assert_eq!(
+        (st, v["error"]["code"].as_str()),
+        (503, Some("ClusterUnavailable")),
+        "{v}"
+    );
+    redis.restart();
+    assert_eq!(a.closed_with().await, "removed");
+    // Both nodes registered again.
+    eventually("both nodes back", || async {
+        let (st, v) = n[0].get("/v1/nodes").await;
+        (st == 200 && ids(&v, "id").len() == 2).then_some(())
+    })
+    .await;
+}
