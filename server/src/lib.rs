@@ -203,7 +203,9 @@ pub async fn run(
     let live = LiveRooms::new(clock.clone(), config.resume_grace, Some(media));
     let hooks = webhooks::Webhooks::new(store.clone(), config.webhook_retry);
     // Among several nodes, delivery waits for the webhook lease.
-    hooks.set_delivering(config.redis_url.is_none());
+    if config.redis_url.is_some() {
+        hooks.deliver_until(None);
+    }
     sync_config_webhooks(store.as_ref(), &config.webhooks, clock.now()).await?;
     hooks.reload().await;
     live.report_events_to(hooks.writer());
@@ -290,8 +292,9 @@ pub async fn run(
     if let Some(m) = metrics_server {
         let _ = m.await;
     }
-    nodes.leave().await;
+    // Deliveries stop before the lease is given up, so the next holder starts after.
     hooks.stop();
+    nodes.leave().await;
     purger.abort();
     result.map_err(RunError::Serve)
 }

@@ -43,8 +43,8 @@ impl Drop for NodeProcess {
 /// Starts a node process; its base URL.
 fn spawn_node(db: &str, redis: &str, node: &str, dir: &std::path::Path) -> (NodeProcess, String) {
     let port = common::free_port();
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_convene"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_convene"));
+    cmd.args(["serve", "--listen", &format!("127.0.0.1:{port}")])
         .arg("--data-dir")
         .arg(dir)
         .env("CONVENE_ADMIN_KEY", KEY)
@@ -53,9 +53,19 @@ fn spawn_node(db: &str, redis: &str, node: &str, dir: &std::path::Path) -> (Node
         .env("CONVENE_NODE_ID", node)
         .env("CONVENE_MEDIA_IP", "127.0.0.1")
         .env("CONVENE_MEDIA_PORT", "0")
-        .env("CONVENE_LOG", "error")
-        .spawn()
-        .expect("the convene binary starts");
+        .env("CONVENE_LOG", "error");
+    // SAFETY: prctl is async-signal-safe and runs just before exec. The node dies with
+    // the test process, however that ends.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = cmd.spawn().expect("the convene binary starts");
     (NodeProcess(child), format!("http://127.0.0.1:{port}"))
 }
 
@@ -145,8 +155,18 @@ async fn every_node_is_listed_with_its_load_and_a_dead_one_lapses() {
         (ids(&v, "id").len() == 3).then_some(())
     })
     .await;
+    // One renewal round (2 s) later every node counts it among those to ask.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
     proc_node.kill_9();
     let t = Instant::now();
+    // Until its lease lapses it is waited for, and what must reach every node fails
+    // clearly instead of half done.
+    let (st, v) = n[0].delete("/v1/rooms/r/members/nobody").await;
+    assert_eq!(
+        (st, v["error"]["code"].as_str()),
+        (503, Some("ClusterUnavailable")),
+        "{v}"
+    );
     eventually("the dead node to lapse", || async {
         let (_, v) = n[0].get("/v1/nodes").await;
         (ids(&v, "id") == ["node-0", "node-1"]).then_some(())
@@ -220,8 +240,12 @@ async fn members_and_sessions_answer_for_the_whole_cluster() {
     let (mut a, _) = n[0].join("r", "a").await;
     a.set_media(true, false).await;
     let (_b, _) = n[1].join("r", "b").await;
-    let (st, v) = n[2].get("/v1/sessions").await;
-    assert_eq!(st, 200, "{v}");
+    let v = eventually("both sessions listed", || async {
+        let (st, v) = n[2].get("/v1/sessions").await;
+        assert_eq!(st, 200, "{v}");
+        (ids(&v, "node").len() == 2).then_some(v)
+    })
+    .await;
     let mut on = ids(&v, "node");
     on.sort();
     assert_eq!(on, ["node-0", "node-1"], "{v}");
@@ -251,7 +275,9 @@ async fn admin_writes_on_one_node_reach_members_on_another() {
     .await;
     let (mut a, _) = n[0].join("r", "a").await;
     let (mut b, _) = n[0].join("r", "b").await;
-    let (mut c, _) = n[1].join("r", "c").await;
+    let c_token = n[1].token("r", "c").await;
+    let mut c = n[1].ws(&c_token, None).await.expect("c joins");
+    c.next_of("joined").await;
 
     // A role change on node-2 reaches a on node-0.
     let (st, v) = n[2]
@@ -275,6 +301,7 @@ async fn admin_writes_on_one_node_reach_members_on_another() {
     assert_eq!(st, 200, "{v}");
     assert_eq!(b.closed_with().await, "removed");
     let took = t.elapsed();
+    eprintln!("a removal on node-2 reached b on node-0 in {took:?} (request included)");
     assert!(took < Duration::from_secs(1), "took {took:?}");
 
     // Removing a member from the call on node-2 reaches c on node-1, and the token c
@@ -285,6 +312,14 @@ async fn admin_writes_on_one_node_reach_members_on_another() {
     let (st, v) = n[2].delete("/v1/rooms/r/members/c").await;
     assert_eq!(st, 404, "{v}");
     assert_eq!(v["error"]["code"], "NotInRoom");
+    for node in &n {
+        let refused = node
+            .ws(&c_token, None)
+            .await
+            .err()
+            .expect("c's token refused");
+        assert_eq!(refused.status, 401, "{:?}", refused.body);
+    }
 
     // A new window on node-1 ends a's session on node-0 on time.
     let until = chrono::Utc::now() + chrono::Duration::milliseconds(1500);

@@ -2,18 +2,21 @@
 //! which reconnects by itself) and one subscription, and three tasks:
 //!
 //! - `receive`: reads the bus and this node's inbox. Notices are applied in the order
-//!   they came; questions are answered each in a task of its own; answers go to the
-//!   question waiting for them. A lost subscription is made again, and then every live
-//!   session here is brought up to date from the store, as notices sent meanwhile are
-//!   lost (Redis pub/sub keeps nothing for a subscriber that is away).
+//!   they came, each by reading what it names from the store again, so one applied late
+//!   cannot undo a newer write; questions are answered each in a task of its own;
+//!   answers go to the question waiting for them. The subscription is pinged every 2 s;
+//!   one that ends or does not answer is made again, and then every live session here is
+//!   brought up to date from the store (through the same queue as notices), as notices
+//!   sent meanwhile are lost (Redis pub/sub keeps nothing for a subscriber that is away).
 //! - `publish_notices`: publishes this node's notices in order, retrying each until
 //!   Redis takes it, so an admin write committed while Redis is down still reaches the
-//!   other nodes once it is back.
-//! - `renew`: every 2 s renews this node's registration (10 s lease), lists the others,
-//!   and takes or keeps the webhook lease.
+//!   other nodes once it is back (a node leaving waits up to 2 s for them to go out).
+//! - `renew`: every 2 s takes or keeps the webhook lease, renews this node's
+//!   registration (10 s lease) and lists the others. Webhooks are delivered only until
+//!   2 s before the lease could lapse, counted from before the renewal was sent.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -48,13 +51,27 @@ return 0"#;
 
 type Pending = Arc<Mutex<HashMap<u64, mpsc::UnboundedSender<(NodeId, Answer)>>>>;
 
+/// The other nodes' answers to one question, and who did not answer in time.
+pub(super) struct Asked {
+    pub answers: Vec<(NodeId, Answer)>,
+    pub missing: Vec<NodeId>,
+}
+
+/// What the applier does, in order.
+enum Work {
+    Notice(Notice),
+    /// Catch up from the store after a lost subscription.
+    Resync,
+}
+
 pub(super) struct Bus {
     node: NodeId,
     /// The Redis database number (channel names carry it).
     db: i64,
     conn: ConnectionManager,
-    /// Notices to publish, in order.
+    /// Notices to publish, in order, and how many are not out yet.
     outbox: mpsc::UnboundedSender<Vec<u8>>,
+    unsent: Arc<AtomicUsize>,
     /// Questions waiting for answers, by id. A std Mutex: held for a map update only,
     /// never across an await.
     pending: Pending,
@@ -126,9 +143,13 @@ impl Bus {
     ) -> Result<Bus, ClusterError> {
         let client = redis::Client::open(url).map_err(|e| unavailable("the Redis URL", e))?;
         let at = client.get_connection_info().addr().to_string();
-        let conn = match tokio::time::timeout(COMMAND_WAIT, ConnectionManager::new(client.clone()))
-            .await
-        {
+        // Bounded, so a command on a dead connection fails (and the manager reconnects)
+        // instead of waiting for TCP to give up.
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_response_timeout(Some(COMMAND_WAIT))
+            .set_connection_timeout(Some(COMMAND_WAIT));
+        let connect = ConnectionManager::new_with_config(client.clone(), config);
+        let conn = match tokio::time::timeout(COMMAND_WAIT * 2, connect).await {
             Ok(Ok(c)) => c,
             Ok(Err(e)) => return Err(unavailable(&format!("cannot reach Redis at {at}"), e)),
             Err(_) => {
@@ -182,6 +203,7 @@ impl Bus {
         let pending: Pending = Default::default();
         let peers: Arc<Mutex<Vec<NodeInfo>>> = Default::default();
         let (outbox, outbox_rx) = mpsc::unbounded_channel();
+        let unsent: Arc<AtomicUsize> = Default::default();
         let tasks = vec![
             tokio::spawn(receive(
                 ps,
@@ -195,6 +217,7 @@ impl Bus {
                 outbox_rx,
                 conn.clone(),
                 db_of(&client_for_db),
+                unsent.clone(),
             )),
             tokio::spawn(renew(conn.clone(), node, peers.clone(), id.clone())),
         ];
@@ -203,8 +226,10 @@ impl Bus {
             node: id,
             conn,
             outbox,
+            unsent,
             pending,
-            next_query: AtomicU64::new(1),
+            // Random, so late answers to a previous run of this node id match nothing.
+            next_query: AtomicU64::new(u64::from(rand::random::<u32>())),
             peers,
             tasks,
         })
@@ -216,15 +241,21 @@ impl Bus {
             body: Body::Notice { notice },
         };
         let bytes = serde_json::to_vec(&msg).expect("a notice serializes");
-        let _ = self.outbox.send(bytes);
+        self.unsent.fetch_add(1, Ordering::SeqCst);
+        if self.outbox.send(bytes).is_err() {
+            self.unsent.fetch_sub(1, Ordering::SeqCst);
+        }
     }
 
     /// Asks every other node and waits for each one's answer, at most `QUERY_WAIT`
     /// (a node that died keeps its lease for up to 10 s and is waited for meanwhile).
-    pub(super) async fn ask(&self, query: Query) -> Result<Vec<Answer>, ClusterError> {
+    pub(super) async fn ask(&self, query: Query) -> Result<Asked, ClusterError> {
         let mut waiting: HashSet<NodeId> = lock(&self.peers).iter().map(|p| p.id.clone()).collect();
         if waiting.is_empty() {
-            return Ok(vec![]);
+            return Ok(Asked {
+                answers: vec![],
+                missing: vec![],
+            });
         }
         let id = self.next_query.fetch_add(1, Ordering::Relaxed);
         let (tx, mut rx) = mpsc::unbounded_channel();
@@ -241,8 +272,11 @@ impl Bus {
         while !waiting.is_empty() {
             match tokio::time::timeout_at(deadline, rx.recv()).await {
                 Ok(Some((from, answer))) => {
-                    waiting.remove(&from);
-                    answers.push(answer);
+                    // One answer per node (a node that joined since the last renewal
+                    // answers too, unwaited for).
+                    if waiting.remove(&from) || !answers.iter().any(|(n, _)| n == &from) {
+                        answers.push((from, answer));
+                    }
                 }
                 _ => break,
             }
@@ -250,7 +284,10 @@ impl Bus {
         if !waiting.is_empty() {
             tracing::warn!(nodes = ?waiting, "no answer from these nodes within {} s", QUERY_WAIT.as_secs());
         }
-        Ok(answers)
+        Ok(Asked {
+            answers,
+            missing: waiting.into_iter().collect(),
+        })
     }
 
     /// The other nodes with a live registration, read now.
@@ -259,6 +296,11 @@ impl Bus {
     }
 
     pub(super) async fn leave(&self) {
+        // Notices not out yet are the other nodes' only news of a committed write.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+        while self.unsent.load(Ordering::SeqCst) > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         for t in &self.tasks {
             t.abort();
         }
@@ -338,15 +380,19 @@ async fn receive(
     pending: Pending,
     me: NodeId,
 ) {
-    // Notices are applied one after another, in the order they were published.
-    let (notices, mut notices_rx) = mpsc::unbounded_channel::<Notice>();
+    // Notices are applied one after another, in the order they were published, and a
+    // resync in its place among them.
+    let (work, mut work_rx) = mpsc::unbounded_channel::<Work>();
     let applier = node.clone();
     let _apply = AbortOnDrop(tokio::spawn(async move {
-        while let Some(n) = notices_rx.recv().await {
+        while let Some(w) = work_rx.recv().await {
             let Some(inner) = applier.upgrade() else {
                 return;
             };
-            Cluster(inner).apply(n).await;
+            match w {
+                Work::Notice(n) => Cluster(inner).apply(n).await,
+                Work::Resync => Cluster(inner).resync().await,
+            }
         }
     }));
     let db = db_of(&client);
@@ -360,8 +406,10 @@ async fn receive(
                         "subscribed to the other nodes again; catching up from the store"
                     );
                     if let Some(inner) = node.upgrade() {
-                        Cluster(inner).resync().await;
+                        // Counted now: a join admitted meanwhile looks again.
+                        Cluster(inner).count_remote_write();
                     }
+                    let _ = work.send(Work::Resync);
                     p
                 }
                 Err(e) => {
@@ -371,8 +419,24 @@ async fn receive(
                 }
             },
         };
-        let mut stream = sub.into_on_message();
-        while let Some(msg) = stream.next().await {
+        let (mut sink, mut stream) = sub.split();
+        let mut ping = tokio::time::interval(RENEW);
+        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let msg = tokio::select! {
+                m = stream.next() => match m {
+                    Some(m) => m,
+                    None => break,
+                },
+                _ = ping.tick() => {
+                    // A connection cut without a FIN (a NAT forgetting it) never ends the
+                    // stream: only an unanswered ping tells.
+                    match tokio::time::timeout(COMMAND_WAIT, sink.ping::<redis::Value>()).await {
+                        Ok(Ok(_)) => continue,
+                        _ => break,
+                    }
+                }
+            };
             let Ok(m) = serde_json::from_slice::<Message>(msg.get_payload_bytes()) else {
                 tracing::warn!(
                     channel = msg.get_channel_name(),
@@ -387,7 +451,7 @@ async fn receive(
                 Body::Notice { notice } => {
                     let Some(inner) = node.upgrade() else { return };
                     Cluster(inner).count_remote_write();
-                    let _ = notices.send(notice);
+                    let _ = work.send(Work::Notice(notice));
                 }
                 Body::Query { id, query } => {
                     let (node, conn, me, asker) = (node.clone(), conn.clone(), me.clone(), m.from);
@@ -428,6 +492,7 @@ async fn publish_notices(
     mut rx: mpsc::UnboundedReceiver<Vec<u8>>,
     conn: ConnectionManager,
     db: i64,
+    unsent: Arc<AtomicUsize>,
 ) {
     while let Some(bytes) = rx.recv().await {
         let mut wait = Duration::from_millis(100);
@@ -440,6 +505,7 @@ async fn publish_notices(
             tokio::time::sleep(wait).await;
             wait = (wait * 2).min(Duration::from_secs(5));
         }
+        unsent.fetch_sub(1, Ordering::SeqCst);
         if told {
             tracing::info!("told the other nodes of the admin change after all");
         }
@@ -454,14 +520,32 @@ async fn renew(
 ) {
     let mut tick = tokio::time::interval(RENEW);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last_lease = tokio::time::Instant::now();
     let mut healthy = true;
     loop {
         tick.tick().await;
         let Some(inner) = node.upgrade() else { return };
         let cluster = Cluster(inner);
         let json = serde_json::to_string(&cluster.info()).expect("node info serializes");
+        // The webhook lease first, timed from before it is sent: this node delivers
+        // until 2 s before the lease could lapse, however slow the rest of the round.
+        let sent = tokio::time::Instant::now();
+        let held = run::<i64>(
+            &conn,
+            redis::cmd("EVAL")
+                .arg(HOLD_LEASE)
+                .arg(1)
+                .arg(wire::WEBHOOK_LEASE)
+                .arg(me.as_str())
+                .arg(LEASE.as_millis() as u64),
+        )
+        .await;
+        match &held {
+            Ok(1) => cluster.0.webhooks.deliver_until(Some(sent + LEASE - RENEW)),
+            Ok(_) => cluster.0.webhooks.deliver_until(None),
+            Err(_) => {} // the current turn runs out by itself
+        }
         let round = async {
+            held?;
             run::<()>(
                 &conn,
                 redis::cmd("SET")
@@ -473,35 +557,20 @@ async fn renew(
             .await?;
             run::<i64>(&conn, redis::cmd("SADD").arg(wire::NODES).arg(me.as_str())).await?;
             *lock(&peers) = list_peers(&conn, &me).await?;
-            run::<i64>(
-                &conn,
-                redis::cmd("EVAL")
-                    .arg(HOLD_LEASE)
-                    .arg(1)
-                    .arg(wire::WEBHOOK_LEASE)
-                    .arg(me.as_str())
-                    .arg(LEASE.as_millis() as u64),
-            )
-            .await
+            Ok::<(), ClusterError>(())
         };
-        let delivering = match round.await {
-            Ok(held) => {
-                if !healthy {
-                    tracing::info!("Redis answers again; this node is registered");
-                    healthy = true;
-                }
-                last_lease = tokio::time::Instant::now();
-                held == 1
+        match round.await {
+            Ok(()) if !healthy => {
+                tracing::info!("Redis answers again; this node is registered");
+                healthy = true;
             }
+            Ok(()) => {}
             Err(e) => {
                 if healthy {
                     tracing::warn!("cannot renew this node's registration: {e}");
                     healthy = false;
                 }
-                // Held until it may have lapsed: another node may take it from then on.
-                cluster.0.webhooks.delivering() && last_lease.elapsed() < LEASE - RENEW
             }
-        };
-        cluster.0.webhooks.set_delivering(delivering);
+        }
     }
 }

@@ -8,8 +8,10 @@
 //!   role change, new window or deletion reaches a member on another node within
 //!   milliseconds);
 //! - what only live sessions know (who is joined, seats) is asked of every node and
-//!   merged: `GET /v1/sessions` and `/members` answer for the whole cluster;
-//! - one node at a time delivers webhooks (a lease), so no event is POSTed twice;
+//!   merged: `GET /v1/sessions` and `/members` answer for the whole cluster (a node
+//!   that does not answer within 2 s is left out; a removal then fails instead);
+//! - one node at a time delivers webhooks (a lease, which ends a margin before it could
+//!   lapse), so two nodes never deliver at once;
 //! - join tokens verify on every node: the signing key is kept in the database.
 //!
 //! What goes over Redis is in `wire`, how in `bus`. A room's session still lives on
@@ -31,7 +33,7 @@ use crate::rooms::{LiveRooms, SessionSummary};
 use crate::secret::Secret;
 use crate::store::RoomStore;
 use crate::webhooks::Webhooks;
-use wire::{Answer, Change, NodeInfo, Notice, Query};
+use wire::{Answer, NodeInfo, Notice, Query};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
@@ -177,9 +179,18 @@ impl Cluster {
             return;
         }
         self.0.live.roster_changed(room, changes);
+        let users = changes
+            .iter()
+            .map(|c| match c {
+                RosterChange::Added(e) | RosterChange::RoleChanged { entry: e, .. } => {
+                    e.user_id.clone()
+                }
+                RosterChange::Removed(u) => u.clone(),
+            })
+            .collect();
         self.tell(Notice::Roster {
             room: room.clone(),
-            changes: changes.iter().map(Change::from).collect(),
+            users,
         });
     }
 
@@ -199,17 +210,34 @@ impl Cluster {
 
     // --- questions only live sessions can answer: asked of every node ---------------
 
-    async fn ask(&self, query: Query) -> Result<Vec<Answer>, ClusterError> {
+    /// The other nodes' answers; a node that did not answer in time is left out (and
+    /// logged). `ask_all` instead fails then, for what must not be done by half.
+    async fn ask(&self, query: Query) -> Result<Vec<(NodeId, Answer)>, ClusterError> {
         match self.bus() {
-            Some(bus) => bus.ask(query).await,
+            Some(bus) => Ok(bus.ask(query).await?.answers),
             None => Ok(vec![]),
         }
+    }
+
+    async fn ask_all(&self, query: Query) -> Result<Vec<(NodeId, Answer)>, ClusterError> {
+        let Some(bus) = self.bus() else {
+            return Ok(vec![]);
+        };
+        let asked = bus.ask(query).await?;
+        if !asked.missing.is_empty() {
+            let names: Vec<&str> = asked.missing.iter().map(NodeId::as_str).collect();
+            return Err(ClusterError::Unavailable(format!(
+                "no answer from node(s) {}",
+                names.join(", ")
+            )));
+        }
+        Ok(asked.answers)
     }
 
     /// Every live session of every node, by room.
     pub async fn sessions(&self) -> Result<Vec<SessionSummary>, ClusterError> {
         let mut all = self.local_sessions();
-        for a in self.ask(Query::Sessions).await? {
+        for (_, a) in self.ask(Query::Sessions).await? {
             if let Answer::Sessions { value } = a {
                 all.extend(value);
             }
@@ -231,7 +259,7 @@ impl Cluster {
     /// Who is joined to `room`, on every node.
     pub async fn members(&self, room: &RoomId) -> Result<Vec<Participant>, ClusterError> {
         let mut all = self.0.live.members(room).await;
-        for a in self.ask(Query::Members { room: room.clone() }).await? {
+        for (_, a) in self.ask(Query::Members { room: room.clone() }).await? {
             if let Answer::Members { value } = a {
                 all.extend(value);
             }
@@ -240,17 +268,17 @@ impl Cluster {
     }
 
     /// Removes `user` from the call on whichever node it joined; the token it joined
-    /// with, or None when it is not joined anywhere.
+    /// with, or None when it is not joined anywhere. Fails when a node did not answer:
+    /// the member may be joined there, and its token must not stay valid unnoticed.
     pub async fn kick(&self, room: &RoomId, user: UserId) -> Result<Option<String>, ClusterError> {
-        let here = self.0.live.kick(room, user.clone()).await;
-        let mut jti = here;
-        for a in self
-            .ask(Query::Kick {
+        let mut jti = self.0.live.kick(room, user.clone()).await;
+        let asked = self
+            .ask_all(Query::Kick {
                 room: room.clone(),
                 user,
             })
-            .await?
-        {
+            .await?;
+        for (_, a) in asked {
             if let Answer::Kicked { jti: Some(j) } = a {
                 jti.get_or_insert(j);
             }
@@ -263,7 +291,7 @@ impl Cluster {
         if self.0.live.has_session(room) {
             return Ok(self.0.live.seats(room).await);
         }
-        for a in self.ask(Query::Seats { room: room.clone() }).await? {
+        for (_, a) in self.ask(Query::Seats { room: room.clone() }).await? {
             if let Answer::Seats { value } = a {
                 if !value.is_empty() {
                     return Ok(value);
@@ -273,23 +301,38 @@ impl Cluster {
         Ok(vec![])
     }
 
-    /// Takes whoever sits on seat `index` off it, on whichever node holds the session.
+    /// Takes whoever sits on seat `index` off it: in this node's session of the room,
+    /// or else on the first other node where someone sits there (each node has its own
+    /// session of the room, with its own seats, so only that node is told to act).
     pub async fn unseat(&self, room: &RoomId, index: u32) -> Result<Option<UserId>, ClusterError> {
-        if let Some(user) = self.0.live.unseat(room, index).await {
-            return Ok(Some(user));
+        if self.0.live.has_session(room) {
+            return Ok(self.0.live.unseat(room, index).await);
         }
-        for a in self
-            .ask(Query::Unseat {
+        let seats = self.ask_all(Query::Seats { room: room.clone() }).await?;
+        let holder = seats.into_iter().find_map(|(node, a)| match a {
+            Answer::Seats { value }
+                if value
+                    .iter()
+                    .any(|s| s.index == index && s.user_id.is_some()) =>
+            {
+                Some(node)
+            }
+            _ => None,
+        });
+        let Some(node) = holder else {
+            return Ok(None);
+        };
+        let asked = self
+            .ask_all(Query::Unseat {
                 room: room.clone(),
                 index,
+                node: node.clone(),
             })
-            .await?
-        {
-            if let Answer::Unseated { user: Some(u) } = a {
-                return Ok(Some(u));
-            }
-        }
-        Ok(None)
+            .await?;
+        Ok(asked.into_iter().find_map(|(from, a)| match a {
+            Answer::Unseated { user } if from == node => user,
+            _ => None,
+        }))
     }
 
     /// Every node with a live lease, this one first.
@@ -332,10 +375,13 @@ impl Cluster {
                 }
             }
             Notice::RoomDeleted { room } => live.room_deleted(&room),
-            Notice::Roster { room, changes } => {
-                let changes: Vec<RosterChange> =
-                    changes.into_iter().map(RosterChange::from).collect();
-                live.roster_changed(&room, &changes);
+            Notice::Roster { room, users } => {
+                if !live.has_session(&room) {
+                    return;
+                }
+                for user in users {
+                    self.reread_invitation(&room, user).await;
+                }
             }
             Notice::TokenRevoked { room, jti } => live.token_revoked(&room, &jti),
             Notice::WebhooksChanged => self.0.webhooks.reload().await,
@@ -358,8 +404,12 @@ impl Cluster {
             Query::Seats { room } => Answer::Seats {
                 value: live.seats(&room).await,
             },
-            Query::Unseat { room, index } => Answer::Unseated {
-                user: live.unseat(&room, index).await,
+            Query::Unseat { room, index, node } => Answer::Unseated {
+                user: if node == self.0.node {
+                    live.unseat(&room, index).await
+                } else {
+                    None
+                },
             },
         }
     }
@@ -385,24 +435,37 @@ impl Cluster {
             };
             live.room_updated(&stored);
             for p in live.members(room).await {
-                // Guests (with a name) have no roster entry.
-                let Ok(user) = UserId::parse(&p.id) else {
-                    continue;
-                };
+                // Guests (with a name) have no invitation to read.
                 if p.name.is_some() {
                     continue;
                 }
-                match self.0.store.roster_entry(room, &user).await {
-                    Ok(None) => {
-                        live.roster_changed(room, &[RosterChange::Removed(user)]);
-                    }
-                    Ok(Some(entry)) if entry.role.as_str() != p.role => {
-                        let from = crate::model::Role::parse(&p.role).unwrap_or_default();
-                        live.roster_changed(room, &[RosterChange::RoleChanged { entry, from }]);
-                    }
-                    Ok(Some(_)) => {}
-                    Err(e) => tracing::warn!(%room, "resync: cannot read the roster: {e}"),
+                if let Ok(user) = UserId::parse(&p.id) {
+                    self.reread_invitation(room, user).await;
                 }
+            }
+        }
+    }
+
+    /// Brings `user`'s place in `room`'s session here in line with its stored
+    /// invitation: gone (removed), invited again (a member of an older invitation
+    /// leaves), or a new role. Idempotent, and always ends at what is stored, whatever
+    /// order the notices came in.
+    async fn reread_invitation(&self, room: &RoomId, user: UserId) {
+        let live = &self.0.live;
+        match self.0.store.roster_entry(room, &user).await {
+            Ok(None) => live.roster_changed(room, &[RosterChange::Removed(user)]),
+            Ok(Some(entry)) => live.roster_changed(
+                room,
+                &[
+                    RosterChange::Added(entry.clone()),
+                    RosterChange::RoleChanged {
+                        from: entry.role,
+                        entry,
+                    },
+                ],
+            ),
+            Err(e) => {
+                tracing::warn!(%room, %user, "cannot read an invitation another node changed: {e}")
             }
         }
     }

@@ -17,7 +17,6 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::ids::{NodeId, RoomId, UserId};
-use crate::model::{Role, RosterChange, RosterEntry};
 use crate::rooms::SessionSummary;
 
 pub fn bus(db: i64) -> String {
@@ -76,9 +75,11 @@ pub enum Notice {
     RoomDeleted {
         room: RoomId,
     },
+    /// These users' invitations changed (added, removed, new role): read them again,
+    /// so notices applied out of commit order still end at what is stored.
     Roster {
         room: RoomId,
-        changes: Vec<Change>,
+        users: Vec<UserId>,
     },
     TokenRevoked {
         room: RoomId,
@@ -92,10 +93,22 @@ pub enum Notice {
 #[serde(tag = "kind", rename_all = "camelCase")]
 pub enum Query {
     Sessions,
-    Members { room: RoomId },
-    Kick { room: RoomId, user: UserId },
-    Seats { room: RoomId },
-    Unseat { room: RoomId, index: u32 },
+    Members {
+        room: RoomId,
+    },
+    Kick {
+        room: RoomId,
+        user: UserId,
+    },
+    Seats {
+        room: RoomId,
+    },
+    /// Only `node` acts (each node has its own session of the room, with its own seats).
+    Unseat {
+        room: RoomId,
+        index: u32,
+        node: NodeId,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -119,120 +132,24 @@ pub enum Answer {
     },
 }
 
-/// A `RosterChange` with the invitation id, which the API never shows but sessions use
-/// to tell a new invitation from the old one.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "change", rename_all = "camelCase")]
-pub enum Change {
-    Added {
-        user: UserId,
-        role: Role,
-        invited_at: DateTime<Utc>,
-        invite_id: String,
-    },
-    RoleChanged {
-        user: UserId,
-        role: Role,
-        invited_at: DateTime<Utc>,
-        invite_id: String,
-        from: Role,
-    },
-    Removed {
-        user: UserId,
-    },
-}
-
-impl From<&RosterChange> for Change {
-    fn from(c: &RosterChange) -> Self {
-        match c {
-            RosterChange::Added(e) => Change::Added {
-                user: e.user_id.clone(),
-                role: e.role,
-                invited_at: e.invited_at,
-                invite_id: e.invite_id.clone(),
-            },
-            RosterChange::RoleChanged { entry: e, from } => Change::RoleChanged {
-                user: e.user_id.clone(),
-                role: e.role,
-                invited_at: e.invited_at,
-                invite_id: e.invite_id.clone(),
-                from: *from,
-            },
-            RosterChange::Removed(u) => Change::Removed { user: u.clone() },
-        }
-    }
-}
-
-impl From<Change> for RosterChange {
-    fn from(c: Change) -> Self {
-        let entry = |user_id, role, invited_at, invite_id| RosterEntry {
-            user_id,
-            role,
-            invited_at,
-            invite_id,
-        };
-        match c {
-            Change::Added {
-                user,
-                role,
-                invited_at,
-                invite_id,
-            } => RosterChange::Added(entry(user, role, invited_at, invite_id)),
-            Change::RoleChanged {
-                user,
-                role,
-                invited_at,
-                invite_id,
-                from,
-            } => RosterChange::RoleChanged {
-                entry: entry(user, role, invited_at, invite_id),
-                from,
-            },
-            Change::Removed { user } => RosterChange::Removed(user),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn roster_changes_cross_intact() {
-        let entry = RosterEntry {
-            user_id: UserId::parse("alice").unwrap(),
-            role: Role::Presenter,
-            invited_at: Utc::now(),
-            invite_id: "inv_1".into(),
-        };
-        let changes = vec![
-            RosterChange::Added(entry.clone()),
-            RosterChange::RoleChanged {
-                entry,
-                from: Role::Attendee,
-            },
-            RosterChange::Removed(UserId::parse("bob").unwrap()),
-        ];
-        let wire: Vec<Change> = changes.iter().map(Change::from).collect();
+    fn messages_cross_intact() {
         let msg = Message {
             from: NodeId::parse("n1").unwrap(),
             body: Body::Notice {
                 notice: Notice::Roster {
                     room: RoomId::parse("r").unwrap(),
-                    changes: wire,
+                    users: vec![UserId::parse("alice@example.com").unwrap()],
                 },
             },
         };
         let text = serde_json::to_vec(&msg).unwrap();
         let back: Message = serde_json::from_slice(&text).unwrap();
-        let Body::Notice {
-            notice: Notice::Roster { changes: got, .. },
-        } = back.body
-        else {
-            panic!("not a roster notice");
-        };
-        let got: Vec<RosterChange> = got.into_iter().map(RosterChange::from).collect();
-        assert_eq!(got, changes, "the invitation id survives the trip");
+        assert_eq!(serde_json::to_vec(&back).unwrap(), text);
     }
 
     #[test]

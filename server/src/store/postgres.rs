@@ -898,16 +898,14 @@ impl RoomStore for PgStore {
     }
 
     async fn shared_token_key(&self, candidate: &str) -> Result<String, StoreError> {
-        // The first node to start keeps its key; the others take it. One statement, so
-        // two nodes starting together cannot each keep their own.
+        // The first node to start keeps its key; the others take it. The no-op update
+        // makes a node that races the first wait for its row and return it (DO NOTHING
+        // would return no row, and a separate SELECT might not see it yet).
         let row = self
             .query_opt(
-                "WITH ins AS (
-                     INSERT INTO convene_keys (name, value) VALUES ('token', $1)
-                     ON CONFLICT (name) DO NOTHING RETURNING value)
-                 SELECT value FROM ins
-                 UNION ALL SELECT value FROM convene_keys WHERE name = 'token'
-                 LIMIT 1",
+                "INSERT INTO convene_keys (name, value) VALUES ('token', $1)
+                 ON CONFLICT (name) DO UPDATE SET value = convene_keys.value
+                 RETURNING value",
                 &[&candidate],
             )
             .await?;

@@ -29,6 +29,25 @@ const MAX_BACKOFF: Duration = Duration::from_secs(300);
 const POST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Events read from the outbox at a time.
 const BATCH: usize = 100;
+/// "Until" for a node that delivers alone.
+const ALWAYS: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// This node's turn to deliver: until when, and which turn it is (a new turn after a
+/// gap, when another node may have delivered meanwhile, so cursors are read again).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Turn {
+    until: Option<tokio::time::Instant>,
+    epoch: u64,
+}
+
+impl Turn {
+    /// The turn's epoch, if it is still on.
+    fn now(&self) -> Option<u64> {
+        self.until
+            .filter(|u| tokio::time::Instant::now() < *u)
+            .map(|_| self.epoch)
+    }
+}
 
 struct Inner {
     store: Arc<dyn RoomStore>,
@@ -38,9 +57,10 @@ struct Inner {
     wake: Notify,
     /// Whether any endpoint exists (live-session events are dropped when none does).
     any: AtomicBool,
-    /// Whether this node delivers: always when alone; among several nodes, only the
-    /// one holding the webhook lease (`cluster`), so each event is POSTed by one node.
-    delivering: tokio::sync::watch::Sender<bool>,
+    /// Until when this node may deliver: always when alone; among several nodes, while
+    /// it holds the webhook lease (`cluster`), ending a margin before the lease could
+    /// lapse, so two nodes never deliver at once.
+    delivering: tokio::sync::watch::Sender<Turn>,
     /// One delivery task per endpoint id, with the endpoint it was started for. A std
     /// Mutex: held to swap tasks, never across an await.
     tasks: Mutex<HashMap<String, (Webhook, JoinHandle<()>)>>,
@@ -64,7 +84,10 @@ impl Webhooks {
                 .unwrap_or(chrono::Duration::hours(24)),
             wake: Notify::new(),
             any: AtomicBool::new(false),
-            delivering: tokio::sync::watch::Sender::new(true),
+            delivering: tokio::sync::watch::Sender::new(Turn {
+                until: Some(tokio::time::Instant::now() + ALWAYS),
+                epoch: 0,
+            }),
             tasks: Mutex::new(HashMap::new()),
         }))
     }
@@ -74,15 +97,20 @@ impl Webhooks {
         self.0.wake.notify_waiters();
     }
 
-    /// Lets this node's delivery tasks run (or holds them before their next event).
-    pub fn set_delivering(&self, on: bool) {
-        self.0
-            .delivering
-            .send_if_modified(|d| std::mem::replace(d, on) != on);
+    /// Lets this node deliver until `until` (None: not at all). Delivery tasks check
+    /// before each event and each attempt, so none is POSTed after it.
+    pub fn deliver_until(&self, until: Option<tokio::time::Instant>) {
+        self.0.delivering.send_modify(|t| {
+            if t.now().is_none() && until.is_some() {
+                t.epoch += 1; // a new turn
+            }
+            t.until = until;
+        });
     }
 
+    /// Whether this node may deliver now.
     pub fn delivering(&self) -> bool {
-        *self.0.delivering.borrow()
+        self.0.delivering.borrow().now().is_some()
     }
 
     /// Starts (or stops) delivery tasks to match the endpoints stored now.
@@ -156,13 +184,19 @@ impl Webhooks {
 
     async fn run(self, hook: Webhook) {
         let mut cursor = hook.cursor;
-        let mut delivering = self.0.delivering.subscribe();
+        let mut turns = self.0.delivering.subscribe();
+        let mut epoch = turns.borrow().now();
         loop {
-            if !*delivering.borrow() {
-                if delivering.wait_for(|on| *on).await.is_err() {
-                    return;
-                }
-                // Another node may have delivered meanwhile: go on from its cursor.
+            let turn = turns.borrow().now();
+            let Some(now) = turn else {
+                // Not this node's turn: woken by a new one (or a poll, as a turn ends
+                // by time alone).
+                let _ = tokio::time::timeout(Duration::from_secs(1), turns.changed()).await;
+                continue;
+            };
+            if epoch != Some(now) {
+                // Another node may have delivered since this task last did: go on
+                // from the stored cursor.
                 match self.0.store.webhooks().await {
                     Ok(hooks) => match hooks.into_iter().find(|h| h.id == hook.id) {
                         Some(h) => cursor = cursor.max(h.cursor),
@@ -174,6 +208,7 @@ impl Webhooks {
                         continue;
                     }
                 }
+                epoch = Some(now);
             }
             let batch = match self.0.store.events_after(cursor, BATCH).await {
                 Ok(b) => b,
@@ -189,8 +224,8 @@ impl Webhooks {
                 continue;
             }
             for ev in batch {
-                if wants(&hook.events, ev.kind) {
-                    self.deliver(&hook, &ev).await;
+                if wants(&hook.events, ev.kind) && !self.deliver(&hook, &ev, now).await {
+                    break; // the turn ended midway: the event stays for the next holder
                 }
                 cursor = ev.seq;
                 if let Err(e) = self.0.store.set_webhook_cursor(&hook.id, cursor).await {
@@ -200,11 +235,15 @@ impl Webhooks {
         }
     }
 
-    /// POSTs `ev` until a 2xx answer, or until it is older than the retry window.
-    async fn deliver(&self, hook: &Webhook, ev: &Event) {
+    /// POSTs `ev` until a 2xx answer, or until it is older than the retry window (true
+    /// either way), or until turn `epoch` ends (false: not done).
+    async fn deliver(&self, hook: &Webhook, ev: &Event, epoch: u64) -> bool {
         let body = ev.body().to_string();
         let mut wait = Duration::from_secs(1);
         for attempt in 1.. {
+            if self.0.delivering.borrow().now() != Some(epoch) {
+                return false;
+            }
             let t = Utc::now().timestamp();
             let result = self
                 .0
@@ -218,19 +257,20 @@ impl Webhooks {
                 .send()
                 .await;
             let why = match result {
-                Ok(r) if r.status().is_success() => return,
+                Ok(r) if r.status().is_success() => return true,
                 Ok(r) => format!("answered {}", r.status()),
                 Err(e) => format!("failed: {e}"),
             };
             if Utc::now() - ev.at > self.0.retry_window {
                 tracing::error!(webhook = %hook.id, event = %ev.id, attempt,
                     "gave up delivering an event after the retry window: {why}");
-                return;
+                return true;
             }
             tracing::warn!(webhook = %hook.id, event = %ev.id, attempt,
                 "webhook delivery {why}; retrying in {wait:?}");
             tokio::time::sleep(wait).await;
             wait = (wait * 2).min(MAX_BACKOFF);
         }
+        true
     }
 }
