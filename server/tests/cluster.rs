@@ -489,3 +489,27 @@ async fn an_admin_write_made_while_redis_is_down_arrives_when_it_is_back() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn the_public_live_list_counts_a_room_once_across_nodes() {
+    let (_redis, _db, n) = nodes(3).await;
+    let (st, b) = n[0]
+        .post(
+            "/v1/rooms",
+            json!({"id": "show", "name": "Launch", "roomType": "live", "ownerId": "host",
+                   "isPublicVisible": true, "joinPolicy": "public",
+                   "participants": {"v1": {}, "v2": {}}}),
+        )
+        .await;
+    assert_eq!(st, 201, "{b}");
+    let (_v1, _) = n[0].join("show", "v1").await;
+    let (_v2, _) = n[1].join("show", "v2").await;
+    let listed = eventually("the room listed with both members", || async {
+        let r = n[2].http().get(n[2].url("/v1/live")).send().await.ok()?;
+        let v: Value = r.json().await.ok()?;
+        (v["value"][0]["memberCount"] == 2).then_some(v)
+    })
+    .await;
+    assert_eq!(listed["value"].as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(listed["value"][0]["roomId"], "show");
+}

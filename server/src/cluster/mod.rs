@@ -79,6 +79,10 @@ struct Inner {
     webhooks: Webhooks,
     /// Admin writes other nodes told this one of (see `remote_writes`).
     remote_writes: AtomicU64,
+    /// The last cluster-wide session list and when it was read, for the public live
+    /// list: a flood of anonymous requests asks the other nodes at most once a second.
+    /// A std Mutex: read or replaced, never held across an await.
+    recent: std::sync::Mutex<Option<(std::time::Instant, Vec<SessionSummary>)>>,
     /// Unset: this node is alone.
     bus: OnceLock<bus::Bus>,
 }
@@ -119,6 +123,7 @@ impl Cluster {
             store: parts.store,
             webhooks: parts.webhooks,
             remote_writes: AtomicU64::new(0),
+            recent: Default::default(),
             bus: OnceLock::new(),
         }))
     }
@@ -244,6 +249,26 @@ impl Cluster {
         }
         all.sort_by(|a, b| (&a.room_id, &a.node).cmp(&(&b.room_id, &b.node)));
         Ok(all)
+    }
+
+    /// `sessions`, at most a second old: for what anyone may ask (the live list).
+    pub async fn recent_sessions(&self) -> Result<Vec<SessionSummary>, ClusterError> {
+        if !self.clustered() {
+            return self.sessions().await;
+        }
+        let fresh = |(at, _): &(std::time::Instant, Vec<SessionSummary>)| {
+            at.elapsed() < std::time::Duration::from_secs(1)
+        };
+        {
+            let recent = self.0.recent.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((_, list)) = recent.as_ref().filter(|r| fresh(r)) {
+                return Ok(list.clone());
+            }
+        }
+        let list = self.sessions().await?;
+        *self.0.recent.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((std::time::Instant::now(), list.clone()));
+        Ok(list)
     }
 
     fn local_sessions(&self) -> Vec<SessionSummary> {

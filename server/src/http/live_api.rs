@@ -63,7 +63,7 @@ pub async fn list_live(
     let size = q.size()?;
     let after = q.after()?.unwrap_or_default();
     let mut out = vec![];
-    for s in merge_by_room(state.cluster.sessions().await?) {
+    for s in merge_by_room(state.cluster.recent_sessions().await?) {
         if s.room_id.as_str() <= after.as_str() {
             continue;
         }
