@@ -322,6 +322,7 @@ def main():
                limits(by_sfu, xlabel), ""]
     md += scale_section(results, machine)
     md += store_section(results)
+    md += cluster_section(results)
     md += first_frame_section(results)
     open(os.path.join(out_dir, "REPORT.md"), "w").write("\n".join(md) + "\n")
 
@@ -362,6 +363,33 @@ def scale_section(results, machine):
                   f"{per * 100000 / 1048576 / 1024:.1f} GiB of server memory: memory is not "
                   "the limit here, file descriptors are.")
         md.append("")
+    return md
+
+
+def cluster_section(results):
+    """Three nodes on Redis and PostgreSQL (bench/cluster.sh)."""
+    md = ["## Several nodes: admin changes and listings across nodes (Convene only)", ""]
+    try:
+        d = json.load(open(os.path.join(results, "cluster.json")))
+    except (OSError, ValueError):
+        return md + ["No cluster run (`bench/cluster.sh` writes `cluster.json`).", ""]
+    md += [f"Run by `bench/cluster.sh` at commit {d['commit']} on {d['date']}: {d['nodes']} "
+           "release nodes on one Redis and one PostgreSQL database, all on this machine. "
+           f"{d['members']:,} members joined one room through the nodes in turn "
+           f"({fmt(d['joinSeconds'], 2)} s, one at a time); each listing below named all "
+           f"{d['membersListed']:,}. A removal is timed from sending the roster PATCH to "
+           "the member's socket reading `left {reason: removed}`; cross-node removals go "
+           "through the other node's notice on Redis. "
+           f"Removals that never arrived: {d['removalsNotArrived']}.", "",
+           "| | count | p50 | p90 | p99 |", "|---|---|---|---|---|"]
+    rows = [("Removal, member on the same node", d["removalMs"]["sameNode"]),
+            ("Removal, member on another node", d["removalMs"]["crossNode"]),
+            ("`GET /v1/sessions` (asks every node)", d["listingsMs"]["sessions"]),
+            ("`GET /v1/rooms/{id}/members` (asks every node)", d["listingsMs"]["members"])]
+    for name, s in rows:
+        md.append(f"| {name} | {s['n']} | {fmt(s['p50'], 1)} ms | {fmt(s['p90'], 1)} ms | "
+                  f"{fmt(s['p99'], 1)} ms |")
+    md.append("")
     return md
 
 

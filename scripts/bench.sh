@@ -7,7 +7,8 @@
 #      an M x M meeting (audio+video), audio-only to many; a ladder stops at the first
 #      step with loss > 1% or a failed connection,
 #   4. the signaling scale run (as many members as the fd limit allows),
-#   5. the store: SQLite against PostgreSQL (bench/store.sh),
+#   5. the store: SQLite against PostgreSQL (bench/store.sh), and three nodes on Redis
+#      (bench/cluster.sh),
 #   6. a new viewer's first video frame in Chromium (bench/first-frame.mjs),
 #   7. bench/REPORT.md and the charts (matplotlib), from the JSON in bench/results/.
 # BENCH_QUICK=1: short ladders and a small scale run (a few minutes).
@@ -166,6 +167,14 @@ if [ "$QUICK" = 1 ]; then
     bash bench/store.sh 1000 500 1
 else
     bash bench/store.sh 2000 2000 3
+fi
+
+step "several nodes: three on Redis and PostgreSQL (removals and listings across nodes)"
+wait_quiet
+if [ "$QUICK" = 1 ]; then
+    bash bench/cluster.sh 150 30 || echo "cluster run failed"
+else
+    bash bench/cluster.sh 600 90 || echo "cluster run failed"
 fi
 
 step "first frame: a new viewer's first video frame (Chromium, 10 joins)"
