@@ -455,6 +455,12 @@ export interface components {
         NodeInfo: {
             /** @example n_4k2m9x0q1z */
             id: string;
+            /**
+             * @description Random, new at each start: tells a restart, and keeps a second process that
+             *     took this id (after this one lost Redis for longer than the lease) from being
+             *     overwritten by it.
+             */
+            instance: string;
             /** Format: int64 */
             members: number;
             /**

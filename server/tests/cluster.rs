@@ -410,7 +410,8 @@ async fn one_node_delivers_each_webhook_event_and_another_takes_over() {
     let (mut first, base) = spawn_node(&db, &redis.url, "node-p", dir.path());
     eventually("node-p holds the webhook lease", || async {
         get_json(&base, "/v1/nodes").await?;
-        (redis_get(&redis.url, "convene:lease:webhooks").await? == "node-p").then_some(())
+        let holder = redis_get(&redis.url, "convene:lease:webhooks").await?;
+        holder.starts_with("node-p#").then_some(())
     })
     .await;
     let n = [
@@ -451,10 +452,8 @@ async fn one_node_delivers_each_webhook_event_and_another_takes_over() {
     assert_eq!(seen.lock().unwrap().len(), 11);
     assert_once_each(&seen.lock().unwrap());
     let holder = redis_get(&redis.url, "convene:lease:webhooks").await;
-    assert!(
-        matches!(holder.as_deref(), Some("node-0" | "node-1")),
-        "{holder:?}"
-    );
+    let node = holder.as_deref().and_then(|h| h.split('#').next());
+    assert!(matches!(node, Some("node-0" | "node-1")), "{holder:?}");
 }
 
 #[tokio::test]
@@ -512,4 +511,25 @@ async fn the_public_live_list_counts_a_room_once_across_nodes() {
     .await;
     assert_eq!(listed["value"].as_array().unwrap().len(), 1, "{listed}");
     assert_eq!(listed["value"][0]["roomId"], "show");
+}
+
+#[tokio::test]
+async fn a_node_never_overwrites_another_process_registered_under_its_id() {
+    let (redis, _db, _n) = nodes(1).await;
+    let client = redis::Client::open(redis.url.as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    // As if a second process had taken the id while this one was cut off from Redis.
+    let other = r#"{"id":"node-0","instance":"someoneelse"}"#;
+    let _: () = redis::cmd("SET")
+        .arg("convene:node:node-0")
+        .arg(other)
+        .arg("PX")
+        .arg(10_000)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    // Two renewal rounds later it is still the other one's.
+    tokio::time::sleep(Duration::from_millis(4500)).await;
+    let now = redis_get(&redis.url, "convene:node:node-0").await;
+    assert_eq!(now.as_deref(), Some(other));
 }

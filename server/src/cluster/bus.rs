@@ -44,6 +44,13 @@ local cur = redis.call('GET', KEYS[1])
 if cur == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end
 if not cur then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end
 return 0"#;
+/// Renews a registration (`ARGV[1]`, for `ARGV[3]` ms) unless another run of the node
+/// (one whose value lacks `ARGV[2]`) holds it now; 1 if renewed.
+const RENEW_REGISTRATION: &str = r#"
+local cur = redis.call('GET', KEYS[1])
+if cur and not string.find(cur, ARGV[2], 1, true) then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
+return 1"#;
 /// Gives a lease up if `ARGV[1]` holds it.
 const DROP_LEASE: &str = r#"
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -66,6 +73,9 @@ enum Work {
 
 pub(super) struct Bus {
     node: NodeId,
+    /// This run of the node, as the webhook lease names it (`<id>#<instance>`): two
+    /// processes that ended up with one id never both hold it.
+    holder: String,
     /// The Redis database number (channel names carry it).
     db: i64,
     conn: ConnectionManager,
@@ -160,6 +170,7 @@ impl Bus {
             }
         };
         let id = me.id.clone();
+        let holder = format!("{id}#{}", me.instance);
         let json = serde_json::to_string(&me).expect("node info serializes");
         // A node restarted at once after a crash finds its old registration still there:
         // it waits for it to lapse. A running node with this id keeps renewing it.
@@ -219,9 +230,16 @@ impl Bus {
                 db_of(&client_for_db),
                 unsent.clone(),
             )),
-            tokio::spawn(renew(conn.clone(), node, peers.clone(), id.clone())),
+            tokio::spawn(renew(
+                conn.clone(),
+                node,
+                peers.clone(),
+                id.clone(),
+                holder.clone(),
+            )),
         ];
         Ok(Bus {
+            holder: holder.clone(),
             db: db_of(&client_for_db),
             node: id,
             conn,
@@ -317,7 +335,7 @@ impl Bus {
                 .arg(DROP_LEASE)
                 .arg(1)
                 .arg(wire::WEBHOOK_LEASE)
-                .arg(id),
+                .arg(&self.holder),
         )
         .await;
     }
@@ -517,6 +535,7 @@ async fn renew(
     node: Weak<Inner>,
     peers: Arc<Mutex<Vec<NodeInfo>>>,
     me: NodeId,
+    holder: String,
 ) {
     let mut tick = tokio::time::interval(RENEW);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -535,7 +554,7 @@ async fn renew(
                 .arg(HOLD_LEASE)
                 .arg(1)
                 .arg(wire::WEBHOOK_LEASE)
-                .arg(me.as_str())
+                .arg(&holder)
                 .arg(LEASE.as_millis() as u64),
         )
         .await;
@@ -546,15 +565,26 @@ async fn renew(
         }
         let round = async {
             held?;
-            run::<()>(
+            let mine = format!("\"instance\":\"{}\"", cluster.0.instance);
+            let renewed = run::<i64>(
                 &conn,
-                redis::cmd("SET")
+                redis::cmd("EVAL")
+                    .arg(RENEW_REGISTRATION)
+                    .arg(1)
                     .arg(wire::node_key(&me))
                     .arg(&json)
-                    .arg("PX")
+                    .arg(&mine)
                     .arg(LEASE.as_millis() as u64),
             )
             .await?;
+            if renewed == 0 {
+                return Err(ClusterError::NodeIdTaken(format!(
+                    "another process registered as node '{me}' while this one could not \
+                     renew (Redis was out of reach for longer than the {} s lease): this \
+                     node no longer renews its registration; stop one of the two",
+                    LEASE.as_secs()
+                )));
+            }
             run::<i64>(&conn, redis::cmd("SADD").arg(wire::NODES).arg(me.as_str())).await?;
             *lock(&peers) = list_peers(&conn, &me).await?;
             Ok::<(), ClusterError>(())
@@ -567,7 +597,10 @@ async fn renew(
             Ok(()) => {}
             Err(e) => {
                 if healthy {
-                    tracing::warn!("cannot renew this node's registration: {e}");
+                    match e {
+                        ClusterError::NodeIdTaken(_) => tracing::error!("{e}"),
+                        _ => tracing::warn!("cannot renew this node's registration: {e}"),
+                    }
                     healthy = false;
                 }
             }

@@ -74,6 +74,8 @@ struct Inner {
     node: NodeId,
     url: String,
     started_at: DateTime<Utc>,
+    /// This run of the node (see `NodeInfo::instance`).
+    instance: String,
     live: LiveRooms,
     store: Arc<dyn RoomStore>,
     webhooks: Webhooks,
@@ -119,6 +121,7 @@ impl Cluster {
             node: parts.node,
             url: parts.url,
             started_at: Utc::now(),
+            instance: crate::ids::random_token(12),
             live: parts.live,
             store: parts.store,
             webhooks: parts.webhooks,
@@ -154,6 +157,7 @@ impl Cluster {
             url: self.0.url.clone(),
             started_at: self.0.started_at,
             renewed_at: Utc::now(),
+            instance: self.0.instance.clone(),
             sessions: sessions.len() as u64,
             members: sessions.iter().map(|s| s.member_count as u64).sum(),
         }

@@ -48,6 +48,10 @@ pub struct NodeInfo {
     /// Its load: live sessions and the members joined through it.
     pub sessions: u64,
     pub members: u64,
+    /// Random, new at each start: tells a restart, and keeps a second process that
+    /// took this id (after this one lost Redis for longer than the lease) from being
+    /// overwritten by it.
+    pub instance: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
