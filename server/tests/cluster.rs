@@ -533,3 +533,42 @@ async fn a_node_never_overwrites_another_process_registered_under_its_id() {
     let now = redis_get(&redis.url, "convene:node:node-0").await;
     assert_eq!(now.as_deref(), Some(other));
 }
+
+#[tokio::test]
+async fn a_seat_is_freed_on_the_one_node_whose_seat_was_listed() {
+    let (_redis, _db, n) = nodes(3).await;
+    let (st, b) = n[0]
+        .post(
+            "/v1/rooms",
+            json!({"id": "show", "roomType": "live", "ownerId": "host", "maxSeatCount": 4,
+                   "participants": {"g1": {}, "g2": {}}}),
+        )
+        .await;
+    assert_eq!(st, 201, "{b}");
+    // Until rooms span nodes, each node holds its own session of the room, each with
+    // its own seat 2.
+    let (mut g1, _) = n[0].join("show", "g1").await;
+    let (mut g2, _) = n[1].join("show", "g2").await;
+    for g in [&mut g1, &mut g2] {
+        g.send(json!({"type": "takeSeat", "index": 2})).await;
+        let caps = g.next_of("capabilitiesChanged").await;
+        assert_eq!(caps["capabilities"]["publishAudio"], true);
+    }
+    let seats = eventually("a seat listed from a third node", || async {
+        let (st, v) = n[2].get("/v1/rooms/show/seats").await;
+        assert_eq!(st, 200, "{v}");
+        v["value"][2]["userId"].as_str().map(str::to_string)
+    })
+    .await;
+    let (st, v) = n[2].delete("/v1/rooms/show/seats/2").await;
+    assert_eq!(st, 204, "{v}");
+    let (freed, kept) = if seats == "g1" {
+        (&mut g1, &mut g2)
+    } else {
+        (&mut g2, &mut g1)
+    };
+    let caps = freed.next_of("capabilitiesChanged").await;
+    assert_eq!(caps["capabilities"]["publishAudio"], false, "off the seat");
+    kept.expect_none("capabilitiesChanged", Duration::from_millis(700))
+        .await;
+}
