@@ -572,3 +572,26 @@ async fn a_seat_is_freed_on_the_one_node_whose_seat_was_listed() {
     kept.expect_none("capabilitiesChanged", Duration::from_millis(700))
         .await;
 }
+
+#[tokio::test]
+async fn a_rooms_member_limit_counts_every_node() {
+    let (_redis, _db, n) = nodes(2).await;
+    let (st, b) = n[0]
+        .post(
+            "/v1/rooms",
+            json!({"id": "small", "maxParticipants": 2,
+                   "participants": {"a": {}, "b": {}, "c": {}}}),
+        )
+        .await;
+    assert_eq!(st, 201, "{b}");
+    let (_a, _) = n[0].join("small", "a").await;
+    let (_b, _) = n[1].join("small", "b").await;
+    let token = n[1].token("small", "c").await;
+    let refused = n[1]
+        .ws(&token, None)
+        .await
+        .err()
+        .expect("the third is refused");
+    assert_eq!(refused.status, 409, "{:?}", refused.body);
+    assert_eq!(refused.body["error"]["code"], "RoomFull");
+}

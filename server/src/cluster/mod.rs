@@ -296,6 +296,19 @@ impl Cluster {
         Ok(all)
     }
 
+    /// Members joined to `room` on every node (a node that does not answer in time is
+    /// not counted). Advisory, like `LiveRooms::member_count`: two nodes admitting at
+    /// the same moment may both let one more in.
+    pub async fn member_count(&self, room: &RoomId) -> Result<usize, ClusterError> {
+        let mut n = self.0.live.member_count(room);
+        for (_, a) in self.ask(Query::Count { room: room.clone() }).await? {
+            if let Answer::Count { members } = a {
+                n += members;
+            }
+        }
+        Ok(n)
+    }
+
     /// Removes `user` from the call on whichever node it joined; the token it joined
     /// with, or None when it is not joined anywhere. Fails when a node did not answer:
     /// the member may be joined there, and its token must not stay valid unnoticed.
@@ -426,6 +439,9 @@ impl Cluster {
             },
             Query::Members { room } => Answer::Members {
                 value: live.members(&room).await,
+            },
+            Query::Count { room } => Answer::Count {
+                members: live.member_count(&room),
             },
             Query::Kick { room, user } => Answer::Kicked {
                 jti: live.kick(&room, user).await,

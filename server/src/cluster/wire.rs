@@ -100,6 +100,10 @@ pub enum Query {
     Members {
         room: RoomId,
     },
+    /// How many are joined to the room (for its `maxParticipants`).
+    Count {
+        room: RoomId,
+    },
     Kick {
         room: RoomId,
         user: UserId,
@@ -123,6 +127,9 @@ pub enum Answer {
     },
     Members {
         value: Vec<Participant>,
+    },
+    Count {
+        members: usize,
     },
     /// The token the member had joined with (none: not joined here).
     Kicked {

@@ -77,7 +77,11 @@ pub async fn admit(state: &AppState, token: Option<&str>, resuming: bool) -> Api
     };
     let init = admission::admit(&facts)?;
     let room = room.expect("admitted into an existing room");
-    let joined = state.live.member_count(&room.id);
+    // A room with a limit counts its members on every node.
+    let joined = match room.max_participants {
+        Some(_) => state.cluster.member_count(&room.id).await?,
+        None => state.live.member_count(&room.id),
+    };
     let may_be_full = room.max_participants.is_some_and(|m| joined >= m as usize);
     // Only a room that looks full is worth asking whether this user is already in it.
     let here = !resuming
