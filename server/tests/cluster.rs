@@ -116,7 +116,7 @@ where
 
 #[tokio::test]
 async fn every_node_is_listed_with_its_load_and_a_dead_one_lapses() {
-    let (_redis, _db, mut n) = nodes(3).await;
+    let (redis, db, mut n) = nodes(3).await;
     n[0].room("r", &[("a", "attendee")]).await;
     let (_a, _) = n[0].join("r", "a").await;
     let listed = eventually("three nodes listed", || async {
@@ -149,7 +149,7 @@ async fn every_node_is_listed_with_its_load_and_a_dead_one_lapses() {
     assert_eq!(ids(&v, "id"), ["node-0", "node-1"], "{v}");
     // One that dies (kill -9) is dropped when its 10 s lease lapses.
     let dir = tempfile::tempdir().unwrap();
-    let (mut proc_node, base) = spawn_node(&_db, &_redis.url, "node-9", dir.path());
+    let (mut proc_node, base) = spawn_node(&db, &redis.url, "node-9", dir.path());
     eventually("node-9 listed", || async {
         let v = get_json(&base, "/v1/nodes").await?;
         (ids(&v, "id").len() == 3).then_some(())
@@ -184,11 +184,7 @@ async fn every_node_is_listed_with_its_load_and_a_dead_one_lapses() {
 async fn a_running_nodes_id_is_refused_and_a_dead_ones_is_taken_over() {
     let (redis, db, _n) = nodes(1).await;
     let tmp = tempfile::tempdir().unwrap();
-    let mut config = common::test_config(tmp.path());
-    config.database_url = Some(convene::secret::Secret::new(db.clone()));
-    config.redis_url = Some(convene::secret::Secret::new(redis.url.clone()));
-    config.admin_key = Some(convene::secret::Secret::new(KEY));
-    config.node_id = Some(convene::ids::NodeId::parse("node-0").unwrap());
+    let config = common::node_config(tmp.path(), &db, &redis.url, KEY, "node-0");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let err = convene::run(listener, config, std::future::pending())
         .await
@@ -515,7 +511,7 @@ async fn the_public_live_list_counts_a_room_once_across_nodes() {
 
 #[tokio::test]
 async fn a_node_never_overwrites_another_process_registered_under_its_id() {
-    let (redis, _db, _n) = nodes(1).await;
+    let (redis, _db, mut n) = nodes(1).await;
     let client = redis::Client::open(redis.url.as_str()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
     // As if a second process had taken the id while this one was cut off from Redis.
@@ -530,6 +526,10 @@ async fn a_node_never_overwrites_another_process_registered_under_its_id() {
         .unwrap();
     // Two renewal rounds later it is still the other one's.
     tokio::time::sleep(Duration::from_millis(4500)).await;
+    let now = redis_get(&redis.url, "convene:node:node-0").await;
+    assert_eq!(now.as_deref(), Some(other));
+    // Nor does it remove the other one's registration when it stops.
+    n.pop().unwrap().stop().await;
     let now = redis_get(&redis.url, "convene:node:node-0").await;
     assert_eq!(now.as_deref(), Some(other));
 }

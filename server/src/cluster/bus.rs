@@ -51,6 +51,11 @@ local cur = redis.call('GET', KEYS[1])
 if cur and not string.find(cur, ARGV[2], 1, true) then return 0 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
 return 1"#;
+/// Removes a registration if it is still this run's (its value holds `ARGV[1]`).
+const DROP_REGISTRATION: &str = r#"
+local cur = redis.call('GET', KEYS[1])
+if cur and string.find(cur, ARGV[1], 1, true) then return redis.call('DEL', KEYS[1]) end
+return 0"#;
 /// Gives a lease up if `ARGV[1]` holds it.
 const DROP_LEASE: &str = r#"
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -76,6 +81,8 @@ pub(super) struct Bus {
     /// This run of the node, as the webhook lease names it (`<id>#<instance>`): two
     /// processes that ended up with one id never both hold it.
     holder: String,
+    /// What this run's registration holds and another's does not (`NodeInfo::instance`).
+    mine: String,
     /// The Redis database number (channel names carry it).
     db: i64,
     conn: ConnectionManager,
@@ -165,7 +172,7 @@ impl Bus {
             Err(_) => {
                 return Err(ClusterError::Unavailable(format!(
                     "Redis at {at} did not answer within {} s",
-                    COMMAND_WAIT.as_secs()
+                    (COMMAND_WAIT * 2).as_secs()
                 )))
             }
         };
@@ -240,6 +247,7 @@ impl Bus {
         ];
         Ok(Bus {
             holder: holder.clone(),
+            mine: instance_marker(&me.instance),
             db: db_of(&client_for_db),
             node: id,
             conn,
@@ -322,13 +330,20 @@ impl Bus {
         for t in &self.tasks {
             t.abort();
         }
-        let id = self.node.as_str();
-        let _ = run::<i64>(
+        // Only this run's registration: another process may have taken the id.
+        let dropped = run::<i64>(
             &self.conn,
-            redis::cmd("DEL").arg(wire::node_key(&self.node)),
+            redis::cmd("EVAL")
+                .arg(DROP_REGISTRATION)
+                .arg(1)
+                .arg(wire::node_key(&self.node))
+                .arg(&self.mine),
         )
         .await;
-        let _ = run::<i64>(&self.conn, redis::cmd("SREM").arg(wire::NODES).arg(id)).await;
+        if matches!(dropped, Ok(1)) {
+            let id = self.node.as_str();
+            let _ = run::<i64>(&self.conn, redis::cmd("SREM").arg(wire::NODES).arg(id)).await;
+        }
         let _ = run::<i64>(
             &self.conn,
             redis::cmd("EVAL")
@@ -347,6 +362,11 @@ impl Drop for Bus {
             t.abort();
         }
     }
+}
+
+/// The text only this run's registration JSON contains (its `instance` field).
+fn instance_marker(instance: &str) -> String {
+    format!("\"instance\":\"{instance}\"")
 }
 
 /// Locks a map that is only updated briefly; a panic mid-update leaves it usable.
@@ -565,7 +585,7 @@ async fn renew(
         }
         let round = async {
             held?;
-            let mine = format!("\"instance\":\"{}\"", cluster.0.instance);
+            let mine = instance_marker(&cluster.0.instance);
             let renewed = run::<i64>(
                 &conn,
                 redis::cmd("EVAL")

@@ -135,10 +135,6 @@ impl Cluster {
         self.0.bus.get()
     }
 
-    pub fn node(&self) -> &NodeId {
-        &self.0.node
-    }
-
     pub fn clustered(&self) -> bool {
         self.0.bus.get().is_some()
     }
@@ -188,15 +184,7 @@ impl Cluster {
             return;
         }
         self.0.live.roster_changed(room, changes);
-        let users = changes
-            .iter()
-            .map(|c| match c {
-                RosterChange::Added(e) | RosterChange::RoleChanged { entry: e, .. } => {
-                    e.user_id.clone()
-                }
-                RosterChange::Removed(u) => u.clone(),
-            })
-            .collect();
+        let users = changes.iter().map(|c| c.user().clone()).collect();
         self.tell(Notice::Roster {
             room: room.clone(),
             users,

@@ -28,3 +28,13 @@ pub enum RosterChange {
     RoleChanged { entry: RosterEntry, from: Role },
     Removed(UserId),
 }
+
+impl RosterChange {
+    /// Whose invitation changed.
+    pub fn user(&self) -> &UserId {
+        match self {
+            RosterChange::Added(e) | RosterChange::RoleChanged { entry: e, .. } => &e.user_id,
+            RosterChange::Removed(u) => u,
+        }
+    }
+}

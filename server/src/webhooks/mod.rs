@@ -108,11 +108,6 @@ impl Webhooks {
         });
     }
 
-    /// Whether this node may deliver now.
-    pub fn delivering(&self) -> bool {
-        self.0.delivering.borrow().now().is_some()
-    }
-
     /// Starts (or stops) delivery tasks to match the endpoints stored now.
     pub async fn reload(&self) {
         let hooks = match self.0.store.webhooks().await {

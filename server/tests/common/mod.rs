@@ -30,6 +30,16 @@ pub struct TestServer {
     http: reqwest::Client,
 }
 
+/// The test configuration of one node of several (see `TestServer::start_node`).
+pub fn node_config(dir: &Path, db: &str, redis: &str, key: &str, node: &str) -> Config {
+    let mut config = test_config(dir);
+    config.database_url = Some(convene::secret::Secret::new(db));
+    config.redis_url = Some(convene::secret::Secret::new(redis));
+    config.admin_key = Some(convene::secret::Secret::new(key));
+    config.node_id = Some(convene::ids::NodeId::parse(node).expect("a node id"));
+    config
+}
+
 pub fn test_config(dir: &Path) -> Config {
     let mut c = Config::new(dir);
     c.resume_grace = Duration::from_millis(800);
@@ -59,11 +69,7 @@ impl TestServer {
     /// with the admin key `key`, named `node`.
     pub async fn start_node(db: &str, redis: &str, key: &str, node: &str) -> Self {
         let tmp = tempfile::tempdir().expect("temp dir");
-        let mut config = test_config(tmp.path());
-        config.database_url = Some(convene::secret::Secret::new(db));
-        config.redis_url = Some(convene::secret::Secret::new(redis));
-        config.admin_key = Some(convene::secret::Secret::new(key));
-        config.node_id = Some(convene::ids::NodeId::parse(node).expect("a node id"));
+        let config = node_config(tmp.path(), db, redis, key, node);
         let mut s = Self::start_with(config).await;
         s._tmp = Some(tmp);
         s
