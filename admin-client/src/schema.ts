@@ -2055,7 +2055,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Every live session with its member count, on every node (members who reached different nodes are in one session per node, each with its `node`) */
+            /** @description Every live session with its member count, on every node (a room has one session, on its home node, named in `node`) */
             200: {
                 headers: {
                     [name: string]: unknown;

@@ -99,7 +99,8 @@ impl NodeId {
 
 /// One signaling connection of a member, numbered by the server. A member keeps its
 /// place across connections (resume, reload); frames go to its current one only.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
 pub struct ConnId(pub u64);
 
 impl fmt::Display for ConnId {

@@ -13,7 +13,13 @@
 //!   other nodes once it is back (a node leaving waits up to 2 s for them to go out).
 //! - `renew`: every 2 s takes or keeps the webhook lease, renews this node's
 //!   registration (10 s lease) and lists the others. Webhooks are delivered only until
-//!   2 s before the lease could lapse, counted from before the renewal was sent.
+//!   2 s before the lease could lapse, counted from before the renewal was sent. A node
+//!   that left the list is gone: its members in the sessions here count as dropped.
+//! - `publish_direct`: what this node sends one other node (a home's frames for an edge,
+//!   an edge's members' joins and messages for their home), in order, several at a time
+//!   in one pipeline, retried until Redis takes them.
+//! - `homes`: every second keeps the home lease of each session here, and checks the
+//!   home of each room this node is an edge of (see `membership`).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -25,9 +31,10 @@ use redis::aio::{ConnectionManager, PubSub};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::wire::{self, Answer, Body, Message, NodeInfo, Notice, Query};
+use super::wire::{self, Answer, Body, Message, NodeInfo, Notice, Query, Refusal, Up};
 use super::{Cluster, ClusterError, Inner};
-use crate::ids::NodeId;
+use crate::ids::{ConnId, NodeId, RoomId};
+use crate::rooms::remote::EdgeFrame;
 
 /// How long a registration or lease lives unrenewed: a node that dies is gone after this.
 pub const LEASE: Duration = Duration::from_secs(10);
@@ -37,6 +44,12 @@ const RENEW: Duration = Duration::from_secs(2);
 const QUERY_WAIT: Duration = Duration::from_secs(2);
 /// Longest one Redis command may take before the caller hears Redis is unavailable.
 const COMMAND_WAIT: Duration = Duration::from_secs(3);
+/// How long a room's home lease lives unrenewed, and how often it is renewed (and the
+/// edges check it): a home that dies is replaced within `HOME_LEASE` plus a check.
+const HOME_LEASE: Duration = Duration::from_secs(5);
+const HOME_CHECK: Duration = Duration::from_secs(1);
+/// Most messages to other nodes sent in one pipeline.
+const BATCH: usize = 256;
 
 /// Keeps a lease held by `ARGV[1]` (or takes a free one) for `ARGV[2]` ms; 1 if held.
 const HOLD_LEASE: &str = r#"
@@ -56,6 +69,30 @@ const DROP_REGISTRATION: &str = r#"
 local cur = redis.call('GET', KEYS[1])
 if cur and string.find(cur, ARGV[1], 1, true) then return redis.call('DEL', KEYS[1]) end
 return 0"#;
+/// Places a room: the home lease's holder, taken for `ARGV[1]` (for `ARGV[2]` ms) when
+/// it is free or held by an earlier run of this node (`ARGV[3]` is `<node>#`: a running
+/// node's id is never another's, so that run is dead).
+const PLACE: &str = r#"
+local cur = redis.call('GET', KEYS[1])
+if (not cur) or cur == ARGV[1] or string.sub(cur, 1, string.len(ARGV[3])) == ARGV[3] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return ARGV[1]
+end
+return cur"#;
+/// Keeps (or takes back, when free) the home leases `KEYS` for `ARGV[1]`; per key, 1 if
+/// held.
+const HOLD_HOMES: &str = r#"
+local out = {}
+for i, k in ipairs(KEYS) do
+  local cur = redis.call('GET', k)
+  if (not cur) or cur == ARGV[1] then
+    redis.call('SET', k, ARGV[1], 'PX', ARGV[2])
+    out[i] = 1
+  else
+    out[i] = 0
+  end
+end
+return out"#;
 /// Gives a lease up if `ARGV[1]` holds it.
 const DROP_LEASE: &str = r#"
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -86,6 +123,8 @@ pub(super) struct Bus {
     /// The Redis database number (channel names carry it).
     db: i64,
     conn: ConnectionManager,
+    /// Payloads for one other node's inbox, in order.
+    direct: mpsc::UnboundedSender<(NodeId, Vec<u8>)>,
     /// Notices to publish, in order, and how many are not out yet.
     outbox: mpsc::UnboundedSender<Vec<u8>>,
     unsent: Arc<AtomicUsize>,
@@ -157,6 +196,7 @@ impl Bus {
         url: &str,
         node: Weak<Inner>,
         me: NodeInfo,
+        frames: mpsc::UnboundedReceiver<EdgeFrame>,
     ) -> Result<Bus, ClusterError> {
         let client = redis::Client::open(url).map_err(|e| unavailable("the Redis URL", e))?;
         let at = client.get_connection_info().addr().to_string();
@@ -221,6 +261,7 @@ impl Bus {
         let pending: Pending = Default::default();
         let peers: Arc<Mutex<Vec<NodeInfo>>> = Default::default();
         let (outbox, outbox_rx) = mpsc::unbounded_channel();
+        let (direct, direct_rx) = mpsc::unbounded_channel();
         let unsent: Arc<AtomicUsize> = Default::default();
         let tasks = vec![
             tokio::spawn(receive(
@@ -229,6 +270,7 @@ impl Bus {
                 conn.clone(),
                 node.clone(),
                 pending.clone(),
+                peers.clone(),
                 id.clone(),
             )),
             tokio::spawn(publish_notices(
@@ -237,6 +279,14 @@ impl Bus {
                 db_of(&client_for_db),
                 unsent.clone(),
             )),
+            tokio::spawn(publish_direct(
+                direct_rx,
+                frames,
+                conn.clone(),
+                db_of(&client_for_db),
+                id.clone(),
+            )),
+            tokio::spawn(homes(conn.clone(), node.clone(), holder.clone())),
             tokio::spawn(renew(
                 conn.clone(),
                 node,
@@ -251,6 +301,7 @@ impl Bus {
             db: db_of(&client_for_db),
             node: id,
             conn,
+            direct,
             outbox,
             unsent,
             pending,
@@ -271,6 +322,60 @@ impl Bus {
         if self.outbox.send(bytes).is_err() {
             self.unsent.fetch_sub(1, Ordering::SeqCst);
         }
+    }
+
+    /// The home of `room`: None when it is (now) this node, else the node and its lease
+    /// value.
+    pub(super) async fn place(
+        &self,
+        room: &RoomId,
+    ) -> Result<Option<(NodeId, String)>, ClusterError> {
+        let holder: String = run(
+            &self.conn,
+            redis::cmd("EVAL")
+                .arg(PLACE)
+                .arg(1)
+                .arg(wire::home_key(room))
+                .arg(&self.holder)
+                .arg(HOME_LEASE.as_millis() as u64)
+                .arg(format!("{}#", self.node)),
+        )
+        .await?;
+        if holder == self.holder {
+            return Ok(None);
+        }
+        let node = holder
+            .split_once('#')
+            .and_then(|(n, _)| NodeId::parse(n).ok())
+            .ok_or_else(|| {
+                ClusterError::Unavailable(format!("room {room}'s home lease is not a node's"))
+            })?;
+        Ok(Some((node, holder)))
+    }
+
+    fn send_direct(&self, to: &NodeId, body: Body) {
+        let msg = Message {
+            from: self.node.clone(),
+            body,
+        };
+        let _ = self.direct.send((to.clone(), wire::encode(&msg, b"")));
+    }
+
+    pub(super) fn send_up(&self, home: &NodeId, room: &RoomId, up: Up) {
+        let room = room.clone();
+        self.send_direct(home, Body::Up { room, up });
+    }
+
+    pub(super) fn refuse(&self, edge: &NodeId, room: &RoomId, edge_conn: ConnId, why: Refusal) {
+        let room = room.clone();
+        self.send_direct(
+            edge,
+            Body::Refused {
+                room,
+                edge_conn,
+                why,
+            },
+        );
     }
 
     /// Asks every other node and waits for each one's answer, at most `QUERY_WAIT`
@@ -416,8 +521,21 @@ async fn receive(
     conn: ConnectionManager,
     node: Weak<Inner>,
     pending: Pending,
+    peers: Arc<Mutex<Vec<NodeInfo>>>,
     me: NodeId,
 ) {
+    // What edges send about their members, applied in the order it came (a session's
+    // full queue waits here, not in the receive loop).
+    let (ups, mut ups_rx) = mpsc::unbounded_channel::<(NodeId, RoomId, Up)>();
+    let homing = node.clone();
+    let _ups = AbortOnDrop(tokio::spawn(async move {
+        while let Some((from, room, up)) = ups_rx.recv().await {
+            let Some(inner) = homing.upgrade() else {
+                return;
+            };
+            Cluster(inner).on_up(from, room, up).await;
+        }
+    }));
     // Notices are applied one after another, in the order they were published, and a
     // resync in its place among them.
     let (work, mut work_rx) = mpsc::unbounded_channel::<Work>();
@@ -438,24 +556,38 @@ async fn receive(
     loop {
         let sub = match ps.take() {
             Some(p) => p,
-            None => match subscribe(&client, &me).await {
-                Ok(p) => {
-                    tracing::info!(
-                        "subscribed to the other nodes again; catching up from the store"
-                    );
-                    if let Some(inner) = node.upgrade() {
-                        // Counted now: a join admitted meanwhile looks again.
-                        Cluster(inner).count_remote_write();
+            None => {
+                match subscribe(&client, &me).await {
+                    Ok(p) => {
+                        tracing::info!(
+                            "subscribed to the other nodes again; catching up from the store"
+                        );
+                        if let Some(inner) = node.upgrade() {
+                            // Counted now: a join admitted meanwhile looks again.
+                            Cluster(inner.clone()).count_remote_write();
+                            // Rooms' traffic sent meanwhile is lost too, and has no catching
+                            // up: members joined across nodes reconnect (a home keeps them
+                            // for the resume grace, so they resume).
+                            let closed = inner.edges.close_all();
+                            let others: Vec<NodeId> =
+                                lock(&peers).iter().map(|p| p.id.clone()).collect();
+                            for other in &others {
+                                inner.live.edge_lost(other);
+                            }
+                            if closed > 0 || !others.is_empty() {
+                                tracing::warn!(sockets = closed, "members joined across nodes reconnect after the lost subscription");
+                            }
+                        }
+                        let _ = work.send(Work::Resync);
+                        p
                     }
-                    let _ = work.send(Work::Resync);
-                    p
+                    Err(e) => {
+                        tracing::warn!("{e}; trying again in 1 s");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        continue;
+                    }
                 }
-                Err(e) => {
-                    tracing::warn!("{e}; trying again in 1 s");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    continue;
-                }
-            },
+            }
         };
         let (mut sink, mut stream) = sub.split();
         let mut ping = tokio::time::interval(RENEW);
@@ -475,7 +607,7 @@ async fn receive(
                     }
                 }
             };
-            let Ok(m) = serde_json::from_slice::<Message>(msg.get_payload_bytes()) else {
+            let Some((m, bytes)) = wire::decode(msg.get_payload_bytes()) else {
                 tracing::warn!(
                     channel = msg.get_channel_name(),
                     "ignored a message that is not a node's"
@@ -510,6 +642,21 @@ async fn receive(
                     if let Some(tx) = lock(&pending).get(&id) {
                         let _ = tx.send((m.from, answer));
                     }
+                }
+                Body::Frame { room, frame } => {
+                    let Some(inner) = node.upgrade() else { return };
+                    let bytes = bytes::Bytes::copy_from_slice(bytes);
+                    let cluster = Cluster(inner);
+                    for (home, room, up) in cluster.0.edges.frame(&m.from, room, frame, bytes) {
+                        cluster.up(&home, &room, up);
+                    }
+                }
+                Body::Refused { edge_conn, why, .. } => {
+                    let Some(inner) = node.upgrade() else { return };
+                    inner.edges.refused(&m.from, edge_conn, why);
+                }
+                Body::Up { room, up } => {
+                    let _ = ups.send((m.from, room, up));
                 }
             }
         }
@@ -606,7 +753,18 @@ async fn renew(
                 )));
             }
             run::<i64>(&conn, redis::cmd("SADD").arg(wire::NODES).arg(me.as_str())).await?;
-            *lock(&peers) = list_peers(&conn, &me).await?;
+            let now = list_peers(&conn, &me).await?;
+            let before = std::mem::replace(&mut *lock(&peers), now.clone());
+            // A node gone from the list (or started again) holds none of its sockets:
+            // its members in the sessions here count as dropped.
+            for old in before {
+                if !now
+                    .iter()
+                    .any(|p| p.id == old.id && p.instance == old.instance)
+                {
+                    cluster.0.live.edge_lost(&old.id);
+                }
+            }
             Ok::<(), ClusterError>(())
         };
         match round.await {
@@ -622,6 +780,132 @@ async fn renew(
                         _ => tracing::warn!("cannot renew this node's registration: {e}"),
                     }
                     healthy = false;
+                }
+            }
+        }
+    }
+}
+
+/// Sends other nodes what is queued for them, in order: several payloads at a time in
+/// one pipeline, and a pipeline Redis did not take is sent again (PUBLISH to a node
+/// that is gone is not an error: nobody hears it).
+async fn publish_direct(
+    mut direct: mpsc::UnboundedReceiver<(NodeId, Vec<u8>)>,
+    mut frames: mpsc::UnboundedReceiver<EdgeFrame>,
+    conn: ConnectionManager,
+    db: i64,
+    me: NodeId,
+) {
+    let frame_payload = |f: EdgeFrame| {
+        let msg = Message {
+            from: me.clone(),
+            body: Body::Frame {
+                room: f.room,
+                frame: f.kind,
+            },
+        };
+        (f.to, wire::encode(&msg, &f.bytes))
+    };
+    loop {
+        let first = tokio::select! {
+            Some(f) = frames.recv() => frame_payload(f),
+            Some(d) = direct.recv() => d,
+            else => return,
+        };
+        let mut batch = vec![first];
+        while batch.len() < BATCH {
+            match frames.try_recv() {
+                Ok(f) => batch.push(frame_payload(f)),
+                Err(_) => match direct.try_recv() {
+                    Ok(d) => batch.push(d),
+                    Err(_) => break,
+                },
+            }
+        }
+        let mut pipe = redis::pipe();
+        for (to, payload) in &batch {
+            pipe.cmd("PUBLISH")
+                .arg(wire::inbox(db, to))
+                .arg(payload)
+                .ignore();
+        }
+        let mut wait = Duration::from_millis(100);
+        let mut told = false;
+        loop {
+            let mut c = conn.clone();
+            match tokio::time::timeout(COMMAND_WAIT, pipe.query_async::<()>(&mut c)).await {
+                Ok(Ok(())) => break,
+                failed => {
+                    if !told {
+                        let why = match failed {
+                            Ok(Err(e)) => e.to_string(),
+                            _ => format!("no answer within {} s", COMMAND_WAIT.as_secs()),
+                        };
+                        tracing::warn!(
+                            "cannot send other nodes their rooms' traffic yet: {why}; retrying"
+                        );
+                        told = true;
+                    }
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(2));
+                }
+            }
+        }
+    }
+}
+
+/// Every second: keeps the home lease of each session here, and closes this node's
+/// sockets in rooms whose home is gone (lease lapsed or passed on), so they reconnect.
+async fn homes(conn: ConnectionManager, node: Weak<Inner>, holder: String) {
+    let mut tick = tokio::time::interval(HOME_CHECK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut lost_told: HashSet<RoomId> = HashSet::new();
+    loop {
+        tick.tick().await;
+        let Some(inner) = node.upgrade() else { return };
+        let cluster = Cluster(inner);
+        let here: Vec<RoomId> = cluster
+            .0
+            .live
+            .sessions()
+            .into_iter()
+            .map(|s| s.room_id)
+            .collect();
+        if !here.is_empty() {
+            let mut cmd = redis::cmd("EVAL");
+            cmd.arg(HOLD_HOMES).arg(here.len());
+            for room in &here {
+                cmd.arg(wire::home_key(room));
+            }
+            cmd.arg(&holder).arg(HOME_LEASE.as_millis() as u64);
+            match run::<Vec<i64>>(&conn, &cmd).await {
+                Ok(held) => {
+                    for (room, h) in here.iter().zip(held) {
+                        if h == 0 && lost_told.insert(room.clone()) {
+                            // Taken while this node could not renew it (Redis was out
+                            // of reach, or restarted empty): the room moves there.
+                            tracing::warn!(%room, "another node holds this room's home lease now; its members here reconnect to it");
+                            cluster.0.live.hand_over(room);
+                        }
+                    }
+                }
+                Err(e) => tracing::debug!("cannot renew the home leases: {e}"),
+            }
+        }
+        lost_told.retain(|r| here.contains(r));
+        let remote = cluster.0.edges.rooms();
+        if remote.is_empty() {
+            continue;
+        }
+        let keys: Vec<String> = remote.iter().map(|(r, _)| wire::home_key(r)).collect();
+        let Ok(now) = run::<Vec<Option<String>>>(&conn, redis::cmd("MGET").arg(&keys)).await else {
+            continue; // Redis is out of reach: nothing is known to have changed
+        };
+        for ((room, was), now) in remote.iter().zip(now) {
+            if now.as_deref() != Some(was.as_str()) {
+                let closed = cluster.0.edges.home_lost(room, was);
+                if closed > 0 {
+                    tracing::warn!(%room, home = %was, sockets = closed, "the room's home node is gone; its members here reconnect");
                 }
             }
         }

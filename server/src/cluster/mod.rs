@@ -14,12 +14,18 @@
 //!   lapse), so two nodes never deliver at once;
 //! - join tokens verify on every node: the signing key is kept in the database.
 //!
-//! What goes over Redis is in `wire`, how in `bus`. A room's session still lives on
-//! each node its members reached: members on different nodes are in separate sessions
-//! of the same room.
+//! - a live room has one session, on its home node (a lease): members that reached
+//!   another node join it through that node (`membership`, `edge`, `home`).
+//!
+//! What goes over Redis is in `wire`, how in `bus`.
 
 mod bus;
+mod edge;
+mod home;
+mod membership;
 pub mod wire;
+
+pub use membership::Membership;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -85,6 +91,8 @@ struct Inner {
     /// list: a flood of anonymous requests asks the other nodes at most once a second.
     /// A std Mutex: read or replaced, never held across an await.
     recent: std::sync::Mutex<Option<(std::time::Instant, Vec<SessionSummary>)>>,
+    /// The sockets here of rooms homed on other nodes.
+    edges: edge::Edges,
     /// Unset: this node is alone.
     bus: OnceLock<bus::Bus>,
 }
@@ -109,8 +117,16 @@ impl Cluster {
     /// lease. Fails when Redis cannot be reached or another node has this id.
     pub async fn join(parts: Parts, redis_url: &Secret) -> Result<Self, ClusterError> {
         let me = Self::new(parts);
+        let (frames, frames_rx) = tokio::sync::mpsc::unbounded_channel();
+        me.0.live.send_edge_frames_to(frames);
         // The bus's tasks hold the node weakly, so dropping the last `Cluster` ends them.
-        let bus = bus::Bus::start(redis_url.expose(), Arc::downgrade(&me.0), me.info()).await?;
+        let bus = bus::Bus::start(
+            redis_url.expose(),
+            Arc::downgrade(&me.0),
+            me.info(),
+            frames_rx,
+        )
+        .await?;
         let _ = me.0.bus.set(bus);
         tracing::info!(node = %me.0.node, "joined the cluster");
         Ok(me)
@@ -127,6 +143,7 @@ impl Cluster {
             webhooks: parts.webhooks,
             remote_writes: AtomicU64::new(0),
             recent: Default::default(),
+            edges: Default::default(),
             bus: OnceLock::new(),
         }))
     }
@@ -332,8 +349,8 @@ impl Cluster {
     }
 
     /// Takes whoever sits on seat `index` off it: in this node's session of the room,
-    /// or else on the first other node where someone sits there (each node has its own
-    /// session of the room, with its own seats, so only that node is told to act).
+    /// or else on the node whose session lists someone there (the room's home; only
+    /// that node is told to act, should a split by a Redis outage have left two).
     pub async fn unseat(&self, room: &RoomId, index: u32) -> Result<Option<UserId>, ClusterError> {
         if self.0.live.has_session(room) {
             return Ok(self.0.live.unseat(room, index).await);

@@ -1,7 +1,10 @@
 //! What nodes say to each other on Redis, and where: one JSON message per publish.
 //!
 //! - `convene:<db>:bus` (every node): notices of admin writes, and queries.
-//! - `convene:<db>:inbox:<node>` (one node): the answers to that node's queries.
+//! - `convene:<db>:inbox:<node>` (one node): the answers to that node's queries, and a
+//!   room's traffic between its home node and its edge nodes (`Frame`, `Up`, `Refused`).
+//!   A `Frame`'s payload is its JSON header, a newline, then the member frame's own bytes
+//!   (JSON already), so a frame is never escaped into a string.
 //!
 //!   Channels, unlike keys, are shared by all of a Redis's databases: the database
 //!   number in their names keeps deployments on different databases of one Redis apart.
@@ -10,13 +13,20 @@
 //!   taken out of it by whoever lists the nodes next.
 //! - `convene:lease:webhooks`: the node that delivers webhooks, so each event is POSTed
 //!   by one node only.
+//! - `convene:home:<room>` (a lease): the home node of a room's live session, as
+//!   `<node>#<instance>`; every other node forwards its members there.
 
 use chrono::{DateTime, Utc};
 use convene_protocol::signal::{Participant, SeatInfo};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::ids::{NodeId, RoomId, UserId};
+use convene_protocol::signal::ClientMessage;
+
+use crate::ids::{ConnId, NodeId, RoomId, UserId};
+use crate::model::Room;
+use crate::rooms::remote::FrameKind;
+use crate::rooms::session::MemberInit;
 use crate::rooms::SessionSummary;
 
 pub fn bus(db: i64) -> String {
@@ -32,6 +42,10 @@ pub fn inbox(db: i64, node: &NodeId) -> String {
 
 pub fn node_key(node: &NodeId) -> String {
     format!("convene:node:{node}")
+}
+
+pub fn home_key(room: &RoomId) -> String {
+    format!("convene:home:{room}")
 }
 
 /// One node as the others see it.
@@ -63,9 +77,96 @@ pub struct Message {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "camelCase")]
 pub enum Body {
-    Notice { notice: Notice },
-    Query { id: u64, query: Query },
-    Answer { id: u64, answer: Answer },
+    Notice {
+        notice: Notice,
+    },
+    Query {
+        id: u64,
+        query: Query,
+    },
+    Answer {
+        id: u64,
+        answer: Answer,
+    },
+    /// Home to edge: a frame for the room's members there (its bytes follow the header).
+    Frame {
+        room: RoomId,
+        frame: FrameKind,
+    },
+    /// Home to edge: the join the edge called `edge_conn` was not taken.
+    #[serde(rename_all = "camelCase")]
+    Refused {
+        room: RoomId,
+        edge_conn: ConnId,
+        why: Refusal,
+    },
+    /// Edge to home: a member's join, message or departure.
+    Up {
+        room: RoomId,
+        up: Up,
+    },
+}
+
+/// Why a home did not take a join.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Refusal {
+    RoomFull,
+    /// Shutting down, or its session kept ending under the join.
+    Busy,
+    /// It is not (or no longer) the room's home: place the room again.
+    Moved,
+}
+
+/// What an edge node sends a room's home about one of its members.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "camelCase")]
+pub enum Up {
+    /// `room` is the edge's read of the room at admission (the session takes newer ones).
+    #[serde(rename_all = "camelCase")]
+    Join {
+        edge_conn: ConnId,
+        room: Box<Room>,
+        init: MemberInit,
+        resume: Option<String>,
+    },
+    Client {
+        user: UserId,
+        conn: ConnId,
+        msg: Box<ClientMessage>,
+    },
+    Dropped {
+        user: UserId,
+        conn: ConnId,
+    },
+    Flooded {
+        user: UserId,
+        conn: ConnId,
+    },
+    /// Its queue on the edge was full.
+    Lagging {
+        user: UserId,
+        conn: ConnId,
+    },
+}
+
+/// A payload: the header, then (for a `Frame`) a newline and the frame's bytes.
+pub fn encode(msg: &Message, bytes: &[u8]) -> Vec<u8> {
+    let mut out = serde_json::to_vec(msg).expect("a node message serializes");
+    if !bytes.is_empty() {
+        out.push(b'\n');
+        out.extend_from_slice(bytes);
+    }
+    out
+}
+
+/// The header and the bytes after it (compact JSON holds no raw newline).
+pub fn decode(payload: &[u8]) -> Option<(Message, &[u8])> {
+    let (head, rest) = match payload.iter().position(|b| *b == b'\n') {
+        Some(i) => (&payload[..i], &payload[i + 1..]),
+        None => (payload, &payload[payload.len()..]),
+    };
+    serde_json::from_slice(head).ok().map(|m| (m, rest))
 }
 
 /// An admin write committed on the sending node, for the sessions on the others.
@@ -111,7 +212,7 @@ pub enum Query {
     Seats {
         room: RoomId,
     },
-    /// Only `node` acts (each node has its own session of the room, with its own seats).
+    /// Only `node` acts (the one whose session listed the seat taken).
     Unseat {
         room: RoomId,
         index: u32,
@@ -161,6 +262,35 @@ mod tests {
         let text = serde_json::to_vec(&msg).unwrap();
         let back: Message = serde_json::from_slice(&text).unwrap();
         assert_eq!(serde_json::to_vec(&back).unwrap(), text);
+    }
+
+    #[test]
+    fn a_frame_crosses_with_its_bytes_unescaped() {
+        let msg = Message {
+            from: NodeId::parse("n1").unwrap(),
+            body: Body::Frame {
+                room: RoomId::parse("r").unwrap(),
+                frame: FrameKind::Resync {
+                    conns: vec![ConnId(3), ConnId(9)],
+                },
+            },
+        };
+        let frame = br#"{"type":"chat","text":"a\nb"}"#;
+        let payload = encode(&msg, frame);
+        let (back, bytes) = decode(&payload).expect("decodes");
+        assert_eq!(bytes, frame);
+        match back.body {
+            Body::Frame { frame, .. } => assert_eq!(
+                frame,
+                FrameKind::Resync {
+                    conns: vec![ConnId(3), ConnId(9)]
+                }
+            ),
+            other => panic!("{other:?}"),
+        }
+        let bare = encode(&msg, b"");
+        let (_, none) = decode(&bare).unwrap();
+        assert!(none.is_empty());
     }
 
     #[test]

@@ -80,7 +80,7 @@ pub async fn remove_member(
 
 #[utoipa::path(get, path = "/v1/sessions", tag = "members",
     responses(
-        (status = 200, description = "Every live session with its member count, on every node (members who reached different nodes are in one session per node, each with its `node`)", body = SessionList),
+        (status = 200, description = "Every live session with its member count, on every node (a room has one session, on its home node, named in `node`)", body = SessionList),
         (status = 401, body = ErrorEnvelope),
         (status = 503, description = "ClusterUnavailable: the other nodes could not be asked", body = ErrorEnvelope),
     ),

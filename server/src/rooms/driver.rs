@@ -11,12 +11,12 @@ use convene_protocol::signal::{ClientMessage, Participant, SeatInfo};
 use tokio::sync::{mpsc, oneshot};
 
 use super::delivery::Delivery;
-use super::outbound::OutboundTx;
+use super::remote::{EdgeTx, Sink};
 use super::session::{
     Answer, Input, JoinOutcome, JoinRefusal, MediaCommand, MemberInit, Output, Session,
 };
 use crate::clock::{Clock, Now};
-use crate::ids::{ConnId, RoomId, SessionId, UserId};
+use crate::ids::{ConnId, NodeId, RoomId, SessionId, UserId};
 use crate::model::event::EventsTx;
 use crate::model::{Room, RosterChange};
 use crate::sfu::port::{MediaFactory, RoomMedia};
@@ -27,7 +27,7 @@ pub(super) enum Command {
     Join {
         init: MemberInit,
         conn: ConnId,
-        tx: OutboundTx,
+        sink: Sink,
         resume: Option<String>,
         reply: oneshot::Sender<JoinReply>,
     },
@@ -44,6 +44,15 @@ pub(super) enum Command {
         user: UserId,
         conn: ConnId,
     },
+    /// The member's queue on its edge node was full (a local one is found by `Delivery`).
+    Lagging {
+        user: UserId,
+        conn: ConnId,
+    },
+    /// Edge node gone: its members' sockets count as dropped.
+    EdgeLost(NodeId),
+    /// The room's home lease is another node's now (see `Input::HandOver`).
+    HandOver,
     RoomUpdated(Box<Room>),
     RoomDeleted,
     Roster(Vec<RosterChange>),
@@ -67,8 +76,8 @@ pub(super) enum Command {
 pub(super) enum JoinReply {
     Joined(JoinOutcome),
     Full,
-    /// The session ended as the join arrived: here is the queue back, join again.
-    Retry(OutboundTx),
+    /// The session ended as the join arrived: here is the sink back, join again.
+    Retry(Sink),
 }
 
 /// What the registry can read of a running session without asking its driver.
@@ -91,6 +100,8 @@ pub(super) struct Driver {
     pub store: Option<Arc<dyn RoomStore>>,
     /// This session's own admin queue: the stored room comes back on it.
     pub admin: mpsc::UnboundedSender<Command>,
+    /// Where frames for members on other nodes go (unset: this node is alone).
+    pub edges: Option<EdgeTx>,
 }
 
 /// A session that has ended, with what was still queued for it.
@@ -118,7 +129,7 @@ impl Driver {
             .media
             .as_ref()
             .map(|f| f.create(&session.room().id, media_tx));
-        let mut delivery = Delivery::default();
+        let mut delivery = Delivery::new(session.room().id.clone(), self.edges.clone());
         loop {
             let deadline = session.poll_timeout().map(tokio::time::Instant::from_std);
             // Biased: commands before timers, so a join queued just as the destroy
@@ -179,8 +190,8 @@ impl Ended {
         self.admin_rx.close();
         while let Ok(cmd) = self.rx.try_recv().or_else(|_| self.admin_rx.try_recv()) {
             match cmd {
-                Command::Join { reply, tx, .. } => {
-                    let _ = reply.send(JoinReply::Retry(tx));
+                Command::Join { reply, sink, .. } => {
+                    let _ = reply.send(JoinReply::Retry(sink));
                 }
                 Command::Kick { reply, .. } => {
                     let _ = reply.send(None);
@@ -218,7 +229,7 @@ fn command(session: &mut Session, delivery: &mut Delivery, cmd: Command, now: No
         Command::Join {
             init,
             conn,
-            tx,
+            sink,
             resume,
             reply,
         } => {
@@ -226,11 +237,11 @@ fn command(session: &mut Session, delivery: &mut Delivery, cmd: Command, now: No
             let answer = session.handle(Input::Join { init, conn, resume }, now);
             let result = match answer {
                 Answer::Join(Ok(outcome)) => {
-                    delivery.add(conn, user, tx);
+                    delivery.add(conn, user, sink);
                     JoinReply::Joined(outcome)
                 }
                 Answer::Join(Err(JoinRefusal::RoomFull)) => JoinReply::Full,
-                _ => JoinReply::Retry(tx),
+                _ => JoinReply::Retry(sink),
             };
             let _ = reply.send(result);
             return;
@@ -262,11 +273,19 @@ fn command(session: &mut Session, delivery: &mut Delivery, cmd: Command, now: No
         Command::Client { user, conn, msg } => Input::Client { user, conn, msg },
         Command::Dropped { user, conn } => Input::Dropped { user, conn },
         Command::Flooded { user, conn } => Input::Flooded { user, conn },
+        Command::Lagging { user, conn } => Input::QueueFull { user, conn },
+        Command::EdgeLost(node) => {
+            for (user, conn) in delivery.drop_edge(&node) {
+                session.handle(Input::Dropped { user, conn }, now);
+            }
+            return;
+        }
         Command::RoomUpdated(room) => Input::RoomUpdated(room),
         Command::RoomDeleted => Input::RoomDeleted,
         Command::Roster(changes) => Input::Roster(changes),
         Command::TokenRevoked(jti) => Input::TokenRevoked(jti),
         Command::Shutdown => Input::Shutdown,
+        Command::HandOver => Input::HandOver,
     };
     session.handle(input, now);
 }

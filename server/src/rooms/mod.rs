@@ -4,6 +4,8 @@
 //!   `poll_output()`, `poll_timeout()`), with no socket, task or clock inside.
 //! - `driver`: the thin task that runs one session core, and `delivery`, its queues.
 //! - `registry`: the live sessions of this server (`LiveRooms`), started on first join.
+//! - `remote`: members whose socket is on another node; `delivery` sends their frames
+//!   one copy per node, and on that node hands them to the members' queues.
 //! - `admission`: who may join, as a pure function of what the edge read.
 //! - `settings`, `validity`: limits on a room's options and window.
 //!
@@ -12,10 +14,11 @@
 //! shares with the store live in `model`.
 
 pub mod admission;
-mod delivery;
+pub mod delivery;
 mod driver;
 pub mod outbound;
 pub mod registry;
+pub mod remote;
 pub mod session;
 pub mod settings;
 pub mod validity;

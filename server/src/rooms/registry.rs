@@ -16,10 +16,10 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Duration;
 
 use super::driver::{Command, Driver, Gauges, JoinReply};
-use super::outbound::OutboundTx;
+use super::remote::{EdgeTx, Sink};
 use super::session::{JoinOutcome, MemberInit, Session, SessionConfig};
 use crate::clock::{Clock, Now};
-use crate::ids::{ConnId, RoomId, SessionId, UserId};
+use crate::ids::{ConnId, NodeId, RoomId, SessionId, UserId};
 use crate::model::event::EventsTx;
 use crate::model::{Room, RosterChange};
 use crate::sfu::port::MediaFactory;
@@ -81,6 +81,8 @@ struct Registry {
     events: std::sync::OnceLock<EventsTx>,
     /// Where sessions store room attributes presenters set (unset: refused).
     store: std::sync::OnceLock<Arc<dyn RoomStore>>,
+    /// Where sessions send frames for members on other nodes (unset: alone).
+    edges: std::sync::OnceLock<EdgeTx>,
 }
 
 /// Counts running driver tasks so shutdown can wait for them.
@@ -145,6 +147,7 @@ impl LiveRooms {
             closing: Default::default(),
             events: Default::default(),
             store: Default::default(),
+            edges: Default::default(),
         }))
     }
 
@@ -156,6 +159,11 @@ impl LiveRooms {
     /// Sessions report their events (for webhooks) to `tx` from now on.
     pub fn report_events_to(&self, tx: EventsTx) {
         let _ = self.0.events.set(tx);
+    }
+
+    /// Sessions send frames for members on other nodes to `tx` from now on.
+    pub fn send_edge_frames_to(&self, tx: EdgeTx) {
+        let _ = self.0.edges.set(tx);
     }
 
     pub fn next_conn_id(&self) -> ConnId {
@@ -262,6 +270,7 @@ impl LiveRooms {
             events: self.0.events.get().cloned(),
             store: self.0.store.get().cloned(),
             admin: admin_back,
+            edges: self.0.edges.get().cloned(),
         };
         let live = self.clone();
         let running = self.0.tasks.enter();
@@ -277,16 +286,16 @@ impl LiveRooms {
     }
 
     /// Joins `init` to the live session of `room`, starting one when needed. Frames for
-    /// the member go to `tx`.
+    /// the member go to `sink`.
     pub async fn join(
         &self,
         room: &Room,
         init: MemberInit,
         conn: ConnId,
-        tx: OutboundTx,
+        sink: Sink,
         resume: Option<String>,
     ) -> Result<JoinOutcome, JoinError> {
-        let mut tx = tx;
+        let mut sink = sink;
         // A session that ends just as we join hands the queue back; the next try
         // starts a fresh session.
         for _ in 0..3 {
@@ -295,13 +304,13 @@ impl LiveRooms {
             let cmd = Command::Join {
                 init: init.clone(),
                 conn,
-                tx,
+                sink,
                 resume: resume.clone(),
                 reply,
             };
             match cmds.send(cmd).await {
-                Err(mpsc::error::SendError(Command::Join { tx: t, .. })) => {
-                    tx = t;
+                Err(mpsc::error::SendError(Command::Join { sink: s, .. })) => {
+                    sink = s;
                     continue;
                 }
                 Err(_) => unreachable!("only a join was sent"),
@@ -310,7 +319,7 @@ impl LiveRooms {
             match answer.await {
                 Ok(JoinReply::Joined(outcome)) => return Ok(outcome),
                 Ok(JoinReply::Full) => return Err(JoinError::RoomFull),
-                Ok(JoinReply::Retry(t)) => tx = t,
+                Ok(JoinReply::Retry(s)) => sink = s,
                 // The task died with the queue; nothing to retry with.
                 Err(_) => return Err(JoinError::Busy),
             }
@@ -342,6 +351,27 @@ impl LiveRooms {
         if let Some(tx) = self.sender(room) {
             let _ = tx.send(Command::Flooded { user, conn }).await;
         }
+    }
+
+    /// The member's queue on its edge node was full: it gets a snapshot when it can.
+    pub async fn lagging(&self, room: &RoomId, user: UserId, conn: ConnId) {
+        if let Some(tx) = self.sender(room) {
+            let _ = tx.send(Command::Lagging { user, conn }).await;
+        }
+    }
+
+    /// Node `node` is gone: every session here counts its members' sockets as dropped
+    /// (kept for the resume grace, as for any dropped socket).
+    pub fn edge_lost(&self, node: &NodeId) {
+        for h in self.lock().values() {
+            let _ = h.admin.send(Command::EdgeLost(node.clone()));
+        }
+    }
+
+    /// Another node holds `room`'s home lease: the session here ends, its members
+    /// disconnected silently so that they reconnect and join it there.
+    pub fn hand_over(&self, room: &RoomId) {
+        self.notify(room, Command::HandOver);
     }
 
     /// Queues an admin change without waiting, so it is never lost to a cancelled

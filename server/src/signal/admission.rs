@@ -83,13 +83,14 @@ pub async fn admit(state: &AppState, token: Option<&str>, resuming: bool) -> Api
         None => state.live.member_count(&room.id),
     };
     let may_be_full = room.max_participants.is_some_and(|m| joined >= m as usize);
-    // Only a room that looks full is worth asking whether this user is already in it.
+    // Only a room that looks full is worth asking whether this user is already in it
+    // (on any node: a rejoin replaces its older connection, so it takes no new place).
     let here = !resuming
         && may_be_full
         && state
-            .live
+            .cluster
             .members(&room.id)
-            .await
+            .await?
             .iter()
             .any(|p| p.id == init.user.as_str());
     admission::check_capacity(&room, joined, resuming, || here)?;
@@ -101,7 +102,8 @@ pub async fn admit(state: &AppState, token: Option<&str>, resuming: bool) -> Api
 }
 
 /// Re-reads what admission checked, once the member is in the session: an admin change
-/// made between admission and the join reached no session, so it is applied here.
+/// made between admission and the join reached no session, so it is applied here, and
+/// told to the other nodes (the session may be on the room's home node).
 /// Nothing written since admission read (the common case, and all of a join storm):
 /// nothing to read again.
 pub async fn recheck(state: &AppState, admitted: &Admitted) {
@@ -118,10 +120,10 @@ pub async fn recheck(state: &AppState, admitted: &Admitted) {
         return; // the store hiccuped; the next admin change still applies
     };
     let Some(room) = read.room else {
-        return state.live.room_deleted(room_id);
+        return state.cluster.room_deleted(room_id);
     };
     // Ignored by the session unless newer than what it has.
-    state.live.room_updated(&room);
+    state.cluster.room_updated(&room);
     let revoked = read.revoked;
     let guest = admitted.init.invite_id == tokens::GUEST_INVITE;
     match read.entry {
@@ -133,11 +135,13 @@ pub async fn recheck(state: &AppState, admitted: &Admitted) {
                     from: admitted.init.role,
                     entry: e,
                 };
-                state.live.roster_changed(room_id, &[change]);
+                state.cluster.roster_changed(room_id, &[change]);
             }
         }
         _ => {
-            state.live.kick(room_id, user.clone()).await;
+            if let Err(e) = state.cluster.kick(room_id, user.clone()).await {
+                tracing::warn!(room = %room_id, %user, "cannot remove a member admitted on a stale read: {e}");
+            }
         }
     }
 }

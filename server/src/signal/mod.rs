@@ -105,7 +105,7 @@ pub async fn rtc(
         .max_frame_size(MAX_FRAME_BYTES)
         .on_upgrade(move |ws| async move {
             let joined = socket::Joining {
-                live: state.live.clone(),
+                cluster: state.cluster.clone(),
                 room: admitted.room.clone(),
                 init: admitted.init.clone(),
                 resume,

@@ -20,13 +20,14 @@ use tokio::sync::mpsc;
 
 use std::sync::Arc;
 
-use crate::ids::{ConnId, UserId};
+use crate::cluster::{Cluster, Membership};
+use crate::ids::UserId;
 use crate::metrics::Metrics;
 use crate::model::Room;
 use crate::rate::{Rate, TokenBucket};
 use crate::rooms::outbound::{frame, Outbound, OUTBOUND_QUEUE};
 use crate::rooms::session::MemberInit;
-use crate::rooms::{JoinError, LiveRooms};
+use crate::rooms::JoinError;
 
 /// A write that takes longer than this means the peer is gone.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -53,7 +54,7 @@ enum Local {
 
 /// Who is about to join, and where.
 pub struct Joining {
-    pub live: LiveRooms,
+    pub cluster: Cluster,
     pub room: Room,
     pub init: MemberInit,
     pub resume: Option<String>,
@@ -62,10 +63,8 @@ pub struct Joining {
 
 /// A member in the session, with its socket's halves.
 pub struct Connection {
-    live: LiveRooms,
-    room: Room,
+    member: Membership,
     user: UserId,
-    conn: ConnId,
     sink: SplitSink<WebSocket, Message>,
     stream: SplitStream<WebSocket>,
     rx: mpsc::Receiver<Outbound>,
@@ -74,18 +73,15 @@ pub struct Connection {
 
 /// Joins the session; on refusal the client gets the error and `left`, and None.
 pub async fn join(socket: WebSocket, j: Joining) -> Option<Connection> {
-    let conn = j.live.next_conn_id();
     let (tx, rx) = mpsc::channel(OUTBOUND_QUEUE);
     let (mut sink, stream) = socket.split();
     let user = j.init.user.clone();
-    match j.live.join(&j.room, j.init, conn, tx, j.resume).await {
-        Ok(_) => {
+    match j.cluster.join_room(&j.room, j.init, tx, j.resume).await {
+        Ok(member) => {
             j.metrics.joins.with_label_values(&["joined"]).inc();
             Some(Connection {
-                live: j.live,
-                room: j.room,
+                member,
                 user,
-                conn,
                 sink,
                 stream,
                 rx,
@@ -131,10 +127,8 @@ pub async fn join(socket: WebSocket, j: Joining) -> Option<Connection> {
 impl Connection {
     pub async fn serve(self) {
         let Connection {
-            live,
-            room,
+            member,
             user,
-            conn,
             sink,
             mut stream,
             rx,
@@ -189,7 +183,7 @@ impl Connection {
             if !allowance.try_take(1.0 + (len / COST_BYTES) as f64, now) {
                 if !patience.take(now) {
                     // Told and told again: leave for good, not kept for resume.
-                    live.flooded(&room.id, user.clone(), conn).await;
+                    member.flooded(user.clone()).await;
                     let _ = tokio::time::timeout(WRITE_TIMEOUT, &mut writer).await;
                     closing = true;
                     break;
@@ -222,7 +216,7 @@ impl Connection {
                 Ok(ClientMessage::Ping { ts }) => {
                     let _ = local_tx.try_send(Local::Text(frame(&ServerMessage::Pong { ts })));
                 }
-                Ok(m) => live.client_message(&room.id, user.clone(), conn, m).await,
+                Ok(m) => member.client_message(user.clone(), m).await,
                 Err(e) => {
                     let _ = local_tx.try_send(Local::Text(error(
                         ErrorCode::InvalidParameter,
@@ -232,7 +226,7 @@ impl Connection {
             }
         }
         // Keeps the member for the resume grace if the session still has this connection.
-        live.dropped(&room.id, user, conn).await;
+        member.dropped(user).await;
         writer.abort();
         if closing {
             // The server sent its close frame: read (and drop) what the client still

@@ -26,28 +26,7 @@ pub struct Refused {
 
 impl TestServer {
     pub async fn ws(&self, token: &str, resume: Option<&str>) -> Result<Ws, Refused> {
-        let mut url = format!("ws://{}/v1/rtc?token={token}", self.addr);
-        if let Some(r) = resume {
-            url.push_str(&format!("&resume={r}"));
-        }
-        match tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(url))
-            .await
-            .expect("connect timed out")
-        {
-            Ok((stream, _)) => Ok(Ws {
-                stream,
-                backlog: vec![],
-            }),
-            Err(tungstenite::Error::Http(resp)) => Err(Refused {
-                status: resp.status().as_u16(),
-                body: resp
-                    .body()
-                    .as_ref()
-                    .and_then(|b| serde_json::from_slice(b).ok())
-                    .unwrap_or(Value::Null),
-            }),
-            Err(e) => panic!("websocket failed: {e}"),
-        }
+        ws_at(&self.addr.to_string(), token, resume).await
     }
 
     /// Mints a token for `user` and joins; returns the socket and its `joined`.
@@ -56,6 +35,32 @@ impl TestServer {
         let mut ws = self.ws(&token, None).await.expect("join refused");
         let joined = ws.next_of("joined").await;
         (ws, joined)
+    }
+}
+
+/// Joins the server at `addr` (`host:port`; any server, one in another process too).
+pub async fn ws_at(addr: &str, token: &str, resume: Option<&str>) -> Result<Ws, Refused> {
+    let mut url = format!("ws://{addr}/v1/rtc?token={token}");
+    if let Some(r) = resume {
+        url.push_str(&format!("&resume={r}"));
+    }
+    match tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(url))
+        .await
+        .expect("connect timed out")
+    {
+        Ok((stream, _)) => Ok(Ws {
+            stream,
+            backlog: vec![],
+        }),
+        Err(tungstenite::Error::Http(resp)) => Err(Refused {
+            status: resp.status().as_u16(),
+            body: resp
+                .body()
+                .as_ref()
+                .and_then(|b| serde_json::from_slice(b).ok())
+                .unwrap_or(Value::Null),
+        }),
+        Err(e) => panic!("websocket failed: {e}"),
     }
 }
 

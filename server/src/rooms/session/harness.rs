@@ -62,9 +62,9 @@ impl Harness {
             media: true,
         };
         Self {
+            delivery: Delivery::new(room.id.clone(), None),
             s: Session::new(room, config, now),
             now,
-            delivery: Delivery::default(),
             rx: HashMap::new(),
             conns: HashMap::new(),
             next_conn: 1,
@@ -95,7 +95,7 @@ impl Harness {
             panic!("a join answers with a join result");
         };
         if result.is_ok() {
-            self.delivery.add(conn, uid(user), tx);
+            self.delivery.add_local(conn, uid(user), tx);
             self.rx.insert(user.to_string(), rx);
             self.conns.insert(user.to_string(), conn);
         }

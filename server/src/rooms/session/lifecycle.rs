@@ -159,6 +159,12 @@ impl Session {
 
     /// Takes a member out, telling it why (when it is still connected).
     pub(super) fn remove(&mut self, user: &UserId, reason: LeaveReason) -> bool {
+        self.take_out(user, reason, true)
+    }
+
+    /// Takes a member out; its connection is closed with `left {reason}` when `tell`,
+    /// else without a word (its client reconnects).
+    fn take_out(&mut self, user: &UserId, reason: LeaveReason, tell: bool) -> bool {
         let Some(m) = self.members.remove(user) else {
             return false;
         };
@@ -180,10 +186,19 @@ impl Session {
         if let Some(conn) = m.conn {
             self.out.push(Output::Close {
                 conn,
-                last: Some(ServerMessage::Left { reason }),
+                last: tell.then_some(ServerMessage::Left { reason }),
             });
         }
         true
+    }
+
+    /// Ends the session with every member disconnected silently: its room now runs on
+    /// another node, where the clients reconnect.
+    pub(super) fn hand_over(&mut self) {
+        for u in self.members.users() {
+            self.take_out(&u, LeaveReason::ServerShutdown, false);
+        }
+        self.end_quietly();
     }
 
     /// Removes the members whose token or invitation is no longer good.

@@ -16,8 +16,10 @@ use crate::rate::TokenBucket;
 /// Largest page of `listAudience`.
 pub const MAX_AUDIENCE_PAGE: usize = 500;
 
-/// Who is joining, as admission checked it (token, roster, window).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Who is joining, as admission checked it (token, roster, window). Serializable: a
+/// node that admitted a member hands it to the room's home node this way.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct MemberInit {
     pub user: UserId,
     pub role: Role,

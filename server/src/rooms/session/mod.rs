@@ -103,6 +103,10 @@ pub enum Input {
     /// The admin takes whoever sits on this seat off it.
     Unseat(u32),
     Shutdown,
+    /// Another node holds the room's home lease now (two took it across a Redis outage):
+    /// members are disconnected without `left`, so their clients reconnect and join the
+    /// room there, and the session ends.
+    HandOver,
 }
 
 /// The immediate answer to an input, where the caller waits for one.
@@ -351,6 +355,10 @@ impl Session {
             }
             Input::Shutdown => {
                 self.end(LeaveReason::ServerShutdown);
+                Answer::None
+            }
+            Input::HandOver => {
+                self.hand_over();
                 Answer::None
             }
         };

@@ -1,0 +1,221 @@
+//! This node as an edge of rooms homed on other nodes: the sockets of its members in
+//! those rooms, by room, and the joins waiting for their home's answer.
+//!
+//! A home sends one copy of each frame per edge node; here it is handed to the room's
+//! local sockets by a `Delivery` of its own, which keeps its own lagging marks (a full
+//! queue is reported back to the home, which later sends that member a snapshot).
+//! When a room's home is gone (its lease lapsed or passed to another node), the room's
+//! sockets here are closed without `left`: SDKs reconnect, and the room is placed again.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use bytes::Bytes;
+use tokio::sync::oneshot;
+
+use super::wire::{Refusal, Up};
+use crate::ids::{ConnId, NodeId, RoomId, UserId};
+use crate::rooms::delivery::Delivery;
+use crate::rooms::outbound::OutboundTx;
+use crate::rooms::remote::FrameKind;
+
+/// A home's answer to a join: the session's number for the member, or why not (with
+/// the member's queue back, to join elsewhere).
+pub(super) type JoinAnswer = Result<ConnId, (Refusal, OutboundTx)>;
+
+/// What must go back to a room's home after a frame was handed out.
+pub(super) type Replies = Vec<(NodeId, RoomId, Up)>;
+
+struct RemoteRoom {
+    home: NodeId,
+    /// The home lease's value when this node placed the room (`<node>#<instance>`).
+    holder: String,
+    delivery: Delivery,
+}
+
+struct Joining {
+    room: RoomId,
+    home: NodeId,
+    holder: String,
+    user: UserId,
+    tx: OutboundTx,
+    reply: oneshot::Sender<JoinAnswer>,
+}
+
+#[derive(Default)]
+struct State {
+    rooms: HashMap<RoomId, RemoteRoom>,
+    /// By the number this node gave the join.
+    joining: HashMap<ConnId, Joining>,
+}
+
+/// A std Mutex: each use is a few map operations and non-blocking queue offers, never
+/// an await, and frames for every room pass through one receive task anyway.
+#[derive(Default)]
+pub(super) struct Edges(Mutex<State>);
+
+pub(super) struct Expect {
+    pub edge_conn: ConnId,
+    pub room: RoomId,
+    pub home: NodeId,
+    pub holder: String,
+    pub user: UserId,
+    pub tx: OutboundTx,
+}
+
+impl Edges {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The home this node already forwards `room` to, with its lease value.
+    pub fn home_of(&self, room: &RoomId) -> Option<(NodeId, String)> {
+        self.lock()
+            .rooms
+            .get(room)
+            .map(|r| (r.home.clone(), r.holder.clone()))
+    }
+
+    /// Waits for the home's answer to the join `e.edge_conn`.
+    pub fn expect(&self, e: Expect) -> oneshot::Receiver<JoinAnswer> {
+        let (reply, answer) = oneshot::channel();
+        self.lock().joining.insert(
+            e.edge_conn,
+            Joining {
+                room: e.room,
+                home: e.home,
+                holder: e.holder,
+                user: e.user,
+                tx: e.tx,
+                reply,
+            },
+        );
+        answer
+    }
+
+    /// The join was given up on (no answer in time).
+    pub fn forget_join(&self, edge_conn: ConnId) {
+        self.lock().joining.remove(&edge_conn);
+    }
+
+    pub fn refused(&self, from: &NodeId, edge_conn: ConnId, why: Refusal) {
+        let mut s = self.lock();
+        if s.joining.get(&edge_conn).is_some_and(|j| &j.home == from) {
+            let j = s.joining.remove(&edge_conn).expect("just seen");
+            let _ = j.reply.send(Err((why, j.tx)));
+        }
+    }
+
+    /// A frame from `from` for `room`'s sockets here.
+    pub fn frame(&self, from: &NodeId, room: RoomId, kind: FrameKind, bytes: Bytes) -> Replies {
+        let mut s = self.lock();
+        let mut full = vec![];
+        let mut replies = vec![];
+        if let FrameKind::Joined {
+            edge_conn,
+            conn,
+            user,
+        } = kind
+        {
+            let ours = s
+                .joining
+                .get(&edge_conn)
+                .is_some_and(|j| &j.home == from && j.room == room);
+            let Some(j) = ours.then(|| s.joining.remove(&edge_conn)).flatten() else {
+                // Given up on: the home must not keep it.
+                replies.push((from.clone(), room, Up::Dropped { user, conn }));
+                return replies;
+            };
+            let fresh = s.rooms.get(&room).is_none_or(|r| &r.home != from);
+            if fresh {
+                // A new home: sockets still tied to an old one go (they reconnect).
+                if let Some(mut old) = s.rooms.remove(&room) {
+                    old.delivery.close_all();
+                }
+                s.rooms.insert(
+                    room.clone(),
+                    RemoteRoom {
+                        home: j.home.clone(),
+                        holder: j.holder.clone(),
+                        delivery: Delivery::new(room.clone(), None),
+                    },
+                );
+            }
+            let r = s.rooms.get_mut(&room).expect("inserted");
+            r.delivery.add_local(conn, j.user.clone(), j.tx);
+            if j.reply.send(Ok(conn)).is_err() {
+                r.delivery.remove(conn);
+                if r.delivery.is_empty() {
+                    s.rooms.remove(&room);
+                }
+                replies.push((from.clone(), room, Up::Dropped { user: j.user, conn }));
+            }
+            return replies;
+        }
+        let Some(r) = s.rooms.get_mut(&room).filter(|r| &r.home == from) else {
+            return replies; // stale: from a home this room no longer has here
+        };
+        match kind {
+            FrameKind::Joined { .. } => unreachable!("handled above"),
+            FrameKind::Send { conn } => r.delivery.send_bytes(conn, bytes, &mut full),
+            FrameKind::Broadcast => r.delivery.broadcast_bytes(bytes, &mut full),
+            FrameKind::Resync { conns } => r.delivery.resync_bytes(&conns, bytes, &mut full),
+            FrameKind::Close { conn } => r
+                .delivery
+                .close_bytes(conn, (!bytes.is_empty()).then_some(bytes)),
+            FrameKind::Ended => r.delivery.close_all(),
+        }
+        if r.delivery.is_empty() {
+            s.rooms.remove(&room);
+        }
+        for (user, conn) in full {
+            replies.push((from.clone(), room.clone(), Up::Lagging { user, conn }));
+        }
+        replies
+    }
+
+    /// A member's socket here (in `room`, homed on `home`) has gone.
+    pub fn socket_gone(&self, room: &RoomId, home: &NodeId, conn: ConnId) {
+        let mut s = self.lock();
+        if let Some(r) = s.rooms.get_mut(room).filter(|r| &r.home == home) {
+            r.delivery.remove(conn);
+            if r.delivery.is_empty() {
+                s.rooms.remove(room);
+            }
+        }
+    }
+
+    /// Closes every socket here of rooms homed elsewhere (frames to them may have been
+    /// lost): their clients reconnect, and resume where the session still holds them.
+    pub fn close_all(&self) -> usize {
+        let mut s = self.lock();
+        let mut n = 0;
+        for (_, mut r) in s.rooms.drain() {
+            n += r.delivery.len();
+            r.delivery.close_all();
+        }
+        n
+    }
+
+    /// Every room homed elsewhere with sockets here, with its home's lease value.
+    pub fn rooms(&self) -> Vec<(RoomId, String)> {
+        self.lock()
+            .rooms
+            .iter()
+            .map(|(id, r)| (id.clone(), r.holder.clone()))
+            .collect()
+    }
+
+    /// `room`'s home (lease value `holder`) is gone: its sockets here are closed, so
+    /// their clients reconnect and the room is placed again.
+    pub fn home_lost(&self, room: &RoomId, holder: &str) -> usize {
+        let mut s = self.lock();
+        if s.rooms.get(room).is_none_or(|r| r.holder != holder) {
+            return 0;
+        }
+        let mut r = s.rooms.remove(room).expect("just seen");
+        let n = r.delivery.len();
+        r.delivery.close_all();
+        n
+    }
+}
