@@ -277,12 +277,17 @@ pub async fn run(
     };
     let app = app::router(state);
     // Upgraded sockets are not tracked by axum's graceful shutdown: end the sessions
-    // first so every member is told `serverShutdown` and its socket closes.
+    // first so every member is told `serverShutdown` and its socket closes. A node of
+    // several hands its rooms over instead: members reconnect and go on elsewhere.
     let draining = live.clone();
+    let clustered = nodes.clustered();
+    let releasing = nodes.clone();
     let shutdown = async move {
         shutdown.await;
         let _ = stopping.send(true);
-        draining.shutdown(SHUTDOWN_DRAIN).await;
+        // The rooms' home leases go first, so the members reconnecting find them free.
+        releasing.release_homes().await;
+        draining.shutdown(SHUTDOWN_DRAIN, clustered).await;
     };
     let limits = serve::Limits {
         header_timeout: config.http_header_timeout,

@@ -683,6 +683,44 @@ async fn a_node_never_overwrites_another_process_registered_under_its_id() {
 }
 
 #[tokio::test]
+async fn a_home_stopped_cleanly_hands_its_rooms_over_at_once() {
+    let (_redis, _db, mut n) = nodes(3).await;
+    n[0].room(
+        "r",
+        &[("a", "attendee"), ("b", "attendee"), ("c", "attendee")],
+    )
+    .await;
+    let (mut a, _) = n[0].join("r", "a").await;
+    let (mut b, _) = n[1].join("r", "b").await;
+    let (mut c, _) = n[2].join("r", "c").await;
+    seen_in_deltas(&mut a, "added", "c").await;
+    let home = n.remove(0);
+    let t = Instant::now();
+    home.stop().await;
+    // Every member's socket closes without `left`: its client reconnects.
+    for ws in [&mut a, &mut b, &mut c] {
+        while let Some(f) = ws.next_frame(Duration::from_secs(10)).await {
+            assert_ne!(f["type"], "left", "{f}");
+        }
+    }
+    // The home gave its lease up: the room is placed again at once, on a running node.
+    let (mut b, _) = n[0].join("r", "b").await;
+    let (mut c, joined) = n[1].join("r", "c").await;
+    let back = t.elapsed();
+    let mut listed = common::ws::ids(&joined["participants"]);
+    listed.sort();
+    assert_eq!(listed, ["b", "c"], "{joined}");
+    c.send(json!({"type": "sendMessage", "text": "moved"}))
+        .await;
+    assert_eq!(b.next_of("message").await["text"], "moved");
+    eprintln!("members back in one session {back:?} after their home stopped");
+    // Well inside the 5 s a lease takes to lapse.
+    assert!(back < Duration::from_secs(4), "took {back:?}");
+    let (_, v) = n[1].get("/v1/sessions").await;
+    assert_eq!(ids(&v, "node"), ["node-1"], "{v}");
+}
+
+#[tokio::test]
 async fn a_seat_is_one_seat_across_nodes_and_freed_from_any() {
     let (_redis, _db, n) = nodes(3).await;
     let (st, b) = n[0]

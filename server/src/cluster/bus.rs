@@ -106,6 +106,13 @@ pub(super) struct Asked {
     pub missing: Vec<NodeId>,
 }
 
+/// What `publish_direct` is given.
+enum Direct {
+    Payload(NodeId, Vec<u8>),
+    /// Answered once everything queued before it (frames too) went out.
+    Flush(tokio::sync::oneshot::Sender<()>),
+}
+
 /// What the applier does, in order.
 enum Work {
     Notice(Notice),
@@ -124,7 +131,9 @@ pub(super) struct Bus {
     db: i64,
     conn: ConnectionManager,
     /// Payloads for one other node's inbox, in order.
-    direct: mpsc::UnboundedSender<(NodeId, Vec<u8>)>,
+    direct: mpsc::UnboundedSender<Direct>,
+    /// Set at shutdown: home leases are no longer renewed.
+    leaving: Arc<std::sync::atomic::AtomicBool>,
     /// Notices to publish, in order, and how many are not out yet.
     outbox: mpsc::UnboundedSender<Vec<u8>>,
     unsent: Arc<AtomicUsize>,
@@ -262,6 +271,7 @@ impl Bus {
         let peers: Arc<Mutex<Vec<NodeInfo>>> = Default::default();
         let (outbox, outbox_rx) = mpsc::unbounded_channel();
         let (direct, direct_rx) = mpsc::unbounded_channel();
+        let leaving: Arc<std::sync::atomic::AtomicBool> = Default::default();
         let unsent: Arc<AtomicUsize> = Default::default();
         let tasks = vec![
             tokio::spawn(receive(
@@ -286,7 +296,12 @@ impl Bus {
                 db_of(&client_for_db),
                 id.clone(),
             )),
-            tokio::spawn(homes(conn.clone(), node.clone(), holder.clone())),
+            tokio::spawn(homes(
+                conn.clone(),
+                node.clone(),
+                holder.clone(),
+                leaving.clone(),
+            )),
             tokio::spawn(renew(
                 conn.clone(),
                 node,
@@ -302,6 +317,7 @@ impl Bus {
             node: id,
             conn,
             direct,
+            leaving,
             outbox,
             unsent,
             pending,
@@ -358,7 +374,9 @@ impl Bus {
             from: self.node.clone(),
             body,
         };
-        let _ = self.direct.send((to.clone(), wire::encode(&msg, b"")));
+        let _ = self
+            .direct
+            .send(Direct::Payload(to.clone(), wire::encode(&msg, b"")));
     }
 
     pub(super) fn send_up(&self, home: &NodeId, room: &RoomId, up: Up) {
@@ -426,9 +444,40 @@ impl Bus {
         list_peers(&self.conn, &self.node).await
     }
 
+    /// Stops renewing home leases and gives up those of `rooms`.
+    pub(super) async fn release_homes(&self, rooms: &[RoomId]) {
+        self.leaving.store(true, Ordering::SeqCst);
+        if rooms.is_empty() {
+            return;
+        }
+        let mut pipe = redis::pipe();
+        for room in rooms {
+            pipe.cmd("EVAL")
+                .arg(DROP_LEASE)
+                .arg(1)
+                .arg(wire::home_key(room))
+                .arg(&self.holder)
+                .ignore();
+        }
+        let mut c = self.conn.clone();
+        let why = match tokio::time::timeout(COMMAND_WAIT, pipe.query_async::<()>(&mut c)).await {
+            Ok(Ok(())) => return,
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => "no answer in time".to_string(),
+        };
+        tracing::warn!(
+            "cannot give up the rooms' home leases ({why}); they lapse in {} s",
+            HOME_LEASE.as_secs()
+        );
+    }
+
     pub(super) async fn leave(&self) {
-        // Notices not out yet are the other nodes' only news of a committed write.
+        // Notices not out yet are the other nodes' only news of a committed write;
+        // frames not out yet end the other nodes' members' sessions.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+        let (flushed, out) = tokio::sync::oneshot::channel();
+        let _ = self.direct.send(Direct::Flush(flushed));
+        let _ = tokio::time::timeout_at(deadline, out).await;
         while self.unsent.load(Ordering::SeqCst) > 0 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -524,16 +573,37 @@ async fn receive(
     peers: Arc<Mutex<Vec<NodeInfo>>>,
     me: NodeId,
 ) {
-    // What edges send about their members, applied in the order it came (a session's
-    // full queue waits here, not in the receive loop).
+    // What edges send about their members, applied in the order it came: one queue and
+    // task per room, so a session slow to take its members' messages holds up only its
+    // own room (and never the receive loop).
     let (ups, mut ups_rx) = mpsc::unbounded_channel::<(NodeId, RoomId, Up)>();
     let homing = node.clone();
     let _ups = AbortOnDrop(tokio::spawn(async move {
+        let mut rooms: HashMap<RoomId, mpsc::UnboundedSender<(NodeId, Up)>> = HashMap::new();
+        let mut seen = 0u32;
         while let Some((from, room, up)) = ups_rx.recv().await {
             let Some(inner) = homing.upgrade() else {
                 return;
             };
-            Cluster(inner).on_up(from, room, up).await;
+            // Now and then, the queues of rooms without a session here go (their
+            // tasks end once what they hold is applied).
+            seen = seen.wrapping_add(1);
+            if seen.is_multiple_of(256) {
+                rooms.retain(|r, tx| !tx.is_closed() && inner.live.has_session(r));
+            }
+            drop(inner);
+            let tx = rooms.entry(room.clone()).or_insert_with(|| {
+                let (tx, mut rx) = mpsc::unbounded_channel::<(NodeId, Up)>();
+                let node = homing.clone();
+                tokio::spawn(async move {
+                    while let Some((from, up)) = rx.recv().await {
+                        let Some(inner) = node.upgrade() else { return };
+                        Cluster(inner).on_up(from, room.clone(), up).await;
+                    }
+                });
+                tx
+            });
+            let _ = tx.send((from, up));
         }
     }));
     // Notices are applied one after another, in the order they were published, and a
@@ -787,10 +857,12 @@ async fn renew(
 }
 
 /// Sends other nodes what is queued for them, in order: several payloads at a time in
-/// one pipeline, and a pipeline Redis did not take is sent again (PUBLISH to a node
-/// that is gone is not an error: nobody hears it).
+/// one pipeline (PUBLISH to a node that is gone is not an error: nobody hears it). A
+/// pipeline Redis refused is sent again; one it did not answer in time may have run, so
+/// it is not (a join or a chat line must not arrive twice): it is logged as lost, and
+/// the members it concerned are repaired by their idle timeouts and reconnects.
 async fn publish_direct(
-    mut direct: mpsc::UnboundedReceiver<(NodeId, Vec<u8>)>,
+    mut direct: mpsc::UnboundedReceiver<Direct>,
     mut frames: mpsc::UnboundedReceiver<EdgeFrame>,
     conn: ConnectionManager,
     db: i64,
@@ -806,49 +878,78 @@ async fn publish_direct(
         };
         (f.to, wire::encode(&msg, &f.bytes))
     };
+    // Flushes wait until everything queued is out (a batch that was not full).
+    let mut flushes = vec![];
     loop {
+        let mut batch = vec![];
         let first = tokio::select! {
-            Some(f) = frames.recv() => frame_payload(f),
+            Some(f) = frames.recv() => Direct::Payload(f.to.clone(), frame_payload(f).1),
             Some(d) = direct.recv() => d,
             else => return,
         };
-        let mut batch = vec![first];
+        let mut next = Some(first);
         while batch.len() < BATCH {
-            match frames.try_recv() {
-                Ok(f) => batch.push(frame_payload(f)),
-                Err(_) => match direct.try_recv() {
-                    Ok(d) => batch.push(d),
-                    Err(_) => break,
+            let d = match next.take() {
+                Some(d) => d,
+                None => match frames.try_recv() {
+                    Ok(f) => {
+                        let (to, p) = frame_payload(f);
+                        Direct::Payload(to, p)
+                    }
+                    Err(_) => match direct.try_recv() {
+                        Ok(d) => d,
+                        Err(_) => break,
+                    },
                 },
+            };
+            match d {
+                Direct::Payload(to, p) => batch.push((to, p)),
+                Direct::Flush(done) => flushes.push(done),
             }
         }
-        let mut pipe = redis::pipe();
-        for (to, payload) in &batch {
-            pipe.cmd("PUBLISH")
-                .arg(wire::inbox(db, to))
-                .arg(payload)
-                .ignore();
+        let drained = batch.len() < BATCH;
+        if !batch.is_empty() {
+            send_batch(&conn, db, &batch).await;
         }
-        let mut wait = Duration::from_millis(100);
-        let mut told = false;
-        loop {
-            let mut c = conn.clone();
-            match tokio::time::timeout(COMMAND_WAIT, pipe.query_async::<()>(&mut c)).await {
-                Ok(Ok(())) => break,
-                failed => {
-                    if !told {
-                        let why = match failed {
-                            Ok(Err(e)) => e.to_string(),
-                            _ => format!("no answer within {} s", COMMAND_WAIT.as_secs()),
-                        };
-                        tracing::warn!(
-                            "cannot send other nodes their rooms' traffic yet: {why}; retrying"
-                        );
-                        told = true;
-                    }
-                    tokio::time::sleep(wait).await;
-                    wait = (wait * 2).min(Duration::from_secs(2));
+        if drained {
+            for done in flushes.drain(..) {
+                let _ = done.send(());
+            }
+        }
+    }
+}
+
+async fn send_batch(conn: &ConnectionManager, db: i64, batch: &[(NodeId, Vec<u8>)]) {
+    let mut pipe = redis::pipe();
+    for (to, payload) in batch {
+        pipe.cmd("PUBLISH")
+            .arg(wire::inbox(db, to))
+            .arg(payload)
+            .ignore();
+    }
+    let mut wait = Duration::from_millis(100);
+    let mut told = false;
+    loop {
+        let mut c = conn.clone();
+        match tokio::time::timeout(COMMAND_WAIT, pipe.query_async::<()>(&mut c)).await {
+            Ok(Ok(())) => return,
+            Ok(Err(e)) => {
+                if !told {
+                    tracing::warn!(
+                        "cannot send other nodes their rooms' traffic yet: {e}; retrying"
+                    );
+                    told = true;
                 }
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(2));
+            }
+            Err(_) => {
+                tracing::warn!(
+                    messages = batch.len(),
+                    "Redis did not answer within {} s; rooms' traffic to other nodes may be lost",
+                    COMMAND_WAIT.as_secs()
+                );
+                return;
             }
         }
     }
@@ -856,7 +957,12 @@ async fn publish_direct(
 
 /// Every second: keeps the home lease of each session here, and closes this node's
 /// sockets in rooms whose home is gone (lease lapsed or passed on), so they reconnect.
-async fn homes(conn: ConnectionManager, node: Weak<Inner>, holder: String) {
+async fn homes(
+    conn: ConnectionManager,
+    node: Weak<Inner>,
+    holder: String,
+    leaving: Arc<std::sync::atomic::AtomicBool>,
+) {
     let mut tick = tokio::time::interval(HOME_CHECK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut lost_told: HashSet<RoomId> = HashSet::new();
@@ -864,13 +970,12 @@ async fn homes(conn: ConnectionManager, node: Weak<Inner>, holder: String) {
         tick.tick().await;
         let Some(inner) = node.upgrade() else { return };
         let cluster = Cluster(inner);
-        let here: Vec<RoomId> = cluster
-            .0
-            .live
-            .sessions()
-            .into_iter()
-            .map(|s| s.room_id)
-            .collect();
+        let here: Vec<RoomId> = match leaving.load(Ordering::SeqCst) {
+            true => vec![], // given up: the rooms are handed over
+            false => (cluster.0.live.sessions().into_iter())
+                .map(|s| s.room_id)
+                .collect(),
+        };
         if !here.is_empty() {
             let mut cmd = redis::cmd("EVAL");
             cmd.arg(HOLD_HOMES).arg(here.len());

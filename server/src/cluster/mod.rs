@@ -391,6 +391,21 @@ impl Cluster {
         Ok(list)
     }
 
+    /// Gives up the home lease of every room homed here (at shutdown, before the
+    /// sessions hand their rooms over), and stops renewing them.
+    pub async fn release_homes(&self) {
+        if let Some(bus) = self.bus() {
+            let rooms: Vec<RoomId> = self
+                .0
+                .live
+                .sessions()
+                .into_iter()
+                .map(|s| s.room_id)
+                .collect();
+            bus.release_homes(&rooms).await;
+        }
+    }
+
     /// Leaves the cluster at shutdown: the registration and any lease held go at once,
     /// so the others need not wait for them to expire.
     pub async fn leave(&self) {

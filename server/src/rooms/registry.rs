@@ -427,11 +427,16 @@ impl LiveRooms {
         answer.await.unwrap_or_default()
     }
 
-    /// Ends every session with `serverShutdown` and waits (bounded) for their tasks.
-    pub async fn shutdown(&self, wait: Duration) {
+    /// Ends every session and waits (bounded) for their tasks: with `serverShutdown`,
+    /// or, when other nodes can take the rooms (`hand_over`), silently, so that the
+    /// members' clients reconnect and continue on one of them.
+    pub async fn shutdown(&self, wait: Duration, hand_over: bool) {
         self.0.closing.store(true, Ordering::SeqCst);
         for h in self.lock().values() {
-            let _ = h.admin.send(Command::Shutdown);
+            let _ = h.admin.send(match hand_over {
+                true => Command::HandOver,
+                false => Command::Shutdown,
+            });
         }
         let _ = tokio::time::timeout(wait, self.0.tasks.zero()).await;
     }
