@@ -22,8 +22,10 @@ use crate::rooms::remote::Sink;
 use crate::rooms::session::MemberInit;
 use crate::rooms::{JoinError, LiveRooms};
 
-/// Longest an edge waits for the home to take a join.
-const JOIN_WAIT: Duration = Duration::from_secs(5);
+/// Longest an edge waits for the home to take a join. Generous: a join through this
+/// node waits for its session as long as it takes, and a busy home (100,000 members
+/// joining on two cores took up to 4 s) is slow, not gone; a dead one's lease lapses in 5 s.
+const JOIN_WAIT: Duration = Duration::from_secs(15);
 
 /// Where a room's session runs, as the home lease says.
 pub(super) enum Place {
@@ -150,7 +152,7 @@ impl Cluster {
                 Ok(Err(_)) | Err(_) => {
                     self.0.edges.forget_join(edge_conn);
                     tracing::warn!(room = %room.id, home = %node, "the room's home node did not take a join in {} s", JOIN_WAIT.as_secs());
-                    return Err(JoinError::Busy);
+                    return Err(JoinError::Unanswered);
                 }
             }
         }

@@ -34,6 +34,8 @@ pub enum JoinError {
     Closing,
     /// Sessions kept ending under the join (three times in a row).
     Busy,
+    /// The node running the room's session did not answer in time.
+    Unanswered,
 }
 
 /// A live session as the admin's list shows it.

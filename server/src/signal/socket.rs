@@ -91,7 +91,7 @@ pub async fn join(socket: WebSocket, j: Joining) -> Option<Connection> {
         Err(e) => {
             let refused = match e {
                 JoinError::RoomFull => ErrorCode::RoomFull,
-                JoinError::Closing | JoinError::Busy => ErrorCode::Internal,
+                JoinError::Closing | JoinError::Busy | JoinError::Unanswered => ErrorCode::Internal,
             };
             j.metrics.joins.with_label_values(&[refused.as_str()]).inc();
             let (code, reason, msg) = match e {
@@ -104,6 +104,11 @@ pub async fn join(socket: WebSocket, j: Joining) -> Option<Connection> {
                     ErrorCode::Internal,
                     LeaveReason::ServerShutdown,
                     "the server is shutting down; please retry shortly",
+                ),
+                JoinError::Unanswered => (
+                    ErrorCode::Internal,
+                    LeaveReason::Timeout,
+                    "the server running this room's call did not answer in time; please retry",
                 ),
                 JoinError::Busy => (
                     ErrorCode::Internal,
