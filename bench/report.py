@@ -323,6 +323,7 @@ def main():
     md += scale_section(results, machine)
     md += store_section(results)
     md += cluster_section(results)
+    md += spread_section(results)
     md += first_frame_section(results)
     open(os.path.join(out_dir, "REPORT.md"), "w").write("\n".join(md) + "\n")
 
@@ -390,6 +391,35 @@ def cluster_section(results):
         md.append(f"| {name} | {s['n']} | {fmt(s['p50'], 1)} ms | {fmt(s['p90'], 1)} ms | "
                   f"{fmt(s['p99'], 1)} ms |")
     md.append("")
+    return md
+
+
+def spread_section(results):
+    """One room spread over several nodes (bench/spread.sh)."""
+    md = ["## One room across nodes: signaling members in one room (Convene only)", ""]
+    try:
+        d = json.load(open(os.path.join(results, "spread.json")))
+    except (OSError, ValueError):
+        return md + ["No spread run (`bench/spread.sh` writes `spread.json`).", ""]
+    room = d["joined"] + 1
+    per_node = ", ".join(f"{b / 2**20:,.0f}" for b in d["rssBytes"]["perNodeAfter"])
+    md += [f"Run by `bench/spread.sh` at commit {d['commit']} on {d['date']}: {d['nodes']} "
+           "release nodes on one Redis and one PostgreSQL database and "
+           f"{d['toolProcesses']} load-tool processes (one per node, each holding the sockets of "
+           "the members it joins), all on this machine's cores. The room's home is the first "
+           "node; the others forward their members' joins and messages to it and fan its "
+           "frames out to their sockets (one copy per node on Redis).", "",
+           "| | value | goal |", "|---|---|---|",
+           f"| Members in the room (the host included) | {room:,} joined, "
+           f"{d['joinFailures']} failed | 100,000, 0 failed |",
+           f"| Time for all to join | {fmt(d['joinAllSeconds'], 1)} s (join p99 "
+           f"{fmt(d['joinLatencyMsP99'] / 1000, 1)} s) | |",
+           f"| Server RSS per member (all nodes) | {d['rssPerMemberBytes'] / 1024:.1f} KiB | "
+           "at most 16 KiB |",
+           f"| One message to all: p50 / p99 / last | {fmt(d['messageFanoutMs']['p50'], 0)} / "
+           f"{fmt(d['messageFanoutMs']['p99'], 0)} / {fmt(d['messageFanoutMs']['last'], 0)} ms "
+           f"({d['messageReached']:,} of {d['messageExpected']:,} reached) | p99 under 1 s |",
+           "", f"RSS per node after the joins (MiB, the home first): {per_node}.", ""]
     return md
 
 

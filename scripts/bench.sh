@@ -8,7 +8,7 @@
 #      step with loss > 1% or a failed connection,
 #   4. the signaling scale run (as many members as the fd limit allows),
 #   5. the store: SQLite against PostgreSQL (bench/store.sh), and three nodes on Redis
-#      (bench/cluster.sh),
+#      (bench/cluster.sh), and one room of 100,000 members over six nodes (bench/spread.sh),
 #   6. a new viewer's first video frame in Chromium (bench/first-frame.mjs),
 #   7. bench/REPORT.md and the charts (matplotlib), from the JSON in bench/results/.
 # BENCH_QUICK=1: short ladders and a small scale run (a few minutes).
@@ -175,6 +175,14 @@ if [ "$QUICK" = 1 ]; then
     bash bench/cluster.sh 150 30 || echo "cluster run failed"
 else
     bash bench/cluster.sh 600 90 || echo "cluster run failed"
+fi
+
+step "one room across nodes: 100,000 signaling members over six nodes"
+wait_quiet
+if [ "$QUICK" = 1 ]; then
+    bash bench/spread.sh 12000 3 || echo "spread run failed"
+else
+    bash bench/spread.sh 99999 6 || echo "spread run failed"
 fi
 
 step "first frame: a new viewer's first video frame (Chromium, 10 joins)"

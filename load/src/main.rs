@@ -10,6 +10,7 @@ mod idle;
 mod janus;
 mod media;
 mod media_run;
+mod part;
 mod progress;
 mod signal;
 mod stats;
@@ -29,7 +30,9 @@ use tokio::sync::{mpsc, watch, Semaphore};
 struct Args {
     /// `signal`: N signaling members; `media`: publishers and subscribers with RTP;
     /// `storm`: --rounds of N members joining at once, then leaving; `idle`: N idle and
-    /// N/10 slowloris connections, which the server should close.
+    /// N/10 slowloris connections, which the server should close; `setup`: a room with
+    /// N members; `part`: N of that room's members joining through one node of several,
+    /// timing one message to all (bench/spread.sh runs several parts at once).
     #[arg(long, default_value = "signal")]
     scenario: String,
     /// media: the SFU under test, `convene` or `janus` (then give --janus-url and --pid).
@@ -90,6 +93,19 @@ struct Args {
     /// Write the JSON report here.
     #[arg(long)]
     json: Option<String>,
+    /// setup, part: the room (`setup` creates it with members m0.. and a host).
+    #[arg(long)]
+    room: Option<String>,
+    /// part: the index of this part's first member (its members are m<first>...).
+    #[arg(long, default_value_t = 0)]
+    first: usize,
+    /// part: the directory the parts of one run meet in (see bench/spread.sh).
+    #[arg(long)]
+    barrier: Option<String>,
+    /// part: this part joins the host too and sends the message once the session
+    /// counts this many members (every part's).
+    #[arg(long)]
+    host_for: Option<usize>,
 }
 
 const LOOPBACK_ONLY: &str = "convene-load sends traffic only to 127.0.0.0/8";
@@ -231,9 +247,28 @@ async fn run(args: Args) -> Result<(), String> {
         drop(spawned);
         return write_report(&args, &report?);
     }
+    if args.scenario == "setup" || args.scenario == "part" {
+        let room = args.room.clone().ok_or("--room is required")?;
+        if args.scenario == "setup" {
+            eprintln!("setting up room {room} with {} members...", args.members);
+            admin.setup_room(&room, args.members).await?;
+            return Ok(());
+        }
+        let plan = part::Plan {
+            room,
+            first: args.first,
+            members: args.members,
+            concurrency: args.concurrency,
+            barrier: args.barrier.clone().ok_or("--barrier is required")?.into(),
+            host_for: args.host_for,
+        };
+        let report = part::run(addr, &admin, &plan).await?;
+        drop(spawned);
+        return write_report(&args, &report);
+    }
     if args.scenario != "signal" {
         return Err(format!(
-            "unknown scenario '{}' (signal, media, storm or idle)",
+            "unknown scenario '{}' (signal, media, storm, idle, setup or part)",
             args.scenario
         ));
     }
