@@ -775,3 +775,35 @@ async fn a_rooms_member_limit_counts_every_node() {
     assert_eq!(refused.status, 409, "{:?}", refused.body);
     assert_eq!(refused.body["error"]["code"], "RoomFull");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publisher_on_the_home_is_seen_and_heard_by_a_viewer_on_another_node() {
+    use common::rtp::{expect_100_in_order, pump, record_tracks};
+    use convene_load::client::local_track;
+    use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    let (_redis, _db, n) = nodes(2).await;
+    n[0].room("m", &[("alice", "attendee"), ("bob", "consumer")])
+        .await;
+    let video = local_track(RtpCodecKind::Video, "cam", 5151);
+    let audio = local_track(RtpCodecKind::Audio, "mic", 5252);
+    // alice places the room on node-0; bob watches through node-1: his offers, answers
+    // and candidates go through node-1 to the home's relay, his media to and from it.
+    let alice = n[0]
+        .media_client("m", "alice", &[video.clone(), audio.clone()])
+        .await;
+    let mut bob = n[1].media_client("m", "bob", &[]).await;
+    let (_, v) = n[1].get("/v1/sessions").await;
+    assert_eq!(ids(&v, "node"), ["node-0"], "{v}");
+    let stop = Arc::new(AtomicBool::new(false));
+    let epoch = std::time::Instant::now();
+    pump(video.clone(), 96, 5151, epoch, stop.clone());
+    pump(audio.clone(), 111, 5252, epoch, stop.clone());
+    let got = record_tracks(&mut bob.tracks, 2).await;
+    expect_100_in_order(&got).await;
+    stop.store(true, Ordering::Relaxed);
+    alice.close().await;
+    bob.close().await;
+}

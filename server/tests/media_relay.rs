@@ -4,82 +4,17 @@
 mod common;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use common::rtp::{
+    expect_100_in_order, in_order_without_gaps, pump, record, record_tracks, wait_until,
+};
 use common::TestServer;
 use convene_load::client::local_track;
-use rtc::rtp::{Header, Packet};
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use serde_json::json;
-use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
-use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
-
-/// Writes numbered packets every 10 ms until `stop`; the payload is the 8-byte index,
-/// then the send time in microseconds since `epoch`.
-fn pump(track: Arc<TrackLocalStaticRTP>, pt: u8, ssrc: u32, epoch: Instant, stop: Arc<AtomicBool>) {
-    tokio::spawn(async move {
-        let mut i: u64 = 0;
-        while !stop.load(Ordering::Relaxed) {
-            let mut payload = i.to_be_bytes().to_vec();
-            payload.extend((epoch.elapsed().as_micros() as u64).to_be_bytes());
-            if pt == 96 {
-                // A VP8 payload descriptor then a keyframe-looking byte, so it parses.
-                payload.splice(0..0, [0x10u8, 0x00]);
-            }
-            let pkt = Packet {
-                header: Header {
-                    version: 2,
-                    marker: true,
-                    payload_type: pt,
-                    sequence_number: i as u16,
-                    timestamp: (i as u32).wrapping_mul(960),
-                    ssrc,
-                    ..Default::default()
-                },
-                payload: Bytes::from(payload),
-            };
-            let _ = track.write_rtp(pkt).await;
-            i += 1;
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    });
-}
-
-/// Reads a subscribed track, recording the index of every packet received.
-fn record(track: Arc<dyn TrackRemote>, video: bool) -> Arc<Mutex<Vec<u64>>> {
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let s = seen.clone();
-    tokio::spawn(async move {
-        while let Some(ev) = track.poll().await {
-            if let TrackRemoteEvent::OnRtpPacket(p) = ev {
-                let skip = if video { 2 } else { 0 };
-                if p.payload.len() >= skip + 8 {
-                    let mut idx = [0u8; 8];
-                    idx.copy_from_slice(&p.payload[skip..skip + 8]);
-                    s.lock().unwrap().push(u64::from_be_bytes(idx));
-                }
-            }
-        }
-    });
-    seen
-}
-
-async fn wait_until(what: &str, f: impl Fn() -> bool) {
-    tokio::time::timeout(Duration::from_secs(15), async {
-        while !f() {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("timed out waiting for {what}"));
-}
-
-fn in_order_without_gaps(seen: &[u64]) -> bool {
-    seen.windows(2).all(|w| w[1] == w[0] + 1)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_subscriber_gets_audio_and_video_in_order() {
@@ -114,30 +49,15 @@ async fn every_subscriber_gets_audio_and_video_in_order() {
         }
     }
     for sub in [&mut bob, &mut carol] {
-        let mut got = vec![];
-        for _ in 0..2 {
-            let t = tokio::time::timeout(Duration::from_secs(10), sub.tracks.recv())
-                .await
-                .expect("a track arrives")
-                .unwrap();
-            let is_video = t.kind().await == RtpCodecKind::Video;
+        let got = record_tracks(&mut sub.tracks, 2).await;
+        for (_, t, _) in &got {
             // Stream ids name the publisher: u-<hex of the user id>.
             assert_eq!(
                 t.stream_id().await,
                 convene::sfu::stream_id(&convene::ids::UserId::parse("alice").unwrap())
             );
-            got.push((is_video, record(t, is_video)));
         }
-        for (is_video, seen) in &got {
-            let seen = seen.clone();
-            wait_until("100 packets", || seen.lock().unwrap().len() >= 100).await;
-            let v = seen.lock().unwrap().clone();
-            assert!(
-                in_order_without_gaps(&v),
-                "video={is_video}: gaps or reordering: {:?}",
-                &v[..20.min(v.len())]
-            );
-        }
+        expect_100_in_order(&got).await;
     }
     stop.store(true, Ordering::Relaxed);
     let (st, members) = s.get("/v1/rooms/m/members").await;

@@ -6,6 +6,7 @@ pub mod light;
 pub mod postgres;
 pub mod redis;
 pub mod rtc;
+pub mod rtp;
 pub mod ws;
 
 use std::path::{Path, PathBuf};
