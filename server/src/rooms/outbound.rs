@@ -14,6 +14,9 @@ pub enum Outbound {
     Text(Bytes),
     /// Close the socket once the frames before it are written.
     Close,
+    /// The socket's own reader closes it with this code and reason (a frame too large,
+    /// text not UTF-8), once the frames before it are written.
+    CloseWith(u16, &'static str),
 }
 
 pub type OutboundTx = mpsc::Sender<Outbound>;

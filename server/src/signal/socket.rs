@@ -33,8 +33,6 @@ use crate::rooms::JoinError;
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a socket the server closed waits for the client's close frame.
 const CLOSE_DRAIN: Duration = Duration::from_secs(2);
-/// Frames the reader itself answers (pong, parse errors); tiny, as they are rare.
-const LOCAL_QUEUE: usize = 8;
 /// Allowance a member may spend: a burst of 50, refilled at 20 a second. Each command
 /// may fan out to every member, so one client must not be able to flood a room.
 const COMMAND_RATE: Rate = Rate::new(50.0, 20.0);
@@ -45,11 +43,29 @@ const COST_BYTES: usize = 4096;
 /// bursts now and then never gets near it; a flood empties it in milliseconds.
 const PATIENCE: Rate = Rate::new(100.0, 1.0);
 
-/// What the reader hands the writer besides the session's frames.
-enum Local {
-    Text(Bytes),
-    /// Close the socket with this code and reason, then stop.
-    Close(u16, &'static str),
+/// The reader's way into the member's own queue, for what it answers itself (pongs,
+/// errors, a close for a bad frame). Weak, so that the writer still ends when the
+/// session lets go of the queue; and no queue of its own (one is a kilobyte per member).
+struct Own(mpsc::WeakSender<Outbound>);
+
+impl Own {
+    /// Queued if there is room (a pong may be dropped for a member that lags anyway).
+    fn offer(&self, f: Bytes) {
+        if let Some(tx) = self.0.upgrade() {
+            let _ = tx.try_send(Outbound::Text(f));
+        }
+    }
+
+    /// Queued when there is room, waiting at most `WRITE_TIMEOUT`; whether it was.
+    async fn send(&self, item: Outbound) -> bool {
+        let Some(tx) = self.0.upgrade() else {
+            return false;
+        };
+        matches!(
+            tokio::time::timeout(WRITE_TIMEOUT, tx.send(item)).await,
+            Ok(Ok(()))
+        )
+    }
 }
 
 /// Who is about to join, and where.
@@ -65,6 +81,7 @@ pub struct Joining {
 pub struct Connection {
     member: Membership,
     user: UserId,
+    own: Own,
     sink: SplitSink<WebSocket, Message>,
     stream: SplitStream<WebSocket>,
     rx: mpsc::Receiver<Outbound>,
@@ -74,6 +91,7 @@ pub struct Connection {
 /// Joins the session; on refusal the client gets the error and `left`, and None.
 pub async fn join(socket: WebSocket, j: Joining) -> Option<Connection> {
     let (tx, rx) = mpsc::channel(OUTBOUND_QUEUE);
+    let own = Own(tx.downgrade());
     let (mut sink, stream) = socket.split();
     let user = j.init.user.clone();
     match j.cluster.join_room(&j.room, j.init, tx, j.resume).await {
@@ -82,6 +100,7 @@ pub async fn join(socket: WebSocket, j: Joining) -> Option<Connection> {
             Some(Connection {
                 member,
                 user,
+                own,
                 sink,
                 stream,
                 rx,
@@ -134,13 +153,13 @@ impl Connection {
         let Connection {
             member,
             user,
+            own,
             sink,
             mut stream,
             rx,
             metrics,
         } = self;
-        let (local_tx, local_rx) = mpsc::channel(LOCAL_QUEUE);
-        let mut writer = tokio::spawn(write_loop(sink, rx, local_rx, metrics.clone()));
+        let mut writer = tokio::spawn(write_loop(sink, rx, metrics.clone()));
         let idle = Duration::from_secs(IDLE_TIMEOUT_SECONDS.into());
         let start = tokio::time::Instant::now().into_std();
         let mut allowance = TokenBucket::new(COMMAND_RATE, start);
@@ -168,8 +187,7 @@ impl Connection {
                 Ok(Some(Err(e))) => {
                     if let Some((code, why)) = close_for(e) {
                         tracing::debug!(%user, code, why, "closing a signaling connection");
-                        let close = local_tx.send(Local::Close(code, why));
-                        if tokio::time::timeout(WRITE_TIMEOUT, close).await.is_ok() {
+                        if own.send(Outbound::CloseWith(code, why)).await {
                             let _ = tokio::time::timeout(WRITE_TIMEOUT, &mut writer).await;
                             closing = true;
                         }
@@ -197,11 +215,11 @@ impl Connection {
                 // (pongs may be): waiting here only slows this member's own reading.
                 if !told {
                     told = true;
-                    let notice = local_tx.send(Local::Text(error(
+                    let notice = error(
                         ErrorCode::RateLimited,
                         "too many messages; slow down or you will be disconnected",
-                    )));
-                    let _ = tokio::time::timeout(WRITE_TIMEOUT, notice).await;
+                    );
+                    own.send(Outbound::Text(notice)).await;
                 }
                 continue;
             }
@@ -209,24 +227,21 @@ impl Connection {
             let text = match msg {
                 Message::Text(t) => t,
                 Message::Binary(_) => {
-                    let _ = local_tx.try_send(Local::Text(error(
-                        ErrorCode::InvalidParameter,
-                        "send JSON text frames",
-                    )));
+                    own.offer(error(ErrorCode::InvalidParameter, "send JSON text frames"));
                     continue;
                 }
                 _ => continue, // ping/pong: proof of life is enough
             };
             match serde_json::from_str::<ClientMessage>(text.as_str()) {
                 Ok(ClientMessage::Ping { ts }) => {
-                    let _ = local_tx.try_send(Local::Text(frame(&ServerMessage::Pong { ts })));
+                    own.offer(frame(&ServerMessage::Pong { ts }));
                 }
                 Ok(m) => member.client_message(user.clone(), m).await,
                 Err(e) => {
-                    let _ = local_tx.try_send(Local::Text(error(
+                    own.offer(error(
                         ErrorCode::InvalidParameter,
                         &format!("message not understood: {e}"),
-                    )));
+                    ));
                 }
             }
         }
@@ -282,7 +297,6 @@ async fn send_text(sink: &mut SplitSink<WebSocket, Message>, f: Bytes) -> Result
 async fn write_loop(
     mut sink: SplitSink<WebSocket, Message>,
     mut rx: mpsc::Receiver<Outbound>,
-    mut local: mpsc::Receiver<Local>,
     metrics: Arc<Metrics>,
 ) {
     let mut ping = tokio::time::interval(Duration::from_secs(PING_INTERVAL_SECONDS.into()));
@@ -293,10 +307,7 @@ async fn write_loop(
             out = rx.recv() => match out {
                 Some(Outbound::Text(f)) => send_text(&mut sink, f).await,
                 Some(Outbound::Close) | None => break,
-            },
-            Some(l) = local.recv() => match l {
-                Local::Text(f) => send_text(&mut sink, f).await,
-                Local::Close(code, why) => {
+                Some(Outbound::CloseWith(code, why)) => {
                     close = (code, why);
                     break;
                 }
