@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use serde_json::json;
-use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::sync::{mpsc, watch};
 
 #[derive(Debug, Parser)]
 #[command(name = "convene-load", about = "Load Convene with signaling members")]
@@ -299,34 +299,17 @@ async fn run(args: Args) -> Result<(), String> {
 
     eprintln!("joining {n} members, {} at a time...", args.concurrency);
     let bar = Arc::new(progress::Progress::new("joined", n));
-    let gate = Arc::new(Semaphore::new(args.concurrency));
     let started = Instant::now();
-    let mut joins = Vec::with_capacity(n);
-    for (i, token) in tokens.into_iter().enumerate() {
-        let permit = gate.clone().acquire_owned().await.unwrap();
-        let (tx, stop, marker, bar) = (
-            arrive_tx.clone(),
-            stop_rx.clone(),
-            marker.clone(),
-            bar.clone(),
-        );
-        joins.push(tokio::spawn(async move {
-            let r = signal::join(
-                addr,
-                &token,
-                signal::source_ip(i + 1),
-                marker,
-                tx,
-                stop,
-                false,
-            )
-            .await;
-            drop(permit);
-            bar.inc();
-            r
-        }));
-    }
-    let (mut latencies, members, failures) = signal::gather(joins, "").await?;
+    let crowd = signal::Crowd {
+        server: addr,
+        first: 0,
+        concurrency: args.concurrency,
+        marker: &marker,
+        arrivals: &arrive_tx,
+        stop: &stop_rx,
+    };
+    let counted = bar.clone();
+    let (mut latencies, members, failures) = crowd.join(tokens, move || counted.inc(), "").await?;
     bar.finish();
     let join_all = started.elapsed();
     tokio::time::sleep(Duration::from_secs(1)).await;

@@ -8,12 +8,11 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_util::StreamExt;
 use serde_json::{json, Value};
-use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::sync::{mpsc, watch};
 
 use crate::admin::Admin;
 use crate::{signal, stats};
@@ -83,31 +82,19 @@ pub async fn run(addr: SocketAddr, admin: &Admin, plan: &Plan) -> Result<Value, 
         None => None,
     };
     eprintln!("{name}: joining {} members through {addr}...", tokens.len());
-    let gate = Arc::new(Semaphore::new(plan.concurrency));
     let started = Instant::now();
-    let mut joins = Vec::with_capacity(tokens.len());
     // Source addresses by member index across all parts: 127.0.0.1 for m0..m19998,
     // 127.0.0.2 for the next 20,000, ... (each address has its own ephemeral ports).
-    let first = plan.first;
-    for (i, token) in tokens.into_iter().enumerate() {
-        let permit = gate.clone().acquire_owned().await.unwrap();
-        let (tx, stop, marker) = (arrive_tx.clone(), stop_rx.clone(), marker.clone());
-        joins.push(tokio::spawn(async move {
-            let r = signal::join(
-                addr,
-                &token,
-                signal::source_ip(first + i + 1),
-                marker,
-                tx,
-                stop,
-                false,
-            )
-            .await;
-            drop(permit);
-            r
-        }));
-    }
-    let (mut latencies, members, failures) = signal::gather(joins, &format!("{name}: ")).await?;
+    let crowd = signal::Crowd {
+        server: addr,
+        first: plan.first,
+        concurrency: plan.concurrency,
+        marker: &marker,
+        arrivals: &arrive_tx,
+        stop: &stop_rx,
+    };
+    let (mut latencies, members, failures) =
+        crowd.join(tokens, || {}, &format!("{name}: ")).await?;
     let join_all = started.elapsed();
     let joined = latencies.len();
     eprintln!("{name}: {joined} joined, {failures} failed, in {join_all:.1?}");

@@ -110,6 +110,45 @@ pub async fn send_chat(member: &mut Member, text: &str) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
+/// Many members joining at once.
+pub struct Crowd<'a> {
+    pub server: SocketAddr,
+    /// Member `i` (of this process) connects from `source_ip(first + i + 1)`: several
+    /// processes of one run keep to their own share of the source addresses.
+    pub first: usize,
+    pub concurrency: usize,
+    pub marker: &'a str,
+    pub arrivals: &'a mpsc::UnboundedSender<Instant>,
+    pub stop: &'a watch::Receiver<bool>,
+}
+
+impl Crowd<'_> {
+    /// Joins one member per token, `concurrency` at a time, calling `joined` after each
+    /// attempt; then `gather`s them (failures printed with `label`).
+    pub async fn join(
+        &self,
+        tokens: Vec<String>,
+        joined: impl Fn() + Clone + Send + 'static,
+        label: &str,
+    ) -> Result<(Vec<Duration>, Vec<Member>, usize), String> {
+        let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(self.concurrency));
+        let mut joins = Vec::with_capacity(tokens.len());
+        for (i, token) in tokens.into_iter().enumerate() {
+            let permit = gate.clone().acquire_owned().await.unwrap();
+            let (server, source) = (self.server, source_ip(self.first + i + 1));
+            let (tx, stop) = (self.arrivals.clone(), self.stop.clone());
+            let (marker, joined) = (self.marker.to_string(), joined.clone());
+            joins.push(tokio::spawn(async move {
+                let r = join(server, &token, source, marker, tx, stop, false).await;
+                drop(permit);
+                joined();
+                r
+            }));
+        }
+        gather(joins, label).await
+    }
+}
+
 /// Waits for every join: their latencies, the members that joined, and how many failed
 /// (the first three failures are printed, prefixed with `label`).
 pub async fn gather(

@@ -275,23 +275,31 @@ async fn seen_in_deltas(ws: &mut common::ws::Ws, field: &str, want: &str) {
     }
 }
 
-#[tokio::test]
-async fn members_on_three_nodes_are_in_one_session() {
-    let (_redis, _db, n) = nodes(3).await;
+/// Room `r` with a on node-0 (which a's join makes its home), b on node-1 and c on
+/// node-2, every one of them in the list c got and a and b told of c.
+async fn one_room_on_three_nodes(
+    n: &[TestServer],
+) -> (common::ws::Ws, common::ws::Ws, common::ws::Ws) {
     n[0].room(
         "r",
         &[("a", "attendee"), ("b", "attendee"), ("c", "attendee")],
     )
     .await;
-    // a's join places the room on node-0; b and c join it through node-1 and node-2.
     let (mut a, _) = n[0].join("r", "a").await;
     let (mut b, _) = n[1].join("r", "b").await;
-    let (mut c, joined) = n[2].join("r", "c").await;
+    let (c, joined) = n[2].join("r", "c").await;
     let mut listed = common::ws::ids(&joined["participants"]);
     listed.sort();
     assert_eq!(listed, ["a", "b", "c"], "{joined}");
     seen_in_deltas(&mut a, "added", "c").await;
     seen_in_deltas(&mut b, "added", "c").await;
+    (a, b, c)
+}
+
+#[tokio::test]
+async fn members_on_three_nodes_are_in_one_session() {
+    let (_redis, _db, n) = nodes(3).await;
+    let (mut a, mut b, mut c) = one_room_on_three_nodes(&n).await;
 
     // Chat from an edge reaches the home's member and the other edge's.
     b.send(json!({"type": "sendMessage", "text": "hello from node-1"}))
@@ -685,15 +693,7 @@ async fn a_node_never_overwrites_another_process_registered_under_its_id() {
 #[tokio::test]
 async fn a_home_stopped_cleanly_hands_its_rooms_over_at_once() {
     let (_redis, _db, mut n) = nodes(3).await;
-    n[0].room(
-        "r",
-        &[("a", "attendee"), ("b", "attendee"), ("c", "attendee")],
-    )
-    .await;
-    let (mut a, _) = n[0].join("r", "a").await;
-    let (mut b, _) = n[1].join("r", "b").await;
-    let (mut c, _) = n[2].join("r", "c").await;
-    seen_in_deltas(&mut a, "added", "c").await;
+    let (mut a, mut b, mut c) = one_room_on_three_nodes(&n).await;
     let home = n.remove(0);
     let t = Instant::now();
     home.stop().await;
