@@ -336,6 +336,42 @@ async fn members_on_three_nodes_are_in_one_session() {
     assert_eq!(v["value"][0]["memberCount"], 1, "{v}");
 }
 
+/// A home too busy to run its tasks for longer than the 5 s home lease keeps its room:
+/// the leases are kept on a thread of their own, so the members on other nodes are not
+/// sent away. (As tasks on the node's runtime, the lease lapsed here, as it did for a home
+/// with 60,000 members joining through six nodes.)
+#[tokio::test]
+async fn a_home_too_busy_to_run_its_tasks_keeps_its_room() {
+    let (redis, _db, n) = nodes(3).await;
+    let (mut a, mut b, mut c) = one_room_on_three_nodes(&n).await;
+    let mut r = redis::Client::open(redis.url.as_str())
+        .and_then(|c| c.get_connection())
+        .expect("a Redis connection");
+    let key = convene::cluster::wire::home_key(&convene::ids::RoomId::parse("r").unwrap());
+    let holder: Option<String> = redis::cmd("GET").arg(&key).query(&mut r).unwrap();
+    assert!(
+        holder.as_deref().is_some_and(|h| h.starts_with("node-0#")),
+        "{holder:?}"
+    );
+    // Every node here runs on this test's one thread: blocking it starves all three, as
+    // a node whose workers are all busy, past the lease's 5 s.
+    std::thread::sleep(Duration::from_millis(6500));
+    let during: Option<String> = redis::cmd("GET").arg(&key).query(&mut r).unwrap();
+    assert_eq!(
+        during, holder,
+        "the home lease lapsed while its node was busy"
+    );
+    // Nobody was sent away: the session goes on, on the same home.
+    b.send(json!({"type": "sendMessage", "text": "after the rush"}))
+        .await;
+    for ws in [&mut a, &mut c] {
+        let m = ws.next_of("message").await;
+        assert_eq!(m["text"], "after the rush", "{m}");
+    }
+    let (_, v) = n[2].get("/v1/sessions").await;
+    assert_eq!(ids(&v, "node"), ["node-0"], "{v}");
+}
+
 #[tokio::test]
 async fn a_rooms_home_killed_its_members_on_other_nodes_are_back_within_10_s() {
     let redis = common::redis::start();

@@ -11,15 +11,12 @@
 //! - `publish_notices`: publishes this node's notices in order, retrying each until
 //!   Redis takes it, so an admin write committed while Redis is down still reaches the
 //!   other nodes once it is back (a node leaving waits up to 2 s for them to go out).
-//! - `renew`: every 2 s takes or keeps the webhook lease, renews this node's
-//!   registration (10 s lease) and lists the others. Webhooks are delivered only until
-//!   2 s before the lease could lapse, counted from before the renewal was sent. A node
-//!   that left the list is gone: its members in the sessions here count as dropped.
 //! - `publish_direct`: what this node sends one other node (a home's frames for an edge,
 //!   an edge's members' joins and messages for their home), in order, several at a time
 //!   in one pipeline, retried until Redis takes them.
-//! - `homes`: every second keeps the home lease of each session here, and checks the
-//!   home of each room this node is an edge of (see `membership`).
+//!
+//! The leases that say this node is alive (its registration, the webhook lease, its
+//! rooms' home leases) are kept by `keeper`, on a thread and a connection of its own.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -31,6 +28,7 @@ use redis::aio::{ConnectionManager, PubSub};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use super::keeper::{Keeper, Leases};
 use super::wire::{self, Answer, Body, Message, NodeInfo, Notice, Query, Refusal, Up};
 use super::{Cluster, ClusterError, Inner};
 use crate::ids::{ConnId, NodeId, RoomId};
@@ -39,27 +37,27 @@ use crate::rooms::remote::EdgeFrame;
 /// How long a registration or lease lives unrenewed: a node that dies is gone after this.
 pub const LEASE: Duration = Duration::from_secs(10);
 /// How often a node renews them (and lists the others).
-const RENEW: Duration = Duration::from_secs(2);
+pub(super) const RENEW: Duration = Duration::from_secs(2);
 /// Longest a question waits for the other nodes' answers.
 const QUERY_WAIT: Duration = Duration::from_secs(2);
 /// Longest one Redis command may take before the caller hears Redis is unavailable.
-const COMMAND_WAIT: Duration = Duration::from_secs(3);
+pub(super) const COMMAND_WAIT: Duration = Duration::from_secs(3);
 /// How long a room's home lease lives unrenewed, and how often it is renewed (and the
 /// edges check it): a home that dies is replaced within `HOME_LEASE` plus a check.
-const HOME_LEASE: Duration = Duration::from_secs(5);
-const HOME_CHECK: Duration = Duration::from_secs(1);
+pub(super) const HOME_LEASE: Duration = Duration::from_secs(5);
+pub(super) const HOME_CHECK: Duration = Duration::from_secs(1);
 /// Most messages to other nodes sent in one pipeline.
 const BATCH: usize = 256;
 
 /// Keeps a lease held by `ARGV[1]` (or takes a free one) for `ARGV[2]` ms; 1 if held.
-const HOLD_LEASE: &str = r#"
+pub(super) const HOLD_LEASE: &str = r#"
 local cur = redis.call('GET', KEYS[1])
 if cur == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end
 if not cur then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end
 return 0"#;
 /// Renews a registration (`ARGV[1]`, for `ARGV[3]` ms) unless another run of the node
 /// (one whose value lacks `ARGV[2]`) holds it now; 1 if renewed.
-const RENEW_REGISTRATION: &str = r#"
+pub(super) const RENEW_REGISTRATION: &str = r#"
 local cur = redis.call('GET', KEYS[1])
 if cur and not string.find(cur, ARGV[2], 1, true) then return 0 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
@@ -81,7 +79,7 @@ end
 return cur"#;
 /// Keeps (or takes back, when free) the home leases `KEYS` for `ARGV[1]`; per key, 1 if
 /// held.
-const HOLD_HOMES: &str = r#"
+pub(super) const HOLD_HOMES: &str = r#"
 local out = {}
 for i, k in ipairs(KEYS) do
   local cur = redis.call('GET', k)
@@ -144,14 +142,16 @@ pub(super) struct Bus {
     /// The other nodes at the last renewal (same kind of lock, same reason).
     peers: Arc<Mutex<Vec<NodeInfo>>>,
     tasks: Vec<JoinHandle<()>>,
+    /// The thread that keeps this node's leases (see `keeper`).
+    keeper: Keeper,
 }
 
-fn unavailable(what: &str, e: impl std::fmt::Display) -> ClusterError {
+pub(super) fn unavailable(what: &str, e: impl std::fmt::Display) -> ClusterError {
     ClusterError::Unavailable(format!("{what}: {e}"))
 }
 
 /// Runs one command, bounded by `COMMAND_WAIT`.
-async fn run<T: redis::FromRedisValue>(
+pub(super) async fn run<T: redis::FromRedisValue>(
     conn: &ConnectionManager,
     cmd: &redis::Cmd,
 ) -> Result<T, ClusterError> {
@@ -214,7 +214,7 @@ impl Bus {
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_response_timeout(Some(COMMAND_WAIT))
             .set_connection_timeout(Some(COMMAND_WAIT));
-        let connect = ConnectionManager::new_with_config(client.clone(), config);
+        let connect = ConnectionManager::new_with_config(client.clone(), config.clone());
         let conn = match tokio::time::timeout(COMMAND_WAIT * 2, connect).await {
             Ok(Ok(c)) => c,
             Ok(Err(e)) => return Err(unavailable(&format!("cannot reach Redis at {at}"), e)),
@@ -296,20 +296,16 @@ impl Bus {
                 db_of(&client_for_db),
                 id.clone(),
             )),
-            tokio::spawn(homes(
-                conn.clone(),
-                node.clone(),
-                holder.clone(),
-                leaving.clone(),
-            )),
-            tokio::spawn(renew(
-                conn.clone(),
-                node,
-                peers.clone(),
-                id.clone(),
-                holder.clone(),
-            )),
         ];
+        let keeper = Keeper::start(Leases {
+            client: client_for_db.clone(),
+            config: config.clone(),
+            node,
+            peers: peers.clone(),
+            me: id.clone(),
+            holder: holder.clone(),
+            leaving: leaving.clone(),
+        })?;
         Ok(Bus {
             holder: holder.clone(),
             mine: instance_marker(&me.instance),
@@ -325,6 +321,7 @@ impl Bus {
             next_query: AtomicU64::new(u64::from(rand::random::<u32>())),
             peers,
             tasks,
+            keeper,
         })
     }
 
@@ -484,6 +481,8 @@ impl Bus {
         for t in &self.tasks {
             t.abort();
         }
+        // Nothing renews the registration once it is dropped.
+        self.keeper.stop().await;
         // Only this run's registration: another process may have taken the id.
         let dropped = run::<i64>(
             &self.conn,
@@ -519,12 +518,12 @@ impl Drop for Bus {
 }
 
 /// The text only this run's registration JSON contains (its `instance` field).
-fn instance_marker(instance: &str) -> String {
+pub(super) fn instance_marker(instance: &str) -> String {
     format!("\"instance\":\"{instance}\"")
 }
 
 /// Locks a map that is only updated briefly; a panic mid-update leaves it usable.
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -537,7 +536,10 @@ impl Drop for Forget<'_> {
     }
 }
 
-async fn list_peers(conn: &ConnectionManager, me: &NodeId) -> Result<Vec<NodeInfo>, ClusterError> {
+pub(super) async fn list_peers(
+    conn: &ConnectionManager,
+    me: &NodeId,
+) -> Result<Vec<NodeInfo>, ClusterError> {
     let ids: Vec<String> = run(conn, redis::cmd("SMEMBERS").arg(wire::NODES)).await?;
     let ids: Vec<NodeId> = ids
         .iter()
@@ -767,95 +769,6 @@ async fn publish_notices(
     }
 }
 
-async fn renew(
-    conn: ConnectionManager,
-    node: Weak<Inner>,
-    peers: Arc<Mutex<Vec<NodeInfo>>>,
-    me: NodeId,
-    holder: String,
-) {
-    let mut tick = tokio::time::interval(RENEW);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut healthy = true;
-    loop {
-        tick.tick().await;
-        let Some(inner) = node.upgrade() else { return };
-        let cluster = Cluster(inner);
-        let json = serde_json::to_string(&cluster.info()).expect("node info serializes");
-        // The webhook lease first, timed from before it is sent: this node delivers
-        // until 2 s before the lease could lapse, however slow the rest of the round.
-        let sent = tokio::time::Instant::now();
-        let held = run::<i64>(
-            &conn,
-            redis::cmd("EVAL")
-                .arg(HOLD_LEASE)
-                .arg(1)
-                .arg(wire::WEBHOOK_LEASE)
-                .arg(&holder)
-                .arg(LEASE.as_millis() as u64),
-        )
-        .await;
-        match &held {
-            Ok(1) => cluster.0.webhooks.deliver_until(Some(sent + LEASE - RENEW)),
-            Ok(_) => cluster.0.webhooks.deliver_until(None),
-            Err(_) => {} // the current turn runs out by itself
-        }
-        let round = async {
-            held?;
-            let mine = instance_marker(&cluster.0.instance);
-            let renewed = run::<i64>(
-                &conn,
-                redis::cmd("EVAL")
-                    .arg(RENEW_REGISTRATION)
-                    .arg(1)
-                    .arg(wire::node_key(&me))
-                    .arg(&json)
-                    .arg(&mine)
-                    .arg(LEASE.as_millis() as u64),
-            )
-            .await?;
-            if renewed == 0 {
-                return Err(ClusterError::NodeIdTaken(format!(
-                    "another process registered as node '{me}' while this one could not \
-                     renew (Redis was out of reach for longer than the {} s lease): this \
-                     node no longer renews its registration; stop one of the two",
-                    LEASE.as_secs()
-                )));
-            }
-            run::<i64>(&conn, redis::cmd("SADD").arg(wire::NODES).arg(me.as_str())).await?;
-            let now = list_peers(&conn, &me).await?;
-            let before = std::mem::replace(&mut *lock(&peers), now.clone());
-            // A node gone from the list (or started again) holds none of its sockets:
-            // its members in the sessions here count as dropped.
-            for old in before {
-                if !now
-                    .iter()
-                    .any(|p| p.id == old.id && p.instance == old.instance)
-                {
-                    cluster.0.live.edge_lost(&old.id);
-                }
-            }
-            Ok::<(), ClusterError>(())
-        };
-        match round.await {
-            Ok(()) if !healthy => {
-                tracing::info!("Redis answers again; this node is registered");
-                healthy = true;
-            }
-            Ok(()) => {}
-            Err(e) => {
-                if healthy {
-                    match e {
-                        ClusterError::NodeIdTaken(_) => tracing::error!("{e}"),
-                        _ => tracing::warn!("cannot renew this node's registration: {e}"),
-                    }
-                    healthy = false;
-                }
-            }
-        }
-    }
-}
-
 /// Sends other nodes what is queued for them, in order: several payloads at a time in
 /// one pipeline (PUBLISH to a node that is gone is not an error: nobody hears it). A
 /// pipeline Redis refused is sent again; one it did not answer in time may have run, so
@@ -950,68 +863,6 @@ async fn send_batch(conn: &ConnectionManager, db: i64, batch: &[(NodeId, Vec<u8>
                     COMMAND_WAIT.as_secs()
                 );
                 return;
-            }
-        }
-    }
-}
-
-/// Every second: keeps the home lease of each session here, and closes this node's
-/// sockets in rooms whose home is gone (lease lapsed or passed on), so they reconnect.
-async fn homes(
-    conn: ConnectionManager,
-    node: Weak<Inner>,
-    holder: String,
-    leaving: Arc<std::sync::atomic::AtomicBool>,
-) {
-    let mut tick = tokio::time::interval(HOME_CHECK);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut lost_told: HashSet<RoomId> = HashSet::new();
-    loop {
-        tick.tick().await;
-        let Some(inner) = node.upgrade() else { return };
-        let cluster = Cluster(inner);
-        let here: Vec<RoomId> = match leaving.load(Ordering::SeqCst) {
-            true => vec![], // given up: the rooms are handed over
-            false => (cluster.0.live.sessions().into_iter())
-                .map(|s| s.room_id)
-                .collect(),
-        };
-        if !here.is_empty() {
-            let mut cmd = redis::cmd("EVAL");
-            cmd.arg(HOLD_HOMES).arg(here.len());
-            for room in &here {
-                cmd.arg(wire::home_key(room));
-            }
-            cmd.arg(&holder).arg(HOME_LEASE.as_millis() as u64);
-            match run::<Vec<i64>>(&conn, &cmd).await {
-                Ok(held) => {
-                    for (room, h) in here.iter().zip(held) {
-                        if h == 0 && lost_told.insert(room.clone()) {
-                            // Taken while this node could not renew it (Redis was out
-                            // of reach, or restarted empty): the room moves there.
-                            tracing::warn!(%room, "another node holds this room's home lease now; its members here reconnect to it");
-                            cluster.0.live.hand_over(room);
-                        }
-                    }
-                }
-                Err(e) => tracing::debug!("cannot renew the home leases: {e}"),
-            }
-        }
-        lost_told.retain(|r| here.contains(r));
-        let remote = cluster.0.edges.rooms();
-        if remote.is_empty() {
-            continue;
-        }
-        let keys: Vec<String> = remote.iter().map(|(r, _)| wire::home_key(r)).collect();
-        let Ok(now) = run::<Vec<Option<String>>>(&conn, redis::cmd("MGET").arg(&keys)).await else {
-            continue; // Redis is out of reach: nothing is known to have changed
-        };
-        for ((room, was), now) in remote.iter().zip(now) {
-            if now.as_deref() != Some(was.as_str()) {
-                let closed = cluster.0.edges.home_lost(room, was);
-                if closed > 0 {
-                    tracing::warn!(%room, home = %was, sockets = closed, "the room's home node is gone; its members here reconnect");
-                }
             }
         }
     }

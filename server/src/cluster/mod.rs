@@ -22,6 +22,7 @@
 mod bus;
 mod edge;
 mod home;
+mod keeper;
 mod membership;
 pub mod wire;
 
