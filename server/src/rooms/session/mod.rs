@@ -409,7 +409,8 @@ impl Session {
         } else {
             Pending::Nothing
         };
-        self.timers.schedule_flush(pending, now.mono);
+        self.timers
+            .schedule_flush(pending, self.members.len(), now.mono);
         self.timers.set_empty(self.members.is_empty(), now.mono);
         self.timers.expires_at = now.mono_at(self.room.valid_until);
         self.check_ending();

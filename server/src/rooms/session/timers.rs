@@ -9,8 +9,21 @@ use std::time::{Duration, Instant};
 pub const BATCH_INTERVAL: Duration = Duration::from_millis(30);
 /// A change of the audience count alone goes to everyone at most this often: in a
 /// large audience, joins would otherwise cost one frame per member per batch. Members
-/// that fell behind are resynchronised on the same beat.
+/// that fell behind are resynchronised on the same beat. Larger rooms wait longer
+/// (`audience_interval`).
 pub const AUDIENCE_INTERVAL: Duration = Duration::from_secs(1);
+/// At most this many audience-count frames a second, per room: one count to 100,000
+/// members took 1.4 s of this 2-core machine, so a count every second during a join storm
+/// queued faster than it went out, and a message to all waited behind the backlog
+/// (bench/spread.sh: p99 2.3 s). 100,000 members get a count every 10 s.
+const AUDIENCE_FRAMES_PER_SECOND: f64 = 10_000.0;
+
+/// How long an audience-only change waits in a room of `members`.
+pub fn audience_interval(members: usize) -> Duration {
+    AUDIENCE_INTERVAL.max(Duration::from_secs_f64(
+        members as f64 / AUDIENCE_FRAMES_PER_SECOND,
+    ))
+}
 
 #[derive(Debug, Clone)]
 pub struct Timers {
@@ -43,11 +56,12 @@ impl Timers {
     }
 
     /// A member delta pulls an audience-only flush forward; nothing pushes one back.
-    pub fn schedule_flush(&mut self, pending: Pending, now: Instant) {
+    /// `members`: how many the room has now (see `audience_interval`).
+    pub fn schedule_flush(&mut self, pending: Pending, members: usize, now: Instant) {
         let due = match pending {
             Pending::Nothing => None,
             Pending::Members => Some(now + BATCH_INTERVAL),
-            Pending::AudienceOnly => Some(now + AUDIENCE_INTERVAL),
+            Pending::AudienceOnly => Some(now + audience_interval(members)),
         };
         self.flush_at = match (self.flush_at, due) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -93,16 +107,31 @@ mod tests {
         let t = Instant::now();
         let far = t + Duration::from_secs(3600);
         let mut timers = Timers::new(t, far);
-        timers.schedule_flush(Pending::AudienceOnly, t);
+        timers.schedule_flush(Pending::AudienceOnly, 10, t);
         assert_eq!(timers.flush_at, Some(t + AUDIENCE_INTERVAL));
-        timers.schedule_flush(Pending::Members, t + Duration::from_millis(100));
+        timers.schedule_flush(Pending::Members, 10, t + Duration::from_millis(100));
         assert_eq!(timers.flush_at, Some(t + Duration::from_millis(130)));
         // A later audience-only change does not push it back.
-        timers.schedule_flush(Pending::AudienceOnly, t + Duration::from_millis(110));
+        timers.schedule_flush(Pending::AudienceOnly, 10, t + Duration::from_millis(110));
         assert_eq!(timers.flush_at, Some(t + Duration::from_millis(130)));
         assert!(!timers.flush_due(t + Duration::from_millis(129)));
         assert!(timers.flush_due(t + Duration::from_millis(130)));
         assert_eq!(timers.flush_at, None);
+    }
+
+    #[test]
+    fn larger_rooms_get_the_audience_count_less_often() {
+        assert_eq!(audience_interval(0), AUDIENCE_INTERVAL);
+        assert_eq!(audience_interval(10_000), AUDIENCE_INTERVAL);
+        assert_eq!(audience_interval(25_000), Duration::from_millis(2500));
+        assert_eq!(audience_interval(100_000), Duration::from_secs(10));
+        let t = Instant::now();
+        let mut timers = Timers::new(t, t + Duration::from_secs(3600));
+        timers.schedule_flush(Pending::AudienceOnly, 50_000, t);
+        assert_eq!(timers.flush_at, Some(t + Duration::from_secs(5)));
+        // Member deltas still go out at once.
+        timers.schedule_flush(Pending::Members, 50_000, t);
+        assert_eq!(timers.flush_at, Some(t + BATCH_INTERVAL));
     }
 
     #[test]
