@@ -93,9 +93,10 @@ impl Edges {
         answer
     }
 
-    /// The join was given up on (no answer in time).
-    pub fn forget_join(&self, edge_conn: ConnId) {
-        self.lock().joining.remove(&edge_conn);
+    /// The join was given up on (no answer in time, or its home is gone): its socket's
+    /// queue back, unless the answer came first.
+    pub fn forget_join(&self, edge_conn: ConnId) -> Option<OutboundTx> {
+        self.lock().joining.remove(&edge_conn).map(|j| j.tx)
     }
 
     pub fn refused(&self, from: &NodeId, edge_conn: ConnId, why: Refusal) {

@@ -5,8 +5,9 @@
 //!
 //! Placement: the first node asked for a room with no home takes the lease and runs the
 //! session; it keeps the lease while the session lives (renewed every second, 5 s long,
-//! see `bus::homes`). A home that dies loses it within 5 s; the edges then close the
-//! room's sockets, the clients reconnect, and the first join places the room again.
+//! see `keeper::homes`). A home that dies loses it within 5 s; the edges then close the
+//! room's sockets, the clients reconnect, and the first join places the room again. A
+//! join already sent to a home that died is placed again once the lease lapses.
 
 use std::time::Duration;
 
@@ -26,6 +27,8 @@ use crate::rooms::{JoinError, LiveRooms};
 /// node waits for its session as long as it takes, and a busy home (100,000 members
 /// joining on two cores took up to 4 s) is slow, not gone; a dead one's lease lapses in 5 s.
 const JOIN_WAIT: Duration = Duration::from_secs(15);
+/// How often a join waiting for its home checks that the home still holds the room.
+const HOME_RECHECK: Duration = Duration::from_secs(1);
 
 /// Where a room's session runs, as the home lease says.
 pub(super) enum Place {
@@ -122,11 +125,11 @@ impl Cluster {
                 Place::Home { node, holder } => (node, holder),
             };
             let edge_conn = self.0.live.next_conn_id();
-            let answer = self.0.edges.expect(Expect {
+            let mut answer = self.0.edges.expect(Expect {
                 edge_conn,
                 room: room.id.clone(),
                 home: node.clone(),
-                holder,
+                holder: holder.clone(),
                 user: init.user.clone(),
                 tx,
             });
@@ -137,7 +140,29 @@ impl Cluster {
                 resume: resume.clone(),
             };
             self.up(&node, &room.id, join);
-            match tokio::time::timeout(JOIN_WAIT, answer).await {
+            // The home is asked again each second whether it still holds the room: one
+            // that died answers nothing, and once its lease lapses (within 5 s) the room
+            // is placed again, instead of the join being refused after `JOIN_WAIT`.
+            let deadline = tokio::time::Instant::now() + JOIN_WAIT;
+            let mut recheck =
+                tokio::time::interval_at(tokio::time::Instant::now() + HOME_RECHECK, HOME_RECHECK);
+            let answered = loop {
+                tokio::select! {
+                    a = &mut answer => break Ok(a),
+                    _ = tokio::time::sleep_until(deadline) => break Err(()),
+                    _ = recheck.tick() => {
+                        if self.holds_home(&room.id, &holder).await {
+                            continue;
+                        }
+                        // Unless the answer came meanwhile, the join is taken back.
+                        if let Some(back) = self.0.edges.forget_join(edge_conn) {
+                            tracing::info!(room = %room.id, home = %node, "the room's home is gone; placing the room again for a join");
+                            break Ok(Ok(Err((Refusal::Moved, back))));
+                        }
+                    }
+                }
+            };
+            match answered {
                 Ok(Ok(Ok(conn))) => {
                     return Ok(Membership::Remote {
                         cluster: self.clone(),
@@ -149,7 +174,7 @@ impl Cluster {
                 Ok(Ok(Err((Refusal::Moved, back)))) => tx = back,
                 Ok(Ok(Err((Refusal::RoomFull, _)))) => return Err(JoinError::RoomFull),
                 Ok(Ok(Err((Refusal::Busy, _)))) => return Err(JoinError::Busy),
-                Ok(Err(_)) | Err(_) => {
+                Ok(Err(_)) | Err(()) => {
                     self.0.edges.forget_join(edge_conn);
                     tracing::warn!(room = %room.id, home = %node, "the room's home node did not take a join in {} s", JOIN_WAIT.as_secs());
                     return Err(JoinError::Unanswered);
@@ -157,6 +182,18 @@ impl Cluster {
             }
         }
         Err(JoinError::Busy)
+    }
+
+    /// Whether `holder` still holds `room`'s home lease (taken as yes when Redis does
+    /// not answer: nothing is known to have changed).
+    async fn holds_home(&self, room: &RoomId, holder: &str) -> bool {
+        let Some(bus) = self.bus() else {
+            return true;
+        };
+        match bus.home_holder(room).await {
+            Ok(now) => now.as_deref() == Some(holder),
+            Err(_) => true,
+        }
     }
 
     async fn join_here(
