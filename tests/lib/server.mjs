@@ -9,13 +9,15 @@ import { randomBytes } from "node:crypto";
 
 const ROOT = resolve(import.meta.dirname, "../..");
 
-/** `args`: more `convene serve` flags, e.g. the ICE servers and TURN secret. */
-export async function startServer({ args = [] } = {}) {
+/**
+ * `args`: more `convene serve` flags, e.g. the ICE servers and TURN secret; `env`: more
+ * environment, e.g. a node's database and Redis; `adminKey`: one shared by several nodes.
+ */
+export async function startServer({ args = [], env = {}, adminKey = randomBytes(24).toString("hex") } = {}) {
   const bin = process.env.CONVENE_BIN || join(ROOT, "target/debug/convene");
   const dataDir = mkdtempSync(join(tmpdir(), "convene-e2e-"));
-  const adminKey = randomBytes(24).toString("hex");
   const child = spawn(bin, ["serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir, "--www-dir", join(ROOT, "www"), ...args], {
-    env: { ...process.env, CONVENE_ADMIN_KEY: adminKey, RUST_LOG: process.env.RUST_LOG || "warn" },
+    env: { ...process.env, CONVENE_ADMIN_KEY: adminKey, RUST_LOG: process.env.RUST_LOG || "warn", ...env },
     stdio: ["ignore", "ignore", "pipe"],
   });
   let log = "";

@@ -1,0 +1,87 @@
+// Two nodes on one Redis and one PostgreSQL (real servers, started here), and one room
+// across them: a browser that joined through node A publishes, and a browser that joined
+// through node B sees and hears it. The room's session runs on its home (node A, where
+// the first member joined); node B forwards its member's signaling to it, and the
+// member's media goes to the home's relay.
+import { before, after } from "node:test";
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { startServer } from "./lib/server.mjs";
+import { startRedis, startPostgres } from "./lib/cluster.mjs";
+import { launch, pageSet, inbound, eventually, joinWithSdk } from "./lib/browser.mjs";
+
+const KEY = randomBytes(24).toString("hex");
+let redis;
+let db;
+const nodes = [];
+let browser;
+
+before(async () => {
+  redis = await startRedis();
+  db = await startPostgres();
+  for (const id of ["node-a", "node-b"]) {
+    nodes.push(await startServer({
+      adminKey: KEY,
+      env: { CONVENE_DATABASE_URL: db.url, CONVENE_REDIS_URL: redis.url, CONVENE_NODE_ID: id },
+    }));
+  }
+  browser = await launch();
+});
+
+after(async () => {
+  await browser?.close();
+  for (const n of nodes) await n.stop();
+  await redis?.stop();
+  await db?.stop();
+});
+
+const { open, scenario } = pageSet(() => browser);
+
+scenario("a browser on one node sees and hears a publisher on another", async () => {
+  const [a, b] = nodes;
+  // Written on node B, read on node A: one database.
+  await b.api("POST", "/v1/rooms", {
+    id: "two-nodes",
+    participants: { alice: { role: "presenter" }, bob: { role: "attendee" } },
+  });
+  const token = async (node, userId) => (await node.api("POST", "/v1/rooms/two-nodes/tokens", { userId })).token;
+  const alice = await open("alice", `${a.url}/live`);
+  await joinWithSdk(alice, await token(a, "alice"));
+  const bob = await open("bob", `${b.url}/live`);
+  await joinWithSdk(bob, await token(b, "bob"));
+
+  const video = await eventually("bob (node B) decoding alice's video (node A)", async () => {
+    const v = await inbound(bob, "video");
+    return v.framesDecoded > 30 ? v : `frames ${v.framesDecoded}`;
+  }, 40_000);
+  const audio = await eventually("bob hearing alice", async () => {
+    const s = await inbound(bob, "audio");
+    return s.totalAudioEnergy > 0.01 ? s : `energy ${s.totalAudioEnergy}`;
+  }, 30_000);
+  console.log(`bob through node B: ${video.framesDecoded} frames decoded, audio energy ${audio.totalAudioEnergy.toFixed(3)}`);
+  // And the other way: alice, on the home, decodes bob's video.
+  await eventually("alice decoding bob's video", async () => {
+    const v = await inbound(alice, "video");
+    return v.framesDecoded > 10 ? v : `frames ${v.framesDecoded}`;
+  }, 40_000);
+
+  // One session, on node A (the home), listed the same from either node, with both.
+  for (const node of [a, b]) {
+    const sessions = (await node.api("GET", "/v1/sessions")).value;
+    assert.equal(sessions.length, 1, JSON.stringify(sessions));
+    assert.equal(sessions[0].node, "node-a", JSON.stringify(sessions));
+  }
+  const members = (await a.api("GET", "/v1/rooms/two-nodes/members")).value.map((m) => m.id).sort();
+  assert.deepEqual(members, ["alice", "bob"]);
+
+  // Chat typed on node B's page reaches the page on node A.
+  await alice.evaluate(() => {
+    window.__messages = [];
+    window.__room.on("message", ({ from, text }) => window.__messages.push({ from, text }));
+  });
+  await bob.evaluate(() => window.__room.sendMessage("hello from node B"));
+  await eventually("alice getting bob's message", () => alice.evaluate(() => {
+    const got = (window.__messages || []).find((m) => m.text === "hello from node B");
+    return got ? got : "not yet";
+  }), 10_000);
+});
