@@ -336,6 +336,63 @@ async fn members_on_three_nodes_are_in_one_session() {
     assert_eq!(v["value"][0]["memberCount"], 1, "{v}");
 }
 
+/// An edge node dies (`kill -9`): its member reconnects at once through another node with
+/// its resume token and is resumed in the same session, unseen by the others, also after
+/// the dead node's registration lapses (when the home counts that node's sockets as
+/// dropped).
+#[tokio::test]
+async fn a_member_of_a_dead_edge_resumes_through_another_node() {
+    let redis = common::redis::start();
+    let db = common::postgres::database_url().await;
+    let dir = tempfile::tempdir().unwrap();
+    let home = TestServer::start_node(&db, &redis.url, KEY, "node-0").await;
+    let (mut edge, base) = spawn_node(&db, &redis.url, "node-x", dir.path());
+    let other = TestServer::start_node(&db, &redis.url, KEY, "node-2").await;
+    home.room("r", &[("w", "attendee"), ("c", "attendee")])
+        .await;
+    let (mut w, _) = home.join("r", "w").await;
+    eventually("node-x up", || async { get_json(&base, "/v1/nodes").await }).await;
+    let token = home.token("r", "c").await;
+    let mut c = common::ws::ws_at(base.trim_start_matches("http://"), &token, None)
+        .await
+        .expect("c joins through node-x");
+    let joined = c.next_of("joined").await;
+    c.set_media(true, false).await;
+    let m = w.next_of("mediaChanged").await;
+    assert_eq!(m["participantId"], "c", "{m}");
+    let resume = joined["resume"]["token"].as_str().unwrap().to_string();
+
+    edge.kill_9();
+    let mut c = other.ws(&token, Some(&resume)).await.expect("c reconnects");
+    let again = c.next_of("joined").await;
+    assert_eq!(again["resumed"], true, "{again}");
+    assert_eq!(again["session"]["id"], joined["session"]["id"]);
+    assert_eq!(
+        again["self"]["audio"], true,
+        "media state survives: {again}"
+    );
+    // Past node-x's registration lease (10 s) and the resume grace: nobody saw c leave,
+    // and c still gets the room's traffic.
+    let mut removed = vec![];
+    let until = Instant::now() + Duration::from_secs(13);
+    while Instant::now() < until {
+        if let Some(ev) = w.next_frame(Duration::from_millis(500)).await {
+            if ev["type"] == "participantsChanged" {
+                removed.extend(ev["removed"].as_array().cloned().unwrap_or_default());
+            }
+        }
+    }
+    assert!(removed.is_empty(), "others saw c leave: {removed:?}");
+    w.send(json!({"type": "sendMessage", "text": "still with us?"}))
+        .await;
+    let m = c.next_of("message").await;
+    assert_eq!(m["text"], "still with us?");
+    let (_, v) = home.get("/v1/rooms/r/members").await;
+    let mut who = ids(&v, "id");
+    who.sort();
+    assert_eq!(who, ["c", "w"], "{v}");
+}
+
 /// A home too busy to run its tasks for longer than the 5 s home lease keeps its room:
 /// the leases are kept on a thread of their own, so the members on other nodes are not
 /// sent away. (As tasks on the node's runtime, the lease lapsed here, as it did for a home
