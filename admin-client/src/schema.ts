@@ -470,7 +470,7 @@ export interface components {
             renewedAt: string;
             /**
              * Format: int64
-             * @description Its load: live sessions and the members joined through it.
+             * @description Its load: the live sessions it is home to, and their members (on any node).
              */
             sessions: number;
             /** Format: date-time */

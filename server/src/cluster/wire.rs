@@ -59,7 +59,7 @@ pub struct NodeInfo {
     pub started_at: DateTime<Utc>,
     /// When it last renewed its lease; it is gone if it does not for 10 s.
     pub renewed_at: DateTime<Utc>,
-    /// Its load: live sessions and the members joined through it.
+    /// Its load: the live sessions it is home to, and their members (on any node).
     pub sessions: u64,
     pub members: u64,
     /// Random, new at each start: tells a restart, and keeps a second process that
