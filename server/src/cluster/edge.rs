@@ -16,6 +16,7 @@ use tokio::sync::oneshot;
 use super::wire::{Refusal, Up};
 use crate::ids::{ConnId, NodeId, RoomId, UserId};
 use crate::rooms::delivery::Delivery;
+use crate::rooms::member_event::MemberEvent;
 use crate::rooms::outbound::OutboundTx;
 use crate::rooms::remote::FrameKind;
 
@@ -124,7 +125,7 @@ impl Edges {
                 .is_some_and(|j| &j.home == from && j.room == room);
             let Some(j) = ours.then(|| s.joining.remove(&edge_conn)).flatten() else {
                 // Given up on: the home must not keep it.
-                replies.push((from.clone(), room, Up::Dropped { user, conn }));
+                replies.push((from.clone(), room, dropped(user, conn)));
                 return replies;
             };
             let fresh = s.rooms.get(&room).is_none_or(|r| &r.home != from);
@@ -149,7 +150,7 @@ impl Edges {
                 if r.delivery.is_empty() {
                     s.rooms.remove(&room);
                 }
-                replies.push((from.clone(), room, Up::Dropped { user: j.user, conn }));
+                replies.push((from.clone(), room, dropped(j.user, conn)));
             }
             return replies;
         }
@@ -170,7 +171,15 @@ impl Edges {
             s.rooms.remove(&room);
         }
         for (user, conn) in full {
-            replies.push((from.clone(), room.clone(), Up::Lagging { user, conn }));
+            replies.push((
+                from.clone(),
+                room.clone(),
+                Up::Member {
+                    user,
+                    conn,
+                    event: MemberEvent::Lagging,
+                },
+            ));
         }
         replies
     }
@@ -218,5 +227,14 @@ impl Edges {
         let n = r.delivery.len();
         r.delivery.close_all();
         n
+    }
+}
+
+/// The member's socket here is gone, for its home.
+fn dropped(user: UserId, conn: ConnId) -> Up {
+    Up::Member {
+        user,
+        conn,
+        event: MemberEvent::Dropped,
     }
 }

@@ -45,10 +45,7 @@ impl Cluster {
                     }
                 });
             }
-            Up::Client { user, conn, msg } => live.client_message(&room, user, conn, *msg).await,
-            Up::Dropped { user, conn } => live.dropped(&room, user, conn).await,
-            Up::Flooded { user, conn } => live.flooded(&room, user, conn).await,
-            Up::Lagging { user, conn } => live.lagging(&room, user, conn).await,
+            Up::Member { user, conn, event } => live.member_event(&room, user, conn, event).await,
         }
     }
 

@@ -11,13 +11,12 @@
 
 use std::time::Duration;
 
-use convene_protocol::signal::ClientMessage;
-
 use super::edge::Expect;
 use super::wire::{Refusal, Up};
 use super::{Cluster, ClusterError};
 use crate::ids::{ConnId, NodeId, RoomId, UserId};
 use crate::model::Room;
+use crate::rooms::member_event::MemberEvent;
 use crate::rooms::outbound::OutboundTx;
 use crate::rooms::remote::Sink;
 use crate::rooms::session::MemberInit;
@@ -56,52 +55,22 @@ pub enum Membership {
 }
 
 impl Membership {
-    pub async fn client_message(&self, user: UserId, msg: ClientMessage) {
+    /// What happened on the member's socket, for its session, here or at the home.
+    pub async fn event(&self, user: UserId, event: MemberEvent) {
         match self {
-            Self::Local { live, room, conn } => live.client_message(room, user, *conn, msg).await,
-            Self::Remote {
-                cluster,
-                home,
-                room,
-                conn,
-            } => cluster.up(
-                home,
-                room,
-                Up::Client {
-                    user,
-                    conn: *conn,
-                    msg: Box::new(msg),
-                },
-            ),
-        }
-    }
-
-    /// The socket has gone: the member is kept for the resume grace.
-    pub async fn dropped(&self, user: UserId) {
-        match self {
-            Self::Local { live, room, conn } => live.dropped(room, user, *conn).await,
+            Self::Local { live, room, conn } => live.member_event(room, user, *conn, event).await,
             Self::Remote {
                 cluster,
                 home,
                 room,
                 conn,
             } => {
-                cluster.0.edges.socket_gone(room, home, *conn);
-                cluster.up(home, room, Up::Dropped { user, conn: *conn });
+                if event == MemberEvent::Dropped {
+                    cluster.0.edges.socket_gone(room, home, *conn);
+                }
+                let conn = *conn;
+                cluster.up(home, room, Up::Member { user, conn, event });
             }
-        }
-    }
-
-    /// Kept flooding after being told: the member is disconnected for good.
-    pub async fn flooded(&self, user: UserId) {
-        match self {
-            Self::Local { live, room, conn } => live.flooded(room, user, *conn).await,
-            Self::Remote {
-                cluster,
-                home,
-                room,
-                conn,
-            } => cluster.up(home, room, Up::Flooded { user, conn: *conn }),
         }
     }
 }

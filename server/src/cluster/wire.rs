@@ -21,10 +21,9 @@ use convene_protocol::signal::{Participant, SeatInfo};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use convene_protocol::signal::ClientMessage;
-
 use crate::ids::{ConnId, NodeId, RoomId, UserId};
 use crate::model::Room;
+use crate::rooms::member_event::MemberEvent;
 use crate::rooms::remote::FrameKind;
 use crate::rooms::session::MemberInit;
 use crate::rooms::SessionSummary;
@@ -130,23 +129,11 @@ pub enum Up {
         init: MemberInit,
         resume: Option<String>,
     },
-    Client {
+    /// What happened on the member's socket there.
+    Member {
         user: UserId,
         conn: ConnId,
-        msg: Box<ClientMessage>,
-    },
-    Dropped {
-        user: UserId,
-        conn: ConnId,
-    },
-    Flooded {
-        user: UserId,
-        conn: ConnId,
-    },
-    /// Its queue on the edge was full.
-    Lagging {
-        user: UserId,
-        conn: ConnId,
+        event: MemberEvent,
     },
 }
 

@@ -7,10 +7,11 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use convene_protocol::signal::{ClientMessage, Participant, SeatInfo};
+use convene_protocol::signal::{Participant, SeatInfo};
 use tokio::sync::{mpsc, oneshot};
 
 use super::delivery::Delivery;
+use super::member_event::MemberEvent;
 use super::remote::{EdgeTx, Sink};
 use super::session::{
     Answer, Input, JoinOutcome, JoinRefusal, MediaCommand, MemberInit, Output, Session,
@@ -31,23 +32,10 @@ pub(super) enum Command {
         resume: Option<String>,
         reply: oneshot::Sender<JoinReply>,
     },
-    Client {
+    Member {
         user: UserId,
         conn: ConnId,
-        msg: ClientMessage,
-    },
-    Dropped {
-        user: UserId,
-        conn: ConnId,
-    },
-    Flooded {
-        user: UserId,
-        conn: ConnId,
-    },
-    /// The member's queue on its edge node was full (a local one is found by `Delivery`).
-    Lagging {
-        user: UserId,
-        conn: ConnId,
+        event: MemberEvent,
     },
     /// Edge node gone: its members' sockets count as dropped.
     EdgeLost(NodeId),
@@ -270,10 +258,16 @@ fn command(session: &mut Session, delivery: &mut Delivery, cmd: Command, now: No
             let _ = reply.send(who);
             return;
         }
-        Command::Client { user, conn, msg } => Input::Client { user, conn, msg },
-        Command::Dropped { user, conn } => Input::Dropped { user, conn },
-        Command::Flooded { user, conn } => Input::Flooded { user, conn },
-        Command::Lagging { user, conn } => Input::QueueFull { user, conn },
+        Command::Member { user, conn, event } => match event {
+            MemberEvent::Client { msg } => Input::Client {
+                user,
+                conn,
+                msg: *msg,
+            },
+            MemberEvent::Dropped => Input::Dropped { user, conn },
+            MemberEvent::Flooded => Input::Flooded { user, conn },
+            MemberEvent::Lagging => Input::QueueFull { user, conn },
+        },
         Command::EdgeLost(node) => {
             for (user, conn) in delivery.drop_edge(&node) {
                 session.handle(Input::Dropped { user, conn }, now);

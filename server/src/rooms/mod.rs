@@ -16,6 +16,7 @@
 pub mod admission;
 pub mod delivery;
 mod driver;
+pub mod member_event;
 pub mod outbound;
 pub mod registry;
 pub mod remote;

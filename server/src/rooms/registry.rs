@@ -11,11 +11,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
-use convene_protocol::signal::{ClientMessage, Participant, SeatInfo};
+use convene_protocol::signal::{Participant, SeatInfo};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Duration;
 
 use super::driver::{Command, Driver, Gauges, JoinReply};
+use super::member_event::MemberEvent;
 use super::remote::{EdgeTx, Sink};
 use super::session::{JoinOutcome, MemberInit, Session, SessionConfig};
 use crate::clock::{Clock, Now};
@@ -329,36 +330,16 @@ impl LiveRooms {
         Err(JoinError::Busy)
     }
 
-    pub async fn client_message(
+    /// What happened on member `user`'s socket `conn` (see `MemberEvent`).
+    pub async fn member_event(
         &self,
         room: &RoomId,
         user: UserId,
         conn: ConnId,
-        msg: ClientMessage,
+        event: MemberEvent,
     ) {
         if let Some(tx) = self.sender(room) {
-            let _ = tx.send(Command::Client { user, conn, msg }).await;
-        }
-    }
-
-    pub async fn dropped(&self, room: &RoomId, user: UserId, conn: ConnId) {
-        if let Some(tx) = self.sender(room) {
-            let _ = tx.send(Command::Dropped { user, conn }).await;
-        }
-    }
-
-    /// The connection kept flooding after being rate-limited: the member is told
-    /// `left {reason: "rateLimited"}` and its connection closed.
-    pub async fn flooded(&self, room: &RoomId, user: UserId, conn: ConnId) {
-        if let Some(tx) = self.sender(room) {
-            let _ = tx.send(Command::Flooded { user, conn }).await;
-        }
-    }
-
-    /// The member's queue on its edge node was full: it gets a snapshot when it can.
-    pub async fn lagging(&self, room: &RoomId, user: UserId, conn: ConnId) {
-        if let Some(tx) = self.sender(room) {
-            let _ = tx.send(Command::Lagging { user, conn }).await;
+            let _ = tx.send(Command::Member { user, conn, event }).await;
         }
     }
 

@@ -25,6 +25,7 @@ use crate::ids::UserId;
 use crate::metrics::Metrics;
 use crate::model::Room;
 use crate::rate::{Rate, TokenBucket};
+use crate::rooms::member_event::MemberEvent;
 use crate::rooms::outbound::{frame, Outbound, OUTBOUND_QUEUE};
 use crate::rooms::session::MemberInit;
 use crate::rooms::JoinError;
@@ -206,7 +207,7 @@ impl Connection {
             if !allowance.try_take(1.0 + (len / COST_BYTES) as f64, now) {
                 if !patience.take(now) {
                     // Told and told again: leave for good, not kept for resume.
-                    member.flooded(user.clone()).await;
+                    member.event(user.clone(), MemberEvent::Flooded).await;
                     let _ = tokio::time::timeout(WRITE_TIMEOUT, &mut writer).await;
                     closing = true;
                     break;
@@ -236,7 +237,10 @@ impl Connection {
                 Ok(ClientMessage::Ping { ts }) => {
                     own.offer(frame(&ServerMessage::Pong { ts }));
                 }
-                Ok(m) => member.client_message(user.clone(), m).await,
+                Ok(m) => {
+                    let event = MemberEvent::Client { msg: Box::new(m) };
+                    member.event(user.clone(), event).await
+                }
                 Err(e) => {
                     own.offer(error(
                         ErrorCode::InvalidParameter,
@@ -246,7 +250,7 @@ impl Connection {
             }
         }
         // Keeps the member for the resume grace if the session still has this connection.
-        member.dropped(user).await;
+        member.event(user, MemberEvent::Dropped).await;
         writer.abort();
         if closing {
             // The server sent its close frame: read (and drop) what the client still
