@@ -12,12 +12,13 @@
 //!   that does not answer within 2 s is left out; a removal then fails instead);
 //! - one node at a time delivers webhooks (a lease, which ends a margin before it could
 //!   lapse), so two nodes never deliver at once;
-//! - join tokens verify on every node: the signing key is kept in the database.
-//!
+//! - join tokens verify on every node: the signing key is kept in the database;
 //! - a live room has one session, on its home node (a lease): members that reached
 //!   another node join it through that node (`membership`, `edge`, `home`).
 //!
-//! What goes over Redis is in `wire`, how in `bus`.
+//! What goes over Redis is in `wire`, how in `bus`. The leases that say a node is alive
+//! (its registration, the webhook lease, its rooms' home leases) are kept by `keeper`,
+//! on a thread and a Redis connection of its own, so a busy node is not taken for dead.
 
 mod bus;
 mod edge;
