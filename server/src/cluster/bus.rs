@@ -146,7 +146,7 @@ pub(super) struct Bus {
     keeper: Keeper,
 }
 
-pub(super) fn unavailable(what: &str, e: impl std::fmt::Display) -> ClusterError {
+fn unavailable(what: &str, e: impl std::fmt::Display) -> ClusterError {
     ClusterError::Unavailable(format!("{what}: {e}"))
 }
 
@@ -273,12 +273,22 @@ impl Bus {
         let (direct, direct_rx) = mpsc::unbounded_channel();
         let leaving: Arc<std::sync::atomic::AtomicBool> = Default::default();
         let unsent: Arc<AtomicUsize> = Default::default();
+        // First: if it cannot start, no task has been spawned to outlive the error.
+        let keeper = Keeper::start(Leases {
+            client: client_for_db.clone(),
+            config: config.clone(),
+            node: node.clone(),
+            peers: peers.clone(),
+            me: id.clone(),
+            holder: holder.clone(),
+            leaving: leaving.clone(),
+        })?;
         let tasks = vec![
             tokio::spawn(receive(
                 ps,
                 client,
                 conn.clone(),
-                node.clone(),
+                node,
                 pending.clone(),
                 peers.clone(),
                 id.clone(),
@@ -297,15 +307,6 @@ impl Bus {
                 id.clone(),
             )),
         ];
-        let keeper = Keeper::start(Leases {
-            client: client_for_db.clone(),
-            config: config.clone(),
-            node,
-            peers: peers.clone(),
-            me: id.clone(),
-            holder: holder.clone(),
-            leaving: leaving.clone(),
-        })?;
         Ok(Bus {
             holder: holder.clone(),
             mine: instance_marker(&me.instance),
@@ -337,13 +338,13 @@ impl Bus {
         }
     }
 
-    /// The home of `room`: None when it is (now) this node, else the node and its lease
-    /// value.
     /// Who holds `room`'s home lease now (None: nobody, it lapsed).
     pub(super) async fn home_holder(&self, room: &RoomId) -> Result<Option<String>, ClusterError> {
         run(&self.conn, redis::cmd("GET").arg(wire::home_key(room))).await
     }
 
+    /// The home of `room`: None when it is (now) this node, else the node and its lease
+    /// value.
     pub(super) async fn place(
         &self,
         room: &RoomId,
