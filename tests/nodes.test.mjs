@@ -22,7 +22,12 @@ before(async () => {
   for (const id of ["node-a", "node-b"]) {
     nodes.push(await startServer({
       adminKey: KEY,
-      env: { CONVENE_DATABASE_URL: db.url, CONVENE_REDIS_URL: redis.url, CONVENE_NODE_ID: id },
+      // Each node its own media port: on one shared port (SO_REUSEPORT), the kernel
+      // would spread one node's media over both processes.
+      env: {
+        CONVENE_DATABASE_URL: db.url, CONVENE_REDIS_URL: redis.url, CONVENE_NODE_ID: id,
+        CONVENE_MEDIA_PORT: "0",
+      },
     }));
   }
   browser = await launch();
