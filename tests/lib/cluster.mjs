@@ -1,6 +1,7 @@
 // What several Convene nodes share, for the tests that run more than one: a real
 // redis-server and a real PostgreSQL (Debian's packages), each in a temp dir on a free
-// loopback port, stopped by `stop()` and killed with this process if the runner dies.
+// loopback port, stopped by `stop()`, or when this process exits without calling it
+// (its `exit` event; a runner killed with SIGKILL leaves them running, as with coturn).
 // PostgreSQL refuses to run as root: as root, it runs as the `postgres` user.
 import { spawn, execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync, readdirSync, existsSync, chownSync } from "node:fs";

@@ -338,11 +338,6 @@ impl Bus {
         }
     }
 
-    /// Who holds `room`'s home lease now (None: nobody, it lapsed).
-    pub(super) async fn home_holder(&self, room: &RoomId) -> Result<Option<String>, ClusterError> {
-        run(&self.conn, redis::cmd("GET").arg(wire::home_key(room))).await
-    }
-
     /// The home of `room`: None when it is (now) this node, else the node and its lease
     /// value.
     pub(super) async fn place(

@@ -94,10 +94,9 @@ impl Edges {
         answer
     }
 
-    /// The join was given up on (no answer in time, or its home is gone): its socket's
-    /// queue back, unless the answer came first.
-    pub fn forget_join(&self, edge_conn: ConnId) -> Option<OutboundTx> {
-        self.lock().joining.remove(&edge_conn).map(|j| j.tx)
+    /// The join was given up on (no answer in time).
+    pub fn forget_join(&self, edge_conn: ConnId) {
+        self.lock().joining.remove(&edge_conn);
     }
 
     pub fn refused(&self, from: &NodeId, edge_conn: ConnId, why: Refusal) {
@@ -207,19 +206,37 @@ impl Edges {
         n
     }
 
-    /// Every room homed elsewhere with sockets here, with its home's lease value.
+    /// Every room homed elsewhere with sockets or joins waiting here, with the home's
+    /// lease value each was sent to.
     pub fn rooms(&self) -> Vec<(RoomId, String)> {
-        self.lock()
-            .rooms
-            .iter()
+        let s = self.lock();
+        let mut out: Vec<(RoomId, String)> = (s.rooms.iter())
             .map(|(id, r)| (id.clone(), r.holder.clone()))
-            .collect()
+            .chain(
+                s.joining
+                    .values()
+                    .map(|j| (j.room.clone(), j.holder.clone())),
+            )
+            .collect();
+        out.sort();
+        out.dedup();
+        out
     }
 
     /// `room`'s home (lease value `holder`) is gone: its sockets here are closed, so
-    /// their clients reconnect and the room is placed again.
+    /// their clients reconnect and the room is placed again, and the joins waiting for
+    /// that home are answered `Moved`, so they place it again at once. The sockets
+    /// closed are counted.
     pub fn home_lost(&self, room: &RoomId, holder: &str) -> usize {
         let mut s = self.lock();
+        let waiting: Vec<ConnId> = (s.joining.iter())
+            .filter(|(_, j)| &j.room == room && j.holder == holder)
+            .map(|(c, _)| *c)
+            .collect();
+        for c in waiting {
+            let j = s.joining.remove(&c).expect("just listed");
+            let _ = j.reply.send(Err((Refusal::Moved, j.tx)));
+        }
         if s.rooms.get(room).is_none_or(|r| r.holder != holder) {
             return 0;
         }

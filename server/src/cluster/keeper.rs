@@ -6,7 +6,8 @@
 //!   2 s before the lease could lapse, counted from before the renewal was sent. A node
 //!   that left the list is gone: its members in the sessions here count as dropped.
 //! - `homes`: every second keeps the home lease of each session here, and checks the
-//!   home of each room this node is an edge of (see `membership`).
+//!   home of each room this node is an edge of or has joins waiting for (see
+//!   `membership`).
 //!
 //! Why a thread: a lease must not wait behind the work it vouches for. As tasks on the
 //! node's runtime, sharing its Redis connection, the renewals queued behind socket tasks
@@ -219,7 +220,8 @@ async fn renew(
 }
 
 /// Every second: keeps the home lease of each session here, and closes this node's
-/// sockets in rooms whose home is gone (lease lapsed or passed on), so they reconnect.
+/// sockets in rooms whose home is gone (lease lapsed or passed on), so they reconnect;
+/// joins waiting for that home are sent to place the room again.
 async fn homes(
     conn: ConnectionManager,
     node: Weak<Inner>,

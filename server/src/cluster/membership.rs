@@ -26,8 +26,6 @@ use crate::rooms::{JoinError, LiveRooms};
 /// node waits for its session as long as it takes, and a busy home (100,000 members
 /// joining on two cores took up to 4 s) is slow, not gone; a dead one's lease lapses in 5 s.
 const JOIN_WAIT: Duration = Duration::from_secs(15);
-/// How often a join waiting for its home checks that the home still holds the room.
-const HOME_RECHECK: Duration = Duration::from_secs(1);
 
 /// Where a room's session runs, as the home lease says.
 pub(super) enum Place {
@@ -94,11 +92,11 @@ impl Cluster {
                 Place::Home { node, holder } => (node, holder),
             };
             let edge_conn = self.0.live.next_conn_id();
-            let mut answer = self.0.edges.expect(Expect {
+            let answer = self.0.edges.expect(Expect {
                 edge_conn,
                 room: room.id.clone(),
                 home: node.clone(),
-                holder: holder.clone(),
+                holder,
                 user: init.user.clone(),
                 tx,
             });
@@ -109,29 +107,10 @@ impl Cluster {
                 resume: resume.clone(),
             };
             self.up(&node, &room.id, join);
-            // The home is asked again each second whether it still holds the room: one
-            // that died answers nothing, and once its lease lapses (within 5 s) the room
-            // is placed again, instead of the join being refused after `JOIN_WAIT`.
-            let deadline = tokio::time::Instant::now() + JOIN_WAIT;
-            let mut recheck =
-                tokio::time::interval_at(tokio::time::Instant::now() + HOME_RECHECK, HOME_RECHECK);
-            let answered = loop {
-                tokio::select! {
-                    a = &mut answer => break Ok(a),
-                    _ = tokio::time::sleep_until(deadline) => break Err(()),
-                    _ = recheck.tick() => {
-                        if self.holds_home(&room.id, &holder).await {
-                            continue;
-                        }
-                        // Unless the answer came meanwhile, the join is taken back.
-                        if let Some(back) = self.0.edges.forget_join(edge_conn) {
-                            tracing::info!(room = %room.id, home = %node, "the room's home is gone; placing the room again for a join");
-                            break Ok(Ok(Err((Refusal::Moved, back))));
-                        }
-                    }
-                }
-            };
-            match answered {
+            // A home that died answers nothing: once its lease lapses (within 5 s), the
+            // keeper's check of this node's homes answers the join `Moved`
+            // (`Edges::home_lost`) and it is placed again, well within `JOIN_WAIT`.
+            match tokio::time::timeout(JOIN_WAIT, answer).await {
                 Ok(Ok(Ok(conn))) => {
                     return Ok(Membership::Remote {
                         cluster: self.clone(),
@@ -143,7 +122,7 @@ impl Cluster {
                 Ok(Ok(Err((Refusal::Moved, back)))) => tx = back,
                 Ok(Ok(Err((Refusal::RoomFull, _)))) => return Err(JoinError::RoomFull),
                 Ok(Ok(Err((Refusal::Busy, _)))) => return Err(JoinError::Busy),
-                Ok(Err(_)) | Err(()) => {
+                Ok(Err(_)) | Err(_) => {
                     self.0.edges.forget_join(edge_conn);
                     tracing::warn!(room = %room.id, home = %node, "the room's home node did not take a join in {} s", JOIN_WAIT.as_secs());
                     return Err(JoinError::Unanswered);
@@ -151,18 +130,6 @@ impl Cluster {
             }
         }
         Err(JoinError::Busy)
-    }
-
-    /// Whether `holder` still holds `room`'s home lease (taken as yes when Redis does
-    /// not answer: nothing is known to have changed).
-    async fn holds_home(&self, room: &RoomId, holder: &str) -> bool {
-        let Some(bus) = self.bus() else {
-            return true;
-        };
-        match bus.home_holder(room).await {
-            Ok(now) => now.as_deref() == Some(holder),
-            Err(_) => true,
-        }
     }
 
     async fn join_here(
