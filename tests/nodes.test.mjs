@@ -22,12 +22,8 @@ before(async () => {
   for (const id of ["node-a", "node-b"]) {
     nodes.push(await startServer({
       adminKey: KEY,
-      // Each node its own media port: on one shared port (SO_REUSEPORT), the kernel
-      // would spread one node's media over both processes.
-      env: {
-        CONVENE_DATABASE_URL: db.url, CONVENE_REDIS_URL: redis.url, CONVENE_NODE_ID: id,
-        CONVENE_MEDIA_PORT: "0",
-      },
+      // Each node gets a media port of its own from startServer.
+      env: { CONVENE_DATABASE_URL: db.url, CONVENE_REDIS_URL: redis.url, CONVENE_NODE_ID: id },
     }));
   }
   browser = await launch();

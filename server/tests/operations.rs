@@ -1,6 +1,7 @@
 //! What operators run: `/metrics` parsed as Prometheus text with its counters moving
 //! during a call, `/readyz`, the metrics listener of its own, JSON logs with request
-//! ids and audit lines, and no secret in any log line.
+//! ids and audit lines, no secret in any log line, and a media port one server holds
+//! refused to a second.
 mod common;
 
 use std::collections::HashMap;
@@ -268,5 +269,80 @@ async fn logs_are_json_with_request_ids_and_audit_lines_and_hold_no_secret() {
             .iter()
             .any(|v| v["fields"]["message"] == "refused a wrong admin key"),
         "the refused key is audited"
+    );
+}
+
+/// Two servers on one host left on the same media port: the second refuses to start and
+/// says why, instead of sharing the port through SO_REUSEPORT and getting half of the
+/// first one's media (and giving it half of its own).
+#[tokio::test]
+async fn a_second_server_on_the_same_media_port_refuses_to_start() {
+    let tmp = tempfile::tempdir().unwrap();
+    let media = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string();
+    let start = |name: &str| {
+        let port = common::free_port();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_convene"))
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .arg("--data-dir")
+            .arg(tmp.path().join(name))
+            .env("CONVENE_ADMIN_KEY", "ck_admin_media_port_test_0123456789")
+            .env("CONVENE_MEDIA_IP", "127.0.0.1")
+            .env("CONVENE_MEDIA_PORT", &media)
+            .env("CONVENE_LOG", "warn")
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        (port, child)
+    };
+    let (port, mut first) = start("first");
+    let http = reqwest::Client::new();
+    let mut up = false;
+    for _ in 0..200 {
+        if http
+            .get(format!("http://127.0.0.1:{port}/healthz"))
+            .send()
+            .await
+            .is_ok()
+        {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(up, "the first server started");
+
+    let (second_port, mut second) = start("second");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = second.try_wait().unwrap() {
+            break Some(status);
+        }
+        if std::time::Instant::now() > deadline {
+            break None;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let served = http
+        .get(format!("http://127.0.0.1:{second_port}/healthz"))
+        .send()
+        .await
+        .is_ok();
+    let _ = second.kill();
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut second.stderr.take().unwrap(), &mut err).unwrap();
+    let _ = first.kill();
+    let _ = first.wait();
+    let status = status
+        .unwrap_or_else(|| panic!("the second server kept running (served: {served}):\n{err}"));
+    assert!(!status.success(), "{err}");
+    assert!(
+        err.contains(&format!("UDP 127.0.0.1:{media} is already in use"))
+            && err.contains("CONVENE_MEDIA_PORT"),
+        "the reason is given:\n{err}"
     );
 }

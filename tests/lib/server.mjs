@@ -1,4 +1,4 @@
-// Starts a real Convene server on 127.0.0.1:0 with a temporary data dir and the www/
+// Starts a real Convene server on 127.0.0.1:0 (media on a UDP port the OS picks) with a temporary data dir and the www/
 // pages, and gives its URL and admin key. The binary comes from CONVENE_BIN (set by
 // scripts/test.sh) or the debug build.
 import { spawn } from "node:child_process";
@@ -17,7 +17,9 @@ export async function startServer({ args = [], env = {}, adminKey = randomBytes(
   const bin = process.env.CONVENE_BIN || join(ROOT, "target/debug/convene");
   const dataDir = mkdtempSync(join(tmpdir(), "convene-e2e-"));
   const child = spawn(bin, ["serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir, "--www-dir", join(ROOT, "www"), ...args], {
-    env: { ...process.env, CONVENE_ADMIN_KEY: adminKey, RUST_LOG: process.env.RUST_LOG || "warn", ...env },
+    // Media on a port the OS picks: a fixed port is one server's alone, and tests (or
+    // a server started by hand) may run side by side.
+    env: { ...process.env, CONVENE_ADMIN_KEY: adminKey, CONVENE_MEDIA_PORT: "0", RUST_LOG: process.env.RUST_LOG || "warn", ...env },
     stdio: ["ignore", "ignore", "pipe"],
   });
   let log = "";

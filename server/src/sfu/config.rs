@@ -15,7 +15,8 @@ pub struct SfuConfig {
     /// Bound by every worker's socket; the unspecified address (the default) serves
     /// every interface.
     pub bind_ip: IpAddr,
-    /// The media port (UDP); 0 lets the OS pick one (tests).
+    /// The media port (UDP); 0 lets the OS pick one (tests). A fixed port is claimed
+    /// for this process alone (`claim`).
     pub port: u16,
     /// Worker threads, each with its own socket on the port (SO_REUSEPORT).
     pub workers: usize,

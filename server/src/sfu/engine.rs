@@ -1,5 +1,6 @@
-//! The relay's engine: binds the media port once per worker, starts the worker threads,
-//! and gives rooms a way to open connections on them. Dropped, it stops the workers and
+//! The relay's engine: claims a fixed media port for this process (`claim`), binds it
+//! once per worker, starts the worker threads, and gives rooms a way to open
+//! connections on them. Dropped, it stops the workers and
 //! joins their threads.
 
 use std::collections::HashMap;
@@ -12,6 +13,7 @@ use std::thread::JoinHandle;
 use convene_protocol::signal::PcKind;
 use tokio::sync::mpsc::UnboundedSender;
 
+use super::claim::{claim, PortClaim};
 use super::config::SfuConfig;
 use super::pc_setup::Shared;
 use super::wire::{Cmd, ConnEvent, ConnKey};
@@ -25,6 +27,8 @@ pub struct Engine {
     next_worker: AtomicUsize,
     next_conn: AtomicU64,
     port: u16,
+    /// Dropped after the workers' sockets are closed (fields drop after `drop`).
+    _claim: Option<PortClaim>,
 }
 
 impl Engine {
@@ -34,6 +38,11 @@ impl Engine {
             Shared::new(config.consent_timeout, config.srtp_fallback)
                 .map_err(|e| io::Error::other(format!("media setup: {e}")))?,
         );
+        // A port the OS picks is new, so only a fixed one needs claiming.
+        let claimed = match config.port {
+            0 => None,
+            port => Some(claim(SocketAddr::new(config.bind_ip, port))?),
+        };
         // The first socket fixes the port (the OS picks one when asked for 0); the
         // others share it.
         let first = udp::bind(SocketAddr::new(config.bind_ip, config.port))?;
@@ -87,6 +96,7 @@ impl Engine {
             next_worker: AtomicUsize::new(0),
             next_conn: AtomicU64::new(1),
             port,
+            _claim: claimed,
         }))
     }
 

@@ -1,8 +1,9 @@
 //! The media relay (SFU), on webrtc-rs's sans-IO core (`rtc`): the only module that
 //! imports it.
 //!
-//! One UDP port carries all media. `engine` binds it once per worker thread
-//! (SO_REUSEPORT) and starts the workers; each `worker` owns its socket and a share of
+//! One UDP port carries all media. `engine` claims it for this process (`claim`: no
+//! other process may share it), binds it once per worker thread (SO_REUSEPORT) and
+//! starts the workers; each `worker` owns its socket and a share of
 //! the connections, reads and writes in batches (the `mediaio` crate: recvmmsg / sendmmsg), routes
 //! datagrams by source address (learned from the first authentic STUN binding request,
 //! `stun`), drives each `conn`'s `rtc` state machine, and forwards RTP with its header
@@ -16,6 +17,7 @@
 //! answers), so the two sides never offer at once (no glare). RTP is forwarded, never
 //! decoded. `port` is the seam the session calls.
 
+mod claim;
 mod config;
 mod conn;
 mod engine;
