@@ -384,7 +384,7 @@ export interface components {
          * @description Every error the server can answer with: a stable code, a number and an HTTP status.
          * @enum {string}
          */
-        ErrorCode: "Internal" | "InvalidParameter" | "RoomAlreadyExists" | "RoomNotFound" | "NotInRoom" | "NotInvited" | "PermissionDenied" | "Unauthenticated" | "RoomFull" | "RoomNotOpenYet" | "RoomClosed" | "RoomExpired" | "RateLimited" | "PayloadTooLarge" | "NotFound" | "MethodNotAllowed" | "PreconditionFailed" | "TokenNotFound" | "RequestTimeout" | "WebhookNotFound" | "SeatUnavailable" | "SeatApplicationNotFound" | "ClusterUnavailable";
+        ErrorCode: "Internal" | "InvalidParameter" | "RoomAlreadyExists" | "RoomNotFound" | "NotInRoom" | "NotInvited" | "PermissionDenied" | "Unauthenticated" | "RoomFull" | "RoomNotOpenYet" | "RoomClosed" | "RoomExpired" | "RateLimited" | "PayloadTooLarge" | "NotFound" | "MethodNotAllowed" | "PreconditionFailed" | "TokenNotFound" | "RequestTimeout" | "WebhookNotFound" | "SeatUnavailable" | "SeatApplicationNotFound" | "ClusterUnavailable" | "CodecUnsupported";
         /** @description `{"error": {...}}`, the body of every error response. */
         ErrorEnvelope: {
             error: components["schemas"]["ErrorBody"];

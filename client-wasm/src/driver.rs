@@ -169,6 +169,8 @@ pub struct Ctx {
         std::collections::VecDeque<oneshot::Sender<(Vec<Participant>, Option<String>)>>,
     /// From `JoinOptions.iceTransportPolicy`, for every peer connection of the call.
     pub ice_policy: crate::options::IceTransportPolicy,
+    /// From `JoinOptions.videoCodec`, for the camera and the screen share.
+    pub video_codec: crate::codecs::VideoCodec,
 }
 
 pub fn new_stream() -> MediaStream {
@@ -209,6 +211,7 @@ impl Ctx {
             local: LocalTracks::new(local_stream),
             audience_waiters: Default::default(),
             ice_policy: Default::default(),
+            video_codec: Default::default(),
         };
         (ctx, rx)
     }

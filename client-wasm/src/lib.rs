@@ -9,7 +9,7 @@
 //!
 //! Layout: the call's logic is plain Rust, tested natively and in the browser: `call`
 //! (the state machine: phase, generations, offer turns, reconnects), `roster`, `naming`,
-//! `backoff`, `candidates`, `endpoint`, `errors`. The browser parts only build for wasm32 and carry
+//! `backoff`, `candidates`, `codecs` (the video codec asked for), `endpoint`, `errors`. The browser parts only build for wasm32 and carry
 //! out what it decides: `driver` (the one task that owns the call), `incoming` (what each server
 //! message does), `socket`, `peer`,
 //! `media`, `local_media`, `local_tracks`, `reconnect`, `check` (the join check), `options` (reading `Room.join`'s and `Room.check`'s options), and `room` (the JS class, which
@@ -19,6 +19,7 @@
 pub mod backoff;
 pub mod call;
 pub mod candidates;
+pub mod codecs;
 pub mod endpoint;
 pub mod errors;
 pub mod event_names;

@@ -6,13 +6,14 @@
 use std::collections::{BTreeMap, HashMap};
 
 use convene_protocol::signal::{ClientMessage, PcKind};
-use js_sys::{Array, Object};
+use js_sys::{Array, Object, Reflect};
 use wasm_bindgen::{JsCast, JsValue};
 use web_sys::{
     MediaStream, MediaStreamTrack, RtcRtpSender, RtcRtpTransceiver, RtcRtpTransceiverDirection,
     RtcRtpTransceiverInit, RtcTrackEvent,
 };
 
+use crate::codecs::{preference_order, VideoCodec};
 use crate::driver::{Ctx, Input};
 use crate::errors::SdkError;
 use crate::events::{self, Emit};
@@ -175,9 +176,57 @@ pub(crate) fn add_sender(
     init.set_streams(&Array::of1(&stream));
     let pc = &ctx.media.publish.as_ref().expect("created above").pc;
     let t = pc.add_transceiver_with_media_stream_track_and_init(track, &init);
+    if kind != TrackKind::Audio {
+        if let Err(why) = prefer_codec(&t, ctx.video_codec) {
+            web_sys::console::warn_1(&why.into());
+        }
+    }
     ctx.media.senders.insert(kind, t.sender());
     let _ = ctx.shared.tx.unbounded_send(Input::Renegotiate);
     Ok(())
+}
+
+/// Orders the transceiver's codecs so the server picks `codec` (see `codecs`). The
+/// list is the browser's receive capabilities, which `setCodecPreferences` requires;
+/// whether it can also send the codec is checked first.
+fn prefer_codec(t: &web_sys::RtcRtpTransceiver, codec: VideoCodec) -> Result<(), String> {
+    let get = |o: &JsValue, k: &str| Reflect::get(o, &k.into()).unwrap_or(JsValue::UNDEFINED);
+    let codecs_of = |class: &str| -> Vec<JsValue> {
+        let class = get(&js_sys::global(), class);
+        let caps = get(&class, "getCapabilities")
+            .dyn_into::<js_sys::Function>()
+            .ok()
+            .and_then(|f| f.call1(&class, &"video".into()).ok())
+            .unwrap_or(JsValue::UNDEFINED);
+        Array::from(&get(&caps, "codecs")).iter().collect()
+    };
+    let pairs = |list: &[JsValue]| -> Vec<(String, String)> {
+        list.iter()
+            .map(|c| {
+                let s = |k| get(c, k).as_string().unwrap_or_default();
+                (s("mimeType"), s("sdpFmtpLine"))
+            })
+            .collect()
+    };
+    let receive = codecs_of("RTCRtpReceiver");
+    let send = pairs(&codecs_of("RTCRtpSender"));
+    let can_send = codec == VideoCodec::Vp8 || preference_order(codec, &send).is_some();
+    let order = preference_order(codec, &pairs(&receive)).filter(|_| can_send);
+    let Some(order) = order else {
+        return match codec {
+            VideoCodec::Vp8 => Ok(()),
+            VideoCodec::H264 => Err("convene-sdk: this browser cannot send H.264 \
+                (constrained baseline): sending VP8 instead of videoCodec \"h264\""
+                .into()),
+        };
+    };
+    let list: Array = order.into_iter().map(|i| receive[i].clone()).collect();
+    let set = get(t, "setCodecPreferences")
+        .dyn_into::<js_sys::Function>()
+        .map_err(|_| "convene-sdk: this browser cannot choose a video codec".to_string())?;
+    set.call1(t, &list)
+        .map(|_| ())
+        .map_err(|e| format!("convene-sdk: setCodecPreferences failed: {e:?}"))
 }
 
 /// Sends the publish connection's offer when it is our turn (see `Call::want_offer`).

@@ -26,6 +26,8 @@ pub struct JoinOptions {
     pub tracks: JsValue,
     /// `relay`: media only through the TURN servers the server hands out.
     pub ice_transport_policy: Option<IceTransportPolicy>,
+    /// The codec to send video in (default VP8).
+    pub video_codec: Option<crate::codecs::VideoCodec>,
 }
 
 /// Which ICE candidates the browser may use, as in `RTCConfiguration`.
@@ -114,8 +116,9 @@ impl JoinOptions {
                 "reconnect",
                 "on",
                 "iceTransportPolicy",
+                "videoCodec",
             ],
-            "{url?, token, audio?, video?, tracks?, reconnect?, on?, iceTransportPolicy?}",
+            "{url?, token, audio?, video?, tracks?, reconnect?, on?, iceTransportPolicy?, videoCodec?}",
         )
     }
 }

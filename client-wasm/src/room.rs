@@ -105,6 +105,7 @@ async fn join(options: JsValue, replacing: Option<Rc<Shared>>) -> Result<Room, S
     let (tx, joined) = futures_channel::oneshot::channel();
     let (mut ctx, rx) = Ctx::new(base, token, opts.reconnect.unwrap_or(true), tx);
     ctx.ice_policy = opts.ice_transport_policy.unwrap_or_default();
+    ctx.video_codec = opts.video_codec.unwrap_or_default();
     early_listeners(&ctx, &opts.on)?;
     ctx.emit(vec![events::Emit(
         "stateChanged",

@@ -24,7 +24,7 @@ export type ErrorCode =
   | "NotInvited" | "PermissionDenied" | "Unauthenticated" | "RoomFull" | "RoomNotOpenYet"
   | "RoomClosed" | "RoomExpired" | "RateLimited" | "PayloadTooLarge" | "NotFound"
   | "MethodNotAllowed" | "PreconditionFailed" | "TokenNotFound" | "RequestTimeout" | "WebhookNotFound"
-  | "SeatUnavailable" | "SeatApplicationNotFound" | "ClusterUnavailable"
+  | "SeatUnavailable" | "SeatApplicationNotFound" | "ClusterUnavailable" | "CodecUnsupported"
   | "ConnectionFailed" | "MediaUnavailable" | "NotConnected";
 
 /** Every rejected promise and every `error` event carries one of these. */
@@ -63,6 +63,14 @@ export interface JoinOptions {
    * keep this device's addresses from the server. Default `"all"`.
    */
   iceTransportPolicy?: "all" | "relay";
+  /**
+   * The codec to send camera and screen video in. Default `"vp8"`. `"h264"`
+   * (constrained baseline) lets devices encode in hardware; the server forwards it as
+   * it is, so a viewer whose browser cannot play H.264 gets a `CodecUnsupported`
+   * error event and a blank tile for it. Ignored, with a console warning, by a browser
+   * that cannot send it.
+   */
+  videoCodec?: "vp8" | "h264";
   /**
    * Listeners added before connecting, so `stateChanged` also shows `connecting`
    * (e.g. for `switchTo`).

@@ -71,6 +71,9 @@ catalogue! {
     SeatApplicationNotFound = 100022, 404;
     /// The other nodes could not be asked: the cluster's Redis did not answer. Retry.
     ClusterUnavailable = 100023, 503;
+    /// A track sent to this browser uses a codec it cannot play (another participant
+    /// publishes H.264, which this browser did not accept); that video stays blank.
+    CodecUnsupported = 100024, 415;
 }
 
 /// `{"error": {...}}`, the body of every error response.

@@ -57,13 +57,15 @@ export async function newPage(browser, name) {
 /**
  * Joins with the SDK on a page of the server (e.g. /live), with `options` added to
  * `Room.join`, and plays every remote track in an element (so video is decoded). The
- * room is `window.__room`.
+ * room is `window.__room`; its `error` events, from the start, are in `window.__errors`.
  */
 export async function joinWithSdk(page, token, options = {}) {
   await page.evaluate(async ({ token, options }) => {
     const { default: init, Room } = await import("/sdk/convene_sdk.js");
     await init();
-    const room = await Room.join({ token, ...options });
+    window.__errors = [];
+    const on = { error: (e) => window.__errors.push({ code: e.code, message: e.message }) };
+    const room = await Room.join({ token, ...options, on });
     room.on("trackAdded", ({ kind, stream }) => {
       const el = document.createElement(kind === "audio" ? "audio" : "video");
       el.muted = kind !== "audio";
@@ -158,8 +160,11 @@ export async function joinPastPrejoin(page) {
  */
 export function pageSet(browser) {
   const pages = [];
-  const open = async (name, url) => {
+  // `init`: a function run in the page before its own scripts (e.g. to change a
+  // browser API).
+  const open = async (name, url, init) => {
     const page = await newPage(browser(), name);
+    if (init) await page.context().addInitScript(init);
     pages.push(page);
     await page.goto(url);
     return page;

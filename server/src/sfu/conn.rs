@@ -16,7 +16,9 @@ use rtc::peer_connection::RTCPeerConnection;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodingParameters, RTCRtpEncodingParameters, RTCRtpRtxParameters,
 };
-use rtc::rtp_transceiver::{RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
+use rtc::rtp_transceiver::{
+    RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverId, RTCRtpTransceiverInit,
+};
 use tokio::sync::mpsc::UnboundedSender;
 
 use rtc::crypto::RTCCrypto;
@@ -26,7 +28,7 @@ use rtc::statistics::StatsSelector;
 
 use mediaio::keytap::KeyTap;
 
-use super::pc_setup::codec_for;
+use super::pc_setup::{codec_params, video_preferences, Codec};
 use super::port::MediaKind;
 use super::wire::{ConnEvent, ConnKey, TrackKey};
 use crate::ids::UserId;
@@ -48,8 +50,10 @@ fn hex(s: &str) -> String {
 /// A track this connection sends to its client.
 #[derive(Debug, Clone, Copy)]
 pub struct Leg {
+    pub transceiver: RTCRtpTransceiverId,
     pub sender: RTCRtpSenderId,
     pub ssrc: u32,
+    pub codec: Codec,
     pub pt: u8,
     pub clock_rate: u32,
     /// Our own encryption of its first packet matched rtc's: the rest may skip rtc.
@@ -70,6 +74,42 @@ pub struct Leg {
     pub resends: super::history::ResendBudget,
     /// The gaps in what it was sent, for its viewer's loss (see `quality`).
     pub sent: super::quality::SentGaps,
+}
+
+/// Why a track could not be added to a subscribe connection.
+#[derive(Debug)]
+pub enum LegError {
+    /// The client's answers left its codec out: it cannot play it.
+    Unplayable(Codec),
+    Other(String),
+}
+
+impl std::fmt::Display for LegError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LegError::Unplayable(c) => write!(f, "the client cannot play {}", c.mime()),
+            LegError::Other(e) => f.write_str(e),
+        }
+    }
+}
+
+/// Whether the answer's section `mid` takes payload type `pt`: it is not rejected
+/// (port 0) and maps `pt` (an answer lists only the offered codecs it can receive).
+/// `None`: the answer has no such section (the track was added after the offer).
+fn section_takes(answer: &str, mid: &str, pt: u8) -> Option<bool> {
+    let want_mid = format!("a=mid:{mid}");
+    let want_pt = format!("a=rtpmap:{pt} ");
+    answer.split("\nm=").skip(1).find_map(|section| {
+        let mut lines = section.lines().map(str::trim_end);
+        let port = lines
+            .next()
+            .and_then(|m| m.split_whitespace().nth(1))
+            .unwrap_or("0");
+        let lines: Vec<&str> = lines.collect();
+        lines
+            .contains(&want_mid.as_str())
+            .then(|| port != "0" && lines.iter().any(|l| l.starts_with(&want_pt)))
+    })
 }
 
 /// A track arriving on a publish connection.
@@ -115,6 +155,8 @@ pub struct Conn {
     /// Subscribe: tracks sent, and the SSRCs we send them with (media and repair).
     pub legs: HashMap<TrackKey, Leg>,
     pub by_out_ssrc: HashMap<u32, TrackKey>,
+    /// Subscribe: codecs the client was told it cannot play (told once).
+    unplayable: Vec<Codec>,
     /// Subscribe: an offer of ours awaits its answer; changes meanwhile set `dirty`.
     negotiating: bool,
     dirty: bool,
@@ -172,6 +214,7 @@ impl Conn {
             reports: Default::default(),
             legs: HashMap::new(),
             by_out_ssrc: HashMap::new(),
+            unplayable: Vec::new(),
             negotiating: false,
             dirty: false,
             deadline: None,
@@ -202,8 +245,9 @@ impl Conn {
         &mut self,
         track: TrackKey,
         kind: MediaKind,
+        codec: Codec,
         owner: &UserId,
-    ) -> Result<(), String> {
+    ) -> Result<(), LegError> {
         if self.legs.contains_key(&track) {
             return Ok(());
         }
@@ -221,8 +265,8 @@ impl Conn {
                 break s;
             }
         });
-        let (codec, pt, rtp_kind) = codec_for(kind);
-        let clock_rate = codec.clock_rate;
+        let (params, pt, rtp_kind) = codec_params(codec);
+        let clock_rate = params.clock_rate;
         let t = MediaStreamTrack::new(
             stream_id(owner),
             track_id(owner, kind),
@@ -234,7 +278,7 @@ impl Conn {
                     rtx: rtx_ssrc.map(|ssrc| RTCRtpRtxParameters { ssrc }),
                     ..Default::default()
                 },
-                codec,
+                codec: params,
                 ..Default::default()
             }],
         );
@@ -248,13 +292,28 @@ impl Conn {
                     send_encodings: vec![],
                 }),
             )
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| match e {
+                // The client's first answer left this codec out.
+                rtc::shared::error::Error::ErrRTPTransceiverCodecUnsupported => {
+                    LegError::Unplayable(codec)
+                }
+                e => LegError::Other(e.to_string()),
+            })?;
+        if kind != MediaKind::Audio {
+            // Refused once the first answer has fixed the codecs (see
+            // `video_preferences`); the track's own codec is then offered, as before.
+            if let Some(mut t) = self.pc.rtp_transceiver(id) {
+                let _ = t.set_codec_preferences(video_preferences(codec));
+            }
+        }
         let sender = RTCRtpSenderId::from(id);
         self.legs.insert(
             track,
             Leg {
+                transceiver: id,
                 sender,
                 ssrc,
+                codec,
                 pt,
                 clock_rate,
                 verified: false,
@@ -309,24 +368,49 @@ impl Conn {
         Some(made)
     }
 
-    /// The client's answer to our offer.
-    pub fn take_answer(&mut self, sdp: String, now: Instant) -> Result<(), String> {
+    /// The client's answer to our offer. Returns the codecs of tracks it cannot play
+    /// (its answer left their codec out: a browser without H.264, say), each once per
+    /// connection.
+    pub fn take_answer(&mut self, sdp: String, now: Instant) -> Result<Vec<Codec>, String> {
         if !self.negotiating {
             return Err("no offer was made".into());
         }
-        let answer = RTCSessionDescription::answer(sdp).map_err(|e| e.to_string())?;
+        let answer = RTCSessionDescription::answer(sdp.clone()).map_err(|e| e.to_string())?;
         self.pc
             .set_remote_description(now, answer)
             .map_err(|e| e.to_string())?;
         self.negotiating = false;
-        self.learn_rtx();
-        Ok(())
+        Ok(self.learn_answer(&sdp))
     }
 
-    /// After an answer: which video legs the client takes repair packets on. rtc drops
-    /// the repair stream from a sender whose answer had no RTX codec.
-    fn learn_rtx(&mut self) {
+    /// Adds `codec` to `out` unless the client was told about it already.
+    fn told_unplayable(&mut self, codec: Codec, out: &mut Vec<Codec>) {
+        if !self.unplayable.contains(&codec) {
+            self.unplayable.push(codec);
+            out.push(codec);
+        }
+    }
+
+    /// A leg the client cannot play (`add_leg` said so): whether to tell it, once.
+    pub fn tell_unplayable(&mut self, codec: Codec) -> bool {
+        let mut out = Vec::new();
+        self.told_unplayable(codec, &mut out);
+        !out.is_empty()
+    }
+
+    /// After an answer: which legs the client can play, and which video legs it takes
+    /// repair packets on (rtc drops the repair stream from a sender whose answer had
+    /// no RTX codec).
+    fn learn_answer(&mut self, answer: &str) -> Vec<Codec> {
+        let mut unplayable = Vec::new();
         for leg in self.legs.values_mut() {
+            let mid = self
+                .pc
+                .rtp_transceiver(leg.transceiver)
+                .and_then(|t| t.mid().clone());
+            if mid.and_then(|mid| section_takes(answer, &mid, leg.pt)) == Some(false) {
+                unplayable.push(leg.codec);
+            }
             if leg.rtx_ssrc.is_none() {
                 continue;
             }
@@ -348,6 +432,11 @@ impl Conn {
                 pt.filter(|_| offered).map(|c| c.payload_type)
             });
         }
+        let mut told = Vec::new();
+        for codec in unplayable {
+            self.told_unplayable(codec, &mut told);
+        }
+        told
     }
 
     /// DTLS is up: the relay's own SRTP context, from the keys rtc derived (see
@@ -390,5 +479,190 @@ impl Conn {
             Some((known, now_at)) if known == dst => now_at,
             _ => dst,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Codec negotiation with plain calls: rtc's sans-IO core plays the browser.
+    use super::*;
+    use crate::sfu::pc_setup::{h264, opus, vp8, Shared, H264_PT};
+    use rtc::peer_connection::configuration::media_engine::MediaEngine;
+    use rtc::peer_connection::RTCPeerConnectionBuilder;
+    use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind};
+    use std::time::Duration;
+
+    const UFRAG: &str = "abcdefghijklmnop";
+    const PWD: &str = "abcdefghijklmnopqrstuvwxyz012345";
+
+    fn relay_conn(role: PcKind) -> Conn {
+        let shared = Shared::new(Duration::from_secs(30), false).unwrap();
+        let (pc, tap) = shared
+            .build(UFRAG, PWD, role == PcKind::Subscribe, Instant::now())
+            .unwrap();
+        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        let key = ConnKey { worker: 0, id: 1 };
+        let user = UserId::parse("someone").unwrap();
+        let here = ["127.0.0.1:7882".parse().unwrap()];
+        Conn::new(
+            key,
+            user,
+            role,
+            pc,
+            tap,
+            UFRAG.into(),
+            PWD.into(),
+            tx,
+            &here,
+        )
+        .unwrap()
+    }
+
+    /// A browser stand-in taking these video codecs, most preferred first.
+    fn browser(video: &[(RTCRtpCodec, u8)]) -> RTCPeerConnection {
+        let mut me = MediaEngine::default();
+        let mut reg = |codec: RTCRtpCodec, payload_type: u8, kind| {
+            let params = RTCRtpCodecParameters {
+                rtp_codec: codec,
+                payload_type,
+            };
+            me.register_codec(params, kind).unwrap();
+        };
+        reg(opus(), 111, RtpCodecKind::Audio);
+        for (codec, pt) in video {
+            reg(codec.clone(), *pt, RtpCodecKind::Video);
+        }
+        RTCPeerConnectionBuilder::new()
+            .with_media_engine(me)
+            .build(Instant::now())
+            .unwrap()
+    }
+
+    /// The browser's offer to publish a camera in its first codec.
+    fn publish_offer(b: &mut RTCPeerConnection, codec: RTCRtpCodec) -> String {
+        let track = MediaStreamTrack::new(
+            "s".into(),
+            "cam".into(),
+            "cam".into(),
+            RtpCodecKind::Video,
+            vec![RTCRtpEncodingParameters {
+                rtp_coding_parameters: RTCRtpCodingParameters {
+                    ssrc: Some(1234),
+                    ..Default::default()
+                },
+                codec,
+                ..Default::default()
+            }],
+        );
+        let init = RTCRtpTransceiverInit {
+            direction: RTCRtpTransceiverDirection::Sendonly,
+            streams: vec![],
+            send_encodings: vec![],
+        };
+        b.add_transceiver_from_track(track, Some(init)).unwrap();
+        let offer = b.create_offer(None).unwrap();
+        b.set_local_description(Instant::now(), offer).unwrap();
+        b.local_description().unwrap().sdp
+    }
+
+    /// The browser's answer to the relay's offer.
+    fn answer(b: &mut RTCPeerConnection, offer: String) -> String {
+        let now = Instant::now();
+        b.set_remote_description(now, RTCSessionDescription::offer(offer).unwrap())
+            .unwrap();
+        let answer = b.create_answer(None).unwrap();
+        b.set_local_description(now, answer).unwrap();
+        b.local_description().unwrap().sdp
+    }
+
+    /// The codec a video section lists first (the one the other side sends), and its
+    /// payload type.
+    fn first_video_codec(sdp: &str) -> (String, String) {
+        let m = sdp.lines().find(|l| l.starts_with("m=video")).unwrap();
+        let pt = m.split_whitespace().nth(3).unwrap().to_string();
+        let prefix = format!("a=rtpmap:{pt} ");
+        let map = sdp.lines().find_map(|l| l.strip_prefix(&prefix)).unwrap();
+        (map.to_string(), pt)
+    }
+
+    #[test]
+    fn a_publisher_that_puts_h264_first_is_answered_h264_and_vp8_stays_the_default() {
+        // Chromium's payload type for constrained baseline, not the relay's own.
+        let mut b = browser(&[(h264(), 106), (vp8(), 96)]);
+        let offer = publish_offer(&mut b, h264());
+        let answer = relay_conn(PcKind::Publish)
+            .answer_offer(offer, Instant::now())
+            .unwrap();
+        assert_eq!(
+            first_video_codec(&answer),
+            ("H264/90000".into(), "106".into()),
+            "{answer}"
+        );
+        assert!(answer.contains("profile-level-id=42e01f"), "{answer}");
+
+        let mut b = browser(&[(vp8(), 96), (h264(), 106)]);
+        let offer = publish_offer(&mut b, vp8());
+        let answer = relay_conn(PcKind::Publish)
+            .answer_offer(offer, Instant::now())
+            .unwrap();
+        assert_eq!(first_video_codec(&answer).0, "VP8/90000", "{answer}");
+
+        assert_eq!(Codec::of(MediaKind::Video, Some("video/h264")), Codec::H264);
+        assert_eq!(Codec::of(MediaKind::Screen, Some("video/VP8")), Codec::Vp8);
+        assert_eq!(Codec::of(MediaKind::Audio, None), Codec::Opus);
+    }
+
+    #[test]
+    fn an_h264_track_is_offered_as_h264_and_a_viewer_without_it_is_told_once() {
+        let owner = UserId::parse("publisher").unwrap();
+        let now = Instant::now();
+        let mut relay = relay_conn(PcKind::Subscribe);
+        relay
+            .add_leg(1, MediaKind::Video, Codec::H264, &owner)
+            .unwrap();
+        assert_eq!(relay.legs[&1].pt, H264_PT);
+        let offer = relay.renegotiate(now).unwrap().unwrap();
+        // H.264 first, and VP8 offered too (see `video_preferences`).
+        assert_eq!(
+            first_video_codec(&offer),
+            ("H264/90000".into(), H264_PT.to_string()),
+            "{offer}"
+        );
+        assert!(offer.contains("VP8/90000"), "{offer}");
+
+        // A browser that plays VP8 only: told once, not at each renegotiation, and a
+        // VP8 track added afterwards still plays.
+        let mut vp8_only = browser(&[(vp8(), 96)]);
+        let sdp = answer(&mut vp8_only, offer);
+        assert_eq!(relay.take_answer(sdp, now).unwrap(), vec![Codec::H264]);
+        relay
+            .add_leg(2, MediaKind::Video, Codec::Vp8, &owner)
+            .unwrap();
+        let offer = relay.renegotiate(now).unwrap().unwrap();
+        let sdp = answer(&mut vp8_only, offer);
+        assert_eq!(relay.take_answer(sdp, now).unwrap(), vec![]);
+        // A second H.264 track cannot even be added now; the client was told already.
+        assert!(matches!(
+            relay.add_leg(3, MediaKind::Video, Codec::H264, &owner),
+            Err(LegError::Unplayable(Codec::H264))
+        ));
+        assert!(!relay.tell_unplayable(Codec::H264));
+
+        // A browser with both plays both, whichever comes first, and is told nothing.
+        let mut relay = relay_conn(PcKind::Subscribe);
+        relay
+            .add_leg(1, MediaKind::Video, Codec::H264, &owner)
+            .unwrap();
+        let offer = relay.renegotiate(now).unwrap().unwrap();
+        let mut both = browser(&[(vp8(), 96), (h264(), 102)]);
+        // Added while the offer is out: not in this answer, so not judged by it.
+        relay
+            .add_leg(2, MediaKind::Video, Codec::Vp8, &owner)
+            .unwrap();
+        let sdp = answer(&mut both, offer);
+        assert_eq!(relay.take_answer(sdp, now).unwrap(), vec![]);
+        let offer = relay.renegotiate(now).unwrap().unwrap();
+        let sdp = answer(&mut both, offer);
+        assert_eq!(relay.take_answer(sdp, now).unwrap(), vec![]);
     }
 }

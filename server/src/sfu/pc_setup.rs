@@ -1,6 +1,7 @@
 //! How the relay builds each peer connection on webrtc-rs's sans-IO core (`rtc`): ICE-lite
 //! with credentials we choose (the ufrag names the connection on the shared port), no
-//! mDNS, the DTLS server role, AEAD_AES_128_GCM preferred, Opus and VP8 (with RTX) only,
+//! mDNS, the DTLS server role, AEAD_AES_128_GCM preferred, Opus, VP8 and H.264
+//! constrained baseline (each video codec with RTX) only,
 //! the audio-level header extension (RFC 6464) on audio,
 //! the default NACK / RTCP-report / TWCC interceptors on publish connections (a subscribe
 //! connection's keyframe requests, NACKs and receiver reports go to the worker), and one
@@ -23,7 +24,7 @@ use rtc::peer_connection::configuration::interceptor_registry::{
     register_default_interceptors, Registry,
 };
 use rtc::peer_connection::configuration::media_engine::{
-    MediaEngine, MIME_TYPE_OPUS, MIME_TYPE_RTX, MIME_TYPE_VP8,
+    MediaEngine, MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_RTX, MIME_TYPE_VP8,
 };
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
@@ -43,8 +44,46 @@ use super::port::MediaKind;
 pub const OPUS_PT: u8 = 111;
 pub const VP8_PT: u8 = 96;
 pub const VP8_RTX_PT: u8 = 97;
+pub const H264_PT: u8 = 102;
+pub const H264_RTX_PT: u8 = 103;
 /// After the default interceptors, so they all see the RTCP first.
 pub const KEYFRAME_SLOT: Slot = Slot::Custom(14_000);
+/// The one H.264 the relay takes: constrained baseline (what every WebRTC browser
+/// decodes, RFC 7742), non-interleaved packets, level 3.1 or, as the receiver allows,
+/// another. rtc matches a profile by its first two bytes, so `42e0..` only.
+pub const H264_FMTP: &str =
+    "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f";
+
+/// The codec a track is relayed with: the one its publisher sends, since the relay
+/// forwards RTP without decoding it. Video is VP8 unless the publisher's browser put
+/// H.264 first in its offer (Safari does; the SDK does with `videoCodec: "h264"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Codec {
+    Opus,
+    Vp8,
+    H264,
+}
+
+impl Codec {
+    /// The codec of a publisher's track from its negotiated MIME type (video that is
+    /// not H.264 is VP8, the only other video codec the relay negotiates).
+    pub fn of(kind: MediaKind, mime: Option<&str>) -> Self {
+        match kind {
+            MediaKind::Audio => Codec::Opus,
+            _ if mime.is_some_and(|m| m.eq_ignore_ascii_case(MIME_TYPE_H264)) => Codec::H264,
+            _ => Codec::Vp8,
+        }
+    }
+
+    /// Its name, as the browser's `mimeType` says it.
+    pub fn mime(self) -> &'static str {
+        match self {
+            Codec::Opus => MIME_TYPE_OPUS,
+            Codec::Vp8 => MIME_TYPE_VP8,
+            Codec::H264 => MIME_TYPE_H264,
+        }
+    }
+}
 
 pub fn opus() -> RTCRtpCodec {
     RTCRtpCodec {
@@ -56,25 +95,67 @@ pub fn opus() -> RTCRtpCodec {
     }
 }
 
-pub fn vp8() -> RTCRtpCodec {
+fn video(mime: &str, fmtp: &str) -> RTCRtpCodec {
     let fb = |t: &str, p: &str| RTCPFeedback {
         typ: t.into(),
         parameter: p.into(),
     };
     RTCRtpCodec {
-        mime_type: MIME_TYPE_VP8.to_owned(),
+        mime_type: mime.to_owned(),
         clock_rate: 90000,
         channels: 0,
-        sdp_fmtp_line: String::new(),
+        sdp_fmtp_line: fmtp.to_owned(),
         rtcp_feedback: vec![fb("nack", ""), fb("nack", "pli"), fb("ccm", "fir")],
     }
 }
 
-/// The codec and payload type a relayed track of `kind` is sent with.
-pub fn codec_for(kind: MediaKind) -> (RTCRtpCodec, u8, RtpCodecKind) {
-    match kind {
-        MediaKind::Audio => (opus(), OPUS_PT, RtpCodecKind::Audio),
-        MediaKind::Video | MediaKind::Screen => (vp8(), VP8_PT, RtpCodecKind::Video),
+pub fn vp8() -> RTCRtpCodec {
+    video(MIME_TYPE_VP8, "")
+}
+
+pub fn h264() -> RTCRtpCodec {
+    video(MIME_TYPE_H264, H264_FMTP)
+}
+
+/// A video section's codecs for a track in `codec`: its own first, then the others,
+/// each followed by its repair stream. Every section offers them all, because rtc
+/// fixes a connection's video codecs from the answer to its first video section: a
+/// section offering H.264 alone would leave VP8 unsendable there afterwards.
+pub fn video_preferences(codec: Codec) -> Vec<RTCRtpCodecParameters> {
+    let mut order = vec![(vp8(), VP8_PT, VP8_RTX_PT), (h264(), H264_PT, H264_RTX_PT)];
+    if codec == Codec::H264 {
+        order.reverse();
+    }
+    let mut list = Vec::with_capacity(4);
+    for (rtp_codec, pt, rtx_pt) in order {
+        list.push(RTCRtpCodecParameters {
+            rtp_codec,
+            payload_type: pt,
+        });
+        list.push(RTCRtpCodecParameters {
+            rtp_codec: rtx(pt),
+            payload_type: rtx_pt,
+        });
+    }
+    list
+}
+
+fn rtx(pt: u8) -> RTCRtpCodec {
+    RTCRtpCodec {
+        mime_type: MIME_TYPE_RTX.to_owned(),
+        clock_rate: 90000,
+        channels: 0,
+        sdp_fmtp_line: format!("apt={pt}"),
+        rtcp_feedback: vec![],
+    }
+}
+
+/// The codec and payload type a relayed track is sent with.
+pub fn codec_params(codec: Codec) -> (RTCRtpCodec, u8, RtpCodecKind) {
+    match codec {
+        Codec::Opus => (opus(), OPUS_PT, RtpCodecKind::Audio),
+        Codec::Vp8 => (vp8(), VP8_PT, RtpCodecKind::Video),
+        Codec::H264 => (h264(), H264_PT, RtpCodecKind::Video),
     }
 }
 
@@ -91,15 +172,10 @@ fn media_engine() -> Result<MediaEngine, String> {
         .map_err(|e| e.to_string())
     };
     reg(&mut me, opus(), OPUS_PT, RtpCodecKind::Audio)?;
-    reg(&mut me, vp8(), VP8_PT, RtpCodecKind::Video)?;
-    let rtx = RTCRtpCodec {
-        mime_type: MIME_TYPE_RTX.to_owned(),
-        clock_rate: 90000,
-        channels: 0,
-        sdp_fmtp_line: format!("apt={VP8_PT}"),
-        rtcp_feedback: vec![],
-    };
-    reg(&mut me, rtx, VP8_RTX_PT, RtpCodecKind::Video)?;
+    // In this order: an offer that names no preference gets VP8.
+    for c in video_preferences(Codec::Vp8) {
+        reg(&mut me, c.rtp_codec, c.payload_type, RtpCodecKind::Video)?;
+    }
     // Publishers' audio carries its level (RFC 6464): who is talking, without decoding.
     me.register_header_extension(
         RTCRtpHeaderExtensionCapability {

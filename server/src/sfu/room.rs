@@ -13,6 +13,7 @@ use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 
 use super::config::SfuConfig;
 use super::engine::Engine;
+use super::pc_setup::Codec;
 use super::port::{Gates, MediaEvent, MediaFactory, MediaKind, MediaSignal, RoomMedia};
 use super::stats;
 use super::wire::{Cmd, ConnEvent, ConnKey, TrackKey};
@@ -120,6 +121,8 @@ struct Member {
 struct Track {
     owner: UserId,
     kind: MediaKind,
+    /// What its publisher sends, so what its viewers are offered.
+    codec: Codec,
     source: ConnKey,
     /// Subscribers per worker other than the source's (each needs one copy).
     fanout: HashMap<u16, usize>,
@@ -351,6 +354,7 @@ impl RoomCtl {
                 key,
                 track,
                 kind: t.kind,
+                codec: t.codec,
                 owner: t.owner.clone(),
                 source: t.source,
             },
@@ -514,6 +518,7 @@ impl RoomCtl {
                 user,
                 track,
                 kind,
+                codec,
                 source,
             } => {
                 // A late event from a connection the member no longer has is stale.
@@ -539,6 +544,7 @@ impl RoomCtl {
                     Track {
                         owner: user.clone(),
                         kind,
+                        codec,
                         source,
                         fanout: HashMap::new(),
                         viewers: HashSet::new(),
@@ -587,6 +593,18 @@ impl RoomCtl {
             }
             ConnEvent::Refused { user, message } => {
                 self.fail(&user, ErrorCode::InvalidParameter, message)
+            }
+            ConnEvent::Unplayable { user, codecs } => {
+                let names: Vec<&str> = codecs.iter().map(|c| c.mime()).collect();
+                self.fail(
+                    &user,
+                    ErrorCode::CodecUnsupported,
+                    format!(
+                        "this browser cannot play {} (its answer left the codec out), which \
+                         another participant sends: that video stays blank here",
+                        names.join(" or ")
+                    ),
+                )
             }
         }
     }

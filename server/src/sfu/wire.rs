@@ -10,6 +10,7 @@ use convene_protocol::signal::PcKind;
 use rtc::rtp;
 use tokio::sync::mpsc::UnboundedSender;
 
+use super::pc_setup::Codec;
 use super::port::MediaKind;
 use crate::ids::UserId;
 
@@ -51,6 +52,7 @@ pub enum Cmd {
         key: ConnKey,
         track: TrackKey,
         kind: MediaKind,
+        codec: Codec,
         owner: UserId,
         source: ConnKey,
     },
@@ -107,6 +109,7 @@ pub enum ConnEvent {
         user: UserId,
         track: TrackKey,
         kind: MediaKind,
+        codec: Codec,
         source: ConnKey,
     },
     /// The loudest audio level of the client's recent audio (see `levels`).
@@ -125,4 +128,7 @@ pub enum ConnEvent {
     Failed { user: UserId, role: PcKind },
     /// A request could not be carried out (shown to the client as an error).
     Refused { user: UserId, message: String },
+    /// The client's answer left out the codec of tracks sent to it: it gets their
+    /// packets but cannot play them.
+    Unplayable { user: UserId, codecs: Vec<Codec> },
 }

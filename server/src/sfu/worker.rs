@@ -43,9 +43,9 @@ use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use socket2::Socket;
 
-use super::conn::{Conn, Inbound};
+use super::conn::{Conn, Inbound, LegError};
 use super::history::{History, MAX_RESEND_PER_NACK};
-use super::pc_setup::Shared;
+use super::pc_setup::{Codec, Shared};
 use super::port::MediaKind;
 use super::quality;
 use super::stats;
@@ -526,16 +526,20 @@ impl Worker {
         if conn.role != PcKind::Publish || conn.inbound.contains_key(&init.ssrc) {
             return;
         }
-        let rtp_kind = conn
+        let (rtp_kind, mime) = conn
             .pc
             .rtp_receiver(init.receiver_id)
-            .map(|r| r.track().kind())
-            .unwrap_or(RtpCodecKind::Video);
+            .map(|r| {
+                let t = r.track();
+                (t.kind(), t.codec(init.ssrc).map(|c| c.mime_type.clone()))
+            })
+            .unwrap_or((RtpCodecKind::Video, None));
         let kind = match rtp_kind {
             RtpCodecKind::Audio => MediaKind::Audio,
             _ if conn.screen_ids.contains(&init.track_id) => MediaKind::Screen,
             _ => MediaKind::Video,
         };
+        let codec = Codec::of(kind, mime.as_deref());
         let track = self.s.track_ids.fetch_add(1, Ordering::Relaxed);
         conn.inbound.insert(
             init.ssrc,
@@ -563,6 +567,7 @@ impl Worker {
             user: conn.user.clone(),
             track,
             kind,
+            codec,
             source: conn.key,
         });
     }
@@ -1085,11 +1090,20 @@ impl Worker {
                 let Some(conn) = self.conns.get_mut(&key.id) else {
                     return;
                 };
-                if let Err(e) = conn.take_answer(sdp, now) {
-                    let _ = conn.events.send(ConnEvent::Refused {
-                        user: conn.user.clone(),
-                        message: format!("answer refused: {e}"),
-                    });
+                match conn.take_answer(sdp, now) {
+                    Ok(codecs) if !codecs.is_empty() => {
+                        let _ = conn.events.send(ConnEvent::Unplayable {
+                            user: conn.user.clone(),
+                            codecs,
+                        });
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        let _ = conn.events.send(ConnEvent::Refused {
+                            user: conn.user.clone(),
+                            message: format!("answer refused: {e}"),
+                        });
+                    }
                 }
                 self.after_io(key.id, now);
             }
@@ -1097,15 +1111,28 @@ impl Worker {
                 key,
                 track,
                 kind,
+                codec,
                 owner,
                 source,
             } => {
                 let Some(conn) = self.conns.get_mut(&key.id) else {
                     return;
                 };
-                if let Err(e) = conn.add_leg(track, kind, &owner) {
-                    tracing::warn!(user = %conn.user, "cannot add a track: {e}");
-                    return;
+                match conn.add_leg(track, kind, codec, &owner) {
+                    Ok(()) => {}
+                    Err(LegError::Unplayable(codec)) => {
+                        if conn.tell_unplayable(codec) {
+                            let _ = conn.events.send(ConnEvent::Unplayable {
+                                user: conn.user.clone(),
+                                codecs: vec![codec],
+                            });
+                        }
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::warn!(user = %conn.user, "cannot add a track: {e}");
+                        return;
+                    }
                 }
                 let connected = conn.connected;
                 stats::SINKS.inc();
