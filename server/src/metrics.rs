@@ -17,6 +17,8 @@ pub struct Snapshot {
     /// The relay's numbers: (what, value, is_counter). Counters go to
     /// `convene_media_total{what}`, the rest to `convene_media_open{what}`.
     pub media: Vec<(&'static str, u64, bool)>,
+    /// Messages to other nodes dropped while this node's subscription was lost.
+    pub cluster_dropped: u64,
 }
 
 pub struct Metrics {
@@ -36,6 +38,7 @@ pub struct Metrics {
     members: IntGauge,
     media_counters: IntCounterVec,
     media_gauges: prometheus::IntGaugeVec,
+    cluster_dropped: IntCounter,
     /// Process metrics (CPU, memory, file descriptors, threads), unprefixed as
     /// Prometheus conventions have them.
     process: Registry,
@@ -91,8 +94,14 @@ impl Metrics {
             Opts::new("media_open", "Media relay resources open, by kind"),
             &["what"],
         ));
+        let cluster_dropped = must(IntCounter::new(
+            "cluster_messages_dropped_total",
+            "Rooms' messages to other nodes dropped while this node's Redis subscription \
+             was lost (members joined across nodes reconnect after it)",
+        ));
         for c in [
-            Box::new(http.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(cluster_dropped.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(http.clone()),
             Box::new(joins.clone()),
             Box::new(frames_in.clone()),
             Box::new(frames_out.clone()),
@@ -122,6 +131,7 @@ impl Metrics {
             members,
             media_counters,
             media_gauges,
+            cluster_dropped,
             process,
         }
     }
@@ -131,6 +141,11 @@ impl Metrics {
         self.rooms.set(s.rooms as i64);
         self.sessions.set(s.sessions as i64);
         self.members.set(s.members as i64);
+        // Read from its owner: only moves forward.
+        let now = self.cluster_dropped.get();
+        if s.cluster_dropped > now {
+            self.cluster_dropped.inc_by(s.cluster_dropped - now);
+        }
         for (name, value, counter) in &s.media {
             if *counter {
                 let c = self.media_counters.with_label_values(&[name]);
@@ -172,6 +187,7 @@ mod tests {
             sessions: 1,
             members: 2,
             media: vec![("forwarded_packets", v, true), ("peers", 4, false)],
+            cluster_dropped: v,
         };
         let text = m.render(&snap(10));
         assert!(
@@ -184,5 +200,6 @@ mod tests {
         // Counters read from elsewhere only move forward.
         let text = m.render(&snap(25));
         assert!(text.contains("convene_media_total{what=\"forwarded_packets\"} 25"));
+        assert!(text.contains("convene_cluster_messages_dropped_total 25"));
     }
 }

@@ -263,15 +263,8 @@ async fn a_viewer_nack_is_answered_over_rtx() {
 
 /// One `convene_media_total` counter from `/metrics`.
 async fn media_total(s: &TestServer, what: &str) -> u64 {
-    let r = s
-        .req(reqwest::Method::GET, "/metrics")
-        .send()
+    let sample = format!("convene_media_total{{what=\"{what}\"}}");
+    s.metric(&sample)
         .await
-        .unwrap();
-    let text = r.text().await.unwrap();
-    let prefix = format!("convene_media_total{{what=\"{what}\"}} ");
-    text.lines()
-        .find_map(|l| l.strip_prefix(&prefix))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no {what} in {text}"))
+        .unwrap_or_else(|| panic!("no {sample} in /metrics"))
 }

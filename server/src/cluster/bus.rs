@@ -13,7 +13,8 @@
 //!   other nodes once it is back (a node leaving waits up to 2 s for them to go out).
 //! - `publish_direct`: what this node sends one other node (a home's frames for an edge,
 //!   an edge's members' joins and messages for their home), in order, several at a time
-//!   in one pipeline, retried until Redis takes them.
+//!   in one pipeline, retried until Redis takes them; dropped and counted instead
+//!   while the subscription is lost (`Cut`), as the members concerned reconnect after.
 //!
 //! The leases that say this node is alive (its registration, the webhook lease, its
 //! rooms' home leases) are kept by `keeper`, on a thread and a connection of its own.
@@ -111,6 +112,36 @@ enum Direct {
     Flush(tokio::sync::oneshot::Sender<()>),
 }
 
+/// Whether rooms' traffic to other nodes is being dropped, and how much was. Set while
+/// this node's subscription is lost (Redis out of reach): everything queued meanwhile
+/// would arrive after the repair that follows a lost subscription (members joined
+/// across nodes reconnect), so it is useless, and a long outage would otherwise grow
+/// the queue without bound.
+#[derive(Clone, Default)]
+pub(super) struct Cut {
+    on: Arc<std::sync::atomic::AtomicBool>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl Cut {
+    fn is_on(&self) -> bool {
+        self.on.load(Ordering::SeqCst)
+    }
+
+    fn set(&self, on: bool) {
+        self.on.store(on, Ordering::SeqCst);
+    }
+
+    fn drop_messages(&self, n: usize) {
+        self.dropped.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    /// Messages to other nodes dropped so far.
+    pub(super) fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+}
+
 /// What the applier does, in order.
 enum Work {
     Notice(Notice),
@@ -130,6 +161,8 @@ pub(super) struct Bus {
     conn: ConnectionManager,
     /// Payloads for one other node's inbox, in order.
     direct: mpsc::UnboundedSender<Direct>,
+    /// Rooms' traffic to other nodes dropped while the subscription was lost.
+    cut: Cut,
     /// Set at shutdown: home leases are no longer renewed.
     leaving: Arc<std::sync::atomic::AtomicBool>,
     /// Notices to publish, in order, and how many are not out yet.
@@ -273,6 +306,7 @@ impl Bus {
         let (direct, direct_rx) = mpsc::unbounded_channel();
         let leaving: Arc<std::sync::atomic::AtomicBool> = Default::default();
         let unsent: Arc<AtomicUsize> = Default::default();
+        let cut = Cut::default();
         // First: if it cannot start, no task has been spawned to outlive the error.
         let keeper = Keeper::start(Leases {
             client: client_for_db.clone(),
@@ -292,6 +326,7 @@ impl Bus {
                 pending.clone(),
                 peers.clone(),
                 id.clone(),
+                (cut.clone(), direct.clone()),
             )),
             tokio::spawn(publish_notices(
                 outbox_rx,
@@ -305,6 +340,7 @@ impl Bus {
                 conn.clone(),
                 db_of(&client_for_db),
                 id.clone(),
+                cut.clone(),
             )),
         ];
         Ok(Bus {
@@ -314,6 +350,7 @@ impl Bus {
             node: id,
             conn,
             direct,
+            cut,
             leaving,
             outbox,
             unsent,
@@ -324,6 +361,11 @@ impl Bus {
             tasks,
             keeper,
         })
+    }
+
+    /// Messages to other nodes dropped while the subscription was lost (see `Cut`).
+    pub(super) fn dropped(&self) -> u64 {
+        self.cut.dropped()
     }
 
     pub(super) fn tell(&self, notice: Notice) {
@@ -567,6 +609,7 @@ pub(super) async fn list_peers(
     Ok(list)
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn receive(
     first: PubSub,
     client: redis::Client,
@@ -575,6 +618,7 @@ async fn receive(
     pending: Pending,
     peers: Arc<Mutex<Vec<NodeInfo>>>,
     me: NodeId,
+    (cut, direct): (Cut, mpsc::UnboundedSender<Direct>),
 ) {
     // What edges send about their members, applied in the order it came: one queue and
     // task per room, so a session slow to take its members' messages holds up only its
@@ -652,6 +696,13 @@ async fn receive(
                             }
                         }
                         let _ = work.send(Work::Resync);
+                        // What was queued for other nodes while cut off goes (the
+                        // repair above covers it) before anything new does.
+                        let (flushed, wait) = tokio::sync::oneshot::channel();
+                        if direct.send(Direct::Flush(flushed)).is_ok() {
+                            let _ = tokio::time::timeout(COMMAND_WAIT, wait).await;
+                        }
+                        cut.set(false);
                         p
                     }
                     Err(e) => {
@@ -733,7 +784,11 @@ async fn receive(
                 }
             }
         }
-        tracing::warn!("lost the subscription to the other nodes on Redis; subscribing again");
+        tracing::warn!(
+            "lost the subscription to the other nodes on Redis; subscribing again, and \
+             dropping rooms' traffic to other nodes until then"
+        );
+        cut.set(true);
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
@@ -774,13 +829,15 @@ async fn publish_notices(
 /// one pipeline (PUBLISH to a node that is gone is not an error: nobody hears it). A
 /// pipeline Redis refused is sent again; one it did not answer in time may have run, so
 /// it is not (a join or a chat line must not arrive twice): it is logged as lost, and
-/// the members it concerned are repaired by their idle timeouts and reconnects.
+/// the members it concerned are repaired by their idle timeouts and reconnects. While
+/// the subscription is lost (`Cut`), what is queued is dropped and counted instead.
 async fn publish_direct(
     mut direct: mpsc::UnboundedReceiver<Direct>,
     mut frames: mpsc::UnboundedReceiver<EdgeFrame>,
     conn: ConnectionManager,
     db: i64,
     me: NodeId,
+    cut: Cut,
 ) {
     let frame_payload = |f: EdgeFrame| {
         let msg = Message {
@@ -822,8 +879,10 @@ async fn publish_direct(
             }
         }
         let drained = batch.len() < BATCH;
-        if !batch.is_empty() {
-            send_batch(&conn, db, &batch).await;
+        if cut.is_on() {
+            cut.drop_messages(batch.len());
+        } else if !batch.is_empty() {
+            send_batch(&conn, db, &batch, &cut).await;
         }
         if drained {
             for done in flushes.drain(..) {
@@ -833,7 +892,7 @@ async fn publish_direct(
     }
 }
 
-async fn send_batch(conn: &ConnectionManager, db: i64, batch: &[(NodeId, Vec<u8>)]) {
+async fn send_batch(conn: &ConnectionManager, db: i64, batch: &[(NodeId, Vec<u8>)], cut: &Cut) {
     let mut pipe = redis::pipe();
     for (to, payload) in batch {
         pipe.cmd("PUBLISH")
@@ -848,6 +907,10 @@ async fn send_batch(conn: &ConnectionManager, db: i64, batch: &[(NodeId, Vec<u8>
         match tokio::time::timeout(COMMAND_WAIT, pipe.query_async::<()>(&mut c)).await {
             Ok(Ok(())) => return,
             Ok(Err(e)) => {
+                if cut.is_on() {
+                    cut.drop_messages(batch.len());
+                    return;
+                }
                 if !told {
                     tracing::warn!(
                         "cannot send other nodes their rooms' traffic yet: {e}; retrying"

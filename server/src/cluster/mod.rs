@@ -164,6 +164,12 @@ impl Cluster {
         self.0.remote_writes.load(Ordering::SeqCst)
     }
 
+    /// Messages to other nodes dropped because this node's subscription was lost (they
+    /// would have arrived after the repair; see `bus::Cut`). 0 on a node alone.
+    pub fn dropped_messages(&self) -> u64 {
+        self.bus().map_or(0, |b| b.dropped())
+    }
+
     /// This node as the others see it, load included.
     fn info(&self) -> NodeInfo {
         let sessions = self.0.live.sessions();

@@ -21,6 +21,7 @@ async fn snapshot(state: &AppState) -> Snapshot {
         sessions: sessions.len() as u64,
         members: sessions.iter().map(|s| s.member_count as u64).sum(),
         media: crate::sfu::stats::all(),
+        cluster_dropped: state.cluster.dropped_messages(),
     }
 }
 

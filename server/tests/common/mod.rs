@@ -165,6 +165,20 @@ impl TestServer {
         (status, v)
     }
 
+    /// One sample from `/metrics`, named as written (`name{label="v"}`), if present.
+    pub async fn metric(&self, sample: &str) -> Option<u64> {
+        let r = self
+            .req(reqwest::Method::GET, "/metrics")
+            .send()
+            .await
+            .ok()?;
+        let text = r.text().await.ok()?;
+        let prefix = format!("{sample} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .and_then(|v| v.parse().ok())
+    }
+
     pub async fn get(&self, path: &str) -> (u16, Value) {
         self.send(self.req(reqwest::Method::GET, path)).await
     }
