@@ -116,4 +116,6 @@ scenario("H.264 and VP8 publishers in one room; a viewer decodes both; one witho
     return d["video/VP8"] > 20 ? d : JSON.stringify(d);
   }, 40_000);
   assert.equal(vp8["video/H264"] || 0, 0, JSON.stringify(vp8));
+  // Still once, after all the renegotiations of the call.
+  assert.equal(await dave.evaluate(() => window.__errors.length), 1);
 });

@@ -27,7 +27,7 @@ pub fn claim(addr: SocketAddr) -> io::Result<PortClaim> {
             format!(
                 "UDP {addr} is already in use by another process (another Convene server on \
                  this host?); give each server on one host its own media port \
-                 (CONVENE_MEDIA_PORT or --media-port)"
+                 (CONVENE_MEDIA_PORT, --media-port or media_port in the config file)"
             ),
         )
     };

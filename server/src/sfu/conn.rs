@@ -55,6 +55,8 @@ pub struct Leg {
     pub ssrc: u32,
     pub codec: Codec,
     pub pt: u8,
+    /// False once the client's answer left its codec out: nothing is sent on it.
+    pub playable: bool,
     pub clock_rate: u32,
     /// Our own encryption of its first packet matched rtc's: the rest may skip rtc.
     pub verified: bool,
@@ -117,6 +119,32 @@ pub struct Inbound {
     pub track: TrackKey,
     /// Its loss over the current window.
     pub loss: super::quality::SeqLoss,
+    /// The payload type of its first packet: the codec its viewers were offered.
+    pub pt: Option<u8>,
+    /// A change of payload type was seen (reported once).
+    pub told_codec_change: bool,
+}
+
+/// Whether a packet is in the codec its stream began with.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SameCodec {
+    Yes,
+    /// Not: `first` the first time.
+    No {
+        first: bool,
+    },
+}
+
+impl Inbound {
+    /// The first packet's payload type fixes the stream's codec.
+    pub fn same_codec(&mut self, pt: u8) -> SameCodec {
+        if *self.pt.get_or_insert(pt) == pt {
+            return SameCodec::Yes;
+        }
+        let first = !self.told_codec_change;
+        self.told_codec_change = true;
+        SameCodec::No { first }
+    }
 }
 
 /// The relay's own SRTP for what a subscribe connection sends: one buffer per packet
@@ -315,6 +343,7 @@ impl Conn {
                 ssrc,
                 codec,
                 pt,
+                playable: true,
                 clock_rate,
                 verified: false,
                 packets: 0,
@@ -409,6 +438,7 @@ impl Conn {
                 .rtp_transceiver(leg.transceiver)
                 .and_then(|t| t.mid().clone());
             if mid.and_then(|mid| section_takes(answer, &mid, leg.pt)) == Some(false) {
+                leg.playable = false;
                 unplayable.push(leg.codec);
             }
             if leg.rtx_ssrc.is_none() {
@@ -586,6 +616,21 @@ mod tests {
     }
 
     #[test]
+    fn a_stream_keeps_the_codec_it_began_with() {
+        let mut inbound = Inbound {
+            track: 1,
+            loss: Default::default(),
+            pt: None,
+            told_codec_change: false,
+        };
+        assert_eq!(inbound.same_codec(106), SameCodec::Yes);
+        assert_eq!(inbound.same_codec(106), SameCodec::Yes);
+        assert_eq!(inbound.same_codec(96), SameCodec::No { first: true });
+        assert_eq!(inbound.same_codec(96), SameCodec::No { first: false });
+        assert_eq!(inbound.same_codec(106), SameCodec::Yes);
+    }
+
+    #[test]
     fn a_publisher_that_puts_h264_first_is_answered_h264_and_vp8_stays_the_default() {
         // Chromium's payload type for constrained baseline, not the relay's own.
         let mut b = browser(&[(h264(), 106), (vp8(), 96)]);
@@ -635,6 +680,7 @@ mod tests {
         let mut vp8_only = browser(&[(vp8(), 96)]);
         let sdp = answer(&mut vp8_only, offer);
         assert_eq!(relay.take_answer(sdp, now).unwrap(), vec![Codec::H264]);
+        assert!(!relay.legs[&1].playable, "nothing is sent on it");
         relay
             .add_leg(2, MediaKind::Video, Codec::Vp8, &owner)
             .unwrap();
@@ -664,5 +710,23 @@ mod tests {
         let offer = relay.renegotiate(now).unwrap().unwrap();
         let sdp = answer(&mut both, offer);
         assert_eq!(relay.take_answer(sdp, now).unwrap(), vec![]);
+        assert!(relay.legs.values().all(|l| l.playable));
+
+        // VP8 first, then H.264.
+        let mut relay = relay_conn(PcKind::Subscribe);
+        relay
+            .add_leg(1, MediaKind::Video, Codec::Vp8, &owner)
+            .unwrap();
+        let offer = relay.renegotiate(now).unwrap().unwrap();
+        let mut both = browser(&[(vp8(), 96), (h264(), 102)]);
+        let sdp = answer(&mut both, offer);
+        assert_eq!(relay.take_answer(sdp, now).unwrap(), vec![]);
+        relay
+            .add_leg(2, MediaKind::Video, Codec::H264, &owner)
+            .unwrap();
+        let offer = relay.renegotiate(now).unwrap().unwrap();
+        let sdp = answer(&mut both, offer);
+        assert_eq!(relay.take_answer(sdp, now).unwrap(), vec![]);
+        assert!(relay.legs.values().all(|l| l.playable));
     }
 }

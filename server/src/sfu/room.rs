@@ -594,14 +594,26 @@ impl RoomCtl {
             ConnEvent::Refused { user, message } => {
                 self.fail(&user, ErrorCode::InvalidParameter, message)
             }
-            ConnEvent::Unplayable { user, codecs } => {
+            ConnEvent::Unplayable {
+                user,
+                source,
+                codecs,
+            } => {
+                // Only about the connection the member has now.
+                if self
+                    .members
+                    .get(&user)
+                    .is_none_or(|m| m.subscribe != Some(source))
+                {
+                    return;
+                }
                 let names: Vec<&str> = codecs.iter().map(|c| c.mime()).collect();
                 self.fail(
                     &user,
                     ErrorCode::CodecUnsupported,
                     format!(
                         "this browser cannot play {} (its answer left the codec out), which \
-                         another participant sends: that video stays blank here",
+                         another participant sends: that track is not shown here",
                         names.join(" or ")
                     ),
                 )

@@ -60,6 +60,8 @@ pub static DROPPED_UNAUTHENTICATED: Counter = Counter::new();
 pub static FAST_PATH_REFUSED: Counter = Counter::new();
 /// Datagrams not sent because the socket's buffer was full.
 pub static SEND_DROPPED: Counter = Counter::new();
+/// Publishers' packets in another codec than their stream began with (not forwarded).
+pub static DROPPED_CODEC_CHANGE: Counter = Counter::new();
 
 /// Every number above for the metrics endpoint: (what, value, is_counter).
 pub fn all() -> Vec<(&'static str, u64, bool)> {
@@ -77,6 +79,7 @@ pub fn all() -> Vec<(&'static str, u64, bool)> {
         c("dropped_unknown_ufrag", &DROPPED_UNKNOWN_UFRAG),
         c("dropped_unauthenticated", &DROPPED_UNAUTHENTICATED),
         c("dropped_send_buffer_full", &SEND_DROPPED),
+        c("dropped_codec_change", &DROPPED_CODEC_CHANGE),
         c("fast_path_refused", &FAST_PATH_REFUSED),
         g("peer_connections", &PEERS),
         g("tracks", &TRACKS),

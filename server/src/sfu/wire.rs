@@ -130,5 +130,9 @@ pub enum ConnEvent {
     Refused { user: UserId, message: String },
     /// The client's answer left out the codec of tracks sent to it: it gets their
     /// packets but cannot play them.
-    Unplayable { user: UserId, codecs: Vec<Codec> },
+    Unplayable {
+        user: UserId,
+        source: ConnKey,
+        codecs: Vec<Codec>,
+    },
 }

@@ -43,7 +43,7 @@ use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use socket2::Socket;
 
-use super::conn::{Conn, Inbound, LegError};
+use super::conn::{Conn, Inbound, LegError, SameCodec};
 use super::history::{History, MAX_RESEND_PER_NACK};
 use super::pc_setup::{Codec, Shared};
 use super::port::MediaKind;
@@ -546,6 +546,8 @@ impl Worker {
             Inbound {
                 track,
                 loss: Default::default(),
+                pt: None,
+                told_codec_change: false,
             },
         );
         stats::TRACKS.inc();
@@ -581,6 +583,22 @@ impl Worker {
         let Some(inbound) = conn.inbound.get_mut(&pkt.header.ssrc) else {
             return;
         };
+        // The track's viewers were offered the codec of its first packet, and get every
+        // packet under their own payload type for it: a publisher that changed codec on
+        // the same stream (a browser's encoder fallback) would hand them another codec's
+        // payload under that name. Such packets go nowhere; the publisher's next offer
+        // (a new track) brings its video back.
+        match inbound.same_codec(pkt.header.payload_type) {
+            SameCodec::Yes => {}
+            SameCodec::No { first } => {
+                if first {
+                    tracing::warn!(user = %conn.user, pt = pkt.header.payload_type,
+                        "a publisher changed codec mid-stream; its video is not forwarded");
+                }
+                stats::DROPPED_CODEC_CHANGE.inc();
+                return;
+            }
+        }
         inbound.loss.packet(pkt.header.sequence_number);
         let track = inbound.track;
         let Some(route) = self.routes.get(&track) else {
@@ -630,6 +648,10 @@ impl Worker {
             let Some(leg) = conn.legs.get_mut(&track) else {
                 continue;
             };
+            // Its client's answer left the codec out: it would drop every packet.
+            if !leg.playable {
+                continue;
+            }
             // Each subscriber connection negotiated its own SSRC and payload type, and
             // none of the publisher's header extensions: the header is rebuilt, the
             // payload shared.
@@ -1094,6 +1116,7 @@ impl Worker {
                     Ok(codecs) if !codecs.is_empty() => {
                         let _ = conn.events.send(ConnEvent::Unplayable {
                             user: conn.user.clone(),
+                            source: conn.key,
                             codecs,
                         });
                     }
@@ -1124,6 +1147,7 @@ impl Worker {
                         if conn.tell_unplayable(codec) {
                             let _ = conn.events.send(ConnEvent::Unplayable {
                                 user: conn.user.clone(),
+                                source: conn.key,
                                 codecs: vec![codec],
                             });
                         }
