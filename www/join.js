@@ -86,6 +86,29 @@ function tile(id, kind) {
   return t;
 }
 
+// Only video on screen is sent: a remote tile scrolled out of view, or the whole page
+// hidden, is told to the server (room.setViewing), which stops that video until it
+// shows again (from a fresh keyframe).
+const inView = new Map(); // tile key -> on screen
+const toldShown = new Map(); // tile key -> shown, as last told
+function tellViewing(t) {
+  const key = t.dataset.tile;
+  const shown = (inView.get(key) ?? true) && document.visibilityState === "visible";
+  if (!room || toldShown.get(key) === shown) return;
+  toldShown.set(key, shown);
+  const kind = key.endsWith(":screen") ? "screen" : "video";
+  room.setViewing(t.dataset.participant, { [kind]: shown }).catch(() => {});
+}
+const viewing = new IntersectionObserver((entries) => {
+  for (const e of entries) {
+    inView.set(e.target.dataset.tile, e.isIntersecting);
+    tellViewing(e.target);
+  }
+});
+document.addEventListener("visibilitychange", () => {
+  document.querySelectorAll("#tiles .tile[data-watched]").forEach(tellViewing);
+});
+
 // Columns for the camera count (a shared screen takes a row of its own).
 const tilesEl = document.getElementById("tiles");
 new MutationObserver(() => {
@@ -321,6 +344,10 @@ function wire() {
     } else {
       const t = tile(participantId, kind);
       t.querySelector("video").srcObject = stream;
+      if (!t.dataset.watched) {
+        t.dataset.watched = "1";
+        viewing.observe(t);
+      }
       refreshTile(participantId);
       showSpeakers();
       showQuality();
@@ -354,6 +381,8 @@ function wire() {
     $("controls").hidden = true;
     document.querySelectorAll("audio[data-audio]").forEach((a) => a.remove());
     $("tiles").replaceChildren();
+    inView.clear();
+    toldShown.clear();
     $("call").hidden = true;
     notice(title, text, { error: reason !== "clientLeft", rejoin: !["removed", "roleRevoked", "roomDeleted", "roomExpired"].includes(reason) });
   });

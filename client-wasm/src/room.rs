@@ -56,6 +56,12 @@ fn early_listeners(ctx: &Ctx, on: &JsValue) -> Result<(), SdkError> {
 }
 
 #[derive(Deserialize, Default)]
+struct ViewOptions {
+    video: Option<bool>,
+    screen: Option<bool>,
+}
+
+#[derive(Deserialize, Default)]
 struct MuteOptions {
     audio: Option<bool>,
     video: Option<bool>,
@@ -425,6 +431,35 @@ impl Room {
                     audio: all || k.audio == Some(true),
                     video: all || k.video == Some(true),
                     screen: all || k.screen == Some(true),
+                },
+            )?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// Whether this page shows `id`'s camera and screen share now. Tell the server when
+    /// a video element scrolls out of view or the page is hidden: what is not shown is
+    /// not sent (it saves the bandwidth), and video resumes from a fresh keyframe when
+    /// shown again. Everything is shown until said otherwise. Typed in types.rs.
+    #[wasm_bindgen(js_name = setViewing, skip_typescript)]
+    pub fn set_viewing(&self, id: String, shown: JsValue) -> Promise {
+        let shared = self.shared.clone();
+        promise(async move {
+            connected(&shared)?;
+            let shape = "{video?, screen?}";
+            let k: ViewOptions = read_options(shown, "setViewing", &["video", "screen"], shape)?;
+            if k.video.is_none() && k.screen.is_none() {
+                return Err(SdkError::invalid(
+                    "options",
+                    "Room.setViewing: say whether `video` or `screen` (or both) is shown",
+                ));
+            }
+            send(
+                &shared,
+                ClientMessage::SetViewing {
+                    participant_id: id,
+                    video: k.video,
+                    screen: k.screen,
                 },
             )?;
             Ok(JsValue::UNDEFINED)

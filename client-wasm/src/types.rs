@@ -306,6 +306,14 @@ export interface Room {
    * (all three when `kinds` is left out).
    */
   muteParticipant(id: string, kinds?: { audio?: boolean; video?: boolean; screen?: boolean }): Promise<void>;
+  /**
+   * Whether this page shows participant `id`'s camera (`video`) and screen share
+   * (`screen`) now; a kind left out is unchanged. Call it when a video element scrolls
+   * out of view (an `IntersectionObserver`) or the page is hidden: what is not shown is
+   * not sent, and it resumes from a fresh keyframe when shown again. Everything is
+   * shown until said otherwise.
+   */
+  setViewing(id: string, shown: { video?: boolean; screen?: boolean }): Promise<void>;
 }
 "#;
 

@@ -430,6 +430,17 @@ pub enum ClientMessage {
     /// Asks for the receive connection: the server then offers every track this member
     /// may receive, and offers again as tracks come and go.
     Subscribe,
+    /// Whether this member shows another participant's camera and screen share now
+    /// (`false`: its video element is off screen or the page is hidden): what is not
+    /// shown is not sent. Left out: unchanged. Everything is shown until said otherwise.
+    #[serde(rename_all = "camelCase")]
+    SetViewing {
+        participant_id: String,
+        #[serde(default)]
+        video: Option<bool>,
+        #[serde(default)]
+        screen: Option<bool>,
+    },
     Leave,
     /// Sits on a seat (`freeToTake` rooms): the one asked for, or the first free one.
     TakeSeat {
@@ -502,6 +513,17 @@ mod tests {
         );
         let m: ClientMessage = serde_json::from_str(r#"{"type":"leave"}"#).unwrap();
         assert_eq!(m, ClientMessage::Leave);
+        let m: ClientMessage =
+            serde_json::from_str(r#"{"type":"setViewing","participantId":"a","video":false}"#)
+                .unwrap();
+        assert_eq!(
+            m,
+            ClientMessage::SetViewing {
+                participant_id: "a".into(),
+                video: Some(false),
+                screen: None
+            }
+        );
         assert!(serde_json::from_str::<ClientMessage>(r#"{"type":"dance"}"#).is_err());
     }
 

@@ -360,5 +360,11 @@ fn relay(media: &mut dyn RoomMedia, cmd: MediaCommand) {
         MediaCommand::Subscribe(user) => media.subscribe(&user),
         MediaCommand::SetGates(user, gates) => media.set_gates(&user, gates),
         MediaCommand::RemoveMember(user) => media.remove_member(&user),
+        MediaCommand::SetViewing {
+            viewer,
+            owner,
+            kind,
+            shown,
+        } => media.set_viewing(&viewer, &owner, kind, shown),
     }
 }

@@ -57,6 +57,10 @@ pub struct Leg {
     pub pt: u8,
     /// False once the client's answer left its codec out: nothing is sent on it.
     pub playable: bool,
+    /// Its viewer does not show it now: nothing is sent on it.
+    pub paused: bool,
+    /// Its sequence numbers, gapless across pauses.
+    pub shift: super::seq_shift::SeqShift,
     pub clock_rate: u32,
     /// Our own encryption of its first packet matched rtc's: the rest may skip rtc.
     pub verified: bool,
@@ -344,6 +348,8 @@ impl Conn {
                 codec,
                 pt,
                 playable: true,
+                paused: false,
+                shift: Default::default(),
                 clock_rate,
                 verified: false,
                 packets: 0,

@@ -3,7 +3,8 @@
 //! answer it. Sans-IO: the worker feeds packets in and encrypts what comes out.
 //!
 //! One history per video track per worker, not per viewer: the relay keeps the
-//! publisher's sequence numbers and timestamps on every viewer's stream, so one copy
+//! publisher's timestamps and sequence numbers on every viewer's stream (but for a
+//! viewer's shift after a pause, `SeqShift`, which maps its NACKs back), so one copy
 //! (the payload shared by reference count) serves every viewer on the worker.
 
 use std::time::Instant;
@@ -91,16 +92,23 @@ impl History {
         });
     }
 
-    /// The RTX packet resending `seq` on a viewer's repair stream (`ssrc`, payload type
-    /// `pt`, its own sequence counter `next_seq`), or `None` when the packet is no longer
-    /// (or never was) kept. The payload is the original sequence number, then the
-    /// original payload; the timestamp and marker are the original's.
-    pub fn rtx(&self, seq: u16, ssrc: u32, pt: u8, next_seq: &mut u16) -> Option<rtp::Packet> {
+    /// The RTX packet resending the publisher's `seq`, which the viewer knows as `osn`,
+    /// on its repair stream (`ssrc`, payload type `pt`, its own sequence counter
+    /// `next_seq`), or `None` when the packet is no longer (or never was) kept. The
+    /// payload is the original sequence number, then the original payload; the
+    /// timestamp and marker are the original's.
+    pub fn rtx(
+        &self,
+        (seq, osn): (u16, u16),
+        ssrc: u32,
+        pt: u8,
+        next_seq: &mut u16,
+    ) -> Option<rtp::Packet> {
         let kept = self.slots[seq as usize % HISTORY]
             .as_ref()
             .filter(|k| k.seq == seq)?;
         let mut payload = BytesMut::with_capacity(2 + kept.payload.len());
-        payload.put_u16(seq);
+        payload.put_u16(osn);
         payload.put_slice(&kept.payload);
         let header = rtp::header::Header {
             version: 2,
@@ -143,17 +151,18 @@ mod tests {
         h.keep(&pkt(65535, 900, b"abc"));
         h.keep(&pkt(0, 903, b"de"));
         let mut next = 10;
-        let r = h.rtx(65535, 42, 97, &mut next).unwrap();
+        let r = h.rtx((65535, 65535), 42, 97, &mut next).unwrap();
         assert_eq!(r.header.ssrc, 42);
         assert_eq!(r.header.payload_type, 97);
         assert_eq!(r.header.sequence_number, 10);
         assert_eq!(r.header.timestamp, 900);
         assert!(!r.header.marker);
         assert_eq!(&r.payload[..], &[0xff, 0xff, b'a', b'b', b'c']);
-        let r = h.rtx(0, 42, 97, &mut next).unwrap();
+        // The viewer knows packet 0 as 7 (its stream was paused; see `SeqShift`).
+        let r = h.rtx((0, 7), 42, 97, &mut next).unwrap();
         assert_eq!(r.header.sequence_number, 11);
         assert!(r.header.marker);
-        assert_eq!(&r.payload[..], &[0, 0, b'd', b'e']);
+        assert_eq!(&r.payload[..], &[0, 7, b'd', b'e']);
         assert_eq!(next, 12);
     }
 
@@ -183,12 +192,13 @@ mod tests {
         h.keep(&pkt(5 + HISTORY as u16, 0, b"new"));
         let mut next = 0;
         assert!(
-            h.rtx(5, 1, 97, &mut next).is_none(),
+            h.rtx((5, 5), 1, 97, &mut next).is_none(),
             "the slot holds a newer packet"
         );
-        assert!(h.rtx(6, 1, 97, &mut next).is_none(), "never kept");
+        assert!(h.rtx((6, 6), 1, 97, &mut next).is_none(), "never kept");
         assert_eq!(next, 0, "no sequence number is spent on a miss");
-        let r = h.rtx(5 + HISTORY as u16, 1, 97, &mut next).unwrap();
+        let seq = 5 + HISTORY as u16;
+        let r = h.rtx((seq, seq), 1, 97, &mut next).unwrap();
         assert_eq!(&r.payload[2..], b"new");
     }
 }

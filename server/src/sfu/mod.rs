@@ -7,7 +7,9 @@
 //! the connections, reads and writes in batches (the `mediaio` crate: recvmmsg / sendmmsg), routes
 //! datagrams by source address (learned from the first authentic STUN binding request,
 //! `stun`), drives each `conn`'s `rtc` state machine, and forwards RTP with its header
-//! rewritten per subscriber, reading publishers' audio levels on the way (`levels`). A
+//! rewritten per subscriber, reading publishers' audio levels on the way (`levels`);
+//! a video its viewer does not show is not sent to it, and goes on gapless when shown
+//! again (`seq_shift`). A
 //! `room` task per live session decides who receives what
 //! and commands the workers (`wire`: the messages between the parts). The relay is
 //! ICE-lite; each connection's ufrag names it on the shared port.
@@ -27,6 +29,7 @@ mod pc_setup;
 pub mod port;
 pub mod quality;
 mod room;
+mod seq_shift;
 pub mod stats;
 mod stun;
 mod wire;

@@ -67,6 +67,9 @@ pub trait RoomMedia: Send {
     /// The member wants to receive: offer it every track of the others, now and later.
     fn subscribe(&mut self, member: &UserId);
     fn set_gates(&mut self, member: &UserId, gates: Gates);
+    /// Whether `viewer` shows `owner`'s track of `kind` now: one not shown is not sent
+    /// to it (and a keyframe is asked for when it is shown again).
+    fn set_viewing(&mut self, viewer: &UserId, owner: &UserId, kind: MediaKind, shown: bool);
     fn remove_member(&mut self, member: &UserId);
     /// Closes every connection; the relay is unusable afterwards.
     fn close(&mut self);

@@ -74,6 +74,12 @@ enum RoomCmd {
     },
     Subscribe(UserId),
     Gates(UserId, Gates),
+    Viewing {
+        viewer: UserId,
+        owner: UserId,
+        kind: MediaKind,
+        shown: bool,
+    },
     Remove(UserId),
     Close,
 }
@@ -97,6 +103,14 @@ impl RoomMedia for SfuRoom {
     fn set_gates(&mut self, member: &UserId, gates: Gates) {
         let _ = self.tx.send(RoomCmd::Gates(member.clone(), gates));
     }
+    fn set_viewing(&mut self, viewer: &UserId, owner: &UserId, kind: MediaKind, shown: bool) {
+        let _ = self.tx.send(RoomCmd::Viewing {
+            viewer: viewer.clone(),
+            owner: owner.clone(),
+            kind,
+            shown,
+        });
+    }
     fn remove_member(&mut self, member: &UserId) {
         let _ = self.tx.send(RoomCmd::Remove(member.clone()));
     }
@@ -115,6 +129,9 @@ struct Member {
     publish: Option<ConnKey>,
     subscribe: Option<ConnKey>,
     gates: Gates,
+    /// Others' tracks (owner, kind) this member does not show now: not sent to it,
+    /// whichever receiving connection it has.
+    hidden: HashSet<(UserId, MediaKind)>,
     _held: stats::Held,
 }
 
@@ -193,6 +210,7 @@ impl RoomCtl {
             publish: None,
             subscribe: None,
             gates: Gates::default(),
+            hidden: HashSet::new(),
             _held: stats::Held::new(&stats::MEMBERS),
         })
     }
@@ -229,6 +247,12 @@ impl RoomCtl {
                     self.offer_to_all(t, offered);
                 }
             }
+            RoomCmd::Viewing {
+                viewer,
+                owner,
+                kind,
+                shown,
+            } => self.viewing(&viewer, owner, kind, shown),
             RoomCmd::Remove(user) => self.remove(&user, false),
             RoomCmd::Close => {}
         }
@@ -338,8 +362,38 @@ impl RoomCtl {
         }
     }
 
+    /// `viewer` shows `owner`'s track of `kind`, or no longer does.
+    fn viewing(&mut self, viewer: &UserId, owner: UserId, kind: MediaKind, shown: bool) {
+        let Some(m) = self.members.get_mut(viewer) else {
+            return;
+        };
+        let changed = if shown {
+            m.hidden.remove(&(owner.clone(), kind))
+        } else {
+            m.hidden.insert((owner.clone(), kind))
+        };
+        let Some(key) = m.subscribe.filter(|_| changed) else {
+            return;
+        };
+        for (&track, t) in &self.tracks {
+            if t.owner == owner && t.kind == kind && t.viewers.contains(&key) {
+                self.engine.send(
+                    key.worker,
+                    Cmd::Pause {
+                        key,
+                        track,
+                        paused: !shown,
+                    },
+                );
+            }
+        }
+    }
+
     fn add_leg(&mut self, user: &UserId, track: TrackKey) {
-        let Some(key) = self.members.get(user).and_then(|m| m.subscribe) else {
+        let Some(m) = self.members.get(user) else {
+            return;
+        };
+        let Some(key) = m.subscribe else {
             return;
         };
         let Some(t) = self.tracks.get_mut(&track) else {
@@ -357,6 +411,7 @@ impl RoomCtl {
                 codec: t.codec,
                 owner: t.owner.clone(),
                 source: t.source,
+                paused: m.hidden.contains(&(t.owner.clone(), t.kind)),
             },
         );
         if key.worker != t.source.worker {

@@ -55,6 +55,15 @@ pub enum Cmd {
         codec: Codec,
         owner: UserId,
         source: ConnKey,
+        /// Its viewer does not show it now (see `Pause`).
+        paused: bool,
+    },
+    /// Stop or resume sending `track` on this subscribe connection (its viewer hides or
+    /// shows it); resuming asks the publisher for a keyframe.
+    Pause {
+        key: ConnKey,
+        track: TrackKey,
+        paused: bool,
     },
     RemoveLeg {
         key: ConnKey,

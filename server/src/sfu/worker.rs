@@ -648,8 +648,9 @@ impl Worker {
             let Some(leg) = conn.legs.get_mut(&track) else {
                 continue;
             };
-            // Its client's answer left the codec out: it would drop every packet.
-            if !leg.playable {
+            // Its client's answer left the codec out (it would drop every packet), or
+            // its viewer does not show it now.
+            if !leg.playable || leg.paused {
                 continue;
             }
             // Each subscriber connection negotiated its own SSRC and payload type, and
@@ -659,7 +660,7 @@ impl Worker {
                 version: 2,
                 marker: pkt.header.marker,
                 payload_type: leg.pt,
-                sequence_number: pkt.header.sequence_number,
+                sequence_number: leg.shift.out(pkt.header.sequence_number),
                 timestamp: pkt.header.timestamp,
                 ssrc: leg.ssrc,
                 csrc: pkt.header.csrc.clone(),
@@ -807,11 +808,16 @@ impl Worker {
             return;
         };
         for seq in seqs.by_ref().take(MAX_RESEND_PER_NACK) {
+            // The viewer's number, sent under an earlier offset if before a pause.
+            let Some(source) = leg.shift.source(seq) else {
+                stats::RETRANSMIT_MISSED.inc();
+                continue;
+            };
             if !leg.resends.take(now) {
                 stats::RETRANSMIT_MISSED.inc();
                 continue;
             }
-            let Some(pkt) = history.rtx(seq, rtx_ssrc, rtx_pt, &mut leg.rtx_seq) else {
+            let Some(pkt) = history.rtx((source, seq), rtx_ssrc, rtx_pt, &mut leg.rtx_seq) else {
                 stats::RETRANSMIT_MISSED.inc();
                 continue;
             };
@@ -1137,12 +1143,17 @@ impl Worker {
                 codec,
                 owner,
                 source,
+                paused,
             } => {
                 let Some(conn) = self.conns.get_mut(&key.id) else {
                     return;
                 };
                 match conn.add_leg(track, kind, codec, &owner) {
-                    Ok(()) => {}
+                    Ok(()) => {
+                        if let Some(leg) = conn.legs.get_mut(&track) {
+                            leg.paused = paused;
+                        }
+                    }
                     Err(LegError::Unplayable(codec)) => {
                         if conn.tell_unplayable(codec) {
                             let _ = conn.events.send(ConnEvent::Unplayable {
@@ -1199,6 +1210,24 @@ impl Worker {
                 }
             }
             Cmd::Keyframe(track) => self.request_keyframe(track, now),
+            Cmd::Pause { key, track, paused } => {
+                let Some(leg) = self
+                    .conns
+                    .get_mut(&key.id)
+                    .and_then(|c| c.legs.get_mut(&track))
+                else {
+                    return;
+                };
+                let resumed = leg.paused && !paused;
+                leg.paused = paused;
+                if resumed {
+                    leg.shift.resume();
+                }
+                // Its decoder starts again from a keyframe.
+                if resumed {
+                    self.request_keyframe(track, now);
+                }
+            }
             Cmd::Datagrams(strays) => {
                 for s in strays {
                     self.datagram(s.src, s.dst_ip, s.data, Some(s.from), now);

@@ -47,6 +47,33 @@ impl Session {
         self.update_media(user, next, None);
     }
 
+    /// `setViewing`: whether `viewer` shows `target`'s camera and screen now. A target
+    /// no longer in the room is no error (the page's view of the room lags it).
+    pub(super) fn set_viewing(
+        &mut self,
+        viewer: &UserId,
+        target: &str,
+        video: Option<bool>,
+        screen: Option<bool>,
+    ) {
+        if !self.config.media {
+            return;
+        }
+        let Some(owner) = self.members.find(target).cloned() else {
+            return;
+        };
+        for (kind, shown) in [(MediaKind::Video, video), (MediaKind::Screen, screen)] {
+            if let Some(shown) = shown {
+                self.out.media(MediaCommand::SetViewing {
+                    viewer: viewer.clone(),
+                    owner: owner.clone(),
+                    kind,
+                    shown,
+                });
+            }
+        }
+    }
+
     fn turned_off(&mut self, user: &UserId, kind: MediaKind, off: bool) {
         if let Some(m) = self.members.get_mut(user) {
             m.turned_off.set(kind, off);

@@ -494,6 +494,11 @@ impl Session {
                 participant_id,
                 attributes,
             } => return self.set_member_attributes(user, participant_id, attributes),
+            ClientMessage::SetViewing {
+                participant_id,
+                video,
+                screen,
+            } => return self.set_viewing(user, &participant_id, video, screen),
             ClientMessage::Subscribe if self.config.media => {
                 return self.out.media(MediaCommand::Subscribe(user.clone()));
             }

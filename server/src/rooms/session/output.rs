@@ -7,7 +7,7 @@ use convene_protocol::signal::ServerMessage;
 
 use crate::ids::{ConnId, UserId};
 use crate::model::event::NewEvent;
-use crate::sfu::port::{Gates, MediaSignal};
+use crate::sfu::port::{Gates, MediaKind, MediaSignal};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Output {
@@ -50,6 +50,13 @@ pub enum MediaCommand {
     SetGates(UserId, Gates),
     /// The member left, or a new client replaced it: its connections go.
     RemoveMember(UserId),
+    /// Whether `viewer` shows `owner`'s track of `kind` now (only what is shown is sent).
+    SetViewing {
+        viewer: UserId,
+        owner: UserId,
+        kind: MediaKind,
+        shown: bool,
+    },
 }
 
 /// The queue of outputs, drained by `Session::poll_output`.

@@ -705,3 +705,41 @@ fn active_speakers_follow_levels_loudest_first_and_throttled() {
     level(&mut h, "c", 10);
     assert_eq!(speakers_of(&h.frames("c")), [Vec::<String>::new()]);
 }
+
+#[test]
+fn what_a_member_does_not_show_is_not_sent_to_it() {
+    let mut h = Harness::new(room(50));
+    h.join("a", Role::Presenter);
+    h.join("b", Role::Attendee);
+    h.media.clear();
+    let viewing = |video, screen| ClientMessage::SetViewing {
+        participant_id: "a".into(),
+        video,
+        screen,
+    };
+    h.client("b", viewing(Some(false), None));
+    assert_eq!(
+        h.media,
+        vec![MediaCommand::SetViewing {
+            viewer: uid("b"),
+            owner: uid("a"),
+            kind: crate::model::MediaKind::Video,
+            shown: false,
+        }]
+    );
+    h.media.clear();
+    h.client("b", viewing(Some(true), Some(false)));
+    assert_eq!(h.media.len(), 2, "{:?}", h.media);
+    // Someone no longer (or never) in the room: nothing to do, and no error.
+    h.media.clear();
+    h.client(
+        "b",
+        ClientMessage::SetViewing {
+            participant_id: "gone".into(),
+            video: Some(false),
+            screen: None,
+        },
+    );
+    assert!(h.media.is_empty());
+    assert!(h.frames("b").iter().all(|f| f["type"] != "error"));
+}
