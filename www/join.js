@@ -366,6 +366,11 @@ function wire() {
   room.on("stateChanged", ({ state, reason }) => {
     $("state").textContent = state;
     $("state").dataset.state = state;
+    // A reconnect may have started the call's media afresh: say again what is hidden.
+    if (state === "connected") {
+      toldShown.clear();
+      document.querySelectorAll("#tiles .tile[data-watched]").forEach(tellViewing);
+    }
     log(`connection ${state}${reason ? ` (${reason})` : ""}`);
   });
   room.on("capabilitiesChanged", ({ role }) => { log(`your role is now ${role}`); renderControls(); renderPeople(); listDevices(); });
