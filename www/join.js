@@ -101,7 +101,15 @@ function tellViewing(t) {
 }
 const viewing = new IntersectionObserver((entries) => {
   for (const e of entries) {
-    inView.set(e.target.dataset.tile, e.isIntersecting);
+    const key = e.target.dataset.tile;
+    // A tile taken away: forget it (a new tile for the same person starts afresh).
+    if (!e.target.isConnected) {
+      viewing.unobserve(e.target);
+      inView.delete(key);
+      toldShown.delete(key);
+      continue;
+    }
+    inView.set(key, e.isIntersecting);
     tellViewing(e.target);
   }
 });
@@ -347,6 +355,8 @@ function wire() {
       if (!t.dataset.watched) {
         t.dataset.watched = "1";
         viewing.observe(t);
+        // At once: a hidden page runs no observer callbacks.
+        tellViewing(t);
       }
       refreshTile(participantId);
       showSpeakers();

@@ -311,7 +311,8 @@ export interface Room {
    * (`screen`) now; a kind left out is unchanged. Call it when a video element scrolls
    * out of view (an `IntersectionObserver`) or the page is hidden: what is not shown is
    * not sent, and it resumes from a fresh keyframe when shown again. Everything is
-   * shown until said otherwise.
+   * shown until said otherwise, and again after a reconnect: say what is hidden
+   * again on `stateChanged` to `connected`.
    */
   setViewing(id: string, shown: { video?: boolean; screen?: boolean }): Promise<void>;
 }

@@ -110,6 +110,9 @@ enum Direct {
     Payload(NodeId, Vec<u8>),
     /// Answered once everything queued before it (frames too) went out.
     Flush(tokio::sync::oneshot::Sender<()>),
+    /// The subscription is back and repaired: what was queued before this (frames
+    /// too) is dropped, what comes after is sent (see `Cut`).
+    Resume,
 }
 
 /// Whether rooms' traffic to other nodes is being dropped, and how much was. Set while
@@ -696,13 +699,12 @@ async fn receive(
                             }
                         }
                         let _ = work.send(Work::Resync);
-                        // What was queued for other nodes while cut off goes (the
-                        // repair above covers it) before anything new does.
-                        let (flushed, wait) = tokio::sync::oneshot::channel();
-                        if direct.send(Direct::Flush(flushed)).is_ok() {
-                            let _ = tokio::time::timeout(COMMAND_WAIT, wait).await;
+                        // What was queued for other nodes while cut off is dropped (the
+                        // repair above covers it), in order: what is queued from now on
+                        // goes out.
+                        if direct.send(Direct::Resume).is_err() {
+                            cut.set(false);
                         }
-                        cut.set(false);
                         p
                     }
                     Err(e) => {
@@ -876,6 +878,15 @@ async fn publish_direct(
             match d {
                 Direct::Payload(to, p) => batch.push((to, p)),
                 Direct::Flush(done) => flushes.push(done),
+                Direct::Resume => {
+                    let mut stale = batch.len();
+                    batch.clear();
+                    while frames.try_recv().is_ok() {
+                        stale += 1;
+                    }
+                    cut.drop_messages(stale);
+                    cut.set(false);
+                }
             }
         }
         let drained = batch.len() < BATCH;

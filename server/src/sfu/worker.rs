@@ -494,8 +494,14 @@ impl Worker {
                     if conn.role == PcKind::Subscribe {
                         conn.arm_fast_path(self.s.shared.provider.crypto(), now);
                     }
-                    // Whatever it subscribed to before the connection was up: keyframes.
-                    let tracks: Vec<TrackKey> = conn.legs.keys().copied().collect();
+                    // Whatever it subscribed to before the connection was up (and
+                    // shows): keyframes.
+                    let tracks: Vec<TrackKey> = conn
+                        .legs
+                        .iter()
+                        .filter(|(_, l)| !l.paused)
+                        .map(|(t, _)| *t)
+                        .collect();
                     for t in tracks {
                         self.request_keyframe(t, now);
                     }
@@ -656,11 +662,14 @@ impl Worker {
             // Each subscriber connection negotiated its own SSRC and payload type, and
             // none of the publisher's header extensions: the header is rebuilt, the
             // payload shared.
+            let Some(sequence_number) = leg.shift.out(pkt.header.sequence_number) else {
+                continue;
+            };
             let header = rtp::header::Header {
                 version: 2,
                 marker: pkt.header.marker,
                 payload_type: leg.pt,
-                sequence_number: leg.shift.out(pkt.header.sequence_number),
+                sequence_number,
                 timestamp: pkt.header.timestamp,
                 ssrc: leg.ssrc,
                 csrc: pkt.header.csrc.clone(),
@@ -743,8 +752,12 @@ impl Worker {
                         .downcast_ref::<FullIntraRequest>()
                         .map(|fir| fir.media_ssrc)
                 };
+                // Not for a track it does not show (a browser asks a few seconds after
+                // its packets stop): every viewer would pay for that keyframe.
                 if let Some(t) = ssrc.and_then(|s| conn.by_out_ssrc.get(&s)) {
-                    tracks.push(*t);
+                    if conn.legs.get(t).is_some_and(|l| !l.paused) {
+                        tracks.push(*t);
+                    }
                 }
             }
         }
@@ -1184,7 +1197,7 @@ impl Worker {
                 });
                 route.legs.push(key.id);
                 self.dirty.insert(key.id);
-                if connected {
+                if connected && !paused {
                     // A new viewer needs a keyframe to start decoding.
                     self.request_keyframe(track, now);
                 }
