@@ -418,19 +418,13 @@ impl Conn {
         Ok(self.learn_answer(&sdp))
     }
 
-    /// Adds `codec` to `out` unless the client was told about it already.
-    fn told_unplayable(&mut self, codec: Codec, out: &mut Vec<Codec>) {
-        if !self.unplayable.contains(&codec) {
-            self.unplayable.push(codec);
-            out.push(codec);
-        }
-    }
-
-    /// A leg the client cannot play (`add_leg` said so): whether to tell it, once.
+    /// A codec the client cannot play: whether to tell it (once per connection).
     pub fn tell_unplayable(&mut self, codec: Codec) -> bool {
-        let mut out = Vec::new();
-        self.told_unplayable(codec, &mut out);
-        !out.is_empty()
+        let first = !self.unplayable.contains(&codec);
+        if first {
+            self.unplayable.push(codec);
+        }
+        first
     }
 
     /// After an answer: which legs the client can play, and which video legs it takes
@@ -468,11 +462,8 @@ impl Conn {
                 pt.filter(|_| offered).map(|c| c.payload_type)
             });
         }
-        let mut told = Vec::new();
-        for codec in unplayable {
-            self.told_unplayable(codec, &mut told);
-        }
-        told
+        unplayable.retain(|&c| self.tell_unplayable(c));
+        unplayable
     }
 
     /// DTLS is up: the relay's own SRTP context, from the keys rtc derived (see
@@ -611,6 +602,14 @@ mod tests {
         b.local_description().unwrap().sdp
     }
 
+    /// One negotiation round: the relay's offer, the browser's answer, what the relay
+    /// says the browser cannot play.
+    fn round(relay: &mut Conn, b: &mut RTCPeerConnection) -> Vec<Codec> {
+        let now = Instant::now();
+        let offer = relay.renegotiate(now).unwrap().unwrap();
+        relay.take_answer(answer(b, offer), now).unwrap()
+    }
+
     /// The codec a video section lists first (the one the other side sends), and its
     /// payload type.
     fn first_video_codec(sdp: &str) -> (String, String) {
@@ -690,9 +689,7 @@ mod tests {
         relay
             .add_leg(2, MediaKind::Video, Codec::Vp8, &owner)
             .unwrap();
-        let offer = relay.renegotiate(now).unwrap().unwrap();
-        let sdp = answer(&mut vp8_only, offer);
-        assert_eq!(relay.take_answer(sdp, now).unwrap(), vec![]);
+        assert_eq!(round(&mut relay, &mut vp8_only), vec![]);
         // A second H.264 track cannot even be added now; the client was told already.
         assert!(matches!(
             relay.add_leg(3, MediaKind::Video, Codec::H264, &owner),
@@ -713,9 +710,7 @@ mod tests {
             .unwrap();
         let sdp = answer(&mut both, offer);
         assert_eq!(relay.take_answer(sdp, now).unwrap(), vec![]);
-        let offer = relay.renegotiate(now).unwrap().unwrap();
-        let sdp = answer(&mut both, offer);
-        assert_eq!(relay.take_answer(sdp, now).unwrap(), vec![]);
+        assert_eq!(round(&mut relay, &mut both), vec![]);
         assert!(relay.legs.values().all(|l| l.playable));
 
         // VP8 first, then H.264.
@@ -723,16 +718,12 @@ mod tests {
         relay
             .add_leg(1, MediaKind::Video, Codec::Vp8, &owner)
             .unwrap();
-        let offer = relay.renegotiate(now).unwrap().unwrap();
         let mut both = browser(&[(vp8(), 96), (h264(), 102)]);
-        let sdp = answer(&mut both, offer);
-        assert_eq!(relay.take_answer(sdp, now).unwrap(), vec![]);
+        assert_eq!(round(&mut relay, &mut both), vec![]);
         relay
             .add_leg(2, MediaKind::Video, Codec::H264, &owner)
             .unwrap();
-        let offer = relay.renegotiate(now).unwrap().unwrap();
-        let sdp = answer(&mut both, offer);
-        assert_eq!(relay.take_answer(sdp, now).unwrap(), vec![]);
+        assert_eq!(round(&mut relay, &mut both), vec![]);
         assert!(relay.legs.values().all(|l| l.playable));
     }
 }
