@@ -1,8 +1,9 @@
 // Two nodes on one Redis and one PostgreSQL (real servers, started here), and one room
 // across them: a browser that joined through node A publishes, and a browser that joined
 // through node B sees and hears it. The room's session runs on its home (node A, where
-// the first member joined); node B forwards its member's signaling to it, and the
-// member's media goes to the home's relay.
+// the first member joined); node B forwards its member's signaling to it. What a member
+// publishes goes to the home's relay; what a member on node B receives comes from node
+// B's relay, which gets each of alice's tracks from the home once (a pipe).
 import { before, after } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
@@ -38,6 +39,13 @@ after(async () => {
 
 const { open, scenario } = pageSet(() => browser);
 
+/** A `convene_media_open` gauge of one node. */
+async function mediaOpen(node, what) {
+  const text = await (await fetch(`${node.url}/metrics`, { headers: { Authorization: `Bearer ${KEY}` } })).text();
+  const line = text.split("\n").find((l) => l.startsWith(`convene_media_open{what="${what}"} `));
+  return line ? Number(line.split(" ")[1]) : 0;
+}
+
 scenario("a browser on one node sees and hears a publisher on another", async () => {
   const [a, b] = nodes;
   // Written on node B, read on node A: one database.
@@ -65,6 +73,15 @@ scenario("a browser on one node sees and hears a publisher on another", async ()
     const v = await inbound(alice, "video");
     return v.framesDecoded > 10 ? v : `frames ${v.framesDecoded}`;
   }, 40_000);
+
+  // bob's media came through node B's relay: alice's camera and microphone, one pipe
+  // each from A to B; nothing is piped the other way (bob publishes to the home).
+  assert.deepEqual(
+    [await mediaOpen(a, "pipes_out"), await mediaOpen(b, "pipes_in")],
+    [2, 2],
+    "pipes from A to B",
+  );
+  assert.deepEqual([await mediaOpen(b, "pipes_out"), await mediaOpen(a, "pipes_in")], [0, 0]);
 
   // One session, on node A (the home), listed the same from either node, with both.
   for (const node of [a, b]) {

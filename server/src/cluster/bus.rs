@@ -773,7 +773,13 @@ async fn receive(
                     let Some(inner) = node.upgrade() else { return };
                     let bytes = bytes::Bytes::copy_from_slice(bytes);
                     let cluster = Cluster(inner);
-                    for (home, room, up) in cluster.0.edges.frame(&m.from, room, frame, bytes) {
+                    let relay = || cluster.edge_relay(&m.from, &room);
+                    let replies =
+                        cluster
+                            .0
+                            .edges
+                            .frame(&m.from, room.clone(), frame, bytes, &relay);
+                    for (home, room, up) in replies {
                         cluster.up(&home, &room, up);
                     }
                 }

@@ -4,6 +4,8 @@
 //! A home sends one copy of each frame per edge node; here it is handed to the room's
 //! local sockets by a `Delivery` of its own, which keeps its own lagging marks (a full
 //! queue is reported back to the home, which later sends that member a snapshot).
+//! Media commands for those members go to the room's relay on this node, made with the
+//! first of them (see `rooms::relays`); it closes when the room's last socket here goes.
 //! When a room's home is gone (its lease lapsed or passed to another node), the room's
 //! sockets here are closed without `left`: SDKs reconnect, and the room is placed again.
 
@@ -19,6 +21,7 @@ use crate::rooms::delivery::Delivery;
 use crate::rooms::member_event::MemberEvent;
 use crate::rooms::outbound::OutboundTx;
 use crate::rooms::remote::FrameKind;
+use crate::sfu::port::{MediaEvent, RelayCmd, RelayEvent, RoomMedia};
 
 /// A home's answer to a join: the session's number for the member, or why not (with
 /// the member's queue back, to join elsewhere).
@@ -32,7 +35,25 @@ struct RemoteRoom {
     /// The home lease's value when this node placed the room (`<node>#<instance>`).
     holder: String,
     delivery: Delivery,
+    /// The session's relay on this node, from the first media command for its members
+    /// here (see `rooms::relays`); closed when the room leaves this node.
+    media: Option<Box<dyn RoomMedia>>,
 }
+
+impl RemoteRoom {
+    /// The member whose socket `conn` was is gone: its receiving ends too, unless it
+    /// is back here on another socket already.
+    fn left(&mut self, user: Option<UserId>) {
+        if let (Some(user), Some(m)) = (user, self.media.as_deref_mut()) {
+            if !self.delivery.has_user(&user) {
+                m.remove_member(&user);
+            }
+        }
+    }
+}
+
+/// Makes the session's relay on this node (`None`: this node relays no media).
+pub(super) type MakeRelay<'a> = &'a dyn Fn() -> Option<Box<dyn RoomMedia>>;
 
 struct Joining {
     room: RoomId,
@@ -107,8 +128,15 @@ impl Edges {
         }
     }
 
-    /// A frame from `from` for `room`'s sockets here.
-    pub fn frame(&self, from: &NodeId, room: RoomId, kind: FrameKind, bytes: Bytes) -> Replies {
+    /// A frame from `from` for `room`'s sockets here (or their relay, made by `relay`).
+    pub fn frame(
+        &self,
+        from: &NodeId,
+        room: RoomId,
+        kind: FrameKind,
+        bytes: Bytes,
+        relay: MakeRelay,
+    ) -> Replies {
         let mut s = self.lock();
         let mut full = vec![];
         let mut replies = vec![];
@@ -139,6 +167,7 @@ impl Edges {
                         home: j.home.clone(),
                         holder: j.holder.clone(),
                         delivery: Delivery::new(room.clone(), None),
+                        media: None,
                     },
                 );
             }
@@ -161,10 +190,21 @@ impl Edges {
             FrameKind::Send { conn } => r.delivery.send_bytes(conn, bytes, &mut full),
             FrameKind::Broadcast => r.delivery.broadcast_bytes(bytes, &mut full),
             FrameKind::Resync { conns } => r.delivery.resync_bytes(&conns, bytes, &mut full),
-            FrameKind::Close { conn } => r
-                .delivery
-                .close_bytes(conn, (!bytes.is_empty()).then_some(bytes)),
+            FrameKind::Close { conn } => {
+                let user = r.delivery.user_of(conn).cloned();
+                r.delivery
+                    .close_bytes(conn, (!bytes.is_empty()).then_some(bytes));
+                r.left(user);
+            }
             FrameKind::Ended => r.delivery.close_all(),
+            FrameKind::Media { cmd } => {
+                if r.media.is_none() {
+                    r.media = relay();
+                }
+                if let Some(m) = r.media.as_deref_mut() {
+                    apply(m, cmd);
+                }
+            }
         }
         if r.delivery.is_empty() {
             s.rooms.remove(&room);
@@ -187,7 +227,9 @@ impl Edges {
     pub fn socket_gone(&self, room: &RoomId, home: &NodeId, conn: ConnId) {
         let mut s = self.lock();
         if let Some(r) = s.rooms.get_mut(room).filter(|r| &r.home == home) {
+            let user = r.delivery.user_of(conn).cloned();
             r.delivery.remove(conn);
+            r.left(user);
             if r.delivery.is_empty() {
                 s.rooms.remove(room);
             }
@@ -247,11 +289,53 @@ impl Edges {
     }
 }
 
+/// A command of the session's home for its relay here.
+fn apply(m: &mut dyn RoomMedia, cmd: RelayCmd) {
+    match cmd {
+        // Only receiving is done here: publishing is the home's.
+        RelayCmd::Signal { member, msg } => m.signal(&member, false, msg),
+        RelayCmd::Subscribe { member } => m.subscribe(&member),
+        RelayCmd::Viewing {
+            viewer,
+            owner,
+            kind,
+            shown,
+        } => m.set_viewing(&viewer, &owner, kind, shown),
+        RelayCmd::Remove { member } => m.remove_member(&member),
+        RelayCmd::Tracks { tracks } => m.remote_tracks(tracks),
+    }
+}
+
 /// The member's socket here is gone, for its home.
 fn dropped(user: UserId, conn: ConnId) -> Up {
     Up::Member {
         user,
         conn,
         event: MemberEvent::Dropped,
+    }
+}
+
+impl super::Cluster {
+    /// A relay on this node for `room`'s session homed on `home`: what it reports goes
+    /// to the home (its track list, for other nodes, is the home's own business).
+    pub(super) fn edge_relay(&self, home: &NodeId, room: &RoomId) -> Option<Box<dyn RoomMedia>> {
+        let factory = self.0.live.media_factory()?;
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let relay = factory.create(room, tx);
+        let node = std::sync::Arc::downgrade(&self.0);
+        let (home, room) = (home.clone(), room.clone());
+        tokio::spawn(async move {
+            while let Some(ev) = rx.recv().await {
+                if let MediaEvent::Relay {
+                    relay: RelayEvent::Tracks { .. },
+                } = ev
+                {
+                    continue;
+                }
+                let Some(inner) = node.upgrade() else { return };
+                super::Cluster(inner).up(&home, &room, Up::Media { ev });
+            }
+        });
+        Some(relay)
     }
 }

@@ -46,6 +46,7 @@ impl Cluster {
                 });
             }
             Up::Member { user, conn, event } => live.member_event(&room, user, conn, event).await,
+            Up::Media { ev } => live.edge_media(&room, from, ev),
         }
     }
 

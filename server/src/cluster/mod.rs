@@ -14,7 +14,9 @@
 //!   lapse), so two nodes never deliver at once;
 //! - join tokens verify on every node: the signing key is kept in the database;
 //! - a live room has one session, on its home node (a lease): members that reached
-//!   another node join it through that node (`membership`, `edge`, `home`).
+//!   another node join it through that node (`membership`, `edge`, `home`), publish
+//!   their media to the home's relay and receive it from their own node's relay, which
+//!   gets each track it needs from the home once (`rooms::relays`, `sfu::pipe`).
 //!
 //! What goes over Redis is in `wire`, how in `bus`. The leases that say a node is alive
 //! (its registration, the webhook lease, its rooms' home leases) are kept by `keeper`,

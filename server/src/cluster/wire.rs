@@ -27,6 +27,7 @@ use crate::rooms::member_event::MemberEvent;
 use crate::rooms::remote::FrameKind;
 use crate::rooms::session::MemberInit;
 use crate::rooms::SessionSummary;
+use crate::sfu::port::MediaEvent;
 
 pub fn bus(db: i64) -> String {
     format!("convene:{db}:bus")
@@ -135,6 +136,8 @@ pub enum Up {
         conn: ConnId,
         event: MemberEvent,
     },
+    /// What the session's relay there reports (see `rooms::relays`).
+    Media { ev: MediaEvent },
 }
 
 /// A payload: the header, then (for a `Frame`) a newline and the frame's bytes.

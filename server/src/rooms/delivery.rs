@@ -17,6 +17,7 @@ use super::outbound::{frame, Outbound, OutboundTx};
 use super::remote::{EdgeFrame, EdgeTx, FrameKind, Sink};
 use super::session::Output;
 use crate::ids::{ConnId, NodeId, RoomId, UserId};
+use crate::sfu::port::RelayCmd;
 
 enum To {
     Local(OutboundTx),
@@ -39,6 +40,8 @@ pub struct Delivery {
     edges: Option<EdgeTx>,
     /// Members per edge node: a broadcast goes once to each node listed.
     per_edge: HashMap<NodeId, usize>,
+    /// Where each member on an edge node is (its connection, its node), for media.
+    edge_users: HashMap<UserId, (ConnId, NodeId)>,
 }
 
 impl Delivery {
@@ -48,10 +51,14 @@ impl Delivery {
             links: HashMap::new(),
             edges,
             per_edge: HashMap::new(),
+            edge_users: HashMap::new(),
         }
     }
 
     pub fn add(&mut self, conn: ConnId, user: UserId, sink: Sink) {
+        if let Some(old) = self.links.remove(&conn) {
+            self.forget(conn, old);
+        }
         let to = match sink {
             Sink::Local(tx) => To::Local(tx),
             Sink::Edge { node, edge_conn } => {
@@ -62,19 +69,18 @@ impl Delivery {
                 };
                 self.to_edge(&node, kind, Bytes::new());
                 *self.per_edge.entry(node.clone()).or_default() += 1;
+                self.edge_users.insert(user.clone(), (conn, node.clone()));
                 To::Edge(node)
             }
         };
-        if let Some(old) = self.links.insert(
+        self.links.insert(
             conn,
             Link {
                 user,
                 to,
                 lagging: false,
             },
-        ) {
-            self.forget(old);
-        }
+        );
     }
 
     /// A socket on this node (the edge side of a room homed elsewhere).
@@ -85,8 +91,33 @@ impl Delivery {
     /// Forgets a connection without closing it (its socket has gone).
     pub fn remove(&mut self, conn: ConnId) {
         if let Some(old) = self.links.remove(&conn) {
-            self.forget(old);
+            self.forget(conn, old);
         }
+    }
+
+    /// Who connection `conn` is.
+    pub fn user_of(&self, conn: ConnId) -> Option<&UserId> {
+        self.links.get(&conn).map(|l| &l.user)
+    }
+
+    /// Whether `user` has a connection here.
+    pub fn has_user(&self, user: &UserId) -> bool {
+        self.links.values().any(|l| &l.user == user)
+    }
+
+    /// The node a member's socket is on, when it is another node.
+    pub fn edge_of(&self, user: &UserId) -> Option<&NodeId> {
+        self.edge_users.get(user).map(|(_, n)| n)
+    }
+
+    /// The other nodes with members.
+    pub fn edge_nodes(&self) -> impl Iterator<Item = &NodeId> {
+        self.per_edge.keys()
+    }
+
+    /// A command for the session's relay on `node` (see `relays`).
+    pub fn relay_cmd(&self, node: &NodeId, cmd: RelayCmd) {
+        self.to_edge(node, FrameKind::Media { cmd }, Bytes::new());
     }
 
     pub fn is_empty(&self) -> bool {
@@ -97,8 +128,15 @@ impl Delivery {
         self.links.len()
     }
 
-    fn forget(&mut self, link: Link) {
+    fn forget(&mut self, conn: ConnId, link: Link) {
         if let To::Edge(node) = link.to {
+            if self
+                .edge_users
+                .get(&link.user)
+                .is_some_and(|(c, _)| *c == conn)
+            {
+                self.edge_users.remove(&link.user);
+            }
             if let Some(n) = self.per_edge.get_mut(&node) {
                 *n -= 1;
                 if *n == 0 {
@@ -194,7 +232,7 @@ impl Delivery {
                 let _ = tx.try_send(Outbound::Close);
             }
         }
-        self.forget(link);
+        self.forget(conn, link);
     }
 
     /// The members whose socket is on `node`, forgotten: that node is gone, or was
@@ -212,7 +250,7 @@ impl Delivery {
             if let Some(link) = self.links.remove(&conn) {
                 out.push((link.user.clone(), conn));
                 self.to_edge(node, FrameKind::Close { conn }, Bytes::new());
-                self.forget(link);
+                self.forget(conn, link);
             }
         }
         out
@@ -224,6 +262,7 @@ impl Delivery {
             self.to_edge(node, FrameKind::Ended, Bytes::new());
         }
         self.per_edge.clear();
+        self.edge_users.clear();
         for (_, link) in self.links.drain() {
             if let To::Local(tx) = link.to {
                 let _ = tx.try_send(Outbound::Close);

@@ -12,15 +12,14 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::delivery::Delivery;
 use super::member_event::MemberEvent;
+use super::relays::Relays;
 use super::remote::{EdgeTx, Sink};
-use super::session::{
-    Answer, Input, JoinOutcome, JoinRefusal, MediaCommand, MemberInit, Output, Session,
-};
+use super::session::{Answer, Input, JoinOutcome, JoinRefusal, MemberInit, Output, Session};
 use crate::clock::{Clock, Now};
 use crate::ids::{ConnId, NodeId, RoomId, SessionId, UserId};
 use crate::model::event::EventsTx;
 use crate::model::{Room, RosterChange};
-use crate::sfu::port::{MediaFactory, RoomMedia};
+use crate::sfu::port::{MediaEvent, MediaFactory};
 use crate::store::RoomStore;
 
 /// What a driver is asked to do.
@@ -39,6 +38,11 @@ pub(super) enum Command {
     },
     /// Edge node gone: its members' sockets count as dropped.
     EdgeLost(NodeId),
+    /// From the session's relay on node `node` (see `relays`).
+    EdgeMedia {
+        node: NodeId,
+        ev: MediaEvent,
+    },
     /// The room's home lease is another node's now (see `Input::HandOver`).
     HandOver,
     RoomUpdated(Box<Room>),
@@ -99,7 +103,7 @@ pub(super) struct Ended {
     rx: mpsc::Receiver<Command>,
     admin_rx: mpsc::UnboundedReceiver<Command>,
     delivery: Delivery,
-    media: Option<Box<dyn RoomMedia>>,
+    relays: Relays,
     gauges: Arc<Gauges>,
 }
 
@@ -113,10 +117,11 @@ impl Driver {
     ) -> Ended {
         let clock = self.clock.clone();
         let (media_tx, mut media_rx) = mpsc::unbounded_channel();
-        let mut media: Option<Box<dyn RoomMedia>> = self
-            .media
-            .as_ref()
-            .map(|f| f.create(&session.room().id, media_tx));
+        let mut relays = Relays::new(
+            self.media
+                .as_ref()
+                .map(|f| f.create(&session.room().id, media_tx)),
+        );
         let mut delivery = Delivery::new(session.room().id.clone(), self.edges.clone());
         loop {
             let deadline = session.poll_timeout().map(tokio::time::Instant::from_std);
@@ -125,21 +130,27 @@ impl Driver {
             tokio::select! {
                 biased;
                 Some(cmd) = admin_rx.recv() => {
-                    command(&mut session, &mut delivery, cmd, Now::read(clock.as_ref()));
+                    let now = Now::read(clock.as_ref());
+                    command(&mut session, &mut delivery, &mut relays, cmd, now);
                 }
                 cmd = rx.recv() => match cmd {
-                    Some(cmd) => command(&mut session, &mut delivery, cmd, Now::read(clock.as_ref())),
+                    Some(cmd) => {
+                        let now = Now::read(clock.as_ref());
+                        command(&mut session, &mut delivery, &mut relays, cmd, now)
+                    }
                     None => break,
                 },
                 Some(ev) = media_rx.recv() => {
-                    session.handle(Input::Media(ev), Now::read(clock.as_ref()));
+                    if let Some(ev) = relays.home_event(&delivery, ev) {
+                        session.handle(Input::Media(ev), Now::read(clock.as_ref()));
+                    }
                 }
                 _ = sleep_until(deadline) => session.handle_timeout(Now::read(clock.as_ref())),
             }
             carry_out(
                 &mut session,
                 &mut delivery,
-                media.as_deref_mut(),
+                &mut relays,
                 &self,
                 clock.as_ref(),
             );
@@ -164,7 +175,7 @@ impl Driver {
             rx,
             admin_rx,
             delivery,
-            media,
+            relays,
             gauges: self.gauges,
         }
     }
@@ -197,9 +208,7 @@ impl Ended {
             }
         }
         self.delivery.close_all();
-        if let Some(mut m) = self.media.take() {
-            m.close();
-        }
+        self.relays.close();
         self.gauges.members.store(0, Ordering::Relaxed);
         tracing::debug!(room = %self.room, session = %self.session, "session released");
     }
@@ -212,7 +221,13 @@ async fn sleep_until(at: Option<tokio::time::Instant>) {
     }
 }
 
-fn command(session: &mut Session, delivery: &mut Delivery, cmd: Command, now: Now) {
+fn command(
+    session: &mut Session,
+    delivery: &mut Delivery,
+    relays: &mut Relays,
+    cmd: Command,
+    now: Now,
+) {
     let input = match cmd {
         Command::Join {
             init,
@@ -269,11 +284,16 @@ fn command(session: &mut Session, delivery: &mut Delivery, cmd: Command, now: No
             MemberEvent::Lagging => Input::QueueFull { user, conn },
         },
         Command::EdgeLost(node) => {
+            relays.node_gone(&node);
             for (user, conn) in delivery.drop_edge(&node) {
                 session.handle(Input::Dropped { user, conn }, now);
             }
             return;
         }
+        Command::EdgeMedia { node, ev } => match relays.edge_event(node, ev) {
+            Some(ev) => Input::Media(ev),
+            None => return,
+        },
         Command::RoomUpdated(room) => Input::RoomUpdated(room),
         Command::RoomDeleted => Input::RoomDeleted,
         Command::Roster(changes) => Input::Roster(changes),
@@ -289,7 +309,7 @@ fn command(session: &mut Session, delivery: &mut Delivery, cmd: Command, now: No
 fn carry_out(
     session: &mut Session,
     delivery: &mut Delivery,
-    mut media: Option<&mut (dyn RoomMedia + 'static)>,
+    relays: &mut Relays,
     driver: &Driver,
     clock: &dyn Clock,
 ) {
@@ -297,11 +317,7 @@ fn carry_out(
         let mut full = vec![];
         while let Some(out) = session.poll_output() {
             match out {
-                Output::Media(cmd) => {
-                    if let Some(m) = media.as_deref_mut() {
-                        relay(m, cmd);
-                    }
-                }
+                Output::Media(cmd) => relays.command(delivery, cmd),
                 Output::Event(ev) => {
                     if let Some(tx) = &driver.events {
                         let _ = tx.send(ev);
@@ -348,23 +364,4 @@ fn save_attributes(driver: &Driver, room: RoomId, changes: BTreeMap<String, Opti
             Err(e) => tracing::warn!(%room, "cannot store room attributes: {e}"),
         }
     });
-}
-
-fn relay(media: &mut dyn RoomMedia, cmd: MediaCommand) {
-    match cmd {
-        MediaCommand::Signal {
-            user,
-            may_publish,
-            signal,
-        } => media.signal(&user, may_publish, signal),
-        MediaCommand::Subscribe(user) => media.subscribe(&user),
-        MediaCommand::SetGates(user, gates) => media.set_gates(&user, gates),
-        MediaCommand::RemoveMember(user) => media.remove_member(&user),
-        MediaCommand::SetViewing {
-            viewer,
-            owner,
-            kind,
-            shown,
-        } => media.set_viewing(&viewer, &owner, kind, shown),
-    }
 }

@@ -2,7 +2,8 @@
 //!
 //! - `session/`: one live session as a sans-IO core (`handle(input, now)`,
 //!   `poll_output()`, `poll_timeout()`), with no socket, task or clock inside.
-//! - `driver`: the thin task that runs one session core, and `delivery`, its queues.
+//! - `driver`: the thin task that runs one session core, and `delivery`, its queues;
+//!   `relays`, its media relays when its members are on several nodes.
 //! - `registry`: the live sessions of this server (`LiveRooms`), started on first join.
 //! - `remote`: members whose socket is on another node; `delivery` sends their frames
 //!   one copy per node, and on that node hands them to the members' queues.
@@ -19,6 +20,7 @@ mod driver;
 pub mod member_event;
 pub mod outbound;
 pub mod registry;
+mod relays;
 pub mod remote;
 pub mod session;
 pub mod settings;

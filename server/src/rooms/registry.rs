@@ -23,7 +23,7 @@ use crate::clock::{Clock, Now};
 use crate::ids::{ConnId, NodeId, RoomId, SessionId, UserId};
 use crate::model::event::EventsTx;
 use crate::model::{Room, RosterChange};
-use crate::sfu::port::MediaFactory;
+use crate::sfu::port::{MediaEvent, MediaFactory};
 use crate::store::RoomStore;
 
 const COMMAND_QUEUE: usize = 1024;
@@ -341,6 +341,16 @@ impl LiveRooms {
         if let Some(tx) = self.sender(room) {
             let _ = tx.send(Command::Member { user, conn, event }).await;
         }
+    }
+
+    /// What the relay of `room`'s session on node `node` reports (see `relays`).
+    pub fn edge_media(&self, room: &RoomId, node: NodeId, ev: MediaEvent) {
+        self.notify(room, Command::EdgeMedia { node, ev });
+    }
+
+    /// The relay factory of this node (for the relays of sessions homed elsewhere).
+    pub fn media_factory(&self) -> Option<Arc<dyn MediaFactory>> {
+        self.0.media.clone()
     }
 
     /// Node `node` is gone: every session here counts its members' sockets as dropped

@@ -9,6 +9,7 @@ use tokio::sync::mpsc;
 
 use super::outbound::OutboundTx;
 use crate::ids::{ConnId, NodeId, RoomId, UserId};
+use crate::sfu::port::RelayCmd;
 
 /// Where a joining member's frames go.
 #[derive(Debug)]
@@ -56,6 +57,10 @@ pub enum FrameKind {
     },
     /// The session ended: close every socket of the room there.
     Ended,
+    /// For the session's relay there (see `relays`); `bytes` is empty.
+    Media {
+        cmd: RelayCmd,
+    },
 }
 
 pub type EdgeTx = mpsc::UnboundedSender<EdgeFrame>;

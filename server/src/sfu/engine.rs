@@ -16,6 +16,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use super::claim::{claim, PortClaim};
 use super::config::SfuConfig;
 use super::pc_setup::Shared;
+use super::pipe::Pipes;
 use super::wire::{Cmd, ConnEvent, ConnKey};
 use super::worker::{self, Directory, Handle};
 use crate::ids::{random_token, UserId};
@@ -26,6 +27,9 @@ pub struct Engine {
     threads: Mutex<Vec<JoinHandle<()>>>,
     next_worker: AtomicUsize,
     next_conn: AtomicU64,
+    track_ids: Arc<AtomicU64>,
+    /// Where other nodes' relays send this one pipe datagrams (see `pipe`).
+    pipe_addr: SocketAddr,
     port: u16,
     /// Dropped after the workers' sockets are closed (fields drop after `drop`).
     _claim: Option<PortClaim>,
@@ -69,6 +73,7 @@ impl Engine {
         let directory: Arc<Directory> = Arc::new(RwLock::new(HashMap::new()));
         let track_ids = Arc::new(AtomicU64::new(1));
         let candidates = config.candidates(port);
+        let pipes = Arc::new(Pipes::default());
         let mut threads = Vec::with_capacity(workers);
         for (i, (socket, rx)) in sockets.into_iter().zip(receivers).enumerate() {
             let setup = worker::Setup {
@@ -82,6 +87,7 @@ impl Engine {
                 peers: peers.clone(),
                 directory: directory.clone(),
                 track_ids: track_ids.clone(),
+                pipes: pipes.clone(),
             };
             threads.push(
                 std::thread::Builder::new()
@@ -95,6 +101,8 @@ impl Engine {
             threads: Mutex::new(threads),
             next_worker: AtomicUsize::new(0),
             next_conn: AtomicU64::new(1),
+            track_ids,
+            pipe_addr: candidates[0],
             port,
             _claim: claimed,
         }))
@@ -111,9 +119,24 @@ impl Engine {
         !threads.is_empty() && threads.iter().all(|t| !t.is_finished())
     }
 
+    /// The address other nodes' relays reach this one at: its first advertised one.
+    pub fn pipe_addr(&self) -> SocketAddr {
+        self.pipe_addr
+    }
+
+    /// A number for a track new to this relay (one received from another node).
+    pub fn new_track(&self) -> u64 {
+        self.track_ids.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// The next worker in turn.
+    pub fn pick_worker(&self) -> u16 {
+        (self.next_worker.fetch_add(1, Ordering::Relaxed) % self.workers.len()) as u16
+    }
+
     /// Opens a connection for `user`'s `role` leg on the next worker in turn.
     pub fn open(&self, user: &UserId, role: PcKind, events: UnboundedSender<ConnEvent>) -> ConnKey {
-        let worker = (self.next_worker.fetch_add(1, Ordering::Relaxed) % self.workers.len()) as u16;
+        let worker = self.pick_worker();
         let key = ConnKey {
             worker,
             id: self.next_conn.fetch_add(1, Ordering::Relaxed),

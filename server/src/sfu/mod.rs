@@ -9,7 +9,8 @@
 //! `stun`), drives each `conn`'s `rtc` state machine, and forwards RTP with its header
 //! rewritten per subscriber, reading publishers' audio levels on the way (`levels`);
 //! a video its viewer does not show is not sent to it, and goes on gapless when shown
-//! again (`seq_shift`). A
+//! again (`seq_shift`); a track other nodes' relays need is sent to each once, and one
+//! from another node is received the same way, on the same port (`pipe`). A
 //! `room` task per live session decides who receives what
 //! and commands the workers (`wire`: the messages between the parts). The relay is
 //! ICE-lite; each connection's ufrag names it on the shared port.
@@ -26,6 +27,7 @@ mod engine;
 mod history;
 mod levels;
 mod pc_setup;
+mod pipe;
 pub mod port;
 pub mod quality;
 mod room;

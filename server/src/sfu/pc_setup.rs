@@ -57,7 +57,8 @@ pub const H264_FMTP: &str =
 /// The codec a track is relayed with: the one its publisher sends, since the relay
 /// forwards RTP without decoding it. Video is VP8 unless the publisher's browser put
 /// H.264 first in its offer (Safari does; the SDK does with `videoCodec: "h264"`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub enum Codec {
     Opus,
     Vp8,

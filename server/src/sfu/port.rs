@@ -4,15 +4,21 @@
 //! without a media stack. It lives here, below `rooms`, so that layers point one way:
 //! `rooms` calls this port, and the relay never imports `rooms`.
 
+use std::net::SocketAddr;
+
 use crate::model::ice::IceConfig;
 use convene_protocol::signal::{PcKind, ServerMessage};
+use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
+
+pub use super::pc_setup::Codec;
 
 use crate::ids::{RoomId, UserId};
 pub use crate::model::MediaKind;
 
 /// Media negotiation from a member's client.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "signal", rename_all = "camelCase")]
 pub enum MediaSignal {
     Offer {
         pc: PcKind,
@@ -32,8 +38,17 @@ pub enum MediaSignal {
     },
 }
 
+impl MediaSignal {
+    pub fn pc(&self) -> PcKind {
+        match self {
+            Self::Offer { pc, .. } | Self::Answer { pc, .. } | Self::Candidate { pc, .. } => *pc,
+        }
+    }
+}
+
 /// What the relay tells the session.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "camelCase")]
 pub enum MediaEvent {
     /// A frame for one member (offers, answers, candidates, errors).
     Send { to: UserId, msg: Box<ServerMessage> },
@@ -52,6 +67,76 @@ pub enum MediaEvent {
         member: UserId,
         pc: PcKind,
         window: crate::sfu::quality::LinkWindow,
+    },
+    /// Between the relays of one session on several nodes: for the session's driver,
+    /// which carries it between nodes; the session core ignores it.
+    Relay { relay: RelayEvent },
+}
+
+/// A session on several nodes has a relay on each node with members that receive
+/// media: the home's receives every publisher (a member's publish connection goes
+/// to the home, whichever node its socket is on) and sends to the home's own members;
+/// each other node's relay sends to that node's members, and receives each track it
+/// needs from the home once, however many members there watch it (a pipe, see
+/// `sfu::pipe`), from the first viewer there to the last.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "camelCase")]
+pub enum RelayEvent {
+    /// From the home's relay: the tracks other nodes offer their members now.
+    Tracks { tracks: Vec<SharedTrack> },
+    /// From another node's relay: send `track` to it through `pipe` (or stop).
+    Pipe(PipeRequest),
+}
+
+/// A track the home's relay receives, as other nodes' relays offer it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SharedTrack {
+    /// Its number in the home's relay.
+    pub id: u64,
+    pub owner: UserId,
+    pub kind: MediaKind,
+    pub codec: Codec,
+    /// Where its pipes come from (and keyframe requests go).
+    pub from: SocketAddr,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PipeRequest {
+    /// The track's number in the home's relay.
+    pub track: u64,
+    /// The asking relay's address.
+    pub to: SocketAddr,
+    pub pipe: u64,
+    pub on: bool,
+}
+
+/// What a session's home tells the relay of another node about that node's members.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "camelCase")]
+pub enum RelayCmd {
+    /// Negotiation on the member's subscribe connection.
+    Signal {
+        member: UserId,
+        msg: MediaSignal,
+    },
+    Subscribe {
+        member: UserId,
+    },
+    #[serde(rename_all = "camelCase")]
+    Viewing {
+        viewer: UserId,
+        owner: UserId,
+        kind: MediaKind,
+        shown: bool,
+    },
+    Remove {
+        member: UserId,
+    },
+    /// The tracks to offer (`RelayEvent::Tracks` from the home's relay).
+    Tracks {
+        tracks: Vec<SharedTrack>,
     },
 }
 
@@ -73,6 +158,13 @@ pub trait RoomMedia: Send {
     fn remove_member(&mut self, member: &UserId);
     /// Closes every connection; the relay is unusable afterwards.
     fn close(&mut self);
+    /// On a node other than the session's home: the home's tracks to offer this node's
+    /// members (all of them, each time they change).
+    fn remote_tracks(&mut self, _tracks: Vec<SharedTrack>) {}
+    /// On the home: another node's relay asks for a track, or is done with it.
+    fn pipe(&mut self, _req: PipeRequest) {}
+    /// On the home: another node's relay is gone; stop every pipe to it.
+    fn drop_pipes(&mut self, _to: SocketAddr) {}
 }
 
 pub trait MediaFactory: Send + Sync + 'static {

@@ -20,7 +20,8 @@ use rtc::rtcp::reception_report::ReceptionReport;
 pub const WINDOW: Duration = Duration::from_secs(2);
 
 /// One connection's figures over a window.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct LinkWindow {
     /// Share of packets lost, 0..1.
     pub loss: f32,

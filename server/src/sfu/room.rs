@@ -5,6 +5,7 @@
 
 use crate::model::ice::IceConfig;
 use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use convene_protocol::signal::{PcKind, ServerMessage};
@@ -14,7 +15,10 @@ use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 use super::config::SfuConfig;
 use super::engine::Engine;
 use super::pc_setup::Codec;
-use super::port::{Gates, MediaEvent, MediaFactory, MediaKind, MediaSignal, RoomMedia};
+use super::port::{
+    Gates, MediaEvent, MediaFactory, MediaKind, MediaSignal, PipeRequest, RelayEvent, RoomMedia,
+    SharedTrack,
+};
 use super::stats;
 use super::wire::{Cmd, ConnEvent, ConnKey, TrackKey};
 use crate::ids::{RoomId, UserId};
@@ -56,6 +60,8 @@ impl MediaFactory for SfuFactory {
             conn_tx,
             members: HashMap::new(),
             tracks: HashMap::new(),
+            remote: HashMap::new(),
+            shared: vec![],
         };
         tokio::spawn(ctl.run(rx, conn_rx));
         Box::new(SfuRoom { tx })
@@ -81,6 +87,9 @@ enum RoomCmd {
         shown: bool,
     },
     Remove(UserId),
+    RemoteTracks(Vec<SharedTrack>),
+    Pipe(PipeRequest),
+    DropPipes(SocketAddr),
     Close,
 }
 
@@ -117,6 +126,15 @@ impl RoomMedia for SfuRoom {
     fn close(&mut self) {
         let _ = self.tx.send(RoomCmd::Close);
     }
+    fn remote_tracks(&mut self, tracks: Vec<SharedTrack>) {
+        let _ = self.tx.send(RoomCmd::RemoteTracks(tracks));
+    }
+    fn pipe(&mut self, req: PipeRequest) {
+        let _ = self.tx.send(RoomCmd::Pipe(req));
+    }
+    fn drop_pipes(&mut self, to: SocketAddr) {
+        let _ = self.tx.send(RoomCmd::DropPipes(to));
+    }
 }
 
 impl Drop for SfuRoom {
@@ -146,6 +164,19 @@ struct Track {
     /// The subscribe connections this track is offered on (so adding and removing a
     /// leg are idempotent and the fan-out counts stay right).
     viewers: HashSet<ConnKey>,
+    /// Published on the home's relay, on another node (this is an edge's relay).
+    remote: Option<Remote>,
+    /// On the home: other nodes' relays it is sent to (their address, the pipe).
+    exports: HashSet<(SocketAddr, u64)>,
+}
+
+/// A track received from the home's relay (see `port::RelayEvent`).
+struct Remote {
+    /// Its number there.
+    id: u64,
+    from: SocketAddr,
+    /// Open while a member here views it.
+    pipe: Option<u64>,
 }
 
 impl Track {
@@ -165,6 +196,10 @@ struct RoomCtl {
     conn_tx: UnboundedSender<ConnEvent>,
     members: HashMap<UserId, Member>,
     tracks: HashMap<TrackKey, Track>,
+    /// On an edge: the home's track numbers, to ours.
+    remote: HashMap<u64, TrackKey>,
+    /// The tracks last told to other nodes (`RelayEvent::Tracks`).
+    shared: Vec<SharedTrack>,
 }
 
 impl RoomCtl {
@@ -181,6 +216,7 @@ impl RoomCtl {
                 },
                 Some(ev) = conn_rx.recv() => self.conn_event(ev),
             }
+            self.share();
         }
         let users: Vec<UserId> = self.members.keys().cloned().collect();
         for u in users {
@@ -228,7 +264,7 @@ impl RoomCtl {
                 let mine: Vec<TrackKey> = self
                     .tracks
                     .iter()
-                    .filter(|(_, t)| t.owner == user)
+                    .filter(|(_, t)| t.owner == user && t.remote.is_none())
                     .map(|(k, _)| *k)
                     .collect();
                 for t in mine {
@@ -254,6 +290,25 @@ impl RoomCtl {
                 shown,
             } => self.viewing(&viewer, owner, kind, shown),
             RoomCmd::Remove(user) => self.remove(&user, false),
+            RoomCmd::RemoteTracks(tracks) => self.remote_tracks(tracks),
+            RoomCmd::Pipe(req) => self.pipe(req),
+            RoomCmd::DropPipes(to) => {
+                let pipes: Vec<PipeRequest> = (self.tracks.iter())
+                    .flat_map(|(&track, t)| {
+                        (t.exports.iter())
+                            .filter(|(a, _)| *a == to)
+                            .map(move |&(to, pipe)| PipeRequest {
+                                track,
+                                to,
+                                pipe,
+                                on: false,
+                            })
+                    })
+                    .collect();
+                for p in pipes {
+                    self.pipe(p);
+                }
+            }
             RoomCmd::Close => {}
         }
     }
@@ -329,7 +384,9 @@ impl RoomCtl {
         let others: Vec<TrackKey> = self
             .tracks
             .iter()
-            .filter(|(_, t)| t.owner != *user && t.offered(self.gates_of(&t.owner)))
+            .filter(|(_, t)| {
+                t.owner != *user && (t.remote.is_some() || t.offered(self.gates_of(&t.owner)))
+            })
             .map(|(k, _)| *k)
             .collect();
         for t in others {
@@ -402,6 +459,28 @@ impl RoomCtl {
         if !t.viewers.insert(key) {
             return;
         }
+        // The first viewer here of a track from the home: it comes through a pipe.
+        if let Some(r) = t.remote.as_mut().filter(|r| r.pipe.is_none()) {
+            let pipe = rand::random::<u64>();
+            r.pipe = Some(pipe);
+            self.engine.send(
+                t.source.worker,
+                Cmd::Import {
+                    track,
+                    kind: t.kind,
+                    pipe,
+                    from: r.from,
+                },
+            );
+            let _ = self.events.send(MediaEvent::Relay {
+                relay: RelayEvent::Pipe(PipeRequest {
+                    track: r.id,
+                    to: self.engine.pipe_addr(),
+                    pipe,
+                    on: true,
+                }),
+            });
+        }
         self.engine.send(
             key.worker,
             Cmd::AddLeg {
@@ -439,6 +518,21 @@ impl RoomCtl {
             return;
         }
         self.engine.send(key.worker, Cmd::RemoveLeg { key, track });
+        // The last viewer here is gone: so is the pipe.
+        if let Some(r) = t.remote.as_mut().filter(|_| t.viewers.is_empty()) {
+            if let Some(pipe) = r.pipe.take() {
+                self.engine
+                    .send(t.source.worker, Cmd::Unimport { track, pipe });
+                let _ = self.events.send(MediaEvent::Relay {
+                    relay: RelayEvent::Pipe(PipeRequest {
+                        track: r.id,
+                        to: self.engine.pipe_addr(),
+                        pipe,
+                        on: false,
+                    }),
+                });
+            }
+        }
         if key.worker != t.source.worker {
             if let Some(n) = t.fanout.get_mut(&key.worker) {
                 *n -= 1;
@@ -475,6 +569,17 @@ impl RoomCtl {
             self.remove_leg(key, track);
         }
         if let Some(t) = self.tracks.remove(&track) {
+            for (to, pipe) in t.exports {
+                self.engine.send(
+                    t.source.worker,
+                    Cmd::Export {
+                        track,
+                        to,
+                        pipe,
+                        on: false,
+                    },
+                );
+            }
             if tell {
                 let _ = self.events.send(MediaEvent::Published {
                     member: t.owner,
@@ -485,11 +590,13 @@ impl RoomCtl {
         }
     }
 
+    /// Stops forwarding what `user` publishes here (not its tracks from the home,
+    /// which others here still watch).
     fn unpublish_all(&mut self, user: &UserId, tell: bool) {
         let mine: Vec<TrackKey> = self
             .tracks
             .iter()
-            .filter(|(_, t)| t.owner == *user)
+            .filter(|(_, t)| t.owner == *user && t.remote.is_none())
             .map(|(k, _)| *k)
             .collect();
         for t in mine {
@@ -515,6 +622,97 @@ impl RoomCtl {
             for key in [m.publish, m.subscribe].into_iter().flatten() {
                 self.engine.send(key.worker, Cmd::Close { key });
             }
+        }
+    }
+
+    /// On an edge: the home's tracks now. New ones are offered to the members here,
+    /// gone ones taken back (their pipes close with their last viewer).
+    fn remote_tracks(&mut self, tracks: Vec<SharedTrack>) {
+        let want: HashSet<u64> = tracks.iter().map(|t| t.id).collect();
+        let gone: Vec<(u64, TrackKey)> = (self.remote.iter())
+            .filter(|(id, _)| !want.contains(id))
+            .map(|(id, k)| (*id, *k))
+            .collect();
+        for (id, key) in gone {
+            self.remote.remove(&id);
+            self.unpublish(key, false);
+        }
+        for t in tracks {
+            if self.remote.contains_key(&t.id) {
+                continue;
+            }
+            let key = self.engine.new_track();
+            // No connection publishes it here: its pipe's worker is its source.
+            let source = ConnKey {
+                worker: self.engine.pick_worker(),
+                id: 0,
+            };
+            self.tracks.insert(
+                key,
+                Track {
+                    owner: t.owner,
+                    kind: t.kind,
+                    codec: t.codec,
+                    source,
+                    fanout: HashMap::new(),
+                    viewers: HashSet::new(),
+                    remote: Some(Remote {
+                        id: t.id,
+                        from: t.from,
+                        pipe: None,
+                    }),
+                    exports: HashSet::new(),
+                },
+            );
+            self.remote.insert(t.id, key);
+            self.offer_to_all(key, true);
+        }
+    }
+
+    /// On the home: another node's relay starts or stops receiving a track.
+    fn pipe(&mut self, req: PipeRequest) {
+        let Some(t) = (self.tracks.get_mut(&req.track)).filter(|t| t.remote.is_none()) else {
+            return; // ended meanwhile: that node hears so with the next track list
+        };
+        let changed = if req.on {
+            t.exports.insert((req.to, req.pipe))
+        } else {
+            t.exports.remove(&(req.to, req.pipe))
+        };
+        if changed {
+            self.engine.send(
+                t.source.worker,
+                Cmd::Export {
+                    track: req.track,
+                    to: req.to,
+                    pipe: req.pipe,
+                    on: req.on,
+                },
+            );
+        }
+    }
+
+    /// Tells other nodes the tracks published here that they may offer, when that
+    /// list changed.
+    fn share(&mut self) {
+        let from = self.engine.pipe_addr();
+        let mut now: Vec<SharedTrack> = (self.tracks.iter())
+            .filter(|(_, t)| t.remote.is_none())
+            .filter(|(_, t)| t.offered(self.gates_of(&t.owner)))
+            .map(|(&id, t)| SharedTrack {
+                id,
+                owner: t.owner.clone(),
+                kind: t.kind,
+                codec: t.codec,
+                from,
+            })
+            .collect();
+        now.sort_by_key(|t| t.id);
+        if now != self.shared {
+            self.shared = now.clone();
+            let _ = self.events.send(MediaEvent::Relay {
+                relay: RelayEvent::Tracks { tracks: now },
+            });
         }
     }
 
@@ -603,6 +801,8 @@ impl RoomCtl {
                         source,
                         fanout: HashMap::new(),
                         viewers: HashSet::new(),
+                        remote: None,
+                        exports: HashSet::new(),
                     },
                 );
                 self.engine.send(

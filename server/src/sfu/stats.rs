@@ -20,6 +20,11 @@ impl Counter {
     pub fn dec(&self) {
         self.0.fetch_sub(1, Ordering::Relaxed);
     }
+    pub fn sub(&self, n: usize) {
+        if n > 0 {
+            self.0.fetch_sub(n, Ordering::Relaxed);
+        }
+    }
     pub fn get(&self) -> usize {
         self.0.load(Ordering::Relaxed)
     }
@@ -60,6 +65,16 @@ pub static DROPPED_UNAUTHENTICATED: Counter = Counter::new();
 pub static FAST_PATH_REFUSED: Counter = Counter::new();
 /// Datagrams not sent because the socket's buffer was full.
 pub static SEND_DROPPED: Counter = Counter::new();
+/// Tracks this relay sends to other nodes' relays (one pipe per track per node).
+pub static PIPES_OUT: Counter = Counter::new();
+/// Tracks this relay receives from another node's relay.
+pub static PIPES_IN: Counter = Counter::new();
+/// Packets sent to other nodes' relays.
+pub static PIPE_SENT: Counter = Counter::new();
+/// Packets received from other nodes' relays.
+pub static PIPE_RECEIVED: Counter = Counter::new();
+/// Pipe datagrams for no open pipe here (closed a moment ago) or malformed.
+pub static PIPE_DROPPED: Counter = Counter::new();
 /// Publishers' packets in another codec than their stream began with (not forwarded).
 pub static DROPPED_CODEC_CHANGE: Counter = Counter::new();
 
@@ -81,6 +96,11 @@ pub fn all() -> Vec<(&'static str, u64, bool)> {
         c("dropped_send_buffer_full", &SEND_DROPPED),
         c("dropped_codec_change", &DROPPED_CODEC_CHANGE),
         c("fast_path_refused", &FAST_PATH_REFUSED),
+        c("pipe_sent_packets", &PIPE_SENT),
+        c("pipe_received_packets", &PIPE_RECEIVED),
+        c("pipe_dropped_datagrams", &PIPE_DROPPED),
+        g("pipes_out", &PIPES_OUT),
+        g("pipes_in", &PIPES_IN),
         g("peer_connections", &PEERS),
         g("tracks", &TRACKS),
         g("subscriber_streams", &SINKS),

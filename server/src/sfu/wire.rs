@@ -83,6 +83,27 @@ pub enum Cmd {
     Close {
         key: ConnKey,
     },
+    /// Receive `track` from another node's relay (at `from`) through `pipe`: this
+    /// worker is its source here (see `pipe`).
+    Import {
+        track: TrackKey,
+        kind: MediaKind,
+        pipe: u64,
+        from: SocketAddr,
+    },
+    /// Stop receiving through `pipe`.
+    Unimport {
+        track: TrackKey,
+        pipe: u64,
+    },
+    /// On the publisher's worker: also send `track` to another node's relay at `to`
+    /// through `pipe` (or stop).
+    Export {
+        track: TrackKey,
+        to: SocketAddr,
+        pipe: u64,
+        on: bool,
+    },
     /// From another worker: packets of tracks with subscribers here.
     Forward(Vec<(TrackKey, rtp::Packet)>),
     /// From another worker: a subscriber of `track` needs a keyframe.

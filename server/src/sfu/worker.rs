@@ -46,6 +46,7 @@ use socket2::Socket;
 use super::conn::{Conn, Inbound, LegError, SameCodec};
 use super::history::{History, MAX_RESEND_PER_NACK};
 use super::pc_setup::{Codec, Shared};
+use super::pipe::{self, End, Pipes};
 use super::port::MediaKind;
 use super::quality;
 use super::stats;
@@ -93,6 +94,7 @@ pub struct Setup {
     pub peers: Arc<Vec<Handle>>,
     pub directory: Arc<Directory>,
     pub track_ids: Arc<AtomicU64>,
+    pub pipes: Arc<Pipes>,
 }
 
 /// Where datagrams from an address go.
@@ -117,6 +119,34 @@ struct Route {
     pli_pending: bool,
     /// Video with subscribers here: what was sent, for their NACKs.
     history: Option<Box<History>>,
+    /// Received from another node's relay (its address, the pipe): this worker is the
+    /// track's source here.
+    pipe_in: Option<(SocketAddr, u64)>,
+    /// On the publisher's worker: other nodes' relays it is sent to (see `pipe`).
+    pipes_out: Vec<(SocketAddr, u64)>,
+}
+
+impl Route {
+    fn new(kind: MediaKind, source_worker: u16) -> Self {
+        Self {
+            kind,
+            source: None,
+            source_worker,
+            gate: false,
+            legs: vec![],
+            fanout: vec![],
+            last_pli: None,
+            pli_pending: false,
+            history: None,
+            pipe_in: None,
+            pipes_out: vec![],
+        }
+    }
+
+    /// Whether anything still needs it: a source (a publisher or a pipe) or a leg.
+    fn needed(&self) -> bool {
+        self.source.is_some() || self.pipe_in.is_some() || !self.legs.is_empty()
+    }
 }
 
 struct Worker {
@@ -359,6 +389,9 @@ impl Worker {
         from: Option<u16>,
         now: Instant,
     ) {
+        if data.first() == Some(&pipe::MARK) {
+            return self.pipe_datagram(&data, now);
+        }
         match self.by_addr.get(&src).copied() {
             Some(Dest::Local(id)) => return self.feed(id, src, dst_ip, data, now),
             Some(Dest::Worker(w)) if w != self.s.index => {
@@ -557,20 +590,9 @@ impl Worker {
             },
         );
         stats::TRACKS.inc();
-        self.routes.insert(
-            track,
-            Route {
-                kind,
-                source: Some((id, init.receiver_id, init.ssrc)),
-                source_worker: self.s.index,
-                gate: false,
-                legs: vec![],
-                fanout: vec![],
-                last_pli: None,
-                pli_pending: false,
-                history: None,
-            },
-        );
+        let mut route = Route::new(kind, self.s.index);
+        route.source = Some((id, init.receiver_id, init.ssrc));
+        self.routes.insert(track, route);
         let _ = conn.events.send(ConnEvent::Published {
             user: conn.user.clone(),
             track,
@@ -622,6 +644,61 @@ impl Worker {
         if !route.gate {
             return;
         }
+        for &(to, id) in &route.pipes_out {
+            if let Some(data) = pipe::media(id, &pkt) {
+                self.out.push(Outgoing {
+                    dst: to,
+                    src_ip: None,
+                    data,
+                });
+                stats::PIPE_SENT.inc();
+            }
+        }
+        for &w in &route.fanout {
+            self.forward_out[w as usize].push((track, pkt.clone()));
+        }
+        self.fan_local(track, &pkt, now);
+    }
+
+    /// A datagram between relays (see `pipe`), from whichever node sent it.
+    fn pipe_datagram(&mut self, data: &[u8], now: Instant) {
+        let Some((kind, id, body)) = pipe::parse(data) else {
+            stats::PIPE_DROPPED.inc();
+            return;
+        };
+        let end = match kind {
+            pipe::Kind::Media => self.s.pipes.import(id),
+            pipe::Kind::Keyframe => self.s.pipes.export(id),
+        };
+        let Some(End { worker, track }) = end else {
+            // Closed a moment ago, or never ours.
+            stats::PIPE_DROPPED.inc();
+            return;
+        };
+        match kind {
+            pipe::Kind::Keyframe if worker == self.s.index => self.request_keyframe(track, now),
+            pipe::Kind::Keyframe => self.s.peers[worker as usize].send(Cmd::Keyframe(track)),
+            pipe::Kind::Media => {
+                let Some(pkt) = pipe::packet(body) else {
+                    stats::PIPE_DROPPED.inc();
+                    return;
+                };
+                stats::PIPE_RECEIVED.inc();
+                if worker == self.s.index {
+                    self.relay_in(track, pkt, now);
+                } else {
+                    self.forward_out[worker as usize].push((track, pkt));
+                }
+            }
+        }
+    }
+
+    /// A packet of a track received from another node, on its source worker here: to
+    /// the subscribers here, and one copy to each other worker with subscribers.
+    fn relay_in(&mut self, track: TrackKey, pkt: rtp::Packet, now: Instant) {
+        let Some(route) = self.routes.get(&track) else {
+            return;
+        };
         for &w in &route.fanout {
             self.forward_out[w as usize].push((track, pkt.clone()));
         }
@@ -867,9 +944,9 @@ impl Worker {
             self.s.peers[route.source_worker as usize].send(Cmd::Keyframe(track));
             return;
         }
-        let Some((conn_id, receiver, ssrc)) = route.source else {
+        if route.source.is_none() && route.pipe_in.is_none() {
             return;
-        };
+        }
         match route.last_pli {
             Some(last) if now < last + PLI_INTERVAL => {
                 if !route.pli_pending {
@@ -882,6 +959,17 @@ impl Worker {
         }
         route.last_pli = Some(now);
         route.pli_pending = false;
+        let Some((conn_id, receiver, ssrc)) = route.source else {
+            // From another node: its relay asks its publisher (and throttles too).
+            if let Some((from, id)) = route.pipe_in {
+                self.out.push(Outgoing {
+                    dst: from,
+                    src_ip: None,
+                    data: pipe::datagram(pipe::Kind::Keyframe, id, &[]),
+                });
+            }
+            return;
+        };
         if let Some(conn) = self.conns.get_mut(&conn_id) {
             if let Some(mut r) = conn.pc.rtp_receiver(receiver) {
                 let pli = PictureLossIndication {
@@ -1184,17 +1272,10 @@ impl Worker {
                 }
                 let connected = conn.connected;
                 stats::SINKS.inc();
-                let route = self.routes.entry(track).or_insert_with(|| Route {
-                    kind,
-                    source: None,
-                    source_worker: source.worker,
-                    gate: false,
-                    legs: vec![],
-                    fanout: vec![],
-                    last_pli: None,
-                    pli_pending: false,
-                    history: None,
-                });
+                let route = self
+                    .routes
+                    .entry(track)
+                    .or_insert_with(|| Route::new(kind, source.worker));
                 route.legs.push(key.id);
                 self.dirty.insert(key.id);
                 if connected && !paused {
@@ -1217,9 +1298,68 @@ impl Worker {
                 }
             }
             Cmd::Close { key } => self.close_conn(key.id, false, now),
+            Cmd::Import {
+                track,
+                kind,
+                pipe,
+                from,
+            } => {
+                let me = self.s.index;
+                let route = self
+                    .routes
+                    .entry(track)
+                    .or_insert_with(|| Route::new(kind, me));
+                route.pipe_in = Some((from, pipe));
+                Pipes::set(&self.s.pipes.imports, pipe, Some(End { worker: me, track }));
+                stats::PIPES_IN.inc();
+            }
+            Cmd::Unimport { track, pipe } => {
+                Pipes::set(&self.s.pipes.imports, pipe, None);
+                if let Some(r) = self.routes.get_mut(&track) {
+                    if r.pipe_in.is_some_and(|(_, p)| p == pipe) {
+                        r.pipe_in = None;
+                        stats::PIPES_IN.dec();
+                    }
+                    if !r.needed() {
+                        self.routes.remove(&track);
+                    }
+                }
+            }
+            Cmd::Export {
+                track,
+                to,
+                pipe,
+                on,
+            } => {
+                let me = self.s.index;
+                let Some(r) = self.routes.get_mut(&track).filter(|r| r.source.is_some()) else {
+                    return;
+                };
+                let had = r.pipes_out.len();
+                r.pipes_out.retain(|(_, p)| *p != pipe);
+                stats::PIPES_OUT.sub(had - r.pipes_out.len());
+                if on {
+                    r.pipes_out.push((to, pipe));
+                    stats::PIPES_OUT.inc();
+                }
+                let end = on.then_some(End { worker: me, track });
+                Pipes::set(&self.s.pipes.exports, pipe, end);
+                // The new node's viewers start from a keyframe.
+                if on {
+                    self.request_keyframe(track, now);
+                }
+            }
             Cmd::Forward(batch) => {
                 for (track, pkt) in batch {
-                    self.fan_local(track, &pkt, now);
+                    let imported = self
+                        .routes
+                        .get(&track)
+                        .is_some_and(|r| r.pipe_in.is_some() && r.source_worker == self.s.index);
+                    if imported {
+                        self.relay_in(track, pkt, now);
+                    } else {
+                        self.fan_local(track, &pkt, now);
+                    }
                 }
             }
             Cmd::Keyframe(track) => self.request_keyframe(track, now),
@@ -1273,7 +1413,7 @@ impl Worker {
             if r.legs.is_empty() {
                 // Nobody here left to ask for a resend.
                 r.history = None;
-                if r.source.is_none() {
+                if !r.needed() {
                     self.routes.remove(&track);
                 }
             }
@@ -1322,7 +1462,12 @@ impl Worker {
             if let Some(r) = self.routes.get_mut(&track) {
                 r.source = None;
                 r.gate = false;
-                if r.legs.is_empty() {
+                // Its publisher is gone: so are the pipes to other nodes.
+                stats::PIPES_OUT.sub(r.pipes_out.len());
+                for (_, pipe) in r.pipes_out.drain(..) {
+                    Pipes::set(&self.s.pipes.exports, pipe, None);
+                }
+                if !r.needed() {
                     self.routes.remove(&track);
                 }
             }
@@ -1334,7 +1479,7 @@ impl Worker {
                 r.legs.retain(|c| *c != id);
                 if r.legs.is_empty() {
                     r.history = None;
-                    if r.source.is_none() {
+                    if !r.needed() {
                         self.routes.remove(&t);
                     }
                 }

@@ -51,21 +51,54 @@ pub fn pump(
 
 /// Reads a subscribed track, recording the index of every packet received.
 pub fn record(track: Arc<dyn TrackRemote>, video: bool) -> Arc<Mutex<Vec<u64>>> {
+    record_timed(track, video, None).0
+}
+
+/// Transit times in microseconds (arrival minus the send time the packet carries).
+pub type Delays = Arc<Mutex<Vec<u64>>>;
+
+/// `record`, and with the `epoch` the packets were sent against, their transit times.
+pub fn record_timed(
+    track: Arc<dyn TrackRemote>,
+    video: bool,
+    epoch: Option<Instant>,
+) -> (Recorded, Delays) {
     let seen = Arc::new(Mutex::new(Vec::new()));
-    let s = seen.clone();
+    let delays = Arc::new(Mutex::new(Vec::new()));
+    let (s, d) = (seen.clone(), delays.clone());
     tokio::spawn(async move {
         while let Some(ev) = track.poll().await {
             if let TrackRemoteEvent::OnRtpPacket(p) = ev {
                 let skip = if video { 2 } else { 0 };
+                let word = |at: usize| {
+                    let mut b = [0u8; 8];
+                    b.copy_from_slice(&p.payload[at..at + 8]);
+                    u64::from_be_bytes(b)
+                };
                 if p.payload.len() >= skip + 8 {
-                    let mut idx = [0u8; 8];
-                    idx.copy_from_slice(&p.payload[skip..skip + 8]);
-                    s.lock().unwrap().push(u64::from_be_bytes(idx));
+                    s.lock().unwrap().push(word(skip));
+                }
+                if p.payload.len() >= skip + 16 {
+                    if let Some(epoch) = epoch {
+                        let now = epoch.elapsed().as_micros() as u64;
+                        d.lock().unwrap().push(now.saturating_sub(word(skip + 8)));
+                    }
                 }
             }
         }
     });
-    seen
+    (seen, delays)
+}
+
+/// The median and 99th percentile of `d`, in milliseconds.
+pub fn median_p99_ms(d: &Delays) -> (f64, f64) {
+    let mut v = d.lock().unwrap().clone();
+    v.sort_unstable();
+    if v.is_empty() {
+        return (0.0, 0.0);
+    }
+    let at = |q: f64| v[((v.len() - 1) as f64 * q) as usize] as f64 / 1000.0;
+    (at(0.5), at(0.99))
 }
 
 pub async fn wait_until(what: &str, f: impl Fn() -> bool) {
@@ -91,16 +124,27 @@ pub async fn record_tracks(
     tracks: &mut tokio::sync::mpsc::UnboundedReceiver<Arc<dyn TrackRemote>>,
     n: usize,
 ) -> Vec<(bool, Arc<dyn TrackRemote>, Recorded)> {
-    let mut got = vec![];
+    record_tracks_timed(tracks, n, None).await.0
+}
+
+/// `record_tracks`, with each track's transit times (see `record_timed`).
+pub async fn record_tracks_timed(
+    tracks: &mut tokio::sync::mpsc::UnboundedReceiver<Arc<dyn TrackRemote>>,
+    n: usize,
+    epoch: Option<Instant>,
+) -> (Vec<(bool, Arc<dyn TrackRemote>, Recorded)>, Vec<Delays>) {
+    let (mut got, mut delays) = (vec![], vec![]);
     for _ in 0..n {
         let t = tokio::time::timeout(Duration::from_secs(10), tracks.recv())
             .await
             .expect("a track arrives")
             .expect("the subscriber is up");
         let is_video = t.kind().await == rtc::rtp_transceiver::rtp_sender::RtpCodecKind::Video;
-        got.push((is_video, t.clone(), record(t, is_video)));
+        let (seen, d) = record_timed(t.clone(), is_video, epoch);
+        got.push((is_video, t, seen));
+        delays.push(d);
     }
-    got
+    (got, delays)
 }
 
 /// Waits for 100 packets on each recorded track; they came in order, without gaps.

@@ -148,6 +148,8 @@ impl Session {
             MediaEvent::LinkQuality { member, pc, window } => {
                 self.link_quality(&member, pc, window)
             }
+            // Between nodes' relays: the driver's business.
+            MediaEvent::Relay { .. } => {}
         }
     }
 

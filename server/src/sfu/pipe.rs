@@ -1,0 +1,155 @@
+//! Pipes: a track's packets from one node's relay to another's, once per track per node
+//! however many viewers that node has (see `room`: the home's relay receives every
+//! publisher, an edge's relay sends to its own members).
+//!
+//! A pipe shares the media port. Its datagrams start with a byte no WebRTC packet
+//! starts with (RFC 7983: STUN 0-3, DTLS 20-63, RTP and RTCP 128-191), then their kind
+//! and the pipe's 64-bit id, which the importing relay picked at random:
+//! - `MEDIA`, exporter to importer: the publisher's RTP packet, as decrypted (plain);
+//! - `KEYFRAME`, importer to exporter: a viewer there needs a keyframe.
+//!
+//! Like the database and Redis between nodes, pipes are meant for a private network:
+//! their packets are not encrypted, and the unguessable id is what a relay checks.
+
+use std::collections::HashMap;
+use std::sync::RwLock;
+
+use bytes::BytesMut;
+use rtc::rtp;
+
+use super::wire::TrackKey;
+
+/// The first byte of every pipe datagram.
+pub const MARK: u8 = 0xC5;
+const HEADER: usize = 10;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Media = 0,
+    Keyframe = 1,
+}
+
+/// One pipe's end on this relay: which worker holds the track, and which track.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct End {
+    pub worker: u16,
+    pub track: TrackKey,
+}
+
+/// The pipes of this relay, by id, for a datagram that reached any worker's socket.
+#[derive(Default)]
+pub struct Pipes {
+    /// Tracks received from another node (their media arrives here).
+    pub imports: RwLock<HashMap<u64, End>>,
+    /// Tracks sent to another node (its keyframe requests arrive here).
+    pub exports: RwLock<HashMap<u64, End>>,
+}
+
+impl Pipes {
+    pub fn import(&self, pipe: u64) -> Option<End> {
+        read(&self.imports, pipe)
+    }
+    pub fn export(&self, pipe: u64) -> Option<End> {
+        read(&self.exports, pipe)
+    }
+    pub fn set(map: &RwLock<HashMap<u64, End>>, pipe: u64, end: Option<End>) {
+        let mut m = map.write().unwrap_or_else(|p| p.into_inner());
+        match end {
+            Some(e) => m.insert(pipe, e),
+            None => m.remove(&pipe),
+        };
+    }
+}
+
+fn read(map: &RwLock<HashMap<u64, End>>, pipe: u64) -> Option<End> {
+    map.read()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&pipe)
+        .copied()
+}
+
+/// A datagram of `kind` for `pipe`, with `body` after the header.
+pub fn datagram(kind: Kind, pipe: u64, body: &[u8]) -> BytesMut {
+    let mut b = BytesMut::with_capacity(HEADER + body.len());
+    b.extend_from_slice(&[MARK, kind as u8]);
+    b.extend_from_slice(&pipe.to_be_bytes());
+    b.extend_from_slice(body);
+    b
+}
+
+/// A media datagram carrying `pkt` (header and payload as the publisher sent them).
+pub fn media(pipe: u64, pkt: &rtp::Packet) -> Option<BytesMut> {
+    use rtc::shared::marshal::{Marshal, MarshalSize};
+    let n = pkt.header.marshal_size();
+    let mut b = BytesMut::with_capacity(HEADER + n + pkt.payload.len());
+    b.extend_from_slice(&[MARK, Kind::Media as u8]);
+    b.extend_from_slice(&pipe.to_be_bytes());
+    b.resize(HEADER + n, 0);
+    pkt.header.marshal_to(&mut b[HEADER..]).ok()?;
+    b.extend_from_slice(&pkt.payload);
+    Some(b)
+}
+
+/// What a pipe datagram says; `None` when it is not one or is malformed.
+pub fn parse(data: &[u8]) -> Option<(Kind, u64, &[u8])> {
+    if data.len() < HEADER || data[0] != MARK {
+        return None;
+    }
+    let kind = match data[1] {
+        0 => Kind::Media,
+        1 => Kind::Keyframe,
+        _ => return None,
+    };
+    let pipe = u64::from_be_bytes(data[2..HEADER].try_into().ok()?);
+    Some((kind, pipe, &data[HEADER..]))
+}
+
+/// The RTP packet a media datagram's body holds.
+pub fn packet(body: &[u8]) -> Option<rtp::Packet> {
+    use rtc::shared::marshal::Unmarshal;
+    let mut buf = body;
+    rtp::Packet::unmarshal(&mut buf).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_media_datagram_carries_the_packet_and_its_pipe() {
+        let pkt = rtp::Packet {
+            header: rtp::header::Header {
+                version: 2,
+                marker: true,
+                payload_type: 96,
+                sequence_number: 65535,
+                timestamp: 90_000,
+                ssrc: 0xdead_beef,
+                ..Default::default()
+            },
+            payload: bytes::Bytes::from_static(b"frame"),
+        };
+        let d = media(0x0102_0304_0506_0708, &pkt).unwrap();
+        assert!(
+            !(0..=191).contains(&d[0]),
+            "never taken for STUN, DTLS or RTP"
+        );
+        let (kind, pipe, body) = parse(&d).unwrap();
+        assert_eq!((kind, pipe), (Kind::Media, 0x0102_0304_0506_0708));
+        let back = packet(body).unwrap();
+        assert_eq!(back.header.sequence_number, 65535);
+        assert_eq!(back.header.ssrc, 0xdead_beef);
+        assert!(back.header.marker);
+        assert_eq!(&back.payload[..], b"frame");
+        let k = datagram(Kind::Keyframe, 7, &[]);
+        assert_eq!(
+            parse(&k).map(|(k, p, b)| (k, p, b.len())),
+            Some((Kind::Keyframe, 7, 0))
+        );
+        // Short, of another kind, or not a pipe's at all: none.
+        assert_eq!(parse(&d[..9]), None);
+        assert_eq!(parse(&[MARK, 9, 0, 0, 0, 0, 0, 0, 0, 1]), None);
+        assert_eq!(parse(&[0x80; 20]), None);
+        assert!(packet(&[0x80]).is_none());
+    }
+}
