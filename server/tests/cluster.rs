@@ -896,7 +896,9 @@ async fn media_open(s: &TestServer, what: &str) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_publisher_on_the_home_is_seen_and_heard_on_other_nodes_through_one_pipe_per_track_per_node(
 ) {
-    use common::rtp::{expect_100_in_order, pump, record_tracks_timed};
+    use common::rtp::{
+        expect_100_in_order, in_order_without_gaps, pump, record_tracks_timed, wait_until,
+    };
     use convene_load::client::local_track;
     use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
     use std::sync::atomic::{AtomicBool, Ordering};
@@ -967,6 +969,43 @@ async fn a_publisher_on_the_home_is_seen_and_heard_on_other_nodes_through_one_pi
         .await
         .unwrap_or(0);
     assert!(received >= 400, "{received} packets through pipes");
+    // Their sockets drop and they resume, bob through his own node, carol through
+    // node-2: both keep the connections they receive on (node-1's relay, as their
+    // browsers would), and keep receiving, without a gap.
+    for (viewer, node, name) in [(&mut bob, &n[1], "bob"), (&mut carol, &n[2], "carol")] {
+        let again = viewer.resume_via(node, "m", name).await;
+        assert_eq!(again["resumed"], true, "{again}");
+    }
+    for got in &recorded[1..3] {
+        for (is_video, _, seen) in got {
+            let before = seen.lock().unwrap().len();
+            wait_until("100 more packets", || {
+                seen.lock().unwrap().len() >= before + 100
+            })
+            .await;
+            let v = seen.lock().unwrap().clone();
+            assert!(
+                in_order_without_gaps(&v),
+                "video={is_video}: a gap across the resume"
+            );
+        }
+    }
+    assert_eq!(media_open(&n[0], "pipes_out").await, 4);
+    // A viewing change from carol's new node reaches the relay she receives on: hidden,
+    // alice's video stops reaching her, and comes back when shown.
+    let carol_video = recorded[2]
+        .iter()
+        .find(|(is_video, _, _)| *is_video)
+        .map(|(_, _, seen)| seen.clone())
+        .expect("carol records alice's video");
+    let count = || carol_video.lock().unwrap().len();
+    carol.send(json!({"type": "setViewing", "participantId": "alice", "video": false}));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let hidden_at = count();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(count(), hidden_at, "video kept coming while hidden");
+    carol.send(json!({"type": "setViewing", "participantId": "alice", "video": true}));
+    wait_until("video again", || count() >= hidden_at + 20).await;
     // node-1's viewers leave: its pipes close, node-2's stay.
     bob.close().await;
     carol.close().await;

@@ -5,11 +5,13 @@
 //! local sockets by a `Delivery` of its own, which keeps its own lagging marks (a full
 //! queue is reported back to the home, which later sends that member a snapshot).
 //! Media commands for those members go to the room's relay on this node, made with the
-//! first of them (see `rooms::relays`); it closes when the room's last socket here goes.
+//! first of them (see `rooms::relays`); it closes when the room has neither a socket
+//! nor a member receiving here (a member whose socket dropped keeps receiving until the
+//! home removes it), or when the room's home is gone.
 //! When a room's home is gone (its lease lapsed or passed to another node), the room's
 //! sockets here are closed without `left`: SDKs reconnect, and the room is placed again.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
 use bytes::Bytes;
@@ -38,17 +40,16 @@ struct RemoteRoom {
     /// The session's relay on this node, from the first media command for its members
     /// here (see `rooms::relays`); closed when the room leaves this node.
     media: Option<Box<dyn RoomMedia>>,
+    /// Members receiving on that relay, from their subscription to their removal by the
+    /// home: a member whose socket dropped keeps its connections while the session
+    /// waits for it to resume (its browser keeps them too), wherever it resumes.
+    receiving: HashSet<UserId>,
 }
 
 impl RemoteRoom {
-    /// The member whose socket `conn` was is gone: its receiving ends too, unless it
-    /// is back here on another socket already.
-    fn left(&mut self, user: Option<UserId>) {
-        if let (Some(user), Some(m)) = (user, self.media.as_deref_mut()) {
-            if !self.delivery.has_user(&user) {
-                m.remove_member(&user);
-            }
-        }
+    /// Nothing here for it any more: no socket, no one receiving.
+    fn idle(&self) -> bool {
+        self.delivery.is_empty() && self.receiving.is_empty()
     }
 }
 
@@ -168,6 +169,7 @@ impl Edges {
                         holder: j.holder.clone(),
                         delivery: Delivery::new(room.clone(), None),
                         media: None,
+                        receiving: HashSet::new(),
                     },
                 );
             }
@@ -175,7 +177,7 @@ impl Edges {
             r.delivery.add_local(conn, j.user.clone(), j.tx);
             if j.reply.send(Ok(conn)).is_err() {
                 r.delivery.remove(conn);
-                if r.delivery.is_empty() {
+                if r.idle() {
                     s.rooms.remove(&room);
                 }
                 replies.push((from.clone(), room, dropped(j.user, conn)));
@@ -190,14 +192,23 @@ impl Edges {
             FrameKind::Send { conn } => r.delivery.send_bytes(conn, bytes, &mut full),
             FrameKind::Broadcast => r.delivery.broadcast_bytes(bytes, &mut full),
             FrameKind::Resync { conns } => r.delivery.resync_bytes(&conns, bytes, &mut full),
-            FrameKind::Close { conn } => {
-                let user = r.delivery.user_of(conn).cloned();
-                r.delivery
-                    .close_bytes(conn, (!bytes.is_empty()).then_some(bytes));
-                r.left(user);
+            FrameKind::Close { conn } => r
+                .delivery
+                .close_bytes(conn, (!bytes.is_empty()).then_some(bytes)),
+            FrameKind::Ended => {
+                r.delivery.close_all();
+                r.receiving.clear();
             }
-            FrameKind::Ended => r.delivery.close_all(),
             FrameKind::Media { cmd } => {
+                match &cmd {
+                    RelayCmd::Subscribe { member } => {
+                        r.receiving.insert(member.clone());
+                    }
+                    RelayCmd::Remove { member } => {
+                        r.receiving.remove(member);
+                    }
+                    _ => {}
+                }
                 if r.media.is_none() {
                     r.media = relay();
                 }
@@ -206,7 +217,7 @@ impl Edges {
                 }
             }
         }
-        if r.delivery.is_empty() {
+        if r.idle() {
             s.rooms.remove(&room);
         }
         for (user, conn) in full {
@@ -227,10 +238,8 @@ impl Edges {
     pub fn socket_gone(&self, room: &RoomId, home: &NodeId, conn: ConnId) {
         let mut s = self.lock();
         if let Some(r) = s.rooms.get_mut(room).filter(|r| &r.home == home) {
-            let user = r.delivery.user_of(conn).cloned();
             r.delivery.remove(conn);
-            r.left(user);
-            if r.delivery.is_empty() {
+            if r.idle() {
                 s.rooms.remove(room);
             }
         }

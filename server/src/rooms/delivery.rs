@@ -95,16 +95,6 @@ impl Delivery {
         }
     }
 
-    /// Who connection `conn` is.
-    pub fn user_of(&self, conn: ConnId) -> Option<&UserId> {
-        self.links.get(&conn).map(|l| &l.user)
-    }
-
-    /// Whether `user` has a connection here.
-    pub fn has_user(&self, user: &UserId) -> bool {
-        self.links.values().any(|l| &l.user == user)
-    }
-
     /// The node a member's socket is on, when it is another node.
     pub fn edge_of(&self, user: &UserId) -> Option<&NodeId> {
         self.edge_users.get(user).map(|(_, n)| n)

@@ -1,19 +1,21 @@
 //! A session's media relays, one per node with members that receive media (see
 //! `sfu::port::RelayEvent`): the driver's half. The home's relay receives every
-//! publisher; a member whose socket is on another node receives on that node's relay.
-//! So what concerns a member's receiving (its subscribe connection, what it shows) goes
-//! to its node, with the room's frames (`Delivery`), and everything else stays with the
-//! home's relay. The home relay's track list goes to every other node with members;
-//! their relays' requests for pipes come back here.
+//! publisher; a member whose socket is on another node when it subscribes receives on
+//! that node's relay, and keeps receiving there until it is removed (a member that
+//! resumes keeps its browser's connections, wherever its new socket is). So what
+//! concerns a member's receiving (its subscribe connection, what it shows) goes to that
+//! node, with the room's frames (`Delivery`), and everything else stays with the home's
+//! relay. The home relay's track list goes to every other node with members; their
+//! relays' requests for pipes come back here.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
 
 use convene_protocol::signal::PcKind;
 
 use super::delivery::Delivery;
 use super::session::MediaCommand;
-use crate::ids::NodeId;
+use crate::ids::{NodeId, UserId};
 use crate::sfu::port::{MediaEvent, RelayCmd, RelayEvent, RoomMedia, SharedTrack};
 
 pub(super) struct Relays {
@@ -24,6 +26,9 @@ pub(super) struct Relays {
     /// Each other node's relay address, from its pipe requests (to stop its pipes
     /// when that node is gone).
     relays: HashMap<NodeId, SocketAddr>,
+    /// Members that receive on another node's relay, and which, from their
+    /// subscription until their removal.
+    receiving: HashMap<UserId, NodeId>,
 }
 
 impl Relays {
@@ -32,6 +37,7 @@ impl Relays {
             home,
             tracks: vec![],
             relays: HashMap::new(),
+            receiving: HashMap::new(),
         }
     }
 
@@ -45,7 +51,7 @@ impl Relays {
                 user,
                 may_publish,
                 signal,
-            } => match delivery.edge_of(&user) {
+            } => match self.receiving.get(&user) {
                 Some(node) if signal.pc() == PcKind::Subscribe => {
                     let cmd = RelayCmd::Signal {
                         member: user,
@@ -55,23 +61,32 @@ impl Relays {
                 }
                 _ => home.signal(&user, may_publish, signal),
             },
-            MediaCommand::Subscribe(user) => match delivery.edge_of(&user) {
-                Some(node) => {
-                    let tracks = self.tracks.clone();
-                    delivery.relay_cmd(node, RelayCmd::Tracks { tracks });
-                    delivery.relay_cmd(node, RelayCmd::Subscribe { member: user });
+            MediaCommand::Subscribe(user) => {
+                // Already receiving somewhere: there (subscribing is idempotent).
+                let node = match self.receiving.get(&user) {
+                    Some(node) => Some(node.clone()),
+                    None => delivery.edge_of(&user).cloned(),
+                };
+                match node {
+                    Some(node) => {
+                        let tracks = self.tracks.clone();
+                        delivery.relay_cmd(&node, RelayCmd::Tracks { tracks });
+                        let cmd = RelayCmd::Subscribe {
+                            member: user.clone(),
+                        };
+                        delivery.relay_cmd(&node, cmd);
+                        self.receiving.insert(user, node);
+                    }
+                    None => home.subscribe(&user),
                 }
-                None => home.subscribe(&user),
-            },
+            }
             MediaCommand::SetGates(user, gates) => home.set_gates(&user, gates),
             MediaCommand::RemoveMember(user) => {
-                // Its socket's node also removes it when the socket goes; this covers a
-                // member removed while its socket stays (its node's relay keeps nothing).
-                if let Some(node) = delivery.edge_of(&user) {
+                if let Some(node) = self.receiving.remove(&user) {
                     let cmd = RelayCmd::Remove {
                         member: user.clone(),
                     };
-                    delivery.relay_cmd(node, cmd);
+                    delivery.relay_cmd(&node, cmd);
                 }
                 home.remove_member(&user)
             }
@@ -80,7 +95,7 @@ impl Relays {
                 owner,
                 kind,
                 shown,
-            } => match delivery.edge_of(&viewer) {
+            } => match self.receiving.get(&viewer) {
                 Some(node) => {
                     let cmd = RelayCmd::Viewing {
                         viewer,
@@ -96,13 +111,17 @@ impl Relays {
     }
 
     /// An event of the home's relay: the session's (returned), or its track list,
-    /// which goes to every other node with members.
+    /// which goes to every other node with members (sockets, or members receiving).
     pub fn home_event(&mut self, delivery: &Delivery, ev: MediaEvent) -> Option<MediaEvent> {
         match ev {
             MediaEvent::Relay {
                 relay: RelayEvent::Tracks { tracks },
             } => {
-                for node in delivery.edge_nodes() {
+                let nodes: BTreeSet<&NodeId> = delivery
+                    .edge_nodes()
+                    .chain(self.receiving.values())
+                    .collect();
+                for node in nodes {
                     let tracks = tracks.clone();
                     delivery.relay_cmd(node, RelayCmd::Tracks { tracks });
                 }
@@ -131,8 +150,10 @@ impl Relays {
         }
     }
 
-    /// `node` is gone: so are the pipes to its relay.
+    /// `node` is gone: so are the pipes to its relay (and its members' receiving
+    /// there; they resume with a fresh start).
     pub fn node_gone(&mut self, node: &NodeId) {
+        self.receiving.retain(|_, n| n != node);
         if let (Some(home), Some(to)) = (self.home.as_deref_mut(), self.relays.remove(node)) {
             home.drop_pipes(to);
         }
@@ -331,6 +352,28 @@ mod tests {
             Some(quality)
         );
         assert_eq!(calls.take(), ["pipe 7 127.0.0.1:7883 true"]);
+
+        // Its socket drops (it may resume elsewhere): it still receives on n1, which
+        // still hears of the home's tracks.
+        d.remove(ConnId(2));
+        assert_eq!(d.edge_of(&there), None);
+        let viewing = MediaCommand::SetViewing {
+            viewer: there.clone(),
+            owner: user("here"),
+            kind: MediaKind::Video,
+            shown: true,
+        };
+        relays.command(&d, viewing);
+        let ev = MediaEvent::Relay {
+            relay: RelayEvent::Tracks { tracks: vec![] },
+        };
+        assert_eq!(relays.home_event(&d, ev), None);
+        let sent = to_n1();
+        assert!(
+            matches!(&sent[..], [RelayCmd::Viewing { .. }, RelayCmd::Tracks { tracks }] if tracks.is_empty()),
+            "{sent:?}"
+        );
+        assert_eq!(calls.take(), Vec::<String>::new());
 
         // Removed: at both; its node gone: its pipes too.
         relays.command(&d, MediaCommand::RemoveMember(there.clone()));

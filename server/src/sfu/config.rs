@@ -75,6 +75,17 @@ impl SfuConfig {
         ips
     }
 
+    /// The address other nodes' relays reach this one at (see `pipe`): the media
+    /// address when it is a specific one, else the first interface address; never the
+    /// public one (pipes are meant for the nodes' private network).
+    pub fn node_ip(&self) -> IpAddr {
+        Self {
+            public_ip: None,
+            ..self.clone()
+        }
+        .advertised_ips()[0]
+    }
+
     pub fn candidates(&self, port: u16) -> Vec<SocketAddr> {
         self.advertised_ips()
             .into_iter()
@@ -99,6 +110,8 @@ mod tests {
             nat.candidates(7882),
             ["203.0.113.7:7882".parse::<SocketAddr>().unwrap()]
         );
+        // Other nodes reach it on the private side.
+        assert_eq!(nat.node_ip(), IpAddr::V4(Ipv4Addr::LOCALHOST));
         let all = SfuConfig {
             bind_ip: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             ..SfuConfig::default()

@@ -102,7 +102,7 @@ impl Engine {
             next_worker: AtomicUsize::new(0),
             next_conn: AtomicU64::new(1),
             track_ids,
-            pipe_addr: candidates[0],
+            pipe_addr: SocketAddr::new(config.node_ip(), port),
             port,
             _claim: claimed,
         }))

@@ -2,8 +2,9 @@
 //! however many viewers that node has (see `room`: the home's relay receives every
 //! publisher, an edge's relay sends to its own members).
 //!
-//! A pipe shares the media port. Its datagrams start with a byte no WebRTC packet
-//! starts with (RFC 7983: STUN 0-3, DTLS 20-63, RTP and RTCP 128-191), then their kind
+//! A pipe shares the media port. Its datagrams start with a byte the relay's WebRTC
+//! traffic never starts with (RFC 7983: STUN 0-3, DTLS 20-63, TURN channels 64-79, RTP
+//! and RTCP 128-191; QUIC, which RFC 9443 gives 192-255, is not spoken here), then their kind
 //! and the pipe's 64-bit id, which the importing relay picked at random:
 //! - `MEDIA`, exporter to importer: the publisher's RTP packet, as decrypted (plain);
 //! - `KEYFRAME`, importer to exporter: a viewer there needs a keyframe.
@@ -77,15 +78,27 @@ pub fn datagram(kind: Kind, pipe: u64, body: &[u8]) -> BytesMut {
     b
 }
 
-/// A media datagram carrying `pkt` (header and payload as the publisher sent them).
+/// A media datagram carrying `pkt` (header and payload as the publisher sent them,
+/// without padding: the payload arrives with it removed, and a header still saying
+/// "padded" would have the other end cut the payload's last bytes off).
 pub fn media(pipe: u64, pkt: &rtp::Packet) -> Option<BytesMut> {
     use rtc::shared::marshal::{Marshal, MarshalSize};
-    let n = pkt.header.marshal_size();
+    let unpadded;
+    let header = if pkt.header.padding {
+        unpadded = rtp::header::Header {
+            padding: false,
+            ..pkt.header.clone()
+        };
+        &unpadded
+    } else {
+        &pkt.header
+    };
+    let n = header.marshal_size();
     let mut b = BytesMut::with_capacity(HEADER + n + pkt.payload.len());
     b.extend_from_slice(&[MARK, Kind::Media as u8]);
     b.extend_from_slice(&pipe.to_be_bytes());
     b.resize(HEADER + n, 0);
-    pkt.header.marshal_to(&mut b[HEADER..]).ok()?;
+    header.marshal_to(&mut b[HEADER..]).ok()?;
     b.extend_from_slice(&pkt.payload);
     Some(b)
 }
@@ -114,6 +127,26 @@ pub fn packet(body: &[u8]) -> Option<rtp::Packet> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_padded_packet_arrives_whole() {
+        // As rtc hands it over: the padding already cut from the payload.
+        let pkt = rtp::Packet {
+            header: rtp::header::Header {
+                version: 2,
+                padding: true,
+                payload_type: 111,
+                sequence_number: 9,
+                ssrc: 1,
+                ..Default::default()
+            },
+            payload: bytes::Bytes::from_static(b"opus"),
+        };
+        let d = media(1, &pkt).unwrap();
+        let back = packet(parse(&d).unwrap().2).unwrap();
+        assert!(!back.header.padding);
+        assert_eq!(&back.payload[..], b"opus");
+    }
 
     #[test]
     fn a_media_datagram_carries_the_packet_and_its_pipe() {

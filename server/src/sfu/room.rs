@@ -214,7 +214,14 @@ impl RoomCtl {
                     None | Some(RoomCmd::Close) => break,
                     Some(cmd) => self.command(cmd),
                 },
-                Some(ev) = conn_rx.recv() => self.conn_event(ev),
+                Some(ev) = conn_rx.recv() => {
+                    // Levels and link figures, the frequent events, change no track.
+                    let tracks = !matches!(ev, ConnEvent::AudioLevel { .. } | ConnEvent::Quality { .. });
+                    self.conn_event(ev);
+                    if !tracks {
+                        continue;
+                    }
+                }
             }
             self.share();
         }

@@ -652,6 +652,10 @@ impl Worker {
                     data,
                 });
                 stats::PIPE_SENT.inc();
+                if self.out.len() >= udp::BATCH {
+                    let sent = udp::send_batch(self.fd, &mut self.out);
+                    stats::SEND_DROPPED.add(sent.dropped);
+                }
             }
         }
         for &w in &route.fanout {

@@ -41,6 +41,9 @@ pub struct MediaClient {
     pub publish: Option<Pc>,
     out: UnboundedSender<Value>,
     subscribe_pc: Pc,
+    /// A URL to drop the signaling socket for and connect to instead (the peer
+    /// connections stay).
+    reconnect: UnboundedSender<String>,
 }
 
 impl MediaClient {
@@ -60,6 +63,21 @@ impl MediaClient {
         })
         .await
         .unwrap_or_else(|_| panic!("no {kind}"))
+    }
+
+    /// Drops the signaling socket, as a network blip would, and resumes through
+    /// `server` (any node) with the resume token of its `joined`; the media
+    /// connections are kept, as the SDK keeps them. The new `joined`.
+    pub async fn resume_via(&mut self, server: &TestServer, room: &str, user: &str) -> Value {
+        let token = server.token(room, user).await;
+        let resume = self.joined["resume"]["token"]
+            .as_str()
+            .expect("a resume token");
+        let url = format!("ws://{}/v1/rtc?token={token}&resume={resume}", server.addr);
+        let _ = self.reconnect.send(url);
+        let joined = self.next_of("joined").await;
+        self.joined = joined.clone();
+        joined
     }
 
     pub async fn close(self) {
@@ -125,9 +143,15 @@ impl TestServer {
         let _ = out.send(json!({"type": "subscribe"}));
         let (pub_pc, sub) = (publish.clone(), sub_pc.clone());
         let o = out.clone();
+        let (reconnect, mut reconnect_rx) = mpsc::unbounded_channel::<String>();
         tokio::spawn(async move {
             loop {
                 tokio::select! {
+                    Some(url) = reconnect_rx.recv() => {
+                        // The old socket goes without a word, as a dropped one does.
+                        let (ws, _) = tokio_tungstenite::connect_async(url).await.expect("ws again");
+                        (sink, stream) = ws.split();
+                    }
                     Some(v) = out_rx.recv() => {
                         if sink.send(Message::Text(v.to_string().into())).await.is_err() { break; }
                     }
@@ -164,6 +188,7 @@ impl TestServer {
             publish,
             out,
             subscribe_pc: sub_pc,
+            reconnect,
         }
     }
 }
