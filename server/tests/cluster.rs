@@ -1004,11 +1004,10 @@ async fn a_publisher_on_the_home_is_seen_and_heard_on_other_nodes_through_one_pi
     let hidden_at = count();
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(count(), hidden_at, "video kept coming while hidden");
-    carol.send(json!({"type": "setViewing", "participantId": "alice", "video": true}));
-    wait_until("video again", || count() >= hidden_at + 20).await;
-    // node-1's viewers leave: its pipes close, node-2's stay.
-    bob.close().await;
-    carol.close().await;
+    // bob still shows it: node-1's pipe stays. Once he hides it too, that pipe closes
+    // (the home sends that video to node-1 no more), and opens again when shown.
+    assert_eq!(media_open(&n[0], "pipes_out").await, 4);
+    bob.send(json!({"type": "setViewing", "participantId": "alice", "video": false}));
     let home = &n[0];
     let pipes_open = |want: (u64, u64)| {
         eventually(
@@ -1022,6 +1021,15 @@ async fn a_publisher_on_the_home_is_seen_and_heard_on_other_nodes_through_one_pi
             },
         )
     };
+    pipes_open((3, 3)).await;
+    for v in [&bob, &carol] {
+        v.send(json!({"type": "setViewing", "participantId": "alice", "video": true}));
+    }
+    pipes_open((4, 4)).await;
+    wait_until("video again", || count() >= hidden_at + 20).await;
+    // node-1's viewers leave: its pipes close, node-2's stay.
+    bob.close().await;
+    carol.close().await;
     pipes_open((2, 2)).await;
     dave.close().await;
     pipes_open((0, 0)).await;

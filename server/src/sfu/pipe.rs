@@ -1,6 +1,6 @@
 //! Pipes: a track's packets from one node's relay to another's, once per track per node
-//! however many viewers that node has (see `room`: the home's relay receives every
-//! publisher, an edge's relay sends to its own members).
+//! however many viewers that node has, while one of them shows it (see `room`: the
+//! home's relay receives every publisher, an edge's relay sends to its own members).
 //!
 //! A pipe shares the media port. Its datagrams start with a byte the relay's WebRTC
 //! traffic never starts with (RFC 7983: STUN 0-3, DTLS 20-63, TURN channels 64-79, RTP

@@ -164,6 +164,8 @@ struct Track {
     /// The subscribe connections this track is offered on (so adding and removing a
     /// leg are idempotent and the fan-out counts stay right).
     viewers: HashSet<ConnKey>,
+    /// Those of `viewers` whose member does not show it now.
+    hidden_by: HashSet<ConnKey>,
     /// Published on the home's relay, on another node (this is an edge's relay).
     remote: Option<Remote>,
     /// On the home: other nodes' relays it is sent to (their address, the pipe).
@@ -175,7 +177,7 @@ struct Remote {
     /// Its number there.
     id: u64,
     from: SocketAddr,
-    /// Open while a member here views it.
+    /// Open while a member here shows it (see `sync_pipe`).
     pipe: Option<u64>,
 }
 
@@ -439,18 +441,68 @@ impl RoomCtl {
         let Some(key) = m.subscribe.filter(|_| changed) else {
             return;
         };
-        for (&track, t) in &self.tracks {
-            if t.owner == owner && t.kind == kind && t.viewers.contains(&key) {
-                self.engine.send(
-                    key.worker,
-                    Cmd::Pause {
-                        key,
-                        track,
-                        paused: !shown,
-                    },
-                );
+        let tracks: Vec<TrackKey> = (self.tracks.iter_mut())
+            .filter(|(_, t)| t.owner == owner && t.kind == kind && t.viewers.contains(&key))
+            .map(|(&track, t)| {
+                if shown {
+                    t.hidden_by.remove(&key);
+                } else {
+                    t.hidden_by.insert(key);
+                }
+                track
+            })
+            .collect();
+        for track in tracks {
+            // Shown: its pipe (if it comes through one) is open before the leg resumes.
+            if shown {
+                self.sync_pipe(track);
+            }
+            let paused = !shown;
+            self.engine
+                .send(key.worker, Cmd::Pause { key, track, paused });
+            if !shown {
+                self.sync_pipe(track);
             }
         }
+    }
+
+    /// For a track from the home: its pipe is open while a viewer here shows it, and
+    /// closed when none does (no viewer left, or each one hides it).
+    fn sync_pipe(&mut self, track: TrackKey) {
+        let Some(t) = self.tracks.get_mut(&track) else {
+            return;
+        };
+        let needed = t.viewers.len() > t.hidden_by.len();
+        let Some(r) = t.remote.as_mut().filter(|r| r.pipe.is_some() != needed) else {
+            return;
+        };
+        let (pipe, cmd) = match r.pipe.take() {
+            Some(pipe) => (pipe, Cmd::Unimport { track, pipe }),
+            None => {
+                let pipe = rand::random::<u64>();
+                r.pipe = Some(pipe);
+                let from = r.from;
+                let kind = t.kind;
+                (
+                    pipe,
+                    Cmd::Import {
+                        track,
+                        kind,
+                        pipe,
+                        from,
+                    },
+                )
+            }
+        };
+        self.engine.send(t.source.worker, cmd);
+        let _ = self.events.send(MediaEvent::Relay {
+            relay: RelayEvent::Pipe(PipeRequest {
+                track: r.id,
+                to: self.engine.pipe_addr(),
+                pipe,
+                on: needed,
+            }),
+        });
     }
 
     fn add_leg(&mut self, user: &UserId, track: TrackKey) {
@@ -466,28 +518,15 @@ impl RoomCtl {
         if !t.viewers.insert(key) {
             return;
         }
-        // The first viewer here of a track from the home: it comes through a pipe.
-        if let Some(r) = t.remote.as_mut().filter(|r| r.pipe.is_none()) {
-            let pipe = rand::random::<u64>();
-            r.pipe = Some(pipe);
-            self.engine.send(
-                t.source.worker,
-                Cmd::Import {
-                    track,
-                    kind: t.kind,
-                    pipe,
-                    from: r.from,
-                },
-            );
-            let _ = self.events.send(MediaEvent::Relay {
-                relay: RelayEvent::Pipe(PipeRequest {
-                    track: r.id,
-                    to: self.engine.pipe_addr(),
-                    pipe,
-                    on: true,
-                }),
-            });
+        let paused = m.hidden.contains(&(t.owner.clone(), t.kind));
+        if paused {
+            t.hidden_by.insert(key);
         }
+        // A track from the home comes through a pipe, open before the leg is added.
+        self.sync_pipe(track);
+        let Some(t) = self.tracks.get(&track) else {
+            return;
+        };
         self.engine.send(
             key.worker,
             Cmd::AddLeg {
@@ -497,9 +536,12 @@ impl RoomCtl {
                 codec: t.codec,
                 owner: t.owner.clone(),
                 source: t.source,
-                paused: m.hidden.contains(&(t.owner.clone(), t.kind)),
+                paused,
             },
         );
+        let Some(t) = self.tracks.get_mut(&track) else {
+            return;
+        };
         if key.worker != t.source.worker {
             let n = t.fanout.entry(key.worker).or_insert(0);
             *n += 1;
@@ -508,6 +550,7 @@ impl RoomCtl {
                     t.source.worker,
                     Cmd::Fanout {
                         track,
+                        kind: t.kind,
                         worker: key.worker,
                         add: true,
                     },
@@ -524,22 +567,8 @@ impl RoomCtl {
         if !t.viewers.remove(&key) {
             return;
         }
+        t.hidden_by.remove(&key);
         self.engine.send(key.worker, Cmd::RemoveLeg { key, track });
-        // The last viewer here is gone: so is the pipe.
-        if let Some(r) = t.remote.as_mut().filter(|_| t.viewers.is_empty()) {
-            if let Some(pipe) = r.pipe.take() {
-                self.engine
-                    .send(t.source.worker, Cmd::Unimport { track, pipe });
-                let _ = self.events.send(MediaEvent::Relay {
-                    relay: RelayEvent::Pipe(PipeRequest {
-                        track: r.id,
-                        to: self.engine.pipe_addr(),
-                        pipe,
-                        on: false,
-                    }),
-                });
-            }
-        }
         if key.worker != t.source.worker {
             if let Some(n) = t.fanout.get_mut(&key.worker) {
                 *n -= 1;
@@ -549,6 +578,7 @@ impl RoomCtl {
                         t.source.worker,
                         Cmd::Fanout {
                             track,
+                            kind: t.kind,
                             worker: key.worker,
                             add: false,
                         },
@@ -556,6 +586,8 @@ impl RoomCtl {
                 }
             }
         }
+        // The last viewer here that showed it is gone: so is its pipe.
+        self.sync_pipe(track);
     }
 
     /// Stops forwarding `track` to everyone; `tell`: the session hears the member
@@ -663,6 +695,7 @@ impl RoomCtl {
                     source,
                     fanout: HashMap::new(),
                     viewers: HashSet::new(),
+                    hidden_by: HashSet::new(),
                     remote: Some(Remote {
                         id: t.id,
                         from: t.from,
@@ -808,6 +841,7 @@ impl RoomCtl {
                         source,
                         fanout: HashMap::new(),
                         viewers: HashSet::new(),
+                        hidden_by: HashSet::new(),
                         remote: None,
                         exports: HashSet::new(),
                     },

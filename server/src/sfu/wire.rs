@@ -69,9 +69,11 @@ pub enum Cmd {
         key: ConnKey,
         track: TrackKey,
     },
-    /// On the publisher's worker: also hand `track`'s packets to `worker` (or stop).
+    /// On the track's source worker (its publisher's, or its pipe's): also hand
+    /// `track`'s packets to `worker` (or stop).
     Fanout {
         track: TrackKey,
+        kind: MediaKind,
         worker: u16,
         add: bool,
     },

@@ -143,9 +143,14 @@ impl Route {
         }
     }
 
-    /// Whether anything still needs it: a source (a publisher or a pipe) or a leg.
+    /// Whether anything still needs it: a source (a publisher or a pipe), a leg, or
+    /// (on its source worker) another worker's legs, which keep their place while the
+    /// source is away (a pipe closed while its viewers hide the track).
     fn needed(&self) -> bool {
-        self.source.is_some() || self.pipe_in.is_some() || !self.legs.is_empty()
+        self.source.is_some()
+            || self.pipe_in.is_some()
+            || !self.legs.is_empty()
+            || !self.fanout.is_empty()
     }
 }
 
@@ -1288,12 +1293,28 @@ impl Worker {
                 }
             }
             Cmd::RemoveLeg { key, track } => self.remove_leg(key.id, track),
-            Cmd::Fanout { track, worker, add } => {
-                if let Some(r) = self.routes.get_mut(&track) {
-                    r.fanout.retain(|w| *w != worker);
-                    if add {
-                        r.fanout.push(worker);
-                    }
+            Cmd::Fanout {
+                track,
+                kind,
+                worker,
+                add,
+            } => {
+                // A track from another node may have no route here yet: its pipe opens
+                // only once one of its viewers shows it.
+                let me = self.s.index;
+                let r = match self.routes.get_mut(&track) {
+                    Some(r) => r,
+                    None if add => self
+                        .routes
+                        .entry(track)
+                        .or_insert_with(|| Route::new(kind, me)),
+                    None => return,
+                };
+                r.fanout.retain(|w| *w != worker);
+                if add {
+                    r.fanout.push(worker);
+                } else if !r.needed() {
+                    self.routes.remove(&track);
                 }
             }
             Cmd::Gate { track, open } => {
