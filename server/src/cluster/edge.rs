@@ -185,7 +185,17 @@ impl Edges {
             return replies;
         }
         let Some(r) = s.rooms.get_mut(&room).filter(|r| &r.home == from) else {
-            return replies; // stale: from a home this room no longer has here
+            // Stale: from a home this room no longer has here. A subscription is
+            // answered, or the home would take the member for receiving here.
+            if let FrameKind::Media {
+                cmd: RelayCmd::Subscribe { member },
+            } = kind
+            {
+                let relay = RelayEvent::NotReceiving { member };
+                let ev = MediaEvent::Relay { relay };
+                replies.push((from.clone(), room, Up::Media { ev }));
+            }
+            return replies;
         };
         match kind {
             FrameKind::Joined { .. } => unreachable!("handled above"),

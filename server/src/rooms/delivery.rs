@@ -95,6 +95,11 @@ impl Delivery {
         }
     }
 
+    /// Whether `user` has a connection in the session (a scan: for rare events only).
+    pub fn has_user(&self, user: &UserId) -> bool {
+        self.links.values().any(|l| &l.user == user)
+    }
+
     /// The node a member's socket is on, when it is another node.
     pub fn edge_of(&self, user: &UserId) -> Option<&NodeId> {
         self.edge_users.get(user).map(|(_, n)| n)

@@ -284,13 +284,13 @@ fn command(
             MemberEvent::Lagging => Input::QueueFull { user, conn },
         },
         Command::EdgeLost(node) => {
-            relays.node_gone(&node);
+            relays.node_gone(delivery, &node);
             for (user, conn) in delivery.drop_edge(&node) {
                 session.handle(Input::Dropped { user, conn }, now);
             }
             return;
         }
-        Command::EdgeMedia { node, ev } => match relays.edge_event(node, ev) {
+        Command::EdgeMedia { node, ev } => match relays.edge_event(delivery, node, ev) {
             Some(ev) => Input::Media(ev),
             None => return,
         },

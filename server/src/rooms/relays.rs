@@ -134,8 +134,26 @@ impl Relays {
 
     /// An event of `node`'s relay: a pipe request, or one for the session (returned).
     /// Only what such a relay makes is taken: it holds no publisher.
-    pub fn edge_event(&mut self, node: NodeId, ev: MediaEvent) -> Option<MediaEvent> {
+    pub fn edge_event(
+        &mut self,
+        delivery: &Delivery,
+        node: NodeId,
+        ev: MediaEvent,
+    ) -> Option<MediaEvent> {
         match ev {
+            // A subscription reached that node after the member's last socket there had
+            // gone (and the room with it): subscribe it again where it is now.
+            MediaEvent::Relay {
+                relay: RelayEvent::NotReceiving { member },
+            } => {
+                if self.receiving.get(&member) == Some(&node) {
+                    self.receiving.remove(&member);
+                    if delivery.has_user(&member) {
+                        self.command(delivery, MediaCommand::Subscribe(member));
+                    }
+                }
+                None
+            }
             MediaEvent::Relay {
                 relay: RelayEvent::Pipe(req),
             } => {
@@ -150,17 +168,25 @@ impl Relays {
         }
     }
 
-    /// `node` is gone: so are the pipes to its relay (and its members' receiving
-    /// there; they resume with a fresh start).
-    pub fn node_gone(&mut self, node: &NodeId) {
-        self.receiving.retain(|_, n| n != node);
+    /// `node` is gone (or was taken for gone): so are the pipes to its relay, and its
+    /// members' receiving there. Should it be alive, its relay is told to drop them:
+    /// their connections there close, and their browsers rejoin for new ones.
+    pub fn node_gone(&mut self, delivery: &Delivery, node: &NodeId) {
+        let there: Vec<UserId> = (self.receiving.iter())
+            .filter(|(_, n)| *n == node)
+            .map(|(u, _)| u.clone())
+            .collect();
+        for member in there {
+            self.receiving.remove(&member);
+            delivery.relay_cmd(node, RelayCmd::Remove { member });
+        }
         if let (Some(home), Some(to)) = (self.home.as_deref_mut(), self.relays.remove(node)) {
             home.drop_pipes(to);
         }
     }
 
-    /// Closes the home's relay (the session has ended; other nodes' relays close with
-    /// their members' sockets).
+    /// Closes the home's relay (the session has ended; other nodes' relays close as
+    /// their rooms there end).
     pub fn close(&mut self) {
         if let Some(mut m) = self.home.take() {
             m.close();
@@ -335,20 +361,20 @@ mod tests {
         let pipe = MediaEvent::Relay {
             relay: RelayEvent::Pipe(req),
         };
-        assert_eq!(relays.edge_event(n1.clone(), pipe), None);
+        assert_eq!(relays.edge_event(&d, n1.clone(), pipe), None);
         let forged = MediaEvent::Published {
             member: there.clone(),
             kind: MediaKind::Video,
             on: true,
         };
-        assert_eq!(relays.edge_event(n1.clone(), forged), None);
+        assert_eq!(relays.edge_event(&d, n1.clone(), forged), None);
         let quality = MediaEvent::LinkQuality {
             member: there.clone(),
             pc: PcKind::Subscribe,
             window: Default::default(),
         };
         assert_eq!(
-            relays.edge_event(n1.clone(), quality.clone()),
+            relays.edge_event(&d, n1.clone(), quality.clone()),
             Some(quality)
         );
         assert_eq!(calls.take(), ["pipe 7 127.0.0.1:7883 true"]);
@@ -375,10 +401,39 @@ mod tests {
         );
         assert_eq!(calls.take(), Vec::<String>::new());
 
-        // Removed: at both; its node gone: its pipes too.
+        // Removed: at both.
         relays.command(&d, MediaCommand::RemoveMember(there.clone()));
         assert_eq!(to_n1(), [RelayCmd::Remove { member: there }]);
-        relays.node_gone(&n1);
-        assert_eq!(calls.take(), ["remove there", "drop pipes 127.0.0.1:7883"]);
+        assert_eq!(calls.take(), ["remove there"]);
+
+        // A subscription reaches n1 after the member's last socket there went (the
+        // room with it): n1 says so, and the member subscribes again where it is now.
+        let late = user("late");
+        let edge = |c| Sink::Edge {
+            node: n1.clone(),
+            edge_conn: ConnId(c),
+        };
+        d.add(ConnId(3), late.clone(), edge(8));
+        relays.command(&d, MediaCommand::Subscribe(late.clone()));
+        assert_eq!(to_n1().len(), 2);
+        d.remove(ConnId(3));
+        let (tx, _local) = mpsc::channel(8);
+        d.add(ConnId(4), late.clone(), Sink::Local(tx));
+        let relay = RelayEvent::NotReceiving {
+            member: late.clone(),
+        };
+        let ev = MediaEvent::Relay { relay };
+        assert_eq!(relays.edge_event(&d, n1.clone(), ev), None);
+        assert_eq!(calls.take(), ["subscribe late"]);
+
+        // n1 taken for gone while a member receives there: n1 is told to drop it (should
+        // it be alive), and the pipes to it stop.
+        let third = user("third");
+        d.add(ConnId(5), third.clone(), edge(7));
+        relays.command(&d, MediaCommand::Subscribe(third.clone()));
+        assert_eq!(to_n1().len(), 2);
+        relays.node_gone(&d, &n1);
+        assert_eq!(to_n1(), [RelayCmd::Remove { member: third }]);
+        assert_eq!(calls.take(), ["drop pipes 127.0.0.1:7883"]);
     }
 }

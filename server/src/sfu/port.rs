@@ -75,10 +75,10 @@ pub enum MediaEvent {
 
 /// A session on several nodes has a relay on each node with members that receive
 /// media: the home's receives every publisher (a member's publish connection goes
-/// to the home, whichever node its socket is on) and sends to the home's own members;
-/// each other node's relay sends to that node's members, and receives each track it
-/// needs from the home once, however many members there watch it (a pipe, see
-/// `sfu::pipe`), from the first viewer there to the last.
+/// to the home, whichever node its socket is on) and sends to the members that
+/// subscribed there; each other node's relay sends to the members that subscribed
+/// there, and receives each track it needs from the home once, however many members
+/// there watch it (a pipe, see `sfu::pipe`), while one of them shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "camelCase")]
 pub enum RelayEvent {
@@ -86,6 +86,9 @@ pub enum RelayEvent {
     Tracks { tracks: Vec<SharedTrack> },
     /// From another node's relay: send `track` to it through `pipe` (or stop).
     Pipe(PipeRequest),
+    /// From another node: a subscription for `member` found the room gone there (its
+    /// last socket there went meanwhile).
+    NotReceiving { member: UserId },
 }
 
 /// A track the home's relay receives, as other nodes' relays offer it.

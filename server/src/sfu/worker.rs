@@ -113,7 +113,8 @@ struct Route {
     gate: bool,
     /// Subscribe connections here that send this track.
     legs: Vec<u64>,
-    /// On the publisher's worker: other workers with subscribers.
+    /// On the track's source worker (its publisher's, or its pipe's): other workers
+    /// with subscribers.
     fanout: Vec<u16>,
     last_pli: Option<Instant>,
     pli_pending: bool,
