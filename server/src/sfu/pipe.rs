@@ -69,11 +69,17 @@ fn read(map: &RwLock<HashMap<u64, End>>, pipe: u64) -> Option<End> {
         .copied()
 }
 
-/// A datagram of `kind` for `pipe`, with `body` after the header.
-pub fn datagram(kind: Kind, pipe: u64, body: &[u8]) -> BytesMut {
-    let mut b = BytesMut::with_capacity(HEADER + body.len());
+/// The header of a datagram of `kind` for `pipe`, with room for `body` bytes after it.
+fn start(kind: Kind, pipe: u64, body: usize) -> BytesMut {
+    let mut b = BytesMut::with_capacity(HEADER + body);
     b.extend_from_slice(&[MARK, kind as u8]);
     b.extend_from_slice(&pipe.to_be_bytes());
+    b
+}
+
+/// A datagram of `kind` for `pipe`, with `body` after the header.
+pub fn datagram(kind: Kind, pipe: u64, body: &[u8]) -> BytesMut {
+    let mut b = start(kind, pipe, body.len());
     b.extend_from_slice(body);
     b
 }
@@ -94,9 +100,7 @@ pub fn media(pipe: u64, pkt: &rtp::Packet) -> Option<BytesMut> {
         &pkt.header
     };
     let n = header.marshal_size();
-    let mut b = BytesMut::with_capacity(HEADER + n + pkt.payload.len());
-    b.extend_from_slice(&[MARK, Kind::Media as u8]);
-    b.extend_from_slice(&pipe.to_be_bytes());
+    let mut b = start(Kind::Media, pipe, n + pkt.payload.len());
     b.resize(HEADER + n, 0);
     header.marshal_to(&mut b[HEADER..]).ok()?;
     b.extend_from_slice(&pkt.payload);
@@ -128,31 +132,12 @@ pub fn packet(body: &[u8]) -> Option<rtp::Packet> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_padded_packet_arrives_whole() {
-        // As rtc hands it over: the padding already cut from the payload.
-        let pkt = rtp::Packet {
+    /// A packet as rtc hands it over (any padding already cut from the payload).
+    fn pkt(padding: bool, payload: &'static [u8]) -> rtp::Packet {
+        rtp::Packet {
             header: rtp::header::Header {
                 version: 2,
-                padding: true,
-                payload_type: 111,
-                sequence_number: 9,
-                ssrc: 1,
-                ..Default::default()
-            },
-            payload: bytes::Bytes::from_static(b"opus"),
-        };
-        let d = media(1, &pkt).unwrap();
-        let back = packet(parse(&d).unwrap().2).unwrap();
-        assert!(!back.header.padding);
-        assert_eq!(&back.payload[..], b"opus");
-    }
-
-    #[test]
-    fn a_media_datagram_carries_the_packet_and_its_pipe() {
-        let pkt = rtp::Packet {
-            header: rtp::header::Header {
-                version: 2,
+                padding,
                 marker: true,
                 payload_type: 96,
                 sequence_number: 65535,
@@ -160,8 +145,21 @@ mod tests {
                 ssrc: 0xdead_beef,
                 ..Default::default()
             },
-            payload: bytes::Bytes::from_static(b"frame"),
-        };
+            payload: bytes::Bytes::from_static(payload),
+        }
+    }
+
+    #[test]
+    fn a_padded_packet_arrives_whole() {
+        let d = media(1, &pkt(true, b"opus")).unwrap();
+        let back = packet(parse(&d).unwrap().2).unwrap();
+        assert!(!back.header.padding);
+        assert_eq!(&back.payload[..], b"opus");
+    }
+
+    #[test]
+    fn a_media_datagram_carries_the_packet_and_its_pipe() {
+        let pkt = pkt(false, b"frame");
         let d = media(0x0102_0304_0506_0708, &pkt).unwrap();
         assert!(
             !(0..=191).contains(&d[0]),

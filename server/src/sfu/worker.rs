@@ -396,7 +396,7 @@ impl Worker {
         now: Instant,
     ) {
         if data.first() == Some(&pipe::MARK) {
-            return self.pipe_datagram(&data, now);
+            return self.pipe_datagram(src, dst_ip, data, now);
         }
         match self.by_addr.get(&src).copied() {
             Some(Dest::Local(id)) => return self.feed(id, src, dst_ip, data, now),
@@ -670,9 +670,16 @@ impl Worker {
         self.fan_local(track, &pkt, now);
     }
 
-    /// A datagram between relays (see `pipe`), from whichever node sent it.
-    fn pipe_datagram(&mut self, data: &[u8], now: Instant) {
-        let Some((kind, id, body)) = pipe::parse(data) else {
+    /// A datagram between relays (see `pipe`), from whichever node sent it. One for a
+    /// pipe another worker holds goes there as any stray datagram does.
+    fn pipe_datagram(
+        &mut self,
+        src: SocketAddr,
+        dst_ip: Option<IpAddr>,
+        data: BytesMut,
+        now: Instant,
+    ) {
+        let Some((kind, id, body)) = pipe::parse(&data) else {
             stats::PIPE_DROPPED.inc();
             return;
         };
@@ -685,20 +692,23 @@ impl Worker {
             stats::PIPE_DROPPED.inc();
             return;
         };
+        if worker != self.s.index {
+            return self.stray_out[worker as usize].push(Stray {
+                src,
+                dst_ip,
+                data,
+                from: self.s.index,
+            });
+        }
         match kind {
-            pipe::Kind::Keyframe if worker == self.s.index => self.request_keyframe(track, now),
-            pipe::Kind::Keyframe => self.s.peers[worker as usize].send(Cmd::Keyframe(track)),
+            pipe::Kind::Keyframe => self.request_keyframe(track, now),
             pipe::Kind::Media => {
                 let Some(pkt) = pipe::packet(body) else {
                     stats::PIPE_DROPPED.inc();
                     return;
                 };
                 stats::PIPE_RECEIVED.inc();
-                if worker == self.s.index {
-                    self.relay_in(track, pkt, now);
-                } else {
-                    self.forward_out[worker as usize].push((track, pkt));
-                }
+                self.relay_in(track, pkt, now);
             }
         }
     }
@@ -1377,15 +1387,7 @@ impl Worker {
             }
             Cmd::Forward(batch) => {
                 for (track, pkt) in batch {
-                    let imported = self
-                        .routes
-                        .get(&track)
-                        .is_some_and(|r| r.pipe_in.is_some() && r.source_worker == self.s.index);
-                    if imported {
-                        self.relay_in(track, pkt, now);
-                    } else {
-                        self.fan_local(track, &pkt, now);
-                    }
+                    self.fan_local(track, &pkt, now);
                 }
             }
             Cmd::Keyframe(track) => self.request_keyframe(track, now),
