@@ -88,7 +88,10 @@ scenario("a viewer behind 5 % loss each way gets video repaired by retransmissio
   console.log(`viewer: ${view.framesDecoded} frames decoded, ${view.freezeCount} freezes (${view.totalFreezesDuration} s)`);
   const metrics = await (await fetch(`${server.url}/metrics`, { headers: { Authorization: `Bearer ${server.adminKey}` } })).text();
   const media = (what) => Number(new RegExp(`convene_media_total\\{what="${what}"\\} (\\d+)`).exec(metrics)?.[1]);
-  const relayed = { nacks: media("nacks_received"), resent: media("retransmitted_packets"), missed: media("retransmit_missed_packets") };
+  const relayed = {
+    nacks: media("nacks_received"), resent: media("retransmitted_packets"), missed: media("retransmit_missed_packets"),
+    taken: media("layer_resends_taken"),
+  };
   console.log(`server: ${JSON.stringify(relayed)}`);
 
   assert.ok(dropped > 100, `the relay dropped packets: ${dropped}`);
@@ -96,6 +99,9 @@ scenario("a viewer behind 5 % loss each way gets video repaired by retransmissio
   // her retransmission count is larger than what was lost).
   assert.ok(pub.nackCount > 0, `the relay NACKed the publisher: ${JSON.stringify(pub)}`);
   assert.ok(pub.retransmittedPacketsSent > 0, `the publisher retransmitted: ${JSON.stringify(pub)}`);
+  // Her camera goes in simulcast layers, whose resends name only the layer they repair:
+  // the relay took them as the packets they resend (see sfu/layer_repair.rs).
+  assert.ok(relayed.taken > 0, `the relay took the publisher's resends: ${JSON.stringify(relayed)}`);
   // Bob asked the relay for what he lost, and it resent from its buffer over RTX: about
   // one packet for each one lost on the way to him. (Chromium's packetsLost counts the
   // packets missing on the media stream, whether or not RTX brought them back later.)

@@ -3,7 +3,8 @@
 // through node B sees and hears it. The room's session runs on its home (node A, where
 // the first member joined); node B forwards its member's signaling to it. What a member
 // publishes goes to the home's relay; what a member on node B receives comes from node
-// B's relay, which gets each of alice's tracks from the home once (a pipe).
+// B's relay, which gets each of alice's tracks from the home once (a pipe), her camera's
+// simulcast layers included, of which node B's relay sends bob the one that fits.
 import { before, after } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
@@ -82,6 +83,31 @@ scenario("a browser on one node sees and hears a publisher on another", async ()
     "pipes from A to B",
   );
   assert.deepEqual([await mediaOpen(b, "pipes_out"), await mediaOpen(a, "pipes_in")], [0, 0]);
+
+  // Alice's camera goes in simulcast layers, all through the one pipe: bob, showing it
+  // small, is sent the smallest by node B's relay (his size went there), then the
+  // largest when he shows it large.
+  const height = () => bob.evaluate(async () => {
+    let h = 0;
+    for (const pc of window.__pcs) {
+      (await pc.getStats()).forEach((s) => {
+        if (s.type === "inbound-rtp" && s.kind === "video" && s.frameHeight) h = s.frameHeight;
+      });
+    }
+    return h;
+  });
+  await bob.evaluate(() => window.__room.setViewing("alice", { videoHeight: 100 }));
+  const small = await eventually("bob decoding alice's smallest layer", async () => {
+    const h = await height();
+    return h > 0 && h <= 180 ? h : `height ${h}`;
+  }, 20_000);
+  await bob.evaluate(() => window.__room.setViewing("alice", { videoHeight: 2000 }));
+  const large = await eventually("bob decoding alice's largest layer", async () => {
+    const h = await height();
+    return h >= 720 ? h : `height ${h}`;
+  }, 20_000);
+  console.log(`bob through node B, alice's layers: ${small} lines shown small, ${large} large`);
+  assert.equal(await mediaOpen(a, "pipes_out"), 2, "still one pipe per track");
 
   // One session, on node A (the home), listed the same from either node, with both.
   for (const node of [a, b]) {

@@ -105,6 +105,7 @@ const viewing = new IntersectionObserver((entries) => {
     // A tile taken away: forget it (a new tile for the same person starts afresh).
     if (!e.target.isConnected) {
       viewing.unobserve(e.target);
+      sizes.unobserve(e.target);
       inView.delete(key);
       toldShown.delete(key);
       continue;
@@ -116,6 +117,21 @@ const viewing = new IntersectionObserver((entries) => {
 document.addEventListener("visibilitychange", () => {
   document.querySelectorAll("#tiles .tile[data-watched]").forEach(tellViewing);
 });
+
+// How tall each camera tile is shown (device pixels) is told too: a camera sent in
+// simulcast then reaches this page in the layer that fits, not larger.
+const toldHeight = new Map(); // participant -> height, as last told
+function tellHeight(t) {
+  if (!room || t.classList.contains("screen")) return;
+  const h = Math.round(t.getBoundingClientRect().height * (window.devicePixelRatio || 1));
+  const id = t.dataset.participant;
+  const last = toldHeight.get(id);
+  // Small changes (a scrollbar, a rounding) are not worth a message.
+  if (h === 0 || (last && Math.abs(h - last) < last * 0.1)) return;
+  toldHeight.set(id, h);
+  room.setViewing(id, { videoHeight: h }).catch(() => {});
+}
+const sizes = new ResizeObserver((entries) => entries.forEach((e) => tellHeight(e.target)));
 
 // Columns for the camera count (a shared screen takes a row of its own).
 const tilesEl = document.getElementById("tiles");
@@ -355,8 +371,10 @@ function wire() {
       if (!t.dataset.watched) {
         t.dataset.watched = "1";
         viewing.observe(t);
+        sizes.observe(t);
         // At once: a hidden page runs no observer callbacks.
         tellViewing(t);
+        tellHeight(t);
       }
       refreshTile(participantId);
       showSpeakers();
@@ -379,7 +397,8 @@ function wire() {
     // A reconnect may have started the call's media afresh: say again what is hidden.
     if (state === "connected") {
       toldShown.clear();
-      document.querySelectorAll("#tiles .tile[data-watched]").forEach(tellViewing);
+      toldHeight.clear();
+      document.querySelectorAll("#tiles .tile[data-watched]").forEach((t) => { tellViewing(t); tellHeight(t); });
     }
     log(`connection ${state}${reason ? ` (${reason})` : ""}`);
   });

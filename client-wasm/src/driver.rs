@@ -171,6 +171,8 @@ pub struct Ctx {
     pub ice_policy: crate::options::IceTransportPolicy,
     /// From `JoinOptions.videoCodec`, for the camera and the screen share.
     pub video_codec: crate::codecs::VideoCodec,
+    /// Send the camera in layers (see `simulcast`).
+    pub simulcast: bool,
 }
 
 pub fn new_stream() -> MediaStream {
@@ -212,6 +214,7 @@ impl Ctx {
             audience_waiters: Default::default(),
             ice_policy: Default::default(),
             video_codec: Default::default(),
+            simulcast: true,
         };
         (ctx, rx)
     }

@@ -9,7 +9,8 @@
 //!
 //! Layout: the call's logic is plain Rust, tested natively and in the browser: `call`
 //! (the state machine: phase, generations, offer turns, reconnects), `roster`, `naming`,
-//! `backoff`, `candidates`, `codecs` (the video codec asked for), `endpoint`, `errors`. The browser parts only build for wasm32 and carry
+//! `backoff`, `candidates`, `codecs` (the video codec asked for), `simulcast` (the
+//! camera's layers), `endpoint`, `errors`. The browser parts only build for wasm32 and carry
 //! out what it decides: `driver` (the one task that owns the call), `incoming` (what each server
 //! message does), `socket`, `peer`,
 //! `media`, `local_media`, `local_tracks`, `reconnect`, `check` (the join check), `options` (reading `Room.join`'s and `Room.check`'s options), and `room` (the JS class, which
@@ -27,6 +28,7 @@ pub mod event_names;
 pub mod handle;
 pub mod naming;
 pub mod roster;
+pub mod simulcast;
 
 #[cfg(target_arch = "wasm32")]
 mod check;

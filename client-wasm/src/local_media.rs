@@ -57,8 +57,23 @@ pub async fn user_media(audio: bool, video: bool) -> Result<Vec<MediaStreamTrack
     };
     let c = MediaStreamConstraints::new();
     c.set_audio_bool(audio);
-    c.set_video_bool(video);
+    if video {
+        c.set_video(&camera_size(js_sys::Object::new()));
+    } else {
+        c.set_video_bool(false);
+    }
     Ok(tracks(&get_user_media(&c, what).await?))
+}
+
+/// Asks a camera for 1280x720 where it can (it gives what it has nearest): enough for
+/// the three simulcast layers a browser sends from 960x540 up (see `simulcast`).
+fn camera_size(c: js_sys::Object) -> js_sys::Object {
+    for (k, v) in [("width", 1280), ("height", 720)] {
+        let ideal = js_sys::Object::new();
+        let _ = Reflect::set(&ideal, &"ideal".into(), &v.into());
+        let _ = Reflect::set(&c, &k.into(), &ideal);
+    }
+    c
 }
 
 /// `getUserMedia(c)`, its refusals explained for `what`.
@@ -83,7 +98,7 @@ pub async fn device_track(audio: bool, device_id: &str) -> Result<MediaStreamTra
     if audio {
         c.set_audio(&exact);
     } else {
-        c.set_video(&exact);
+        c.set_video(&camera_size(exact));
     }
     tracks(&get_user_media(&c, what).await?)
         .into_iter()

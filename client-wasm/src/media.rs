@@ -174,6 +174,24 @@ pub(crate) fn add_sender(
         same(ctx.local.stream())
     };
     init.set_streams(&Array::of1(&stream));
+    let layers = crate::simulcast::encodings(kind, ctx.video_codec, ctx.simulcast, size(track));
+    if !layers.is_empty() {
+        let list: Array = layers
+            .iter()
+            .map(|e| {
+                let o = Object::new();
+                let _ = Reflect::set(&o, &"rid".into(), &e.rid.into());
+                let _ = Reflect::set(&o, &"scaleResolutionDownBy".into(), &e.scale_down_by.into());
+                let _ = Reflect::set(&o, &"maxBitrate".into(), &e.max_bitrate.into());
+                JsValue::from(o)
+            })
+            .collect();
+        let _ = Reflect::set(&init, &"sendEncodings".into(), &list);
+    }
+    if kind == TrackKind::Screen {
+        // Text and lines stay sharp; the frame rate gives way first.
+        let _ = Reflect::set(track, &"contentHint".into(), &"detail".into());
+    }
     let pc = &ctx.media.publish.as_ref().expect("created above").pc;
     let t = pc.add_transceiver_with_media_stream_track_and_init(track, &init);
     if kind != TrackKind::Audio {
@@ -184,6 +202,18 @@ pub(crate) fn add_sender(
     ctx.media.senders.insert(kind, t.sender());
     let _ = ctx.shared.tx.unbounded_send(Input::Renegotiate);
     Ok(())
+}
+
+/// A video track's picture size, as its settings say.
+fn size(track: &MediaStreamTrack) -> Option<(u32, u32)> {
+    let get = |o: &JsValue, k: &str| Reflect::get(o, &k.into()).ok();
+    let settings = get(track, "getSettings")?
+        .dyn_into::<js_sys::Function>()
+        .ok()?
+        .call0(track)
+        .ok()?;
+    let n = |k| get(&settings, k).and_then(|v| v.as_f64()).map(|v| v as u32);
+    Some((n("width")?, n("height")?))
 }
 
 /// Orders the transceiver's codecs so the server picks `codec` (see `codecs`). The

@@ -28,6 +28,8 @@ pub struct JoinOptions {
     pub ice_transport_policy: Option<IceTransportPolicy>,
     /// The codec to send video in (default VP8).
     pub video_codec: Option<crate::codecs::VideoCodec>,
+    /// Send the camera in three layers (default true; see `simulcast`).
+    pub simulcast: Option<bool>,
 }
 
 /// Which ICE candidates the browser may use, as in `RTCConfiguration`.
@@ -117,8 +119,9 @@ impl JoinOptions {
                 "on",
                 "iceTransportPolicy",
                 "videoCodec",
+                "simulcast",
             ],
-            "{url?, token, audio?, video?, tracks?, reconnect?, on?, iceTransportPolicy?, videoCodec?}",
+            "{url?, token, audio?, video?, tracks?, reconnect?, on?, iceTransportPolicy?, videoCodec?, simulcast?}",
         )
     }
 }

@@ -56,9 +56,11 @@ fn early_listeners(ctx: &Ctx, on: &JsValue) -> Result<(), SdkError> {
 }
 
 #[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
 struct ViewOptions {
     video: Option<bool>,
     screen: Option<bool>,
+    video_height: Option<f64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -112,6 +114,7 @@ async fn join(options: JsValue, replacing: Option<Rc<Shared>>) -> Result<Room, S
     let (mut ctx, rx) = Ctx::new(base, token, opts.reconnect.unwrap_or(true), tx);
     ctx.ice_policy = opts.ice_transport_policy.unwrap_or_default();
     ctx.video_codec = opts.video_codec.unwrap_or_default();
+    ctx.simulcast = opts.simulcast.unwrap_or(true);
     early_listeners(&ctx, &opts.on)?;
     ctx.emit(vec![events::Emit(
         "stateChanged",
@@ -446,20 +449,34 @@ impl Room {
         let shared = self.shared.clone();
         promise(async move {
             connected(&shared)?;
-            let shape = "{video?, screen?}";
-            let k: ViewOptions = read_options(shown, "setViewing", &["video", "screen"], shape)?;
-            if k.video.is_none() && k.screen.is_none() {
+            let shape = "{video?, screen?, videoHeight?}";
+            let known = ["video", "screen", "videoHeight"];
+            let k: ViewOptions = read_options(shown, "setViewing", &known, shape)?;
+            if k.video.is_none() && k.screen.is_none() && k.video_height.is_none() {
                 return Err(SdkError::invalid(
                     "options",
-                    "Room.setViewing: say whether `video` or `screen` (or both) is shown",
+                    "Room.setViewing: say whether `video` or `screen` is shown, or how tall \
+                     the video is (`videoHeight`)",
                 ));
             }
+            let video_height = match k.video_height {
+                None => None,
+                Some(h) if h.is_finite() && h >= 0.0 => Some(h.round().min(u32::MAX as f64) as u32),
+                Some(_) => {
+                    return Err(SdkError::invalid(
+                        "options",
+                        "Room.setViewing: `videoHeight` is the video's height in device \
+                         pixels, a number of 0 or more",
+                    ))
+                }
+            };
             send(
                 &shared,
                 ClientMessage::SetViewing {
                     participant_id: id,
                     video: k.video,
                     screen: k.screen,
+                    video_height,
                 },
             )?;
             Ok(JsValue::UNDEFINED)

@@ -72,6 +72,12 @@ export interface JoinOptions {
    */
   videoCodec?: "vp8" | "h264";
   /**
+   * Send the camera as three VP8 layers (a quarter, half and full size) so each viewer
+   * gets the one that fits how large it shows it (`setViewing`'s `videoHeight`).
+   * Default true; ignored for H.264. Screen share is always one layer, tuned for detail.
+   */
+  simulcast?: boolean;
+  /**
    * Listeners added before connecting, so `stateChanged` also shows `connecting`
    * (e.g. for `switchTo`).
    */
@@ -312,9 +318,12 @@ export interface Room {
    * out of view (an `IntersectionObserver`) or the page is hidden: what is not shown is
    * not sent, and it resumes from a fresh keyframe when shown again. Everything is
    * shown until said otherwise, and again after a reconnect: say what is hidden
-   * again on `stateChanged` to `connected`.
+   * again on `stateChanged` to `connected`. `videoHeight`: how tall the camera's video
+   * element is, in device pixels (CSS height times `devicePixelRatio`, e.g. from a
+   * `ResizeObserver`): of a camera sent in simulcast, the smallest layer at least that
+   * tall is sent (until said, the largest).
    */
-  setViewing(id: string, shown: { video?: boolean; screen?: boolean }): Promise<void>;
+  setViewing(id: string, shown: { video?: boolean; screen?: boolean; videoHeight?: number }): Promise<void>;
 }
 "#;
 

@@ -433,6 +433,9 @@ pub enum ClientMessage {
     /// Whether this member shows another participant's camera and screen share now
     /// (`false`: its video element is off screen or the page is hidden): what is not
     /// shown is not sent. Left out: unchanged. Everything is shown until said otherwise.
+    /// `videoHeight`: how tall the camera is shown, in device pixels; of a camera sent
+    /// in simulcast, the smallest layer at least that tall is sent (until said
+    /// otherwise, the largest).
     #[serde(rename_all = "camelCase")]
     SetViewing {
         participant_id: String,
@@ -440,6 +443,8 @@ pub enum ClientMessage {
         video: Option<bool>,
         #[serde(default)]
         screen: Option<bool>,
+        #[serde(default)]
+        video_height: Option<u32>,
     },
     Leave,
     /// Sits on a seat (`freeToTake` rooms): the one asked for, or the first free one.
@@ -521,7 +526,8 @@ mod tests {
             ClientMessage::SetViewing {
                 participant_id: "a".into(),
                 video: Some(false),
-                screen: None
+                screen: None,
+                video_height: None,
             }
         );
         assert!(serde_json::from_str::<ClientMessage>(r#"{"type":"dance"}"#).is_err());

@@ -320,6 +320,11 @@ fn apply(m: &mut dyn RoomMedia, cmd: RelayCmd) {
             kind,
             shown,
         } => m.set_viewing(&viewer, &owner, kind, shown),
+        RelayCmd::FitVideo {
+            viewer,
+            owner,
+            height,
+        } => m.fit_video(&viewer, &owner, height),
         RelayCmd::Remove { member } => m.remove_member(&member),
         RelayCmd::Tracks { tracks } => m.remote_tracks(tracks),
     }

@@ -107,6 +107,21 @@ impl Relays {
                 }
                 None => home.set_viewing(&viewer, &owner, kind, shown),
             },
+            MediaCommand::FitVideo {
+                viewer,
+                owner,
+                height,
+            } => match self.receiving.get(&viewer) {
+                Some(node) => {
+                    let cmd = RelayCmd::FitVideo {
+                        viewer,
+                        owner,
+                        height,
+                    };
+                    delivery.relay_cmd(node, cmd)
+                }
+                None => home.fit_video(&viewer, &owner, height),
+            },
         }
     }
 
@@ -231,6 +246,9 @@ mod tests {
         fn set_viewing(&mut self, viewer: &UserId, _: &UserId, _: MediaKind, _: bool) {
             self.push(format!("viewing {viewer}"));
         }
+        fn fit_video(&mut self, viewer: &UserId, _: &UserId, height: u32) {
+            self.push(format!("fit {viewer} {height}"));
+        }
         fn remove_member(&mut self, member: &UserId) {
             self.push(format!("remove {member}"));
         }
@@ -322,8 +340,14 @@ mod tests {
             shown: false,
         };
         relays.command(&d, viewing);
+        let fit = MediaCommand::FitVideo {
+            viewer: there.clone(),
+            owner: user("here"),
+            height: 180,
+        };
+        relays.command(&d, fit);
         let sent = to_n1();
-        assert_eq!(sent.len(), 4, "{sent:?}");
+        assert_eq!(sent.len(), 5, "{sent:?}");
         assert_eq!(sent[0], RelayCmd::Tracks { tracks });
         assert_eq!(
             sent[1],
@@ -333,6 +357,9 @@ mod tests {
         );
         assert!(matches!(&sent[2], RelayCmd::Signal { member, .. } if *member == there));
         assert!(matches!(&sent[3], RelayCmd::Viewing { viewer, .. } if *viewer == there));
+        assert!(
+            matches!(&sent[4], RelayCmd::FitVideo { viewer, height: 180, .. } if *viewer == there)
+        );
         assert_eq!(calls.take(), Vec::<String>::new());
 
         // ...publishing at the home, and so are a local member's both.
@@ -344,9 +371,20 @@ mod tests {
         relays.command(&d, publish);
         relays.command(&d, MediaCommand::SetGates(there.clone(), Gates::default()));
         relays.command(&d, MediaCommand::Subscribe(user("here")));
+        let fit = MediaCommand::FitVideo {
+            viewer: user("here"),
+            owner: there.clone(),
+            height: 360,
+        };
+        relays.command(&d, fit);
         assert_eq!(
             calls.take(),
-            ["signal there Publish", "gates there", "subscribe here"]
+            [
+                "signal there Publish",
+                "gates there",
+                "subscribe here",
+                "fit here 360"
+            ]
         );
         assert_eq!(to_n1(), []);
 

@@ -80,6 +80,9 @@ pub struct Leg {
     pub resends: super::history::ResendBudget,
     /// The gaps in what it was sent, for its viewer's loss (see `quality`).
     pub sent: super::quality::SentGaps,
+    /// Video: which of the track's layers it is sent, and the numbers that keep a
+    /// switch between them invisible (see `simulcast`).
+    pub follow: super::simulcast::Follow,
 }
 
 /// Why a track could not be added to a subscribe connection.
@@ -121,6 +124,10 @@ fn section_takes(answer: &str, mid: &str, pt: u8) -> Option<bool> {
 /// A track arriving on a publish connection.
 pub struct Inbound {
     pub track: TrackKey,
+    /// Its simulcast layer (0 for a track sent as one encoding).
+    pub layer: u8,
+    /// The sequence numbers it brought lately: a copy goes nowhere.
+    pub seen: super::seen::Seen,
     /// Its loss over the current window.
     pub loss: super::quality::SeqLoss,
     /// The payload type of its first packet: the codec its viewers were offered.
@@ -140,6 +147,17 @@ pub enum SameCodec {
 }
 
 impl Inbound {
+    pub fn new(track: TrackKey, layer: u8) -> Self {
+        Self {
+            track,
+            layer,
+            seen: Default::default(),
+            loss: Default::default(),
+            pt: None,
+            told_codec_change: false,
+        }
+    }
+
     /// The first packet's payload type fixes the stream's codec.
     pub fn same_codec(&mut self, pt: u8) -> SameCodec {
         if *self.pt.get_or_insert(pt) == pt {
@@ -182,6 +200,9 @@ pub struct Conn {
     pub levels: super::levels::Levels,
     /// Publish: tracks arriving, by their SSRC.
     pub inbound: HashMap<u32, Inbound>,
+    /// Publish: the track of each receiver sent in simulcast (its layers arrive as
+    /// several SSRCs, one track).
+    pub simulcast: HashMap<rtc::rtp_transceiver::RTCRtpReceiverId, TrackKey>,
     /// Subscribe: the client's receiver reports over the current window.
     pub reports: super::quality::Reports,
     /// Subscribe: tracks sent, and the SSRCs we send them with (media and repair).
@@ -243,6 +264,7 @@ impl Conn {
             screen_ids: HashSet::new(),
             levels: Default::default(),
             inbound: HashMap::new(),
+            simulcast: HashMap::new(),
             reports: Default::default(),
             legs: HashMap::new(),
             by_out_ssrc: HashMap::new(),
@@ -362,6 +384,7 @@ impl Conn {
                 rtx_seq: rand::random(),
                 resends: Default::default(),
                 sent: Default::default(),
+                follow: Default::default(),
             },
         );
         self.by_out_ssrc.insert(ssrc, track);
@@ -624,6 +647,8 @@ mod tests {
     fn a_stream_keeps_the_codec_it_began_with() {
         let mut inbound = Inbound {
             track: 1,
+            layer: 0,
+            seen: Default::default(),
             loss: Default::default(),
             pt: None,
             told_codec_change: false,

@@ -7,9 +7,13 @@
 //! the connections, reads and writes in batches (the `mediaio` crate: recvmmsg / sendmmsg), routes
 //! datagrams by source address (learned from the first authentic STUN binding request,
 //! `stun`), drives each `conn`'s `rtc` state machine, and forwards RTP with its header
-//! rewritten per subscriber, reading publishers' audio levels on the way (`levels`);
+//! rewritten per subscriber, reading publishers' audio levels on the way (`levels`),
+//! taking a simulcast layer's resends as the packets they resend (`layer_repair`) and
+//! forwarding a packet sent twice once (`seen`);
 //! a video its viewer does not show is not sent to it, and goes on gapless when shown
-//! again (`seq_shift`); a track other nodes' relays need is sent to each once, and one
+//! again (`seq_shift`); a camera sent in simulcast reaches each viewer as the one layer
+//! that fits how large it shows it, switched at keyframes and renumbered so the viewer
+//! sees one stream (`simulcast`); a track other nodes' relays need is sent to each once, and one
 //! from another node is received the same way, on the same port (`pipe`). A
 //! `room` task per live session decides who receives what
 //! and commands the workers (`wire`: the messages between the parts). The relay is
@@ -25,13 +29,16 @@ mod config;
 mod conn;
 mod engine;
 mod history;
+mod layer_repair;
 mod levels;
 mod pc_setup;
 mod pipe;
 pub mod port;
 pub mod quality;
 mod room;
+mod seen;
 mod seq_shift;
+mod simulcast;
 pub mod stats;
 mod stun;
 mod wire;

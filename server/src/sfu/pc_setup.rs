@@ -251,6 +251,25 @@ impl Shared {
             .with_crypto_provider(tap.clone())
             .build();
         let mut me = media_engine()?;
+        if !sends {
+            // A publish connection takes simulcast: the extensions naming each
+            // encoding's stream (RID) and its section (MID). Not on subscribe
+            // connections, whose packets the relay writes itself, without extensions.
+            for uri in [
+                "urn:ietf:params:rtp-hdrext:sdes:mid",
+                "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id",
+                "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id",
+            ] {
+                me.register_header_extension(
+                    RTCRtpHeaderExtensionCapability {
+                        uri: uri.to_owned(),
+                    },
+                    RtpCodecKind::Video,
+                    None,
+                )
+                .map_err(|e| e.to_string())?;
+            }
+        }
         // A publish connection gets the default interceptors (NACKs to the publisher,
         // receiver reports, transport-wide congestion feedback for its estimate). A
         // subscribe connection's media never passes rtc's pipeline, so it needs only
@@ -258,7 +277,10 @@ impl Shared {
         let registry = if sends {
             Registry::new().with(KEYFRAME_SLOT, KeyframeRequests::new())
         } else {
-            register_default_interceptors(Registry::new(), &mut me).map_err(|e| e.to_string())?
+            // Simulcast layers' resends first (see `layer_repair`).
+            let repair = super::layer_repair::LayerRepair::new();
+            let registry = Registry::new().with(super::layer_repair::REPAIR_SLOT, repair);
+            register_default_interceptors(registry, &mut me).map_err(|e| e.to_string())?
         };
         let config = RTCConfigurationBuilder::new()
             .with_certificates(vec![self.certificate.clone()])

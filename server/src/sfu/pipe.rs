@@ -6,7 +6,8 @@
 //! traffic never starts with (RFC 7983: STUN 0-3, DTLS 20-63, TURN channels 64-79, RTP
 //! and RTCP 128-191; QUIC, which RFC 9443 gives 192-255, is not spoken here), then their kind
 //! and the pipe's 64-bit id, which the importing relay picked at random:
-//! - `MEDIA`, exporter to importer: the publisher's RTP packet, as decrypted (plain);
+//! - `MEDIA`, exporter to importer: the publisher's RTP packet, as decrypted (plain),
+//!   with its simulcast layer in the kind byte's high nibble (see `simulcast`);
 //! - `KEYFRAME`, importer to exporter: a viewer there needs a keyframe.
 //!
 //! Like the database and Redis between nodes, pipes are meant for a private network:
@@ -69,25 +70,26 @@ fn read(map: &RwLock<HashMap<u64, End>>, pipe: u64) -> Option<End> {
         .copied()
 }
 
-/// The header of a datagram of `kind` for `pipe`, with room for `body` bytes after it.
-fn start(kind: Kind, pipe: u64, body: usize) -> BytesMut {
+/// The header of a datagram of `kind` (of simulcast `layer`) for `pipe`, with room for
+/// `body` bytes after it.
+fn start(kind: Kind, layer: u8, pipe: u64, body: usize) -> BytesMut {
     let mut b = BytesMut::with_capacity(HEADER + body);
-    b.extend_from_slice(&[MARK, kind as u8]);
+    b.extend_from_slice(&[MARK, kind as u8 | (layer << 4)]);
     b.extend_from_slice(&pipe.to_be_bytes());
     b
 }
 
 /// A datagram of `kind` for `pipe`, with `body` after the header.
 pub fn datagram(kind: Kind, pipe: u64, body: &[u8]) -> BytesMut {
-    let mut b = start(kind, pipe, body.len());
+    let mut b = start(kind, 0, pipe, body.len());
     b.extend_from_slice(body);
     b
 }
 
-/// A media datagram carrying `pkt` (header and payload as the publisher sent them,
+/// A media datagram carrying `pkt` of simulcast `layer` (header and payload as the publisher sent them,
 /// without padding: the payload arrives with it removed, and a header still saying
 /// "padded" would have the other end cut the payload's last bytes off).
-pub fn media(pipe: u64, pkt: &rtp::Packet) -> Option<BytesMut> {
+pub fn media(pipe: u64, layer: u8, pkt: &rtp::Packet) -> Option<BytesMut> {
     use rtc::shared::marshal::{Marshal, MarshalSize};
     let unpadded;
     let header = if pkt.header.padding {
@@ -100,25 +102,27 @@ pub fn media(pipe: u64, pkt: &rtp::Packet) -> Option<BytesMut> {
         &pkt.header
     };
     let n = header.marshal_size();
-    let mut b = start(Kind::Media, pipe, n + pkt.payload.len());
+    let mut b = start(Kind::Media, layer, pipe, n + pkt.payload.len());
     b.resize(HEADER + n, 0);
     header.marshal_to(&mut b[HEADER..]).ok()?;
     b.extend_from_slice(&pkt.payload);
     Some(b)
 }
 
-/// What a pipe datagram says; `None` when it is not one or is malformed.
-pub fn parse(data: &[u8]) -> Option<(Kind, u64, &[u8])> {
+/// What a pipe datagram says (its kind, simulcast layer, pipe and body); `None` when
+/// it is not one or is malformed.
+pub fn parse(data: &[u8]) -> Option<(Kind, u8, u64, &[u8])> {
     if data.len() < HEADER || data[0] != MARK {
         return None;
     }
-    let kind = match data[1] {
-        0 => Kind::Media,
-        1 => Kind::Keyframe,
+    let layer = data[1] >> 4;
+    let kind = match data[1] & 0x0f {
+        0 if (layer as usize) < super::simulcast::LAYERS => Kind::Media,
+        1 if layer == 0 => Kind::Keyframe,
         _ => return None,
     };
     let pipe = u64::from_be_bytes(data[2..HEADER].try_into().ok()?);
-    Some((kind, pipe, &data[HEADER..]))
+    Some((kind, layer, pipe, &data[HEADER..]))
 }
 
 /// The RTP packet a media datagram's body holds.
@@ -151,8 +155,8 @@ mod tests {
 
     #[test]
     fn a_padded_packet_arrives_whole() {
-        let d = media(1, &pkt(true, b"opus")).unwrap();
-        let back = packet(parse(&d).unwrap().2).unwrap();
+        let d = media(1, 0, &pkt(true, b"opus")).unwrap();
+        let back = packet(parse(&d).unwrap().3).unwrap();
         assert!(!back.header.padding);
         assert_eq!(&back.payload[..], b"opus");
     }
@@ -160,13 +164,13 @@ mod tests {
     #[test]
     fn a_media_datagram_carries_the_packet_and_its_pipe() {
         let pkt = pkt(false, b"frame");
-        let d = media(0x0102_0304_0506_0708, &pkt).unwrap();
+        let d = media(0x0102_0304_0506_0708, 2, &pkt).unwrap();
         assert!(
             !(0..=191).contains(&d[0]),
             "never taken for STUN, DTLS or RTP"
         );
-        let (kind, pipe, body) = parse(&d).unwrap();
-        assert_eq!((kind, pipe), (Kind::Media, 0x0102_0304_0506_0708));
+        let (kind, layer, pipe, body) = parse(&d).unwrap();
+        assert_eq!((kind, layer, pipe), (Kind::Media, 2, 0x0102_0304_0506_0708));
         let back = packet(body).unwrap();
         assert_eq!(back.header.sequence_number, 65535);
         assert_eq!(back.header.ssrc, 0xdead_beef);
@@ -174,12 +178,15 @@ mod tests {
         assert_eq!(&back.payload[..], b"frame");
         let k = datagram(Kind::Keyframe, 7, &[]);
         assert_eq!(
-            parse(&k).map(|(k, p, b)| (k, p, b.len())),
-            Some((Kind::Keyframe, 7, 0))
+            parse(&k).map(|(k, l, p, b)| (k, l, p, b.len())),
+            Some((Kind::Keyframe, 0, 7, 0))
         );
         // Short, of another kind, or not a pipe's at all: none.
         assert_eq!(parse(&d[..9]), None);
         assert_eq!(parse(&[MARK, 9, 0, 0, 0, 0, 0, 0, 0, 1]), None);
+        // A layer past the last, or a keyframe request with one.
+        assert_eq!(parse(&[MARK, 0x30, 0, 0, 0, 0, 0, 0, 0, 1]), None);
+        assert_eq!(parse(&[MARK, 0x11, 0, 0, 0, 0, 0, 0, 0, 1]), None);
         assert_eq!(parse(&[0x80; 20]), None);
         assert!(packet(&[0x80]).is_none());
     }

@@ -134,6 +134,12 @@ pub enum RelayCmd {
         kind: MediaKind,
         shown: bool,
     },
+    #[serde(rename_all = "camelCase")]
+    FitVideo {
+        viewer: UserId,
+        owner: UserId,
+        height: u32,
+    },
     Remove {
         member: UserId,
     },
@@ -158,6 +164,9 @@ pub trait RoomMedia: Send {
     /// Whether `viewer` shows `owner`'s track of `kind` now: one not shown is not sent
     /// to it (and a keyframe is asked for when it is shown again).
     fn set_viewing(&mut self, viewer: &UserId, owner: &UserId, kind: MediaKind, shown: bool);
+    /// How tall `viewer` shows `owner`'s camera, in device pixels: of one sent in
+    /// simulcast, the smallest layer at least that tall is sent to it.
+    fn fit_video(&mut self, viewer: &UserId, owner: &UserId, height: u32);
     fn remove_member(&mut self, member: &UserId);
     /// Closes every connection; the relay is unusable afterwards.
     fn close(&mut self);

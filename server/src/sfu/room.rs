@@ -86,6 +86,11 @@ enum RoomCmd {
         kind: MediaKind,
         shown: bool,
     },
+    Fit {
+        viewer: UserId,
+        owner: UserId,
+        height: u32,
+    },
     Remove(UserId),
     RemoteTracks(Vec<SharedTrack>),
     Pipe(PipeRequest),
@@ -120,6 +125,13 @@ impl RoomMedia for SfuRoom {
             shown,
         });
     }
+    fn fit_video(&mut self, viewer: &UserId, owner: &UserId, height: u32) {
+        let _ = self.tx.send(RoomCmd::Fit {
+            viewer: viewer.clone(),
+            owner: owner.clone(),
+            height,
+        });
+    }
     fn remove_member(&mut self, member: &UserId) {
         let _ = self.tx.send(RoomCmd::Remove(member.clone()));
     }
@@ -150,6 +162,8 @@ struct Member {
     /// Others' tracks (owner, kind) this member does not show now: not sent to it,
     /// whichever receiving connection it has.
     hidden: HashSet<(UserId, MediaKind)>,
+    /// How tall it shows others' cameras (see `simulcast`), by owner.
+    fit: HashMap<UserId, u32>,
     _held: stats::Held,
 }
 
@@ -256,6 +270,7 @@ impl RoomCtl {
             subscribe: None,
             gates: Gates::default(),
             hidden: HashSet::new(),
+            fit: HashMap::new(),
             _held: stats::Held::new(&stats::MEMBERS),
         })
     }
@@ -298,6 +313,11 @@ impl RoomCtl {
                 kind,
                 shown,
             } => self.viewing(&viewer, owner, kind, shown),
+            RoomCmd::Fit {
+                viewer,
+                owner,
+                height,
+            } => self.fit(&viewer, owner, height),
             RoomCmd::Remove(user) => self.remove(&user, false),
             RoomCmd::RemoteTracks(tracks) => self.remote_tracks(tracks),
             RoomCmd::Pipe(req) => self.pipe(req),
@@ -466,6 +486,30 @@ impl RoomCtl {
         }
     }
 
+    /// How tall `viewer` shows `owner`'s camera: its legs are sent the layer that fits.
+    fn fit(&mut self, viewer: &UserId, owner: UserId, height: u32) {
+        let Some(m) = self.members.get_mut(viewer) else {
+            return;
+        };
+        m.fit.insert(owner.clone(), height);
+        let Some(key) = m.subscribe else {
+            return;
+        };
+        for (&track, t) in &self.tracks {
+            if t.owner == owner && t.kind == MediaKind::Video && t.viewers.contains(&key) {
+                let max_height = Some(height);
+                self.engine.send(
+                    key.worker,
+                    Cmd::Fit {
+                        key,
+                        track,
+                        max_height,
+                    },
+                );
+            }
+        }
+    }
+
     /// For a track from the home: its pipe is open while a viewer here shows it, and
     /// closed when none does (no viewer left, or each one hides it).
     fn sync_pipe(&mut self, track: TrackKey) {
@@ -519,6 +563,9 @@ impl RoomCtl {
             return;
         }
         let paused = m.hidden.contains(&(t.owner.clone(), t.kind));
+        let max_height = (t.kind == MediaKind::Video)
+            .then(|| m.fit.get(&t.owner).copied())
+            .flatten();
         if paused {
             t.hidden_by.insert(key);
         }
@@ -537,6 +584,7 @@ impl RoomCtl {
                 owner: t.owner.clone(),
                 source: t.source,
                 paused,
+                max_height,
             },
         );
         let Some(t) = self.tracks.get_mut(&track) else {

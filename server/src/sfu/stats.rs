@@ -75,6 +75,15 @@ pub static PIPE_SENT: Counter = Counter::new();
 pub static PIPE_RECEIVED: Counter = Counter::new();
 /// Pipe datagrams for no open pipe here (closed a moment ago) or malformed.
 pub static PIPE_DROPPED: Counter = Counter::new();
+/// Encodings arriving of tracks sent in simulcast (a camera in three layers counts 3).
+pub static SIMULCAST_LAYERS: Counter = Counter::new();
+/// Publishers' resends of a simulcast layer's packets taken (see `layer_repair`).
+pub static LAYER_RESENDS_TAKEN: Counter = Counter::new();
+/// Times a viewer was switched to another simulcast layer (at its keyframe).
+pub static LAYER_SWITCHES: Counter = Counter::new();
+/// Publishers' packets that came a second time (resent as bandwidth probes): not
+/// forwarded.
+pub static DROPPED_DUPLICATE: Counter = Counter::new();
 /// Publishers' packets in another codec than their stream began with (not forwarded).
 pub static DROPPED_CODEC_CHANGE: Counter = Counter::new();
 
@@ -95,10 +104,14 @@ pub fn all() -> Vec<(&'static str, u64, bool)> {
         c("dropped_unauthenticated", &DROPPED_UNAUTHENTICATED),
         c("dropped_send_buffer_full", &SEND_DROPPED),
         c("dropped_codec_change", &DROPPED_CODEC_CHANGE),
+        c("dropped_duplicate", &DROPPED_DUPLICATE),
         c("fast_path_refused", &FAST_PATH_REFUSED),
         c("pipe_sent_packets", &PIPE_SENT),
         c("pipe_received_packets", &PIPE_RECEIVED),
         c("pipe_dropped_datagrams", &PIPE_DROPPED),
+        c("layer_switches", &LAYER_SWITCHES),
+        c("layer_resends_taken", &LAYER_RESENDS_TAKEN),
+        g("simulcast_layers", &SIMULCAST_LAYERS),
         g("pipes_out", &PIPES_OUT),
         g("pipes_in", &PIPES_IN),
         g("peer_connections", &PEERS),

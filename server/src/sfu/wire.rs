@@ -57,6 +57,15 @@ pub enum Cmd {
         source: ConnKey,
         /// Its viewer does not show it now (see `Pause`).
         paused: bool,
+        /// Video: how tall its viewer shows it (see `Fit`).
+        max_height: Option<u32>,
+    },
+    /// Of a track sent in simulcast, send this subscribe connection the smallest layer
+    /// at least `max_height` device pixels tall (`None`: the largest).
+    Fit {
+        key: ConnKey,
+        track: TrackKey,
+        max_height: Option<u32>,
     },
     /// Stop or resume sending `track` on this subscribe connection (its viewer hides or
     /// shows it); resuming asks the publisher for a keyframe.
@@ -107,7 +116,7 @@ pub enum Cmd {
         on: bool,
     },
     /// From another worker: packets of tracks with subscribers here.
-    Forward(Vec<(TrackKey, rtp::Packet)>),
+    Forward(Vec<(TrackKey, u8, rtp::Packet)>),
     /// From another worker: a subscriber of `track` needs a keyframe.
     Keyframe(TrackKey),
     /// From another worker: datagrams its socket received for connections owned here.

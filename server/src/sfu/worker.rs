@@ -49,6 +49,7 @@ use super::pc_setup::{Codec, Shared};
 use super::pipe::{self, End, Pipes};
 use super::port::MediaKind;
 use super::quality;
+use super::simulcast::{self, Layers, LAYERS};
 use super::stats;
 use super::stun;
 use super::wire::{Cmd, ConnEvent, ConnKey, Stray, TrackKey};
@@ -107,8 +108,15 @@ enum Dest {
 /// A track's forwarding on this worker.
 struct Route {
     kind: MediaKind,
-    /// On the publisher's worker: its connection, receiver and SSRC.
+    /// On the publisher's worker: its connection, receiver and SSRC (the first
+    /// layer's, in simulcast).
     source: Option<(u64, RTCRtpReceiverId, u32)>,
+    /// On the publisher's worker, in simulcast: the other layers' SSRCs.
+    more_ssrcs: Vec<u32>,
+    /// Its payload is VP8 (whose descriptor the relay reads: see `simulcast`).
+    vp8: bool,
+    /// Video: its layers as they arrive here.
+    layers: Layers,
     source_worker: u16,
     gate: bool,
     /// Subscribe connections here that send this track.
@@ -118,8 +126,8 @@ struct Route {
     fanout: Vec<u16>,
     last_pli: Option<Instant>,
     pli_pending: bool,
-    /// Video with subscribers here: what was sent, for their NACKs.
-    history: Option<Box<History>>,
+    /// Video with subscribers here: what was sent, for their NACKs, per layer.
+    history: [Option<Box<History>>; LAYERS],
     /// Received from another node's relay (its address, the pipe): this worker is the
     /// track's source here.
     pipe_in: Option<(SocketAddr, u64)>,
@@ -132,13 +140,16 @@ impl Route {
         Self {
             kind,
             source: None,
+            more_ssrcs: vec![],
+            vp8: false,
+            layers: Layers::default(),
             source_worker,
             gate: false,
             legs: vec![],
             fanout: vec![],
             last_pli: None,
             pli_pending: false,
-            history: None,
+            history: Default::default(),
             pipe_in: None,
             pipes_out: vec![],
         }
@@ -174,7 +185,7 @@ struct Worker {
     /// their output but nothing else, which is most of the work, so it is kept cheap.
     written: Vec<u64>,
     out: Vec<Outgoing>,
-    forward_out: Vec<Vec<(TrackKey, rtp::Packet)>>,
+    forward_out: Vec<Vec<(TrackKey, u8, rtp::Packet)>>,
     stray_out: Vec<Vec<Stray>>,
     recv: RecvBuffers,
 }
@@ -571,6 +582,24 @@ impl Worker {
         if conn.role != PcKind::Publish || conn.inbound.contains_key(&init.ssrc) {
             return;
         }
+        // Another layer of a track sent in simulcast: the same track.
+        if let (Some(rid), Some(&track)) = (&init.rid, conn.simulcast.get(&init.receiver_id)) {
+            let Some(route) = self.routes.get_mut(&track) else {
+                return;
+            };
+            let mut taken = [false; LAYERS];
+            for i in conn.inbound.values().filter(|i| i.track == track) {
+                taken[i.layer as usize] = true;
+            }
+            let Some(layer) = simulcast::slot_of_rid(rid, &taken) else {
+                tracing::warn!(user = %conn.user, rid, "more simulcast layers than relayed; ignored");
+                return;
+            };
+            conn.inbound.insert(init.ssrc, Inbound::new(track, layer));
+            route.more_ssrcs.push(init.ssrc);
+            stats::SIMULCAST_LAYERS.inc();
+            return;
+        }
         let (rtp_kind, mime) = conn
             .pc
             .rtp_receiver(init.receiver_id)
@@ -586,18 +615,19 @@ impl Worker {
         };
         let codec = Codec::of(kind, mime.as_deref());
         let track = self.s.track_ids.fetch_add(1, Ordering::Relaxed);
-        conn.inbound.insert(
-            init.ssrc,
-            Inbound {
-                track,
-                loss: Default::default(),
-                pt: None,
-                told_codec_change: false,
-            },
-        );
+        let layer = match &init.rid {
+            Some(rid) => {
+                conn.simulcast.insert(init.receiver_id, track);
+                stats::SIMULCAST_LAYERS.inc();
+                simulcast::slot_of_rid(rid, &[false; LAYERS]).unwrap_or(0)
+            }
+            None => 0,
+        };
+        conn.inbound.insert(init.ssrc, Inbound::new(track, layer));
         stats::TRACKS.inc();
         let mut route = Route::new(kind, self.s.index);
         route.source = Some((id, init.receiver_id, init.ssrc));
+        route.vp8 = codec == Codec::Vp8;
         self.routes.insert(track, route);
         let _ = conn.events.send(ConnEvent::Published {
             user: conn.user.clone(),
@@ -633,8 +663,13 @@ impl Worker {
                 return;
             }
         }
+        // A copy (a browser's bandwidth probe resends old packets): its viewers had it.
+        if !inbound.seen.first(pkt.header.sequence_number) {
+            stats::DROPPED_DUPLICATE.inc();
+            return;
+        }
         inbound.loss.packet(pkt.header.sequence_number);
-        let track = inbound.track;
+        let (track, layer) = (inbound.track, inbound.layer);
         let Some(route) = self.routes.get(&track) else {
             return;
         };
@@ -651,7 +686,7 @@ impl Worker {
             return;
         }
         for &(to, id) in &route.pipes_out {
-            if let Some(data) = pipe::media(id, &pkt) {
+            if let Some(data) = pipe::media(id, layer, &pkt) {
                 self.out.push(Outgoing {
                     dst: to,
                     src_ip: None,
@@ -665,9 +700,9 @@ impl Worker {
             }
         }
         for &w in &route.fanout {
-            self.forward_out[w as usize].push((track, pkt.clone()));
+            self.forward_out[w as usize].push((track, layer, pkt.clone()));
         }
-        self.fan_local(track, &pkt, now);
+        self.fan_local(track, layer, &pkt, now);
     }
 
     /// A datagram between relays (see `pipe`), from whichever node sent it. One for a
@@ -679,7 +714,7 @@ impl Worker {
         data: BytesMut,
         now: Instant,
     ) {
-        let Some((kind, id, body)) = pipe::parse(&data) else {
+        let Some((kind, layer, id, body)) = pipe::parse(&data) else {
             stats::PIPE_DROPPED.inc();
             return;
         };
@@ -708,24 +743,26 @@ impl Worker {
                     return;
                 };
                 stats::PIPE_RECEIVED.inc();
-                self.relay_in(track, pkt, now);
+                self.relay_in(track, layer, pkt, now);
             }
         }
     }
 
     /// A packet of a track received from another node, on its source worker here: to
     /// the subscribers here, and one copy to each other worker with subscribers.
-    fn relay_in(&mut self, track: TrackKey, pkt: rtp::Packet, now: Instant) {
+    fn relay_in(&mut self, track: TrackKey, layer: u8, pkt: rtp::Packet, now: Instant) {
         let Some(route) = self.routes.get(&track) else {
             return;
         };
         for &w in &route.fanout {
-            self.forward_out[w as usize].push((track, pkt.clone()));
+            self.forward_out[w as usize].push((track, layer, pkt.clone()));
         }
-        self.fan_local(track, &pkt, now);
+        self.fan_local(track, layer, &pkt, now);
     }
 
-    fn fan_local(&mut self, track: TrackKey, pkt: &rtp::Packet, now: Instant) {
+    /// A packet of `track` (of simulcast `layer`) to each subscriber here that shows it
+    /// and is sent that layer.
+    fn fan_local(&mut self, track: TrackKey, layer: u8, pkt: &rtp::Packet, now: Instant) {
         let use_src = self.s.public_ip.is_none();
         let Worker {
             routes,
@@ -738,9 +775,21 @@ impl Worker {
         let Some(route) = routes.get_mut(&track) else {
             return;
         };
-        if route.kind != MediaKind::Audio && !route.legs.is_empty() {
-            route.history.get_or_insert_with(Default::default).keep(pkt);
+        let video = route.kind != MediaKind::Audio;
+        let desc = if route.vp8 {
+            simulcast::vp8(&pkt.payload)
+        } else {
+            None
+        };
+        if video {
+            route.layers.packet(layer, desc.as_ref(), now);
+            if !route.legs.is_empty() {
+                route.history[layer as usize % LAYERS]
+                    .get_or_insert_with(Default::default)
+                    .keep(pkt);
+            }
         }
+        let mut want_keyframe = false;
         for cid in &route.legs {
             let Some(conn) = conns.get_mut(cid) else {
                 continue;
@@ -756,9 +805,25 @@ impl Worker {
             if !leg.playable || leg.paused {
                 continue;
             }
+            // Video: only the layer it is sent (one layer: every packet).
+            if video {
+                let pick = route.layers.pick(leg.follow.max_height, now);
+                let ts = pkt.header.timestamp;
+                let v = leg
+                    .follow
+                    .admit(layer, desc.as_ref(), pick, ts, leg.clock_rate, now);
+                want_keyframe |= v.want_keyframe;
+                if !v.send {
+                    continue;
+                }
+                if v.switched {
+                    leg.shift.resume();
+                    stats::LAYER_SWITCHES.inc();
+                }
+            }
             // Each subscriber connection negotiated its own SSRC and payload type, and
             // none of the publisher's header extensions: the header is rebuilt, the
-            // payload shared.
+            // payload shared (but for a VP8 descriptor renumbered after a switch).
             let Some(sequence_number) = leg.shift.out(pkt.header.sequence_number) else {
                 continue;
             };
@@ -767,11 +832,15 @@ impl Worker {
                 marker: pkt.header.marker,
                 payload_type: leg.pt,
                 sequence_number,
-                timestamp: pkt.header.timestamp,
+                timestamp: leg.follow.timestamp(pkt.header.timestamp),
                 ssrc: leg.ssrc,
                 csrc: pkt.header.csrc.clone(),
                 ..Default::default()
             };
+            if video {
+                leg.follow.sent(header.timestamp, desc.as_ref(), now);
+            }
+            let rewrite = desc.filter(|_| leg.follow.rewrites());
             leg.packets = leg.packets.wrapping_add(1);
             leg.sent.sent(header.sequence_number);
             leg.octets = leg.octets.wrapping_add(pkt.payload.len() as u32);
@@ -780,9 +849,13 @@ impl Worker {
             let leg = *leg;
             match (&mut conn.fast, conn.last_dst) {
                 (Some(fast), Some(dst)) if leg.verified => {
-                    let Some(plain) = marshal(&header, &pkt.payload) else {
+                    let Some(mut plain) = marshal(&header, &pkt.payload) else {
                         continue;
                     };
+                    if let Some(d) = &rewrite {
+                        let at = plain.len() - pkt.payload.len();
+                        leg.follow.rewrite(d, &mut plain[at..]);
+                    }
                     if let Ok(wire) = fast.ctx.encrypt_rtp_with_header(&plain, &header) {
                         out.push(Outgoing {
                             dst: conn.wire_addr(dst),
@@ -799,9 +872,17 @@ impl Worker {
                     }
                 }
                 _ => {
+                    let payload = match &rewrite {
+                        Some(d) => {
+                            let mut p = BytesMut::from(&pkt.payload[..]);
+                            leg.follow.rewrite(d, &mut p);
+                            p.freeze()
+                        }
+                        None => pkt.payload.clone(),
+                    };
                     let packet = rtp::Packet {
                         header: header.clone(),
-                        payload: pkt.payload.clone(),
+                        payload,
                     };
                     if conn.fast.is_some() {
                         // The stream's first packet goes through rtc, and our own
@@ -824,6 +905,10 @@ impl Worker {
                     }
                 }
             }
+        }
+        // A viewer waits to switch layers.
+        if want_keyframe {
+            self.request_keyframe(track, now);
         }
     }
 
@@ -902,9 +987,14 @@ impl Worker {
         };
         let dst = conn.last_dst.map(|d| conn.wire_addr(d));
         let src_ip = conn.src_ip;
-        let history = routes.get(&track).and_then(|r| r.history.as_deref());
+        let route = routes.get(&track);
+        let vp8 = route.is_some_and(|r| r.vp8);
+        let leg = conn.legs.get_mut(&track);
+        // What it was sent since its last layer switch, which is all a NACK may name.
+        let layer = leg.as_ref().and_then(|l| l.follow.current()).unwrap_or(0);
+        let history = route.and_then(|r| r.history[layer as usize % LAYERS].as_deref());
         let (Some(leg), Some(fast), Some(dst), Some(history)) =
-            (conn.legs.get_mut(&track), conn.fast.as_mut(), dst, history)
+            (leg, conn.fast.as_mut(), dst, history)
         else {
             stats::RETRANSMIT_MISSED.add(seqs.count());
             return;
@@ -927,13 +1017,23 @@ impl Worker {
                 stats::RETRANSMIT_MISSED.inc();
                 continue;
             }
-            let Some(pkt) = history.rtx((source, seq), rtx_ssrc, rtx_pt, &mut leg.rtx_seq) else {
+            let Some(mut pkt) = history.rtx((source, seq), rtx_ssrc, rtx_pt, &mut leg.rtx_seq)
+            else {
                 stats::RETRANSMIT_MISSED.inc();
                 continue;
             };
-            let Some(plain) = marshal(&pkt.header, &pkt.payload) else {
+            // In the viewer's numbers, as first sent (see `fan_local`).
+            pkt.header.timestamp = leg.follow.timestamp(pkt.header.timestamp);
+            let Some(mut plain) = marshal(&pkt.header, &pkt.payload) else {
                 continue;
             };
+            if vp8 && leg.follow.rewrites() {
+                // After the original sequence number, the original payload.
+                let at = plain.len() - pkt.payload.len() + 2;
+                if let Some(d) = simulcast::vp8(&plain[at..]) {
+                    leg.follow.rewrite(&d, &mut plain[at..]);
+                }
+            }
             if let Ok(wire) = fast.ctx.encrypt_rtp_with_header(&plain, &pkt.header) {
                 out.push(Outgoing {
                     dst,
@@ -992,11 +1092,18 @@ impl Worker {
         };
         if let Some(conn) = self.conns.get_mut(&conn_id) {
             if let Some(mut r) = conn.pc.rtp_receiver(receiver) {
-                let pli = PictureLossIndication {
-                    sender_ssrc: 0,
-                    media_ssrc: ssrc,
-                };
-                let _ = r.write_rtcp(now, vec![Box::new(pli)]);
+                // In simulcast, of every layer: a viewer switching needs its target's,
+                // and one starting any.
+                let plis: Vec<Box<dyn rtc::rtcp::Packet>> = std::iter::once(ssrc)
+                    .chain(route.more_ssrcs.iter().copied())
+                    .map(|media_ssrc| {
+                        Box::new(PictureLossIndication {
+                            sender_ssrc: 0,
+                            media_ssrc,
+                        }) as Box<dyn rtc::rtcp::Packet>
+                    })
+                    .collect();
+                let _ = r.write_rtcp(now, plis);
                 stats::KEYFRAME_REQUESTS.inc();
             }
             self.dirty.insert(conn_id);
@@ -1265,6 +1372,7 @@ impl Worker {
                 owner,
                 source,
                 paused,
+                max_height,
             } => {
                 let Some(conn) = self.conns.get_mut(&key.id) else {
                     return;
@@ -1273,6 +1381,7 @@ impl Worker {
                     Ok(()) => {
                         if let Some(leg) = conn.legs.get_mut(&track) {
                             leg.paused = paused;
+                            leg.follow.max_height = max_height;
                         }
                     }
                     Err(LegError::Unplayable(codec)) => {
@@ -1297,6 +1406,7 @@ impl Worker {
                     .entry(track)
                     .or_insert_with(|| Route::new(kind, source.worker));
                 route.legs.push(key.id);
+                route.vp8 = codec == Codec::Vp8;
                 self.dirty.insert(key.id);
                 if connected && !paused {
                     // A new viewer needs a keyframe to start decoding.
@@ -1304,6 +1414,20 @@ impl Worker {
                 }
             }
             Cmd::RemoveLeg { key, track } => self.remove_leg(key.id, track),
+            // The next packet picks the layer (and asks for its keyframe).
+            Cmd::Fit {
+                key,
+                track,
+                max_height,
+            } => {
+                let leg = self
+                    .conns
+                    .get_mut(&key.id)
+                    .and_then(|c| c.legs.get_mut(&track));
+                if let Some(leg) = leg {
+                    leg.follow.max_height = max_height;
+                }
+            }
             Cmd::Fanout {
                 track,
                 kind,
@@ -1386,8 +1510,8 @@ impl Worker {
                 }
             }
             Cmd::Forward(batch) => {
-                for (track, pkt) in batch {
-                    self.fan_local(track, &pkt, now);
+                for (track, layer, pkt) in batch {
+                    self.fan_local(track, layer, &pkt, now);
                 }
             }
             Cmd::Keyframe(track) => self.request_keyframe(track, now),
@@ -1440,7 +1564,7 @@ impl Worker {
             r.legs.retain(|c| *c != id);
             if r.legs.is_empty() {
                 // Nobody here left to ask for a resend.
-                r.history = None;
+                r.history = Default::default();
                 if !r.needed() {
                     self.routes.remove(&track);
                 }
@@ -1485,7 +1609,15 @@ impl Worker {
                 }
             }
         }
+        let mut gone = HashSet::new();
         for (_, Inbound { track, .. }) in conn.inbound.drain() {
+            if conn.simulcast.values().any(|t| *t == track) {
+                stats::SIMULCAST_LAYERS.dec();
+            }
+            // A track in simulcast arrives as several streams.
+            if !gone.insert(track) {
+                continue;
+            }
             stats::TRACKS.dec();
             if let Some(r) = self.routes.get_mut(&track) {
                 r.source = None;
@@ -1506,7 +1638,7 @@ impl Worker {
             if let Some(r) = self.routes.get_mut(&t) {
                 r.legs.retain(|c| *c != id);
                 if r.legs.is_empty() {
-                    r.history = None;
+                    r.history = Default::default();
                     if !r.needed() {
                         self.routes.remove(&t);
                     }

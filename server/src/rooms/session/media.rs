@@ -47,14 +47,14 @@ impl Session {
         self.update_media(user, next, None);
     }
 
-    /// `setViewing`: whether `viewer` shows `target`'s camera and screen now. A target
-    /// no longer in the room is no error (the page's view of the room lags it).
+    /// `setViewing`: whether `viewer` shows `target`'s camera and screen now, and how
+    /// tall the camera. A target no longer in the room is no error (the page's view of
+    /// the room lags it).
     pub(super) fn set_viewing(
         &mut self,
         viewer: &UserId,
         target: &str,
-        video: Option<bool>,
-        screen: Option<bool>,
+        (video, screen, video_height): (Option<bool>, Option<bool>, Option<u32>),
     ) {
         if !self.config.media {
             return;
@@ -71,6 +71,13 @@ impl Session {
                     shown,
                 });
             }
+        }
+        if let Some(height) = video_height {
+            self.out.media(MediaCommand::FitVideo {
+                viewer: viewer.clone(),
+                owner,
+                height,
+            });
         }
     }
 

@@ -498,7 +498,11 @@ impl Session {
                 participant_id,
                 video,
                 screen,
-            } => return self.set_viewing(user, &participant_id, video, screen),
+                video_height,
+            } => {
+                let asked = (video, screen, video_height);
+                return self.set_viewing(user, &participant_id, asked);
+            }
             ClientMessage::Subscribe if self.config.media => {
                 return self.out.media(MediaCommand::Subscribe(user.clone()));
             }

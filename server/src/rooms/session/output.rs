@@ -57,6 +57,13 @@ pub enum MediaCommand {
         kind: MediaKind,
         shown: bool,
     },
+    /// How tall `viewer` shows `owner`'s camera (device pixels): of one sent in
+    /// simulcast, the smallest layer at least that tall is sent.
+    FitVideo {
+        viewer: UserId,
+        owner: UserId,
+        height: u32,
+    },
 }
 
 /// The queue of outputs, drained by `Session::poll_output`.

@@ -716,6 +716,7 @@ fn what_a_member_does_not_show_is_not_sent_to_it() {
         participant_id: "a".into(),
         video,
         screen,
+        video_height: None,
     };
     h.client("b", viewing(Some(false), None));
     assert_eq!(
@@ -730,6 +731,23 @@ fn what_a_member_does_not_show_is_not_sent_to_it() {
     h.media.clear();
     h.client("b", viewing(Some(true), Some(false)));
     assert_eq!(h.media.len(), 2, "{:?}", h.media);
+    // How tall it shows the camera (for simulcast), alone or with the rest.
+    h.media.clear();
+    let fit = ClientMessage::SetViewing {
+        participant_id: "a".into(),
+        video: None,
+        screen: None,
+        video_height: Some(180),
+    };
+    h.client("b", fit);
+    assert_eq!(
+        h.media,
+        vec![MediaCommand::FitVideo {
+            viewer: uid("b"),
+            owner: uid("a"),
+            height: 180,
+        }]
+    );
     // Someone no longer (or never) in the room: nothing to do, and no error.
     h.media.clear();
     h.client(
@@ -738,6 +756,7 @@ fn what_a_member_does_not_show_is_not_sent_to_it() {
             participant_id: "gone".into(),
             video: Some(false),
             screen: None,
+            video_height: Some(1),
         },
     );
     assert!(h.media.is_empty());
