@@ -21,8 +21,6 @@ pub const EVENT_NAMES: &[&str] = &[
     "roomEnding",
     "activeSpeakersChanged",
     "connectionQualityChanged",
-    "trackPaused",
-    "trackResumed",
 ];
 
 /// The known event called `name`, or an error listing the known ones.

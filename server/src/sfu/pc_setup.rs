@@ -33,7 +33,6 @@ use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtcp::receiver_report::ReceiverReport;
-use rtc::rtcp::transport_feedbacks::transport_layer_cc::TransportLayerCc;
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
@@ -107,12 +106,7 @@ fn video(mime: &str, fmtp: &str) -> RTCRtpCodec {
         clock_rate: 90000,
         channels: 0,
         sdp_fmtp_line: fmtp.to_owned(),
-        rtcp_feedback: vec![
-            fb("nack", ""),
-            fb("nack", "pli"),
-            fb("ccm", "fir"),
-            fb("transport-cc", ""),
-        ],
+        rtcp_feedback: vec![fb("nack", ""), fb("nack", "pli"), fb("ccm", "fir")],
     }
 }
 
@@ -257,26 +251,27 @@ impl Shared {
             .with_crypto_provider(tap.clone())
             .build();
         let mut me = media_engine()?;
-        if sends {
-            // What a subscribe connection sends carries transport-wide sequence numbers,
-            // which the client reports on (see `bwe`). The relay stamps its packets
-            // itself: no interceptor of rtc's is asked to.
-            for kind in [RtpCodecKind::Audio, RtpCodecKind::Video] {
-                me.register_feedback(
-                    RTCPFeedback {
-                        typ: "transport-cc".into(),
-                        parameter: String::new(),
+        if !sends {
+            // A publish connection takes simulcast: the extensions naming each
+            // encoding's stream (RID) and its section (MID). Not on subscribe
+            // connections, whose packets the relay writes itself, without extensions.
+            for uri in [
+                "urn:ietf:params:rtp-hdrext:sdes:mid",
+                "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id",
+                "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id",
+            ] {
+                me.register_header_extension(
+                    RTCRtpHeaderExtensionCapability {
+                        uri: uri.to_owned(),
                     },
-                    kind,
-                );
-                let uri = super::bwe::TWCC_URI.to_owned();
-                me.register_header_extension(RTCRtpHeaderExtensionCapability { uri }, kind, None)
-                    .map_err(|e| e.to_string())?;
+                    RtpCodecKind::Video,
+                    None,
+                )
+                .map_err(|e| e.to_string())?;
             }
         }
         // A publish connection gets the default interceptors (NACKs to the publisher,
-        // receiver reports, transport-wide congestion feedback for its estimate, and
-        // the MID and RID extensions simulcast layers are named by). A
+        // receiver reports, transport-wide congestion feedback for its estimate). A
         // subscribe connection's media never passes rtc's pipeline, so it needs only
         // the keyframe requests; its sender reports are the relay's own.
         let registry = if sends {
@@ -360,7 +355,6 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequests {
             } else if any.is::<PictureLossIndication>()
                 || any.is::<FullIntraRequest>()
                 || any.is::<TransportLayerNack>()
-                || any.is::<TransportLayerCc>()
             {
                 keep.push(p.clone());
             }

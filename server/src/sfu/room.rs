@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use convene_protocol::signal::{PcKind, ServerMessage, VideoKind};
+use convene_protocol::signal::{PcKind, ServerMessage};
 use convene_protocol::{ErrorBody, ErrorCode};
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 
@@ -961,42 +961,6 @@ impl RoomCtl {
                         names.join(" or ")
                     ),
                 )
-            }
-            ConnEvent::LinkPaused {
-                user,
-                source,
-                tracks,
-                paused,
-            } => {
-                if self
-                    .members
-                    .get(&user)
-                    .is_none_or(|m| m.subscribe != Some(source))
-                {
-                    return;
-                }
-                for track in tracks {
-                    let Some(t) = self.tracks.get(&track) else {
-                        continue;
-                    };
-                    let kind = match t.kind {
-                        MediaKind::Screen => VideoKind::Screen,
-                        _ => VideoKind::Video,
-                    };
-                    let participant_id = t.owner.to_string();
-                    let msg = if paused {
-                        ServerMessage::TrackPaused {
-                            participant_id,
-                            kind,
-                        }
-                    } else {
-                        ServerMessage::TrackResumed {
-                            participant_id,
-                            kind,
-                        }
-                    };
-                    self.send(&user, msg);
-                }
             }
         }
     }
