@@ -9,10 +9,10 @@
 //! interceptor: packets in, packets out.
 
 use std::collections::{HashMap, VecDeque};
-use std::time::Instant;
 
-use rtc::interceptor::{Interceptor, Packet as IPacket, Slot, StreamInfo, TaggedPacket};
-use rtc::sansio::Protocol;
+use rtc::interceptor::{Packet as IPacket, Slot, StreamInfo, TaggedPacket};
+
+use super::read_step::{OnRead, ReadStep};
 
 /// Nearest the wire on the read path: before the NACK generator (7,000) and the
 /// congestion-control feedback (1,000) see the packet.
@@ -21,8 +21,10 @@ pub const REPAIR_SLOT: Slot = Slot::Custom(500);
 const RID: &str = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id";
 const RRID: &str = "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id";
 
+pub type LayerRepair = OnRead<Repair>;
+
 #[derive(Default)]
-pub struct LayerRepair {
+pub struct Repair {
     /// The extension ids this connection negotiated (from its streams' bindings).
     rid_id: Option<u8>,
     rrid_id: Option<u8>,
@@ -30,15 +32,9 @@ pub struct LayerRepair {
     layers: HashMap<Vec<u8>, (u32, u8)>,
     /// Payload types of the streams bound, by SSRC.
     types: HashMap<u32, u8>,
-    read: VecDeque<TaggedPacket>,
-    write: VecDeque<TaggedPacket>,
 }
 
-impl LayerRepair {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
+impl Repair {
     /// The packet to hand on for `pkt`: itself, or the original packet it resends; `None`
     /// for a resend with nothing in it (a padding-only bandwidth probe) or of no known
     /// layer.
@@ -71,38 +67,16 @@ impl LayerRepair {
     }
 }
 
-impl Protocol<TaggedPacket, TaggedPacket, ()> for LayerRepair {
-    type Rout = TaggedPacket;
-    type Wout = TaggedPacket;
-    type Eout = ();
-    type Error = rtc::shared::error::Error;
-    type Time = Instant;
-
-    fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
+impl ReadStep for Repair {
+    fn read(&mut self, mut msg: TaggedPacket, out: &mut VecDeque<TaggedPacket>) {
         if let IPacket::Rtp(pkt) = msg.message.packet {
             match self.repair(pkt) {
                 Some(pkt) => msg.message.packet = IPacket::Rtp(pkt),
-                None => return Ok(()),
+                None => return,
             }
         }
-        self.read.push_back(msg);
-        Ok(())
+        out.push_back(msg);
     }
-    fn poll_read(&mut self) -> Option<TaggedPacket> {
-        self.read.pop_front()
-    }
-    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
-        self.write.push_back(msg);
-        Ok(())
-    }
-    fn poll_write(&mut self) -> Option<TaggedPacket> {
-        self.write.pop_front()
-    }
-}
-
-impl Interceptor for LayerRepair {
-    fn bind_local_stream(&mut self, _: &StreamInfo) {}
-    fn unbind_local_stream(&mut self, _: &StreamInfo) {}
     fn bind_remote_stream(&mut self, info: &StreamInfo) {
         for e in &info.rtp_header_extensions {
             match e.uri.as_str() {
@@ -165,7 +139,7 @@ mod tests {
 
     #[test]
     fn a_layers_resend_becomes_the_packet_it_resends() {
-        let mut r = LayerRepair::new();
+        let mut r = Repair::default();
         r.bind_remote_stream(&layer_info(1111));
         r.bind_remote_stream(&layer_info(2222));
         // Plain packets and the layers' own pass untouched (and name the layers).

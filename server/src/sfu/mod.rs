@@ -35,6 +35,7 @@ mod pc_setup;
 mod pipe;
 pub mod port;
 pub mod quality;
+mod read_step;
 mod room;
 mod seen;
 mod seq_shift;

@@ -12,13 +12,12 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::read_step::{OnRead, ReadStep};
 use mediaio::keytap::KeyTap;
 use rtc::crypto::{RTCCryptoProvider, SignatureScheme};
 use rtc::dtls::extension::extension_use_srtp::SrtpProtectionProfile;
 use rtc::ice::mdns::MulticastDnsMode;
-use rtc::interceptor::{
-    Attribute, AttributedPacket, Interceptor, Packet as IPacket, Slot, StreamInfo, TaggedPacket,
-};
+use rtc::interceptor::{Attribute, AttributedPacket, Packet as IPacket, Slot, TaggedPacket};
 use rtc::peer_connection::certificate::{CertificateParams, RTCCertificate};
 use rtc::peer_connection::configuration::interceptor_registry::{
     register_default_interceptors, Registry,
@@ -37,7 +36,6 @@ use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
 };
-use rtc::sansio::Protocol;
 
 use super::port::MediaKind;
 
@@ -251,27 +249,9 @@ impl Shared {
             .with_crypto_provider(tap.clone())
             .build();
         let mut me = media_engine()?;
-        if !sends {
-            // A publish connection takes simulcast: the extensions naming each
-            // encoding's stream (RID) and its section (MID). Not on subscribe
-            // connections, whose packets the relay writes itself, without extensions.
-            for uri in [
-                "urn:ietf:params:rtp-hdrext:sdes:mid",
-                "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id",
-                "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id",
-            ] {
-                me.register_header_extension(
-                    RTCRtpHeaderExtensionCapability {
-                        uri: uri.to_owned(),
-                    },
-                    RtpCodecKind::Video,
-                    None,
-                )
-                .map_err(|e| e.to_string())?;
-            }
-        }
         // A publish connection gets the default interceptors (NACKs to the publisher,
-        // receiver reports, transport-wide congestion feedback for its estimate). A
+        // receiver reports, transport-wide congestion feedback for its estimate, and
+        // the MID and RID extensions that name simulcast layers). A
         // subscribe connection's media never passes rtc's pipeline, so it needs only
         // the keyframe requests; its sender reports are the relay's own.
         let registry = if sends {
@@ -299,37 +279,16 @@ impl Shared {
 /// Marks PLI, FIR, NACK and receiver reports for the application (and keeps only them:
 /// by this slot every other interceptor has seen the packet). Public so test clients can see the keyframe
 /// requests the relay sends them.
-pub struct KeyframeRequests {
-    read: VecDeque<TaggedPacket>,
-    write: VecDeque<TaggedPacket>,
-}
+pub type KeyframeRequests = OnRead<KeyframeStep>;
 
-impl KeyframeRequests {
-    pub fn new() -> Self {
-        Self {
-            read: VecDeque::new(),
-            write: VecDeque::new(),
-        }
-    }
-}
+#[derive(Default)]
+pub struct KeyframeStep;
 
-impl Default for KeyframeRequests {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequests {
-    type Rout = TaggedPacket;
-    type Wout = TaggedPacket;
-    type Eout = ();
-    type Error = rtc::shared::error::Error;
-    type Time = Instant;
-
-    fn handle_read(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
+impl ReadStep for KeyframeStep {
+    fn read(&mut self, msg: TaggedPacket, out: &mut VecDeque<TaggedPacket>) {
         let IPacket::Rtcp(pkts) = &msg.message.packet else {
-            self.read.push_back(msg);
-            return Ok(());
+            out.push_back(msg);
+            return;
         };
         let nacks = pkts
             .iter()
@@ -360,30 +319,12 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequests {
             }
         }
         for p in keep {
-            self.read.push_back(TaggedPacket {
+            out.push_back(TaggedPacket {
                 now: msg.now,
                 transport: msg.transport,
                 message: AttributedPacket::new(IPacket::Rtcp(vec![p]))
                     .with(Attribute::DeliverToApplication),
             });
         }
-        Ok(())
     }
-    fn poll_read(&mut self) -> Option<TaggedPacket> {
-        self.read.pop_front()
-    }
-    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
-        self.write.push_back(msg);
-        Ok(())
-    }
-    fn poll_write(&mut self) -> Option<TaggedPacket> {
-        self.write.pop_front()
-    }
-}
-
-impl Interceptor for KeyframeRequests {
-    fn bind_local_stream(&mut self, _: &StreamInfo) {}
-    fn unbind_local_stream(&mut self, _: &StreamInfo) {}
-    fn bind_remote_stream(&mut self, _: &StreamInfo) {}
-    fn unbind_remote_stream(&mut self, _: &StreamInfo) {}
 }

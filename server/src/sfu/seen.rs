@@ -10,7 +10,7 @@ const WINDOW: usize = 1024;
 #[derive(Debug, Clone, Default)]
 pub struct Seen {
     highest: Option<u16>,
-    bits: Box<[u64; WINDOW / 64]>,
+    bits: [u64; WINDOW / 64],
 }
 
 impl Seen {
@@ -44,7 +44,7 @@ impl Seen {
     }
 
     fn restart(&mut self, seq: u16) -> bool {
-        *self.bits = [0; WINDOW / 64];
+        self.bits = [0; WINDOW / 64];
         self.highest = Some(seq);
         self.put(seq, true);
         true
