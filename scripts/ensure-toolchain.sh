@@ -91,6 +91,12 @@ elif [[ -n "${CONVENE_SKIP_CHROMIUM:-}" ]]; then
 else
     APT_PACKAGES+=(coturn)
 fi
+# tc (iproute2): tests/bandwidth.test.mjs caps one viewer's link on loopback (as root).
+if command -v tc >/dev/null 2>&1; then
+    log "tc present"
+elif [[ -z "${CONVENE_SKIP_CHROMIUM:-}" ]]; then
+    APT_PACKAGES+=(iproute2)
+fi
 # curl: tests/readme.test.mjs runs the README's walkthrough, which uses it.
 if command -v curl >/dev/null 2>&1; then
     log "curl present"

@@ -348,6 +348,23 @@ function wire() {
   room.on("activeSpeakersChanged", showSpeakers);
   // Shown on the tile and in the list, not logged: a reload would read as an event.
   room.on("connectionQualityChanged", showQuality);
+  // This page's link cannot carry someone's video now: the tile says so until it is back.
+  const pausedTile = (on) => ({ participantId, kind }) => {
+    const t = document.querySelector(`[data-tile="${CSS.escape(`${participantId}:${kind === "screen" ? "screen" : "camera"}`)}"]`);
+    if (!t) return;
+    let note = t.querySelector(".paused");
+    if (!note) {
+      note = document.createElement("span");
+      note.className = "paused";
+      note.setAttribute("role", "status");
+      note.textContent = "Video paused: your connection is too slow";
+      t.append(note);
+    }
+    note.hidden = !on;
+    if (on) log(`${nameOf(participantId)}'s video paused: your connection cannot carry it`);
+  };
+  room.on("trackPaused", pausedTile(true));
+  room.on("trackResumed", pausedTile(false));
   room.on("participantJoined", (p) => { log(`${p.id} joined`); renderPeople(); });
   room.on("participantLeft", (p) => { log(`${p.id} left`); removeTiles(p.id); renderPeople(); });
   room.on("mediaChanged", (e) => {

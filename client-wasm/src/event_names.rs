@@ -21,6 +21,8 @@ pub const EVENT_NAMES: &[&str] = &[
     "roomEnding",
     "activeSpeakersChanged",
     "connectionQualityChanged",
+    "trackPaused",
+    "trackResumed",
 ];
 
 /// The known event called `name`, or an error listing the known ones.

@@ -1,7 +1,7 @@
 //! What each message from the server does to the call: the roster and its events,
 //! our role and devices, media negotiation (handed to `media`), and the end.
 
-use convene_protocol::signal::ServerMessage;
+use convene_protocol::signal::{ServerMessage, VideoKind};
 
 use crate::driver::{finish, Ctx, Session};
 use crate::errors::SdkError;
@@ -39,6 +39,15 @@ fn roster_emits(ctx: &mut Ctx, changes: Vec<Change>) -> Vec<Emit> {
 fn with_roster(ctx: &Ctx, f: impl FnOnce(&mut Roster) -> Vec<Change>) -> Option<Vec<Change>> {
     let mut view = ctx.shared.view.borrow_mut();
     view.session.as_mut().map(|s| f(&mut s.roster))
+}
+
+/// `trackPaused` or `trackResumed`: the server stopped or resumed a video for this
+/// page's link.
+fn track_event(ctx: &mut Ctx, name: &'static str, participant_id: String, kind: VideoKind) {
+    let o = js_sys::Object::new();
+    events::set(&o, "participantId", participant_id);
+    events::set(&o, "kind", events::value(&kind));
+    ctx.emit(vec![Emit(name, o.into())]);
 }
 
 pub async fn on_server(ctx: &mut Ctx, msg: ServerMessage) {
@@ -222,6 +231,14 @@ pub async fn on_server(ctx: &mut Ctx, msg: ServerMessage) {
                 ctx.emit(vec![Emit("connectionQualityChanged", o.into())]);
             }
         }
+        ServerMessage::TrackPaused {
+            participant_id,
+            kind,
+        } => track_event(ctx, "trackPaused", participant_id, kind),
+        ServerMessage::TrackResumed {
+            participant_id,
+            kind,
+        } => track_event(ctx, "trackResumed", participant_id, kind),
         ServerMessage::SeatsChanged { seats } => {
             if let Some(s) = ctx.shared.view.borrow_mut().session.as_mut() {
                 s.seats = seats.clone();

@@ -240,6 +240,16 @@ export interface ConnectionQualityChangedEvent {
 }
 
 /**
+ * This page's link cannot carry even the smallest layer of a participant's video now
+ * (`trackPaused`): the server stops sending it, and its audio goes on; `trackResumed`
+ * when the link recovers and the video comes back by itself.
+ */
+export interface TrackPausedEvent {
+  participantId: string;
+  kind: "video" | "screen";
+}
+
+/**
  * The room's window ends soon: sent 5 minutes before `validUntil`, on joining after
  * that, and again when an admin moves the end while a notice stands (a `secondsLeft`
  * above 300 means the end was pushed back: the notice is lifted). `room.info.validUntil`
@@ -294,6 +304,10 @@ export interface RoomEvents {
    * participants and yourself.
    */
   connectionQualityChanged: ConnectionQualityChangedEvent;
+  /** This page's link cannot carry that participant's video now: it is paused. */
+  trackPaused: TrackPausedEvent;
+  /** Its video comes again (after `trackPaused`). */
+  trackResumed: TrackPausedEvent;
 }
 
 export type RoomEventName = keyof RoomEvents;

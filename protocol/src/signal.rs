@@ -215,6 +215,14 @@ pub enum LeaveReason {
     RateLimited,
 }
 
+/// A kind of video track: a camera or a screen share.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VideoKind {
+    Video,
+    Screen,
+}
+
 // Messages are built, serialized once and dropped, never stored in bulk, so the size
 // of the largest variant costs nothing worth a Box.
 #[allow(clippy::large_enum_variant)]
@@ -317,6 +325,18 @@ pub enum ServerMessage {
     ConnectionQualityChanged {
         participant_id: String,
         quality: ConnectionQuality,
+    },
+    /// This member's link cannot carry even the smallest layer of a participant's video
+    /// now: it is not sent (audio goes on) until the link recovers, then `trackResumed`.
+    #[serde(rename_all = "camelCase")]
+    TrackPaused {
+        participant_id: String,
+        kind: VideoKind,
+    },
+    #[serde(rename_all = "camelCase")]
+    TrackResumed {
+        participant_id: String,
+        kind: VideoKind,
     },
     #[serde(rename_all = "camelCase")]
     Message {

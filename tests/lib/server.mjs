@@ -2,7 +2,7 @@
 // pages, and gives its URL and admin key. The binary comes from CONVENE_BIN (set by
 // scripts/test.sh) or the debug build.
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { appendFileSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { randomBytes } from "node:crypto";
@@ -27,6 +27,8 @@ export async function startServer({ args = [], env = {}, adminKey = randomBytes(
     const timer = setTimeout(() => fail(new Error(`the server did not start in 30 s:\n${log}`)), 30_000);
     child.stderr.on("data", (d) => {
       log += d;
+      // E2E_SERVER_LOG=<file>: the server's log kept there too (with CONVENE_LOG to pick).
+      if (process.env.E2E_SERVER_LOG) appendFileSync(process.env.E2E_SERVER_LOG, d);
       const m = /serving on (http:\/\/[0-9.:]+)/.exec(log);
       if (m) { clearTimeout(timer); ok(m[1]); }
     });

@@ -102,6 +102,15 @@ impl std::fmt::Display for LegError {
     }
 }
 
+/// The id an SDP gives the header extension `uri` (`a=extmap:<id>[/<direction>] <uri>`).
+fn extmap_id(sdp: &str, uri: &str) -> Option<u8> {
+    sdp.lines().find_map(|l| {
+        let (id, rest) = l.trim_end().strip_prefix("a=extmap:")?.split_once(' ')?;
+        let id = id.split('/').next()?.parse().ok()?;
+        (rest.split_whitespace().next() == Some(uri)).then_some(id)
+    })
+}
+
 /// Whether the answer's section `mid` takes payload type `pt`: it is not rejected
 /// (port 0) and maps `pt` (an answer lists only the offered codecs it can receive).
 /// `None`: the answer has no such section (the track was added after the offer).
@@ -205,6 +214,8 @@ pub struct Conn {
     pub simulcast: HashMap<rtc::rtp_transceiver::RTCRtpReceiverId, TrackKey>,
     /// Subscribe: the client's receiver reports over the current window.
     pub reports: super::quality::Reports,
+    /// Subscribe: what its link carries (see `bwe`).
+    pub bwe: super::bwe::Bwe,
     /// Subscribe: tracks sent, and the SSRCs we send them with (media and repair).
     pub legs: HashMap<TrackKey, Leg>,
     pub by_out_ssrc: HashMap<u32, TrackKey>,
@@ -266,6 +277,7 @@ impl Conn {
             inbound: HashMap::new(),
             simulcast: HashMap::new(),
             reports: Default::default(),
+            bwe: Default::default(),
             legs: HashMap::new(),
             by_out_ssrc: HashMap::new(),
             unplayable: Vec::new(),
@@ -438,6 +450,7 @@ impl Conn {
             .set_remote_description(now, answer)
             .map_err(|e| e.to_string())?;
         self.negotiating = false;
+        self.bwe.negotiated(extmap_id(&sdp, super::bwe::TWCC_URI));
         Ok(self.learn_answer(&sdp))
     }
 
@@ -644,15 +657,17 @@ mod tests {
     }
 
     #[test]
+    fn an_extension_id_is_read_from_its_extmap_line() {
+        let sdp = "v=0\r\na=extmap:3 urn:a\r\na=extmap:7/sendonly http://x/twcc\r\n";
+        assert_eq!(extmap_id(sdp, "http://x/twcc"), Some(7));
+        assert_eq!(extmap_id(sdp, "urn:a"), Some(3));
+        assert_eq!(extmap_id(sdp, "urn:b"), None);
+        assert_eq!(extmap_id("a=extmap:x urn:a", "urn:a"), None);
+    }
+
+    #[test]
     fn a_stream_keeps_the_codec_it_began_with() {
-        let mut inbound = Inbound {
-            track: 1,
-            layer: 0,
-            seen: Default::default(),
-            loss: Default::default(),
-            pt: None,
-            told_codec_change: false,
-        };
+        let mut inbound = Inbound::new(1, 0);
         assert_eq!(inbound.same_codec(106), SameCodec::Yes);
         assert_eq!(inbound.same_codec(106), SameCodec::Yes);
         assert_eq!(inbound.same_codec(96), SameCodec::No { first: true });

@@ -13,7 +13,9 @@
 //! a video its viewer does not show is not sent to it, and goes on gapless when shown
 //! again (`seq_shift`); a camera sent in simulcast reaches each viewer as the one layer
 //! that fits how large it shows it, switched at keyframes and renumbered so the viewer
-//! sees one stream (`simulcast`); a track other nodes' relays need is sent to each once, and one
+//! sees one stream (`simulcast`), no larger than its link carries: each viewer's
+//! transport-wide feedback moves it a layer down on congestion and up when quiet, and
+//! pauses its video below the smallest (`bwe`); a track other nodes' relays need is sent to each once, and one
 //! from another node is received the same way, on the same port (`pipe`). A
 //! `room` task per live session decides who receives what
 //! and commands the workers (`wire`: the messages between the parts). The relay is
@@ -24,6 +26,7 @@
 //! answers), so the two sides never offer at once (no glare). RTP is forwarded, never
 //! decoded. `port` is the seam the session calls.
 
+mod bwe;
 mod claim;
 mod config;
 mod conn;

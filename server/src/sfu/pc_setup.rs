@@ -32,6 +32,7 @@ use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtcp::receiver_report::ReceiverReport;
+use rtc::rtcp::transport_feedbacks::transport_layer_cc::TransportLayerCc;
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
@@ -104,7 +105,12 @@ fn video(mime: &str, fmtp: &str) -> RTCRtpCodec {
         clock_rate: 90000,
         channels: 0,
         sdp_fmtp_line: fmtp.to_owned(),
-        rtcp_feedback: vec![fb("nack", ""), fb("nack", "pli"), fb("ccm", "fir")],
+        rtcp_feedback: vec![
+            fb("nack", ""),
+            fb("nack", "pli"),
+            fb("ccm", "fir"),
+            fb("transport-cc", ""),
+        ],
     }
 }
 
@@ -249,9 +255,26 @@ impl Shared {
             .with_crypto_provider(tap.clone())
             .build();
         let mut me = media_engine()?;
+        if sends {
+            // What a subscribe connection sends carries transport-wide sequence numbers,
+            // which the client reports on (see `bwe`). The relay stamps its packets
+            // itself: no interceptor of rtc's is asked to.
+            for kind in [RtpCodecKind::Audio, RtpCodecKind::Video] {
+                me.register_feedback(
+                    RTCPFeedback {
+                        typ: "transport-cc".into(),
+                        parameter: String::new(),
+                    },
+                    kind,
+                );
+                let uri = super::bwe::TWCC_URI.to_owned();
+                me.register_header_extension(RTCRtpHeaderExtensionCapability { uri }, kind, None)
+                    .map_err(|e| e.to_string())?;
+            }
+        }
         // A publish connection gets the default interceptors (NACKs to the publisher,
         // receiver reports, transport-wide congestion feedback for its estimate, and
-        // the MID and RID extensions that name simulcast layers). A
+        // the MID and RID extensions simulcast layers are named by). A
         // subscribe connection's media never passes rtc's pipeline, so it needs only
         // the keyframe requests; its sender reports are the relay's own.
         let registry = if sends {
@@ -314,6 +337,7 @@ impl ReadStep for KeyframeStep {
             } else if any.is::<PictureLossIndication>()
                 || any.is::<FullIntraRequest>()
                 || any.is::<TransportLayerNack>()
+                || any.is::<TransportLayerCc>()
             {
                 keep.push(p.clone());
             }

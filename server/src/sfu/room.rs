@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use convene_protocol::signal::{PcKind, ServerMessage};
+use convene_protocol::signal::{PcKind, ServerMessage, VideoKind};
 use convene_protocol::{ErrorBody, ErrorCode};
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 
@@ -246,6 +246,14 @@ impl RoomCtl {
             self.remove(&u, false);
         }
         tracing::debug!(room = %self.room, "media relay closed");
+    }
+
+    /// Whether `source` is the connection `user` receives on now (an event about an
+    /// older one, replaced by a reconnect, is stale).
+    fn receives_on(&self, user: &UserId, source: ConnKey) -> bool {
+        self.members
+            .get(user)
+            .is_some_and(|m| m.subscribe == Some(source))
     }
 
     fn send(&self, to: &UserId, msg: ServerMessage) {
@@ -943,12 +951,7 @@ impl RoomCtl {
                 source,
                 codecs,
             } => {
-                // Only about the connection the member has now.
-                if self
-                    .members
-                    .get(&user)
-                    .is_none_or(|m| m.subscribe != Some(source))
-                {
+                if !self.receives_on(&user, source) {
                     return;
                 }
                 let names: Vec<&str> = codecs.iter().map(|c| c.mime()).collect();
@@ -961,6 +964,38 @@ impl RoomCtl {
                         names.join(" or ")
                     ),
                 )
+            }
+            ConnEvent::LinkPaused {
+                user,
+                source,
+                tracks,
+                paused,
+            } => {
+                if !self.receives_on(&user, source) {
+                    return;
+                }
+                for track in tracks {
+                    let Some(t) = self.tracks.get(&track) else {
+                        continue;
+                    };
+                    let kind = match t.kind {
+                        MediaKind::Screen => VideoKind::Screen,
+                        _ => VideoKind::Video,
+                    };
+                    let participant_id = t.owner.to_string();
+                    let msg = if paused {
+                        ServerMessage::TrackPaused {
+                            participant_id,
+                            kind,
+                        }
+                    } else {
+                        ServerMessage::TrackResumed {
+                            participant_id,
+                            kind,
+                        }
+                    };
+                    self.send(&user, msg);
+                }
             }
         }
     }

@@ -150,17 +150,23 @@ impl Layers {
     }
 
     /// The layer for a viewer showing the video `max_height` device pixels tall (`None`:
-    /// as large as there is): the smallest arriving layer at least that tall, else the
-    /// tallest arriving. Layers whose height is not known yet rank by their slot.
-    pub fn pick(&self, max_height: Option<u32>, now: Instant) -> Option<u8> {
-        let rank = |l: usize| (self.height[l], l);
-        let live = (0..LAYERS).filter(|&l| self.live(l, now));
-        let tallest = live.clone().max_by_key(|&l| rank(l));
-        let fits = max_height.and_then(|want| {
-            live.filter(|&l| u32::from(self.height[l]) >= want)
-                .min_by_key(|&l| rank(l))
-        });
-        fits.or(tallest).map(|l| l as u8)
+    /// as large as there is) whose link carries up to the `max_rank`-th smallest arriving
+    /// layer (see `bwe`): the smallest arriving layer at least that tall, else the
+    /// tallest arriving, but no higher than that rank. Layers whose height is not known
+    /// yet rank by their slot.
+    pub fn pick(&self, max_height: Option<u32>, max_rank: u8, now: Instant) -> Option<u8> {
+        let mut live = [0usize; LAYERS];
+        let mut n = 0;
+        for l in (0..LAYERS).filter(|&l| self.live(l, now)) {
+            live[n] = l;
+            n += 1;
+        }
+        let live = &mut live[..n];
+        live.sort_unstable_by_key(|&l| (self.height[l], l));
+        let fits = max_height
+            .and_then(|want| live.iter().position(|&l| u32::from(self.height[l]) >= want));
+        let at = fits.unwrap_or(n.checked_sub(1)?);
+        Some(live[at.min(max_rank as usize)] as u8)
     }
 }
 
@@ -389,23 +395,28 @@ mod tests {
     fn the_smallest_layer_tall_enough_is_picked_among_those_arriving() {
         let t0 = Instant::now();
         let mut l = Layers::default();
-        assert_eq!(l.pick(None, t0), None);
+        assert_eq!(l.pick(None, 2, t0), None);
         for (layer, h) in [(0u8, 180u16), (1, 360), (2, 720)] {
             let k = vp8(&payload(1, 0, true, Some((h * 16 / 9, h)))).unwrap();
             l.packet(layer, Some(&k), t0);
         }
-        assert_eq!(l.pick(None, t0), Some(2));
-        assert_eq!(l.pick(Some(100), t0), Some(0));
-        assert_eq!(l.pick(Some(181), t0), Some(1));
-        assert_eq!(l.pick(Some(360), t0), Some(1));
-        assert_eq!(l.pick(Some(2000), t0), Some(2));
+        assert_eq!(l.pick(None, 2, t0), Some(2));
+        assert_eq!(l.pick(Some(100), 2, t0), Some(0));
+        assert_eq!(l.pick(Some(181), 2, t0), Some(1));
+        assert_eq!(l.pick(Some(360), 2, t0), Some(1));
+        assert_eq!(l.pick(Some(2000), 2, t0), Some(2));
+        // A link that carries two layers, or one.
+        assert_eq!(l.pick(None, 1, t0), Some(1));
+        assert_eq!(l.pick(Some(100), 1, t0), Some(0));
+        assert_eq!(l.pick(None, 0, t0), Some(0));
         // The top layer stops (the publisher's uplink): the tallest left.
         let later = t0 + Duration::from_secs(1);
         l.packet(0, None, later);
         l.packet(1, None, later);
         let t = t0 + Duration::from_millis(2000);
-        assert_eq!(l.pick(None, t), Some(1));
-        assert_eq!(l.pick(Some(700), t), Some(1));
+        assert_eq!(l.pick(None, 2, t), Some(1));
+        assert_eq!(l.pick(Some(700), 2, t), Some(1));
+        assert_eq!(l.pick(None, 0, t), Some(0));
     }
 
     /// One viewer across a switch from layer 0 to layer 2 and back: it gets only the
@@ -558,7 +569,7 @@ mod tests {
             let v = f.admit(
                 0,
                 Some(&d),
-                l.pick(Some(90), t0),
+                l.pick(Some(90), 2, t0),
                 u32::from(i) * 3000,
                 90_000,
                 t0,

@@ -79,6 +79,12 @@ pub static PIPE_DROPPED: Counter = Counter::new();
 pub static SIMULCAST_LAYERS: Counter = Counter::new();
 /// Publishers' resends of a simulcast layer's packets taken (see `layer_repair`).
 pub static LAYER_RESENDS_TAKEN: Counter = Counter::new();
+/// Viewers' connections whose link carries no video now (see `bwe`).
+pub static LINKS_PAUSED: Counter = Counter::new();
+/// Viewers' connections whose link carries less than every layer now (paused included).
+pub static LINKS_REDUCED: Counter = Counter::new();
+/// Times a viewer's link estimate moved it a layer up or down.
+pub static LINK_STEPS: Counter = Counter::new();
 /// Times a viewer was switched to another simulcast layer (at its keyframe).
 pub static LAYER_SWITCHES: Counter = Counter::new();
 /// Publishers' packets that came a second time (resent as bandwidth probes): not
@@ -112,6 +118,9 @@ pub fn all() -> Vec<(&'static str, u64, bool)> {
         c("layer_switches", &LAYER_SWITCHES),
         c("layer_resends_taken", &LAYER_RESENDS_TAKEN),
         g("simulcast_layers", &SIMULCAST_LAYERS),
+        c("link_steps", &LINK_STEPS),
+        g("links_paused", &LINKS_PAUSED),
+        g("links_reduced", &LINKS_REDUCED),
         g("pipes_out", &PIPES_OUT),
         g("pipes_in", &PIPES_IN),
         g("peer_connections", &PEERS),

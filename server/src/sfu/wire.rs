@@ -176,4 +176,12 @@ pub enum ConnEvent {
         source: ConnKey,
         codecs: Vec<Codec>,
     },
+    /// The subscribe connection's link can carry no video now, or can again: these
+    /// video tracks stopped or resumed.
+    LinkPaused {
+        user: UserId,
+        source: ConnKey,
+        tracks: Vec<TrackKey>,
+        paused: bool,
+    },
 }

@@ -35,6 +35,7 @@ use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtcp::receiver_report::ReceiverReport;
 use rtc::rtcp::sender_report::SenderReport;
+use rtc::rtcp::transport_feedbacks::transport_layer_cc::TransportLayerCc;
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::{NackPair, TransportLayerNack};
 use rtc::rtp;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
@@ -43,6 +44,7 @@ use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use socket2::Socket;
 
+use super::bwe;
 use super::conn::{Conn, Inbound, LegError, SameCodec};
 use super::history::{History, MAX_RESEND_PER_NACK};
 use super::pc_setup::{Codec, Shared};
@@ -805,9 +807,14 @@ impl Worker {
             if !leg.playable || leg.paused {
                 continue;
             }
-            // Video: only the layer it is sent (one layer: every packet).
+            // Video: only the layer it is sent (one layer: every packet), and none while
+            // its viewer's link cannot carry the smallest (see `bwe`).
             if video {
-                let pick = route.layers.pick(leg.follow.max_height, now);
+                let level = conn.bwe.level();
+                if level == bwe::PAUSED {
+                    continue;
+                }
+                let pick = route.layers.pick(leg.follow.max_height, level as u8, now);
                 let ts = pkt.header.timestamp;
                 let v = leg
                     .follow
@@ -827,7 +834,7 @@ impl Worker {
             let Some(sequence_number) = leg.shift.out(pkt.header.sequence_number) else {
                 continue;
             };
-            let header = rtp::header::Header {
+            let mut header = rtp::header::Header {
                 version: 2,
                 marker: pkt.header.marker,
                 payload_type: leg.pt,
@@ -847,6 +854,9 @@ impl Worker {
             leg.last_ts = header.timestamp;
             leg.last_at = Some(now);
             let leg = *leg;
+            // Its transport-wide number, for the viewer's feedback. The size counts the
+            // header and the encryption's tag as well.
+            conn.bwe.stamp(&mut header, pkt.payload.len() + 40, now);
             match (&mut conn.fast, conn.last_dst) {
                 (Some(fast), Some(dst)) if leg.verified => {
                     let Some(mut plain) = marshal(&header, &pkt.payload) else {
@@ -917,10 +927,15 @@ impl Worker {
         let mut tracks = vec![];
         let mut nacks = vec![];
         let mut reports = vec![];
+        let mut feedback = vec![];
         if let Some(conn) = self.conns.get(&id) {
             for p in pkts {
                 if let Some(nack) = p.as_any().downcast_ref::<TransportLayerNack>() {
                     nacks.push(nack);
+                    continue;
+                }
+                if let Some(fb) = p.as_any().downcast_ref::<TransportLayerCc>() {
+                    feedback.push(fb);
                     continue;
                 }
                 if let Some(rr) = p.as_any().downcast_ref::<ReceiverReport>() {
@@ -946,6 +961,23 @@ impl Worker {
         for nack in nacks {
             self.resend(id, nack.media_ssrc, &nack.nacks, now);
         }
+        if let Some(conn) = self.conns.get_mut(&id).filter(|_| !feedback.is_empty()) {
+            let old = conn.bwe.level();
+            for fb in feedback {
+                if conn.bwe.feedback(fb, now).is_some() {
+                    stats::LINK_STEPS.inc();
+                }
+            }
+            let new = conn.bwe.level();
+            match (old < bwe::TOP, new < bwe::TOP) {
+                (false, true) => stats::LINKS_REDUCED.inc(),
+                (true, false) => stats::LINKS_REDUCED.dec(),
+                _ => {}
+            }
+            if (old == bwe::PAUSED) != (new == bwe::PAUSED) {
+                self.link_paused(id, new == bwe::PAUSED, now);
+            }
+        }
         if !reports.is_empty() {
             let ntp = ntp_now();
             if let Some(conn) = self.conns.get_mut(&id) {
@@ -963,6 +995,43 @@ impl Worker {
         }
         for t in tracks {
             self.request_keyframe(t, now);
+        }
+    }
+
+    /// A viewer's link can no longer carry any video (`paused`), or can again: its video
+    /// stops (audio goes on) or resumes from a keyframe, gapless; its client is told.
+    fn link_paused(&mut self, id: u64, paused: bool, now: Instant) {
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
+        let mut tracks = vec![];
+        for (&track, leg) in conn.legs.iter_mut() {
+            let video = self
+                .routes
+                .get(&track)
+                .is_some_and(|r| r.kind != MediaKind::Audio);
+            if video && !leg.paused {
+                if !paused {
+                    leg.shift.resume();
+                }
+                tracks.push(track);
+            }
+        }
+        if paused {
+            stats::LINKS_PAUSED.inc();
+        } else {
+            stats::LINKS_PAUSED.dec();
+        }
+        let _ = conn.events.send(ConnEvent::LinkPaused {
+            user: conn.user.clone(),
+            source: conn.key,
+            tracks: tracks.clone(),
+            paused,
+        });
+        if !paused {
+            for t in tracks {
+                self.request_keyframe(t, now);
+            }
         }
     }
 
@@ -985,6 +1054,11 @@ impl Worker {
         let Some(&track) = conn.by_out_ssrc.get(&ssrc) else {
             return;
         };
+        // Its link carries no video now: nor old video.
+        if conn.bwe.level() == bwe::PAUSED {
+            stats::RETRANSMIT_MISSED.add(seqs.count());
+            return;
+        }
         let dst = conn.last_dst.map(|d| conn.wire_addr(d));
         let src_ip = conn.src_ip;
         let route = routes.get(&track);
@@ -1024,6 +1098,7 @@ impl Worker {
             };
             // In the viewer's numbers, as first sent (see `fan_local`).
             pkt.header.timestamp = leg.follow.timestamp(pkt.header.timestamp);
+            conn.bwe.stamp(&mut pkt.header, pkt.payload.len() + 40, now);
             let Some(mut plain) = marshal(&pkt.header, &pkt.payload) else {
                 continue;
             };
@@ -1644,6 +1719,12 @@ impl Worker {
                     }
                 }
             }
+        }
+        if conn.bwe.level() == bwe::PAUSED {
+            stats::LINKS_PAUSED.dec();
+        }
+        if conn.bwe.level() < bwe::TOP {
+            stats::LINKS_REDUCED.dec();
         }
         self.dirty.remove(&id);
         stats::PEERS.dec();
