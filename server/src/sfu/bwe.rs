@@ -74,7 +74,7 @@ const QUEUE: f64 = 150.0;
 const LOSS: f64 = 0.15;
 const LOSS_WINDOW: Duration = Duration::from_secs(2);
 /// ...once at least this many were reported on.
-const LOSS_MIN_PACKETS: u32 = 100;
+const LOSS_MIN_PACKETS: u64 = 100;
 /// How far back "lately" goes for the least queueing (in two halves).
 const BASE: Duration = Duration::from_secs(5);
 /// The weight of each report in the averages.
@@ -94,8 +94,10 @@ pub struct Bwe {
     /// the current and the previous `BASE` window.
     base: [(f64, Option<Instant>); 2],
     /// Per report since the level last changed (within `LOSS_WINDOW`): when, how many
-    /// packets it listed, how many of them as not received.
-    loss: VecDeque<(Instant, u32, u32)>,
+    /// packets it listed, how many of them as not received...
+    loss: VecDeque<(Instant, u64, u64)>,
+    /// ...and their sums (kept as they come and go: a client may send many reports).
+    loss_sum: (u64, u64),
     avg_queue: f64,
     level: i8,
     last_change: Option<Instant>,
@@ -115,6 +117,7 @@ impl Default for Bwe {
             epoch: Instant::now(),
             base: [(f64::MAX, None); 2],
             loss: VecDeque::new(),
+            loss_sum: (0, 0),
             avg_queue: 0.0,
             // Starting high: a viewer gets the top layer at once, and a link that cannot
             // carry it says so within a second.
@@ -165,10 +168,10 @@ impl Bwe {
             .take(fb.packet_status_count.into())
         {
             listed += 1;
-            lost += u32::from(!ack.arrived);
+            lost += u64::from(!ack.arrived);
             self.sent.on_twcc_feedback(now, ack);
         }
-        self.loss.push_back((now, listed, lost));
+        self.count(now, listed, lost);
         let reports = self.sent.take_reports();
         if self
             .last_prune
@@ -193,12 +196,13 @@ impl Bwe {
     /// say nothing). Only the arrived ones count here: the lost are counted from the
     /// feedback itself (see the module header).
     fn congested(&mut self, reports: &[PacketReport], now: Instant) -> Option<bool> {
-        while self
-            .loss
-            .front()
-            .is_some_and(|&(t, ..)| now.saturating_duration_since(t) > LOSS_WINDOW)
-        {
+        while let Some(&(t, listed, lost)) = self.loss.front() {
+            if now.saturating_duration_since(t) <= LOSS_WINDOW {
+                break;
+            }
             self.loss.pop_front();
+            self.loss_sum.0 -= listed;
+            self.loss_sum.1 -= lost;
         }
         if reports.is_empty() {
             return None;
@@ -219,8 +223,8 @@ impl Bwe {
             let queue = (sum / n as f64 - base).max(0.0);
             self.avg_queue += WEIGHT * (queue - self.avg_queue);
         }
-        let (listed, lost) = self.counted();
-        let lossy = listed >= LOSS_MIN_PACKETS && f64::from(lost) > LOSS * f64::from(listed);
+        let (listed, lost) = self.loss_sum;
+        let lossy = listed >= LOSS_MIN_PACKETS && lost as f64 > LOSS * listed as f64;
         Some(lossy || self.avg_queue > QUEUE)
     }
 
@@ -234,17 +238,17 @@ impl Bwe {
         }
     }
 
-    /// Packets the reports in the loss window listed, and how many of them as lost.
-    fn counted(&self) -> (u32, u32) {
-        self.loss
-            .iter()
-            .fold((0, 0), |(a, b), &(_, l, x)| (a + l, b + x))
+    /// A report listed `listed` packets, `lost` of them as not received.
+    fn count(&mut self, now: Instant, listed: u64, lost: u64) {
+        self.loss.push_back((now, listed, lost));
+        self.loss_sum.0 += listed;
+        self.loss_sum.1 += lost;
     }
 
     /// The level changed: loss counted before says nothing about the new layer (a step
     /// down would otherwise be followed by another for the old layer's loss).
     fn changed(&mut self, now: Instant) {
-        let (listed, lost) = self.counted();
+        let (listed, lost) = self.loss_sum;
         tracing::debug!(
             level = self.level,
             queue_ms = self.avg_queue as u32,
@@ -254,6 +258,7 @@ impl Bwe {
         );
         self.last_change = Some(now);
         self.loss.clear();
+        self.loss_sum = (0, 0);
     }
 
     fn decide(&mut self, congested: bool, now: Instant) -> Option<i8> {
@@ -349,7 +354,7 @@ mod tests {
         (0..n)
             .map(|i| {
                 let now = at(t0, i * 100);
-                b.loss.push_back((now, 10, lost as u32));
+                b.count(now, 10, lost as u64);
                 let batch: Vec<PacketReport> = (0..10)
                     .map(|k| {
                         let departure = now + Duration::from_millis(k * 10);
@@ -477,6 +482,27 @@ mod tests {
         assert_eq!(random_loss(50, 50, 60), TOP);
         assert_eq!(random_loss(0, 200, 60), TOP, "a fifth of the reports lost");
         assert!(random_loss(300, 50, 10) < TOP);
+    }
+
+    /// The window's sums are kept as reports come and go (not summed per report: a
+    /// client may send thousands).
+    #[test]
+    fn the_loss_window_keeps_its_sums() {
+        let t0 = Instant::now();
+        let mut b = Bwe::default();
+        for i in 0..500u64 {
+            let now = at(t0, i * 13);
+            b.count(now, i % 7 + 1, i % 3);
+            b.congested(&[], now);
+            let sums = b
+                .loss
+                .iter()
+                .fold((0, 0), |(a, c), &(_, l, x)| (a + l, c + x));
+            assert_eq!(b.loss_sum, sums);
+            assert!(b.loss.len() <= 2000 / 13 + 1);
+        }
+        b.changed(at(t0, 7000));
+        assert_eq!((b.loss.len(), b.loss_sum), (0, (0, 0)));
     }
 
     #[test]
