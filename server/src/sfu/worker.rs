@@ -969,11 +969,7 @@ impl Worker {
                 }
             }
             let new = conn.bwe.level();
-            match (old < bwe::TOP, new < bwe::TOP) {
-                (false, true) => stats::LINKS_REDUCED.inc(),
-                (true, false) => stats::LINKS_REDUCED.dec(),
-                _ => {}
-            }
+            count_level(old, new);
             if (old == bwe::PAUSED) != (new == bwe::PAUSED) {
                 self.link_paused(id, new == bwe::PAUSED, now);
             }
@@ -1016,11 +1012,6 @@ impl Worker {
                 }
                 tracks.push(track);
             }
-        }
-        if paused {
-            stats::LINKS_PAUSED.inc();
-        } else {
-            stats::LINKS_PAUSED.dec();
         }
         let _ = conn.events.send(ConnEvent::LinkPaused {
             user: conn.user.clone(),
@@ -1720,12 +1711,8 @@ impl Worker {
                 }
             }
         }
-        if conn.bwe.level() == bwe::PAUSED {
-            stats::LINKS_PAUSED.dec();
-        }
-        if conn.bwe.level() < bwe::TOP {
-            stats::LINKS_REDUCED.dec();
-        }
+        // Gone: counted as a link at the top no more.
+        count_level(conn.bwe.level(), bwe::TOP);
         self.dirty.remove(&id);
         stats::PEERS.dec();
         if failed {
@@ -1735,5 +1722,20 @@ impl Worker {
             });
         }
         let _ = now;
+    }
+}
+
+/// A viewer's link level went from `old` to `new`: the gauges of links held below the
+/// top layer and of links paused follow.
+fn count_level(old: i8, new: i8) {
+    for (gauge, below) in [
+        (&stats::LINKS_REDUCED, bwe::TOP),
+        (&stats::LINKS_PAUSED, bwe::PAUSED + 1),
+    ] {
+        match (old < below, new < below) {
+            (false, true) => gauge.inc(),
+            (true, false) => gauge.dec(),
+            _ => {}
+        }
     }
 }
