@@ -8,7 +8,7 @@
 import { before, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { browserSuite, eventually, joinWithSdk } from "./lib/browser.mjs";
+import { browserSuite, eventually, joinWithSdk, sentLayers } from "./lib/browser.mjs";
 
 const { server, open, scenario } = browserSuite();
 
@@ -67,20 +67,6 @@ async function media(what) {
   return Number(new RegExp(`^convene_media_(?:open|total)\\{what="${what}"\\} (\\d+)`, "m").exec(await res.text())?.[1] ?? NaN);
 }
 
-/** The layers a publisher's page sends now (a layer its browser dropped has no bitrate). */
-const sending = (page) => page.evaluate(async () => {
-  const out = { largest: 0 };
-  for (const pc of window.__pcs) {
-    (await pc.getStats()).forEach((s) => {
-      if (s.type !== "outbound-rtp" || s.kind !== "video") return;
-      const on = (s.targetBitrate || 0) > 0;
-      out[s.rid || "-"] = { height: on ? s.frameHeight : 0, limit: s.qualityLimitationReason };
-      if (on) out.largest = Math.max(out.largest, s.frameHeight || 0);
-    });
-  }
-  return out;
-});
-
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 scenario("a viewer on a weak link gets the smallest layer, then the largest again, and a pause it is told of", async () => {
@@ -134,7 +120,7 @@ scenario("a viewer on a weak link gets the smallest layer, then the largest agai
   // her uplink falls to a few hundred kbit/s, on loopback, with an unrelated filter on
   // the same device; so the relay's own view is checked too: one link reduced, bob's.)
   const others = await received(carol);
-  const sent = await sending(alice);
+  const sent = await sentLayers(alice);
   console.log(`carol: ${others.height} lines; alice sends ${JSON.stringify(sent)}; relay: ${await media("link_steps")} link steps`);
   assert.equal(others.height, sent.largest, `carol, uncapped, keeps the largest: ${JSON.stringify(others)}`);
   if (sent.largest > low.height) {
@@ -153,7 +139,7 @@ scenario("a viewer on a weak link gets the smallest layer, then the largest agai
   untc();
   t0 = Date.now();
   const back = await eventually("bob, the cap lifted, on the largest layer", async () => {
-    const [r, now, reduced] = await Promise.all([received(bob), sending(alice), media("links_reduced")]);
+    const [r, now, reduced] = await Promise.all([received(bob), sentLayers(alice), media("links_reduced")]);
     const ok = reduced === 0 && r.height > 0 && r.height >= now.largest;
     return ok ? { ...r, largest: now.largest } : JSON.stringify({ r, now, reduced });
   }, 30_000);

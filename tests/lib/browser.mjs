@@ -96,6 +96,20 @@ export async function inbound(page, kind) {
 }
 
 /** The SRTP ciphers the page's live peer connections negotiated (one per transport). */
+/** The layers a publisher's page sends now (a layer its browser dropped has no bitrate). */
+export const sentLayers = (page) => page.evaluate(async () => {
+  const out = { largest: 0 };
+  for (const pc of window.__pcs) {
+    (await pc.getStats()).forEach((s) => {
+      if (s.type !== "outbound-rtp" || s.kind !== "video") return;
+      const on = (s.targetBitrate || 0) > 0;
+      out[s.rid || "-"] = { height: on ? s.frameHeight : 0, limit: s.qualityLimitationReason };
+      if (on) out.largest = Math.max(out.largest, s.frameHeight || 0);
+    });
+  }
+  return out;
+});
+
 export async function srtpCiphers(page) {
   return page.evaluate(async () => {
     const out = [];
