@@ -5,8 +5,14 @@
 //! This interceptor, nearest the wire, turns each such packet back into the packet it
 //! resends (the layer's SSRC and payload type, the original sequence number and
 //! payload) before anything else sees it: the NACK generator then counts it received,
-//! and the relay forwards it as if it had come on time. Sans-IO, like every
-//! interceptor: packets in, packets out.
+//! and the relay forwards it as if it had come on time.
+//!
+//! What it cannot turn back (a padding-only bandwidth probe, a resend of a layer not
+//! seen yet) goes on as it came, for `rtc` to drop: the transport-wide feedback, which
+//! sits after the NACK generator, must still count it arrived. Dropped here, Chromium
+//! took every probe for lost and its send estimate sank to about 100 kbit/s, below its
+//! smallest layer: layers it paused never came back, and a camera with three viewers
+//! could fall to one layer. Sans-IO, like every interceptor: packets in, packets out.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -15,7 +21,7 @@ use rtc::interceptor::{Packet as IPacket, Slot, StreamInfo, TaggedPacket};
 use super::read_step::{OnRead, ReadStep};
 
 /// Nearest the wire on the read path: before the NACK generator (7,000) and the
-/// congestion-control feedback (1,000) see the packet.
+/// transport-wide feedback (8,000) see the packet.
 pub const REPAIR_SLOT: Slot = Slot::Custom(500);
 
 const RID: &str = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id";
@@ -35,13 +41,12 @@ pub struct Repair {
 }
 
 impl Repair {
-    /// The packet to hand on for `pkt`: itself, or the original packet it resends; `None`
-    /// for a resend with nothing in it (a padding-only bandwidth probe) or of no known
-    /// layer.
-    fn repair(&mut self, mut pkt: rtc::rtp::Packet) -> Option<rtc::rtp::Packet> {
+    /// The packet to hand on for `pkt`: the original packet it resends, or itself (also
+    /// a resend with nothing in it, a padding-only bandwidth probe, or of no known layer).
+    fn repair(&mut self, mut pkt: rtc::rtp::Packet) -> rtc::rtp::Packet {
         let h = &pkt.header;
         if !h.extension {
-            return Some(pkt);
+            return pkt;
         }
         if let Some(rid) = self.rid_id.and_then(|id| h.get_extension(id)) {
             if let Some(&pt) = self.types.get(&h.ssrc) {
@@ -49,31 +54,30 @@ impl Repair {
                     self.layers.insert(rid.to_vec(), (h.ssrc, pt));
                 }
             }
-            return Some(pkt);
+            return pkt;
         }
         let Some(rrid) = self.rrid_id.and_then(|id| h.get_extension(id)) else {
-            return Some(pkt);
+            return pkt;
         };
-        let &(ssrc, pt) = self.layers.get(&rrid[..])?;
+        let Some(&(ssrc, pt)) = self.layers.get(&rrid[..]) else {
+            return pkt;
+        };
         if pkt.payload.len() < 2 {
-            return None;
+            return pkt;
         }
         pkt.header.ssrc = ssrc;
         pkt.header.payload_type = pt;
         pkt.header.sequence_number = u16::from_be_bytes([pkt.payload[0], pkt.payload[1]]);
         pkt.payload = pkt.payload.slice(2..);
         super::stats::LAYER_RESENDS_TAKEN.inc();
-        Some(pkt)
+        pkt
     }
 }
 
 impl ReadStep for Repair {
     fn read(&mut self, mut msg: TaggedPacket, out: &mut VecDeque<TaggedPacket>) {
         if let IPacket::Rtp(pkt) = msg.message.packet {
-            match self.repair(pkt) {
-                Some(pkt) => msg.message.packet = IPacket::Rtp(pkt),
-                None => return,
-            }
+            msg.message.packet = IPacket::Rtp(self.repair(pkt));
         }
         out.push_back(msg);
     }
@@ -144,30 +148,28 @@ mod tests {
         r.bind_remote_stream(&layer_info(2222));
         // Plain packets and the layers' own pass untouched (and name the layers).
         let plain = packet(1111, 96, 5, None, b"abc");
-        assert_eq!(r.repair(plain.clone()), Some(plain));
+        assert_eq!(r.repair(plain.clone()), plain);
         let q = packet(1111, 96, 6, Some((10, "q")), b"abc");
-        assert_eq!(r.repair(q.clone()), Some(q));
+        assert_eq!(r.repair(q.clone()), q);
         let f = packet(2222, 96, 60, Some((10, "f")), b"abc");
-        assert_eq!(r.repair(f.clone()), Some(f));
+        assert_eq!(r.repair(f.clone()), f);
         // A resend of f's packet 58 on its repair stream (another SSRC, the RTX type).
         let rtx = packet(3333, 97, 900, Some((11, "f")), &[0, 58, b'x', b'y']);
-        let back = r.repair(rtx).unwrap();
+        let back = r.repair(rtx);
         assert_eq!(back.header.ssrc, 2222);
         assert_eq!(back.header.payload_type, 96);
         assert_eq!(back.header.sequence_number, 58);
         assert_eq!(back.header.timestamp, 1234);
         assert_eq!(&back.payload[..], b"xy");
-        // A padding-only probe, and a resend of a layer never seen: dropped.
-        assert_eq!(r.repair(packet(3333, 97, 901, Some((11, "f")), &[])), None);
-        assert_eq!(
-            r.repair(packet(4444, 97, 1, Some((11, "h")), &[0, 1, 2])),
-            None
-        );
-        // A layer gone: its resends too.
+        // A padding-only probe, and a resend of a layer never seen: on as they came (the
+        // transport-wide feedback must count them arrived).
+        let probe = packet(3333, 97, 901, Some((11, "f")), &[]);
+        assert_eq!(r.repair(probe.clone()), probe);
+        let unknown = packet(4444, 97, 1, Some((11, "h")), &[0, 1, 2]);
+        assert_eq!(r.repair(unknown.clone()), unknown);
+        // A layer gone: its resends are no longer turned back.
         r.unbind_remote_stream(&layer_info(2222));
-        assert_eq!(
-            r.repair(packet(3333, 97, 902, Some((11, "f")), &[0, 59, 1])),
-            None
-        );
+        let late = packet(3333, 97, 902, Some((11, "f")), &[0, 59, 1]);
+        assert_eq!(r.repair(late.clone()), late);
     }
 }
