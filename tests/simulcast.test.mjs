@@ -3,7 +3,9 @@
 // how tall it shows the video (`setViewing`'s `videoHeight`): a small tile gets the
 // smallest layer, a viewer that says nothing the largest. When the small tile grows,
 // that viewer is switched to the top layer (at a keyframe) and its one stream goes on
-// decoding, with nothing counted lost. `simulcast: false` sends one layer.
+// decoding, with nothing counted lost. Layers no viewer needs are paused at the
+// publisher (the server's `cameraDemand`) and resumed when one does. `simulcast: false`
+// sends one layer.
 import assert from "node:assert/strict";
 import { browserSuite, eventually, joinWithSdk } from "./lib/browser.mjs";
 
@@ -57,6 +59,15 @@ scenario("a camera in three layers: each viewer gets the one that fits, and swit
 
   const alice = await open("alice", `${server.url}/live`);
   await joinWithSdk(alice, await token("alice"), { audio: false });
+
+  // Bob shows alice's camera small; carol says nothing (the largest), so alice sends
+  // every layer.
+  const bob = await open("bob", `${server.url}/live`);
+  await joinWithSdk(bob, await token("bob"), { audio: false, video: false });
+  await bob.evaluate(() => window.__room.setViewing("alice", { videoHeight: 100 }));
+  const carol = await open("carol", `${server.url}/live`);
+  await joinWithSdk(carol, await token("carol"), { audio: false, video: false });
+
   const layers = await eventually("alice sending three layers", async () => {
     const l = await sentLayers(alice);
     return Object.keys(l).length === 3 && Object.values(l).every((x) => x.height > 0) ? l : JSON.stringify(l);
@@ -66,13 +77,6 @@ scenario("a camera in three layers: each viewer gets the one that fits, and swit
   assert.deepEqual(Object.keys(layers).sort(), ["f", "h", "q"]);
   assert.ok(heights[0] < heights[1] && heights[1] < heights[2], `three sizes: ${heights}`);
   assert.equal((await media()).layers, 3, "the relay receives the three layers");
-
-  // Bob shows alice's camera small; carol says nothing (the largest).
-  const bob = await open("bob", `${server.url}/live`);
-  await joinWithSdk(bob, await token("bob"), { audio: false, video: false });
-  await bob.evaluate(() => window.__room.setViewing("alice", { videoHeight: 100 }));
-  const carol = await open("carol", `${server.url}/live`);
-  await joinWithSdk(carol, await token("carol"), { audio: false, video: false });
 
   const small = await eventually("bob decoding the smallest layer", async () => {
     const r = await received(bob);
@@ -115,6 +119,83 @@ scenario("a camera in three layers: each viewer gets the one that fits, and swit
   // A bad height is refused in words.
   const err = await bob.evaluate(() => window.__room.setViewing("alice", { videoHeight: -1 }).then(() => null, (e) => e.message));
   assert.match(err || "", /videoHeight/);
+});
+
+/** Packets each of the page's camera layers sent over `ms`, and the SDK's `active` flags. */
+async function sending(page, ms = 1500) {
+  const a = await sentLayers(page);
+  await new Promise((r) => setTimeout(r, ms));
+  const b = await sentLayers(page);
+  const out = {};
+  for (const rid of Object.keys(b)) out[rid] = b[rid].packets - (a[rid]?.packets ?? 0);
+  out.bwe = await page.evaluate(async () => {
+    const o = [];
+    for (const pc of window.__pcs) {
+      if (pc.connectionState === "closed") continue;
+      (await pc.getStats()).forEach((s) => {
+        if (s.type === "candidate-pair" && s.nominated) o.push(Math.round((s.availableOutgoingBitrate || 0) / 1000));
+        if (s.type === "outbound-rtp" && s.kind === "video") o.push(`${s.rid}:${s.qualityLimitationReason}:${Math.round((s.targetBitrate || 0) / 1000)}`);
+      });
+    }
+    return o.join(" ");
+  });
+  out.active = await page.evaluate(() => window.__pcs
+    .filter((pc) => pc.connectionState !== "closed")
+    .flatMap((pc) => pc.getSenders())
+    .filter((s) => s.track?.kind === "video")
+    .flatMap((s) => s.getParameters().encodings.map((e) => `${e.rid}:${e.active}`))
+    .join(" "));
+  return out;
+}
+
+scenario("layers no viewer needs are paused at the publisher, and resumed when one does", async () => {
+  await server.api("POST", "/v1/rooms", {
+    id: "demand",
+    participants: { erin: { role: "presenter" }, frank: { role: "attendee" } },
+  });
+  const token = async (userId) => (await server.api("POST", "/v1/rooms/demand/tokens", { userId })).token;
+  const erin = await open("erin", `${server.url}/live`);
+  await joinWithSdk(erin, await token("erin"), { audio: false });
+  const frank = await open("frank", `${server.url}/live`);
+  await joinWithSdk(frank, await token("frank"), { audio: false, video: false });
+  await frank.evaluate(() => window.__room.setViewing("erin", { videoHeight: 100 }));
+
+  // Frank shows erin's camera 100 pixels tall: the smallest layer does, and erin stops
+  // encoding the other two.
+  const small = await eventually("erin sending only her smallest layer", async () => {
+    const s = await sending(erin);
+    return s.q > 0 && !s.h && !s.f ? s : JSON.stringify(s);
+  }, 30_000);
+  console.log(`frank at videoHeight 100: erin sends ${JSON.stringify(small)}`);
+  assert.equal(small.active, "q:true h:false f:false");
+  const sizes = await sentLayers(erin);
+  await eventually("frank decoding the smallest layer", async () => {
+    const r = await received(frank);
+    return r.frames > 30 && r.height === sizes.q.height ? r : JSON.stringify(r);
+  }, 20_000);
+
+  // His tile grows: the top layer is encoded again, and reaches him.
+  const before = await received(frank);
+  const t0 = Date.now();
+  await frank.evaluate(() => window.__room.setViewing("erin", { videoHeight: 2000 }));
+  const grown = await eventually("frank decoding erin's largest layer", async () => {
+    const r = await received(frank);
+    return r.height === sizes.f.height && r.frames > before.frames + 30 ? r : `${JSON.stringify(r)}; erin sends ${JSON.stringify(await sending(erin, 500))} ${JSON.stringify(await sentLayers(erin))}`;
+  }, 20_000);
+  const all = await sending(erin);
+  console.log(`frank at videoHeight 2000: on the top layer within ${Date.now() - t0} ms ` +
+    `(${JSON.stringify(grown)}); erin sends ${JSON.stringify(all)}`);
+  assert.ok(all.q > 0 && all.h > 0 && all.f > 0, JSON.stringify(all));
+  assert.equal(grown.streams, 1, "one stream across the pause and the switch");
+  assert.ok(grown.lost - before.lost <= 5, `packets counted lost: ${grown.lost - before.lost}`);
+
+  // Nobody shows it: only the smallest layer goes on (for the next viewer's first frame).
+  await frank.evaluate(() => window.__room.setViewing("erin", { video: false }));
+  const hidden = await eventually("erin sending only her smallest layer again", async () => {
+    const s = await sending(erin);
+    return s.q > 0 && !s.h && !s.f ? s : JSON.stringify(s);
+  }, 30_000);
+  console.log(`frank hides erin's camera: erin sends ${JSON.stringify(hidden)}`);
 });
 
 scenario("simulcast: false sends one layer", async () => {

@@ -239,6 +239,9 @@ pub async fn on_server(ctx: &mut Ctx, msg: ServerMessage) {
             participant_id,
             kind,
         } => track_event(ctx, "trackResumed", participant_id, kind),
+        ServerMessage::CameraDemand { max_height } => {
+            crate::media::camera_demand(ctx, max_height);
+        }
         ServerMessage::SeatsChanged { seats } => {
             if let Some(s) = ctx.shared.view.borrow_mut().session.as_mut() {
                 s.seats = seats.clone();

@@ -42,6 +42,10 @@ pub struct MediaState {
     /// does not renegotiate), so the server keeps recognizing that sender as a screen.
     screen_msid: Option<String>,
     pub screen_stream: MediaStream,
+    /// How tall the tallest viewer shows our camera, as the server last said
+    /// (`cameraDemand`; `None`: as large as there is): the camera's layers follow it,
+    /// also those of a sender made after it was said.
+    camera_demand: Option<u32>,
 }
 
 pub fn track_event(
@@ -81,6 +85,7 @@ impl MediaState {
             remote: BTreeMap::new(),
             screen_msid: None,
             screen_stream,
+            camera_demand: None,
         }
     }
 
@@ -140,6 +145,8 @@ pub fn restart(ctx: &mut Ctx) -> Vec<Emit> {
     ctx.call.reset_media();
     let emits = ctx.media.drop_connections();
     ctx.media.screen_msid = None;
+    // A new member on the server: it sends every layer until told otherwise.
+    ctx.media.camera_demand = None;
     ctx.send(&ClientMessage::Subscribe);
     for (kind, track) in ctx.local.live() {
         if let Err(e) = add_sender(ctx, kind, &track) {
@@ -174,15 +181,20 @@ pub(crate) fn add_sender(
         same(ctx.local.stream())
     };
     init.set_streams(&Array::of1(&stream));
-    let layers = crate::simulcast::encodings(kind, ctx.video_codec, ctx.simulcast, size(track));
+    let picture = size(track);
+    let layers = crate::simulcast::encodings(kind, ctx.video_codec, ctx.simulcast, picture);
     if !layers.is_empty() {
-        let list: Array = layers
-            .iter()
-            .map(|e| {
+        let heights: Vec<u32> = (layers.iter())
+            .map(|e| layer_height(picture, e.scale_down_by))
+            .collect();
+        let active = crate::simulcast::active(&heights, ctx.media.camera_demand);
+        let list: Array = (layers.iter().zip(active))
+            .map(|(e, active)| {
                 let o = Object::new();
                 let _ = Reflect::set(&o, &"rid".into(), &e.rid.into());
                 let _ = Reflect::set(&o, &"scaleResolutionDownBy".into(), &e.scale_down_by.into());
                 let _ = Reflect::set(&o, &"maxBitrate".into(), &e.max_bitrate.into());
+                let _ = Reflect::set(&o, &"active".into(), &active.into());
                 JsValue::from(o)
             })
             .collect();
@@ -202,6 +214,69 @@ pub(crate) fn add_sender(
     ctx.media.senders.insert(kind, t.sender());
     let _ = ctx.shared.tx.unbounded_send(Input::Renegotiate);
     Ok(())
+}
+
+/// How tall a layer scaled down by `scale` is, of a picture `picture` large (a 720p
+/// camera's when not known).
+fn layer_height(picture: Option<(u32, u32)>, scale: f64) -> u32 {
+    let height = picture.map_or(720, |(_, h)| h);
+    (f64::from(height) / scale.max(1.0)) as u32
+}
+
+/// The server says how tall the tallest viewer shows our camera (`cameraDemand`): its
+/// encodings nobody needs are paused (`active: false`), the others resumed.
+pub fn camera_demand(ctx: &mut Ctx, max_height: Option<u32>) {
+    ctx.media.camera_demand = max_height;
+    let Some(sender) = ctx.media.senders.get(&TrackKind::Video) else {
+        return;
+    };
+    let get = |o: &JsValue, k: &str| Reflect::get(o, &k.into()).unwrap_or(JsValue::UNDEFINED);
+    let call = |name: &str, args: &Array| {
+        get(sender, name)
+            .dyn_into::<js_sys::Function>()
+            .ok()
+            .and_then(|f| f.apply(sender, args).ok())
+    };
+    let Some(params) = call("getParameters", &Array::new()) else {
+        return;
+    };
+    let encodings: Vec<JsValue> = Array::from(&get(&params, "encodings")).iter().collect();
+    if encodings.len() < 2 {
+        return;
+    }
+    let picture = sender.track().and_then(|t| size(&t));
+    let heights: Vec<u32> = (encodings.iter())
+        .map(|e| {
+            layer_height(
+                picture,
+                get(e, "scaleResolutionDownBy").as_f64().unwrap_or(1.0),
+            )
+        })
+        .collect();
+    let mut changed = false;
+    for (e, on) in encodings
+        .iter()
+        .zip(crate::simulcast::active(&heights, max_height))
+    {
+        if get(e, "active").as_bool() != Some(on) {
+            let _ = Reflect::set(e, &"active".into(), &on.into());
+            changed = true;
+        }
+    }
+    if !changed {
+        return;
+    }
+    let Some(done) = call("setParameters", &Array::of1(&params)) else {
+        return;
+    };
+    wasm_bindgen_futures::spawn_local(async move {
+        if let Err(e) = wasm_bindgen_futures::JsFuture::from(js_sys::Promise::from(done)).await {
+            web_sys::console::warn_2(
+                &"convene-sdk: could not pause or resume camera layers:".into(),
+                &e,
+            );
+        }
+    });
 }
 
 /// A video track's picture size, as its settings say.

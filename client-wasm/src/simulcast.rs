@@ -4,6 +4,8 @@
 //! viewer the one that fits how large it shows the video (`setViewing`'s
 //! `videoHeight`). `Room.join({simulcast: false})` sends one encoding. Screen share is
 //! one encoding, tuned for detail; so is H.264 (the relay switches layers of VP8 only).
+//! Layers nobody needs are paused: the server says how tall the tallest viewer shows
+//! the camera (`cameraDemand`) and `active` picks the encodings that serves.
 //! Plain Rust: `media` turns these into the transceiver's `sendEncodings`.
 
 use crate::codecs::VideoCodec;
@@ -59,9 +61,51 @@ pub fn encodings(
     }
 }
 
+/// Which of a camera's encodings to send, `heights` tall, when the tallest viewer shows
+/// it `max_height` device pixels tall (the server's `cameraDemand`; `None`: as large as
+/// there is, 0: nobody shows it): the smallest always (the next viewer's first frame
+/// never waits for an encoder to start), and the others up to the smallest at least
+/// that tall (the one the relay sends that viewer; those below are for viewers whose
+/// link carries less).
+pub fn active(heights: &[u32], max_height: Option<u32>) -> Vec<bool> {
+    let Some(want) = max_height else {
+        return vec![true; heights.len()];
+    };
+    let smallest = heights.iter().copied().min().unwrap_or(0);
+    let tallest = heights.iter().copied().max().unwrap_or(0);
+    let fits = heights.iter().copied().filter(|&h| h >= want).min();
+    let up_to = fits.unwrap_or(tallest).max(smallest);
+    heights.iter().map(|&h| h <= up_to).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_layers_a_viewer_needs_are_sent() {
+        let hd = [180, 360, 720];
+        assert_eq!(active(&hd, None), [true, true, true]);
+        assert_eq!(
+            active(&hd, Some(0)),
+            [true, false, false],
+            "nobody: the smallest"
+        );
+        assert_eq!(active(&hd, Some(100)), [true, false, false]);
+        assert_eq!(active(&hd, Some(180)), [true, false, false]);
+        assert_eq!(active(&hd, Some(181)), [true, true, false]);
+        assert_eq!(active(&hd, Some(360)), [true, true, false]);
+        assert_eq!(active(&hd, Some(400)), [true, true, true]);
+        assert_eq!(
+            active(&hd, Some(4000)),
+            [true, true, true],
+            "taller than any: all"
+        );
+        // Any order, as the encodings are listed.
+        assert_eq!(active(&[720, 180, 360], Some(200)), [false, true, true]);
+        assert_eq!(active(&[240, 480], Some(0)), [true, false]);
+        assert!(active(&[], Some(0)).is_empty());
+    }
 
     #[test]
     fn only_a_vp8_camera_is_sent_in_layers() {

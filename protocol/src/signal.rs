@@ -338,6 +338,17 @@ pub enum ServerMessage {
         participant_id: String,
         kind: VideoKind,
     },
+    /// To a publisher: how large anyone shows its camera now, so it sends only the
+    /// simulcast layers needed. `maxHeight`: the tallest any viewer shows it, in device
+    /// pixels (0: nobody shows it; absent: as large as there is). The SDK keeps its
+    /// smallest layer and those up to the smallest at least that tall, and pauses the
+    /// others (`active: false` on their encodings). Sent when it changes; a publisher
+    /// sends every layer until told.
+    #[serde(rename_all = "camelCase")]
+    CameraDemand {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_height: Option<u32>,
+    },
     #[serde(rename_all = "camelCase")]
     Message {
         from: String,

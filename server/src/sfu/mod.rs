@@ -15,7 +15,8 @@
 //! that fits how large it shows it, switched at keyframes and renumbered so the viewer
 //! sees one stream (`simulcast`), no larger than its link carries: each viewer's
 //! transport-wide feedback moves it a layer down on congestion and up when quiet, and
-//! pauses its video below the smallest (`bwe`); a track other nodes' relays need is sent to each once, and one
+//! pauses its video below the smallest (`bwe`); a publisher is told how large anyone
+//! shows its camera, so it pauses the layers nobody needs (`demand`); a track other nodes' relays need is sent to each once, and one
 //! from another node is received the same way, on the same port (`pipe`). A
 //! `room` task per live session decides who receives what
 //! and commands the workers (`wire`: the messages between the parts). The relay is
@@ -30,6 +31,7 @@ mod bwe;
 mod claim;
 mod config;
 mod conn;
+mod demand;
 mod engine;
 mod history;
 mod layer_repair;

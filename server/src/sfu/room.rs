@@ -7,12 +7,14 @@ use crate::model::ice::IceConfig;
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use convene_protocol::signal::{PcKind, ServerMessage, VideoKind};
 use convene_protocol::{ErrorBody, ErrorCode};
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 
 use super::config::SfuConfig;
+use super::demand::{Demand, Need};
 use super::engine::Engine;
 use super::pc_setup::Codec;
 use super::port::{
@@ -62,6 +64,7 @@ impl MediaFactory for SfuFactory {
             tracks: HashMap::new(),
             remote: HashMap::new(),
             shared: vec![],
+            demand_at: None,
         };
         tokio::spawn(ctl.run(rx, conn_rx));
         Box::new(SfuRoom { tx })
@@ -164,6 +167,8 @@ struct Member {
     hidden: HashSet<(UserId, MediaKind)>,
     /// How tall it shows others' cameras (see `simulcast`), by owner.
     fit: HashMap<UserId, u32>,
+    /// What its own camera must carry, as told to it (see `demand`).
+    demand: Demand,
     _held: stats::Held,
 }
 
@@ -216,7 +221,12 @@ struct RoomCtl {
     remote: HashMap<u64, TrackKey>,
     /// The tracks last told to other nodes (`RelayEvent::Tracks`).
     shared: Vec<SharedTrack>,
+    /// When the publishers' camera needs are looked at next (see `tell_demand`).
+    demand_at: Option<Instant>,
 }
+
+/// How long changes to who shows what gather before the camera needs are looked at.
+const DEMAND_COALESCE: Duration = Duration::from_millis(100);
 
 impl RoomCtl {
     async fn run(
@@ -225,6 +235,10 @@ impl RoomCtl {
         mut conn_rx: UnboundedReceiver<ConnEvent>,
     ) {
         loop {
+            let wake = self.demand_at;
+            let sleep = tokio::time::sleep_until(tokio::time::Instant::from_std(
+                wake.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600)),
+            ));
             tokio::select! {
                 cmd = rx.recv() => match cmd {
                     None | Some(RoomCmd::Close) => break,
@@ -238,8 +252,19 @@ impl RoomCtl {
                         continue;
                     }
                 }
+                () = sleep, if wake.is_some() => {
+                    self.tell_demand(Instant::now());
+                    continue;
+                }
             }
             self.share();
+            // Who shows which camera may have changed: looked at soon, once for all the
+            // changes until then (a thousand joins cost a handful of looks, not a
+            // thousand walks over every viewer).
+            let soon = Instant::now() + DEMAND_COALESCE;
+            if self.demand_at.is_none_or(|at| at > soon) {
+                self.demand_at = Some(soon);
+            }
         }
         let users: Vec<UserId> = self.members.keys().cloned().collect();
         for u in users {
@@ -279,6 +304,7 @@ impl RoomCtl {
             gates: Gates::default(),
             hidden: HashSet::new(),
             fit: HashMap::new(),
+            demand: Demand::default(),
             _held: stats::Held::new(&stats::MEMBERS),
         })
     }
@@ -491,6 +517,56 @@ impl RoomCtl {
             if !shown {
                 self.sync_pipe(track);
             }
+        }
+    }
+
+    /// Tells each publisher how large its camera is shown now (see `demand`): by the
+    /// members here that show it, or as large as there is when other nodes' relays
+    /// receive it (their viewers' sizes are not known here).
+    fn tell_demand(&mut self, now: Instant) {
+        let by_conn: HashMap<ConnKey, &Member> = (self.members.values())
+            .filter_map(|m| m.subscribe.map(|k| (k, m)))
+            .collect();
+        let mut needs: HashMap<UserId, Need> = HashMap::new();
+        for t in self.tracks.values() {
+            if t.kind != MediaKind::Video || t.remote.is_some() {
+                continue;
+            }
+            let need = if t.exports.is_empty() {
+                Need::of(
+                    (t.viewers.iter())
+                        .filter(|k| !t.hidden_by.contains(k))
+                        .filter_map(|k| by_conn.get(k))
+                        .map(|m| m.fit.get(&t.owner).copied()),
+                )
+            } else {
+                Need::All
+            };
+            let n = needs.entry(t.owner.clone()).or_insert(need);
+            *n = (*n).max(need);
+        }
+        // A member whose camera track is gone (its connection is being replaced) is
+        // still told what was decided, so the SDK's next encodings start from it.
+        let told: Vec<(UserId, Need)> = (self.members.iter_mut())
+            .filter_map(|(user, m)| {
+                let told = match needs.get(user) {
+                    Some(&need) => m.demand.set(need, now),
+                    None => m.demand.poll(now),
+                };
+                told.map(|n| (user.clone(), n))
+            })
+            .collect();
+        self.demand_at = (self.members.values())
+            .filter_map(|m| m.demand.deadline())
+            .min();
+        for (owner, need) in told {
+            tracing::debug!(room = %self.room, %owner, ?need, "camera demand");
+            self.send(
+                &owner,
+                ServerMessage::CameraDemand {
+                    max_height: need.max_height(),
+                },
+            );
         }
     }
 

@@ -1159,7 +1159,9 @@ impl Worker {
         if let Some(conn) = self.conns.get_mut(&conn_id) {
             if let Some(mut r) = conn.pc.rtp_receiver(receiver) {
                 // In simulcast, of every layer: a viewer switching needs its target's,
-                // and one starting any.
+                // and one starting any. Asking for one layer's alone would save nothing
+                // with Chromium: its VP8 simulcast encoder (libwebrtc's
+                // LibvpxVp8Encoder) makes a keyframe on every layer for any request.
                 let plis: Vec<Box<dyn rtc::rtcp::Packet>> = std::iter::once(ssrc)
                     .chain(route.more_ssrcs.iter().copied())
                     .map(|media_ssrc| {

@@ -1,0 +1,152 @@
+//! What a publisher's camera must carry: the tallest any viewer shows it, so its SDK
+//! pauses the simulcast layers nobody needs (an encoder that runs for nobody costs the
+//! publisher's CPU and uplink). A need that grows is told at once (the viewer gets the
+//! tallest layer arriving meanwhile and switches up at the new layer's first
+//! keyframe); one that shrinks is told only after it held `LOWER_AFTER`, so a tile
+//! being resized or a viewer reconnecting does not stop and restart an encoder.
+//! Sans-IO: needs and instants in, what to tell out.
+
+use std::time::{Duration, Instant};
+
+/// How long a smaller need holds before the publisher is told.
+pub const LOWER_AFTER: Duration = Duration::from_secs(3);
+
+/// How large a camera is shown, ordered from nothing to everything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Need {
+    /// Nobody shows it (the smallest layer goes on, for the next viewer's first frame).
+    Nothing,
+    /// Up to this many device pixels tall.
+    UpTo(u32),
+    /// As large as there is (a viewer that said no size, or viewers on other nodes).
+    All,
+}
+
+impl Need {
+    /// The need of viewers showing it `heights` tall (`None`: no size said).
+    pub fn of(heights: impl IntoIterator<Item = Option<u32>>) -> Need {
+        (heights.into_iter())
+            .map(|h| h.map_or(Need::All, Need::UpTo))
+            .max()
+            .unwrap_or(Need::Nothing)
+    }
+
+    /// As `cameraDemand`'s `maxHeight` says it.
+    pub fn max_height(self) -> Option<u32> {
+        match self {
+            Need::Nothing => Some(0),
+            Need::UpTo(h) => Some(h),
+            Need::All => None,
+        }
+    }
+}
+
+/// One publisher's camera: what it was told, and a smaller need waiting to be told.
+#[derive(Debug, Clone, Copy)]
+pub struct Demand {
+    told: Need,
+    /// The smaller need, and since when one has been wanted.
+    lower: Option<(Need, Instant)>,
+}
+
+impl Default for Demand {
+    /// A publisher sends every layer until told otherwise.
+    fn default() -> Self {
+        Self {
+            told: Need::All,
+            lower: None,
+        }
+    }
+}
+
+impl Demand {
+    /// The need now; what to tell the publisher, if anything.
+    pub fn set(&mut self, need: Need, now: Instant) -> Option<Need> {
+        if need >= self.told {
+            self.lower = None;
+            return (need > self.told).then(|| {
+                self.told = need;
+                need
+            });
+        }
+        let since = self.lower.map_or(now, |(_, since)| since);
+        self.lower = Some((need, since));
+        self.poll(now)
+    }
+
+    /// What to tell now that time passed (a smaller need that held long enough).
+    pub fn poll(&mut self, now: Instant) -> Option<Need> {
+        let (need, since) = self.lower?;
+        if now < since + LOWER_AFTER {
+            return None;
+        }
+        self.lower = None;
+        self.told = need;
+        Some(need)
+    }
+
+    /// When `poll` may have something to tell.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.lower.map(|(_, since)| since + LOWER_AFTER)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_need_is_the_tallest_viewer_and_all_when_one_said_no_size() {
+        assert_eq!(Need::of([]), Need::Nothing);
+        assert_eq!(Need::of([Some(180), Some(360)]), Need::UpTo(360));
+        assert_eq!(Need::of([Some(180), None]), Need::All);
+        assert_eq!(Need::Nothing.max_height(), Some(0));
+        assert_eq!(Need::UpTo(360).max_height(), Some(360));
+        assert_eq!(Need::All.max_height(), None);
+    }
+
+    #[test]
+    fn growth_is_told_at_once_and_shrinking_after_it_held() {
+        let t0 = Instant::now();
+        let mut d = Demand::default();
+        assert_eq!(
+            d.set(Need::All, t0),
+            None,
+            "every layer is sent to begin with"
+        );
+        assert_eq!(d.deadline(), None);
+
+        // Shrinks: told only after LOWER_AFTER, with the latest smaller need.
+        assert_eq!(d.set(Need::UpTo(720), t0), None);
+        assert_eq!(d.deadline(), Some(t0 + LOWER_AFTER));
+        let t1 = t0 + Duration::from_secs(1);
+        assert_eq!(d.set(Need::UpTo(180), t1), None);
+        assert_eq!(d.poll(t0 + LOWER_AFTER - Duration::from_millis(1)), None);
+        assert_eq!(d.poll(t0 + LOWER_AFTER), Some(Need::UpTo(180)));
+        assert_eq!(d.deadline(), None);
+        assert_eq!(d.poll(t0 + LOWER_AFTER * 2), None, "told once");
+
+        // Grows: told at once.
+        let t2 = t0 + Duration::from_secs(10);
+        assert_eq!(d.set(Need::UpTo(360), t2), Some(Need::UpTo(360)));
+        assert_eq!(d.set(Need::UpTo(360), t2), None, "no change, nothing told");
+    }
+
+    #[test]
+    fn a_shrink_that_does_not_hold_is_never_told() {
+        let t0 = Instant::now();
+        let mut d = Demand::default();
+        assert_eq!(d.set(Need::Nothing, t0), None);
+        // The viewer comes back (a reconnect) before the wait is over.
+        assert_eq!(d.set(Need::All, t0 + Duration::from_secs(1)), None);
+        assert_eq!(d.deadline(), None);
+        assert_eq!(d.poll(t0 + LOWER_AFTER * 2), None);
+
+        // A smaller need that partly grows back while waiting: the wait goes on from
+        // the first moment, with the need as it is now.
+        let t1 = t0 + Duration::from_secs(10);
+        assert_eq!(d.set(Need::Nothing, t1), None);
+        assert_eq!(d.set(Need::UpTo(360), t1 + Duration::from_secs(1)), None);
+        assert_eq!(d.poll(t1 + LOWER_AFTER), Some(Need::UpTo(360)));
+    }
+}
