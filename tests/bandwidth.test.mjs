@@ -115,21 +115,17 @@ scenario("a viewer on a weak link gets the smallest layer, then the largest agai
   assert.ok(b.height <= 180 || (b.height <= 360 && a.height <= 180), `still small: ${JSON.stringify(b)}`);
   assert.ok(fps > 10, `more than 10 fps on the weak link: ${fps}`);
   assert.ok(loss < 0.05, `no sustained loss: ${(100 * loss).toFixed(1)} %`);
-  // Carol, uncapped, keeps the largest layer alice sends. (Alice's own browser may send
-  // fewer layers for a while: now and then, once bob's link is capped, its estimate of
-  // her uplink falls to a few hundred kbit/s, on loopback, with an unrelated filter on
-  // the same device; so the relay's own view is checked too: one link reduced, bob's.)
+  // Carol, uncapped, keeps the largest layer alice sends, larger than bob's: the relay
+  // holds one viewer below the top, bob. (Alice's browser decides her largest layer: on
+  // a busy machine its encoder may send less than 720 lines. Her send estimate no
+  // longer sinks when bob's link is capped: the relay used to drop her padding probes
+  // unreported, and her browser took them for lost.)
   const others = await received(carol);
   const sent = await sentLayers(alice);
   console.log(`carol: ${others.height} lines; alice sends ${JSON.stringify(sent)}; relay: ${await media("link_steps")} link steps`);
   assert.equal(others.height, sent.largest, `carol, uncapped, keeps the largest: ${JSON.stringify(others)}`);
-  if (sent.largest > low.height) {
-    assert.equal(await media("links_reduced"), 1, "the relay holds one viewer below the top layer");
-  } else {
-    // Nothing larger arrived to hold him back from: the step down was not exercised in
-    // this run (the pause below still is).
-    console.log("alice sent only the smallest layer: the relay had nothing larger to hold back");
-  }
+  assert.ok(sent.largest > low.height, `alice sends a layer larger than bob's: ${JSON.stringify(sent)}`);
+  assert.equal(await media("links_reduced"), 1, "the relay holds one viewer below the top layer");
   const told = await bob.evaluate(() => window.__paused);
   console.log(`capped at 300 kbit/s: bob's video paused ${told.filter((e) => e.paused).length} times`);
   assert.deepEqual(told, [], "the smallest layer fits: never paused");

@@ -3,7 +3,9 @@
 //! Whose turn it is to offer, and which connections are current, is `call::Call`'s to
 //! say; this file carries it out on the browser's RTCPeerConnections.
 
+use std::cell::Cell;
 use std::collections::{BTreeMap, HashMap};
+use std::rc::Rc;
 
 use convene_protocol::signal::{ClientMessage, PcKind};
 use js_sys::{Array, Object, Reflect};
@@ -44,8 +46,9 @@ pub struct MediaState {
     pub screen_stream: MediaStream,
     /// How tall the tallest viewer shows our camera, as the server last said
     /// (`cameraDemand`; `None`: as large as there is): the camera's layers follow it,
-    /// also those of a sender made after it was said.
-    camera_demand: Option<u32>,
+    /// also those of a sender made after it was said. Shared with the tasks that apply
+    /// it, so one that lost a race to another applies the latest, not its own.
+    camera_demand: Rc<Cell<Option<u32>>>,
 }
 
 pub fn track_event(
@@ -85,7 +88,7 @@ impl MediaState {
             remote: BTreeMap::new(),
             screen_msid: None,
             screen_stream,
-            camera_demand: None,
+            camera_demand: Rc::new(Cell::new(None)),
         }
     }
 
@@ -146,7 +149,7 @@ pub fn restart(ctx: &mut Ctx) -> Vec<Emit> {
     let emits = ctx.media.drop_connections();
     ctx.media.screen_msid = None;
     // A new member on the server: it sends every layer until told otherwise.
-    ctx.media.camera_demand = None;
+    ctx.media.camera_demand.set(None);
     ctx.send(&ClientMessage::Subscribe);
     for (kind, track) in ctx.local.live() {
         if let Err(e) = add_sender(ctx, kind, &track) {
@@ -187,7 +190,7 @@ pub(crate) fn add_sender(
         let heights: Vec<u32> = (layers.iter())
             .map(|e| layer_height(picture, e.scale_down_by))
             .collect();
-        let active = crate::simulcast::active(&heights, ctx.media.camera_demand);
+        let active = crate::simulcast::active(&heights, ctx.media.camera_demand.get());
         let list: Array = (layers.iter().zip(active))
             .map(|(e, active)| {
                 let o = Object::new();
@@ -226,23 +229,40 @@ fn layer_height(picture: Option<(u32, u32)>, scale: f64) -> u32 {
 /// The server says how tall the tallest viewer shows our camera (`cameraDemand`): its
 /// encodings nobody needs are paused (`active: false`), the others resumed.
 pub fn camera_demand(ctx: &mut Ctx, max_height: Option<u32>) {
-    ctx.media.camera_demand = max_height;
-    let Some(sender) = ctx.media.senders.get(&TrackKind::Video) else {
+    ctx.media.camera_demand.set(max_height);
+    let Some(sender) = ctx.media.senders.get(&TrackKind::Video).cloned() else {
         return;
     };
+    let wanted = ctx.media.camera_demand.clone();
+    wasm_bindgen_futures::spawn_local(async move {
+        // `setParameters` refuses parameters read before another call changed them: the
+        // loser of such a race reads them again and applies the latest demand.
+        let mut failed = JsValue::UNDEFINED;
+        for _ in 0..3 {
+            match set_layers(&sender, wanted.get()).await {
+                Ok(()) => return,
+                Err(e) => failed = e,
+            }
+        }
+        web_sys::console::warn_2(
+            &"convene-sdk: could not pause or resume camera layers:".into(),
+            &failed,
+        );
+    });
+}
+
+/// Sets the camera encodings' `active` flags for `max_height` (see `simulcast::active`).
+async fn set_layers(sender: &RtcRtpSender, max_height: Option<u32>) -> Result<(), JsValue> {
     let get = |o: &JsValue, k: &str| Reflect::get(o, &k.into()).unwrap_or(JsValue::UNDEFINED);
-    let call = |name: &str, args: &Array| {
+    let call = |name: &str, args: &Array| -> Result<JsValue, JsValue> {
         get(sender, name)
-            .dyn_into::<js_sys::Function>()
-            .ok()
-            .and_then(|f| f.apply(sender, args).ok())
+            .dyn_into::<js_sys::Function>()?
+            .apply(sender, args)
     };
-    let Some(params) = call("getParameters", &Array::new()) else {
-        return;
-    };
+    let params = call("getParameters", &Array::new())?;
     let encodings: Vec<JsValue> = Array::from(&get(&params, "encodings")).iter().collect();
     if encodings.len() < 2 {
-        return;
+        return Ok(());
     }
     let picture = sender.track().and_then(|t| size(&t));
     let heights: Vec<u32> = (encodings.iter())
@@ -259,24 +279,15 @@ pub fn camera_demand(ctx: &mut Ctx, max_height: Option<u32>) {
         .zip(crate::simulcast::active(&heights, max_height))
     {
         if get(e, "active").as_bool() != Some(on) {
-            let _ = Reflect::set(e, &"active".into(), &on.into());
+            Reflect::set(e, &"active".into(), &on.into())?;
             changed = true;
         }
     }
-    if !changed {
-        return;
+    if changed {
+        let done = call("setParameters", &Array::of1(&params))?;
+        wasm_bindgen_futures::JsFuture::from(js_sys::Promise::from(done)).await?;
     }
-    let Some(done) = call("setParameters", &Array::of1(&params)) else {
-        return;
-    };
-    wasm_bindgen_futures::spawn_local(async move {
-        if let Err(e) = wasm_bindgen_futures::JsFuture::from(js_sys::Promise::from(done)).await {
-            web_sys::console::warn_2(
-                &"convene-sdk: could not pause or resume camera layers:".into(),
-                &e,
-            );
-        }
-    });
+    Ok(())
 }
 
 /// A video track's picture size, as its settings say.
