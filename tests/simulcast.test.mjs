@@ -7,7 +7,7 @@
 // publisher (the server's `cameraDemand`) and resumed when one does. `simulcast: false`
 // sends one layer.
 import assert from "node:assert/strict";
-import { browserSuite, eventually, joinWithSdk } from "./lib/browser.mjs";
+import { browserSuite, encodingsActive, eventually, joinWithSdk } from "./lib/browser.mjs";
 
 const { server, open, scenario } = browserSuite();
 
@@ -139,12 +139,7 @@ async function sending(page, ms = 1500) {
     }
     return o.join(" ");
   });
-  out.active = await page.evaluate(() => window.__pcs
-    .filter((pc) => pc.connectionState !== "closed")
-    .flatMap((pc) => pc.getSenders())
-    .filter((s) => s.track?.kind === "video")
-    .flatMap((s) => s.getParameters().encodings.map((e) => `${e.rid}:${e.active}`))
-    .join(" "));
+  out.active = await encodingsActive(page);
   return out;
 }
 

@@ -110,6 +110,14 @@ export const sentLayers = (page) => page.evaluate(async () => {
   return out;
 });
 
+/** The page's camera encodings as its SDK set them: "rid:active" each, e.g. "q:true h:false f:false". */
+export const encodingsActive = (page) => page.evaluate(() => window.__pcs
+  .filter((pc) => pc.connectionState !== "closed")
+  .flatMap((pc) => pc.getSenders())
+  .filter((s) => s.track?.kind === "video")
+  .flatMap((s) => s.getParameters().encodings.map((e) => `${e.rid}:${e.active}`))
+  .join(" "));
+
 export async function srtpCiphers(page) {
   return page.evaluate(async () => {
     const out = [];
