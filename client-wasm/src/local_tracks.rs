@@ -177,6 +177,10 @@ pub async fn publish(
             JsFuture::from(s.replace_track(Some(&track)))
                 .await
                 .map_err(|_| SdkError::media_unavailable("the new track could not be sent"))?;
+            if kind == TrackKind::Video {
+                // Which layers are needed depends on the new picture's size.
+                crate::media::apply_camera_demand(ctx);
+            }
         }
         None => add_sender(ctx, kind, &track)?,
     }

@@ -148,7 +148,8 @@ pub fn restart(ctx: &mut Ctx) -> Vec<Emit> {
     ctx.call.reset_media();
     let emits = ctx.media.drop_connections();
     ctx.media.screen_msid = None;
-    // A new member on the server: it sends every layer until told otherwise.
+    // Every layer until told otherwise (the server tells again what it decided when
+    // the camera comes on the new connection).
     ctx.media.camera_demand.set(None);
     ctx.send(&ClientMessage::Subscribe);
     for (kind, track) in ctx.local.live() {
@@ -230,24 +231,39 @@ fn layer_height(picture: Option<(u32, u32)>, scale: f64) -> u32 {
 /// encodings nobody needs are paused (`active: false`), the others resumed.
 pub fn camera_demand(ctx: &mut Ctx, max_height: Option<u32>) {
     ctx.media.camera_demand.set(max_height);
+    apply_camera_demand(ctx);
+}
+
+/// Sets the camera's encodings for the demand last said (also after a new camera track
+/// was put on the sender: its picture may be another size).
+pub fn apply_camera_demand(ctx: &Ctx) {
     let Some(sender) = ctx.media.senders.get(&TrackKind::Video).cloned() else {
         return;
     };
     let wanted = ctx.media.camera_demand.clone();
     wasm_bindgen_futures::spawn_local(async move {
         // `setParameters` refuses parameters read before another call changed them: the
-        // loser of such a race reads them again and applies the latest demand.
-        let mut failed = JsValue::UNDEFINED;
-        for _ in 0..3 {
-            match set_layers(&sender, wanted.get()).await {
-                Ok(()) => return,
-                Err(e) => failed = e,
+        // loser of such a race waits, reads them again and applies the latest demand;
+        // a demand that changed while one was applied is applied in turn.
+        let mut failures = 0;
+        loop {
+            let want = wanted.get();
+            match set_layers(&sender, want).await {
+                Ok(()) if wanted.get() == want => return,
+                Ok(()) => {}
+                Err(e) => {
+                    failures += 1;
+                    if failures == 3 {
+                        web_sys::console::warn_2(
+                            &"convene-sdk: could not pause or resume camera layers:".into(),
+                            &e,
+                        );
+                        return;
+                    }
+                    gloo_timers::future::TimeoutFuture::new(100).await;
+                }
             }
         }
-        web_sys::console::warn_2(
-            &"convene-sdk: could not pause or resume camera layers:".into(),
-            &failed,
-        );
     });
 }
 
@@ -259,12 +275,16 @@ async fn set_layers(sender: &RtcRtpSender, max_height: Option<u32>) -> Result<()
             .dyn_into::<js_sys::Function>()?
             .apply(sender, args)
     };
+    // No camera on the sender (turned off): decided when one is put on, by its size.
+    let Some(track) = sender.track() else {
+        return Ok(());
+    };
     let params = call("getParameters", &Array::new())?;
     let encodings: Vec<JsValue> = Array::from(&get(&params, "encodings")).iter().collect();
     if encodings.len() < 2 {
         return Ok(());
     }
-    let picture = sender.track().and_then(|t| size(&t));
+    let picture = size(&track);
     let heights: Vec<u32> = (encodings.iter())
         .map(|e| {
             layer_height(

@@ -2,13 +2,15 @@
 //! pauses the simulcast layers nobody needs (an encoder that runs for nobody costs the
 //! publisher's CPU and uplink). A need that grows is told at once (the viewer gets the
 //! tallest layer arriving meanwhile and switches up at the new layer's first
-//! keyframe); one that shrinks is told only after it held `LOWER_AFTER`, so a tile
-//! being resized or a viewer reconnecting does not stop and restart an encoder.
-//! Sans-IO: needs and instants in, what to tell out.
+//! keyframe); one that shrinks is told `LOWER_AFTER` after it first did (with the need
+//! as it is then), so a tile being resized or a viewer's connection coming back does
+//! not stop and restart an encoder. What was told can be told again (`resend`): the
+//! message is lost when the publisher's socket is down, and a publisher that made new
+//! connections starts from every layer. Sans-IO: needs and instants in, what to tell out.
 
 use std::time::{Duration, Instant};
 
-/// How long a smaller need holds before the publisher is told.
+/// How long after a need first shrinks the publisher is told.
 pub const LOWER_AFTER: Duration = Duration::from_secs(3);
 
 /// How large a camera is shown, ordered from nothing to everything.
@@ -47,6 +49,8 @@ pub struct Demand {
     told: Need,
     /// The smaller need, and since when one has been wanted.
     lower: Option<(Need, Instant)>,
+    /// What was told is told again at the next look.
+    resend: bool,
 }
 
 impl Default for Demand {
@@ -55,6 +59,7 @@ impl Default for Demand {
         Self {
             told: Need::All,
             lower: None,
+            resend: false,
         }
     }
 }
@@ -64,25 +69,34 @@ impl Demand {
     pub fn set(&mut self, need: Need, now: Instant) -> Option<Need> {
         if need >= self.told {
             self.lower = None;
-            return (need > self.told).then(|| {
+            if need > self.told || std::mem::take(&mut self.resend) {
                 self.told = need;
-                need
-            });
+                return Some(need);
+            }
+            return None;
         }
         let since = self.lower.map_or(now, |(_, since)| since);
         self.lower = Some((need, since));
         self.poll(now)
     }
 
-    /// What to tell now that time passed (a smaller need that held long enough).
+    /// What to tell now that time passed (a smaller need whose wait is over, or what
+    /// was told, again when asked to).
     pub fn poll(&mut self, now: Instant) -> Option<Need> {
-        let (need, since) = self.lower?;
-        if now < since + LOWER_AFTER {
-            return None;
+        match self.lower {
+            Some((need, since)) if now >= since + LOWER_AFTER => {
+                self.lower = None;
+                self.resend = false;
+                self.told = need;
+                Some(need)
+            }
+            _ => std::mem::take(&mut self.resend).then_some(self.told),
         }
-        self.lower = None;
-        self.told = need;
-        Some(need)
+    }
+
+    /// Tell what was told again, at the next look (`set` or `poll`).
+    pub fn resend(&mut self) {
+        self.resend = true;
     }
 
     /// When `poll` may have something to tell.
@@ -148,5 +162,31 @@ mod tests {
         assert_eq!(d.set(Need::Nothing, t1), None);
         assert_eq!(d.set(Need::UpTo(360), t1 + Duration::from_secs(1)), None);
         assert_eq!(d.poll(t1 + LOWER_AFTER), Some(Need::UpTo(360)));
+    }
+
+    #[test]
+    fn what_was_told_is_told_again_when_asked() {
+        let t0 = Instant::now();
+        let mut d = Demand::default();
+        assert_eq!(d.set(Need::UpTo(180), t0), None);
+        assert_eq!(d.poll(t0 + LOWER_AFTER), Some(Need::UpTo(180)));
+        // Unchanged: nothing, until a resend is asked for; then once.
+        assert_eq!(d.set(Need::UpTo(180), t0 + LOWER_AFTER * 2), None);
+        d.resend();
+        assert_eq!(
+            d.set(Need::UpTo(180), t0 + LOWER_AFTER * 2),
+            Some(Need::UpTo(180))
+        );
+        assert_eq!(d.set(Need::UpTo(180), t0 + LOWER_AFTER * 2), None);
+        // Asked while a smaller need waits: what was told now, the smaller one on time.
+        let t1 = t0 + Duration::from_secs(20);
+        assert_eq!(d.set(Need::Nothing, t1), None);
+        d.resend();
+        assert_eq!(d.poll(t1 + Duration::from_secs(1)), Some(Need::UpTo(180)));
+        assert_eq!(d.poll(t1 + LOWER_AFTER), Some(Need::Nothing));
+        // A member with no camera now: `poll` tells it too.
+        d.resend();
+        assert_eq!(d.poll(t1 + LOWER_AFTER * 2), Some(Need::Nothing));
+        assert_eq!(d.poll(t1 + LOWER_AFTER * 2), None);
     }
 }

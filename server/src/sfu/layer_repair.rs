@@ -1,7 +1,7 @@
 //! Retransmissions of simulcast layers, on a publish connection. A browser resends a
 //! layer's lost packets (RTX, RFC 4588) on a repair stream named only by the
 //! `repaired-rtp-stream-id` extension (the RID of the layer it repairs), with no SSRC
-//! in the SDP to pair it by; `rtc` binds such streams by RID alone, and drops them.
+//! in the SDP to pair it by; `rtc` binds no stream for them, and drops them.
 //! This interceptor, nearest the wire, turns each such packet back into the packet it
 //! resends (the layer's SSRC and payload type, the original sequence number and
 //! payload) before anything else sees it: the NACK generator then counts it received,

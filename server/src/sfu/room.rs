@@ -65,6 +65,7 @@ impl MediaFactory for SfuFactory {
             remote: HashMap::new(),
             shared: vec![],
             demand_at: None,
+            repeat_at: None,
         };
         tokio::spawn(ctl.run(rx, conn_rx));
         Box::new(SfuRoom { tx })
@@ -169,6 +170,9 @@ struct Member {
     fit: HashMap<UserId, u32>,
     /// What its own camera must carry, as told to it (see `demand`).
     demand: Demand,
+    /// When its receiving connection opened: for `NO_SIZE_GRACE` after, a camera it
+    /// has said no size for does not count as wanted as large as there is.
+    subscribed: Option<Instant>,
     _held: stats::Held,
 }
 
@@ -223,10 +227,20 @@ struct RoomCtl {
     shared: Vec<SharedTrack>,
     /// When the publishers' camera needs are looked at next (see `tell_demand`).
     demand_at: Option<Instant>,
+    /// When each publisher is next told its camera's need again, changed or not.
+    repeat_at: Option<Instant>,
 }
 
 /// How long changes to who shows what gather before the camera needs are looked at.
 const DEMAND_COALESCE: Duration = Duration::from_millis(100);
+/// How often a publisher is told its camera's need again: a message lost while its
+/// socket was down (or dropped from a full queue) is made good within this.
+const DEMAND_REPEAT: Duration = Duration::from_secs(10);
+/// How long a new viewer may take to say how large it shows a camera before it counts
+/// as wanting it as large as there is (its first frame comes from whatever layer is
+/// arriving; the join page says its tiles' sizes within a second). Without it, each
+/// join would wake every camera's larger layers for 3 s.
+const NO_SIZE_GRACE: Duration = Duration::from_secs(2);
 
 impl RoomCtl {
     async fn run(
@@ -234,11 +248,16 @@ impl RoomCtl {
         mut rx: UnboundedReceiver<RoomCmd>,
         mut conn_rx: UnboundedReceiver<ConnEvent>,
     ) {
+        // One timer for the whole life of the room, moved when `demand_at` moves.
+        let sleep = tokio::time::sleep(Duration::from_secs(3600));
+        tokio::pin!(sleep);
+        let mut armed: Option<Instant> = None;
         loop {
             let wake = self.demand_at;
-            let sleep = tokio::time::sleep_until(tokio::time::Instant::from_std(
-                wake.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600)),
-            ));
+            if let Some(at) = wake.filter(|&at| armed != Some(at)) {
+                sleep.as_mut().reset(tokio::time::Instant::from_std(at));
+                armed = Some(at);
+            }
             tokio::select! {
                 cmd = rx.recv() => match cmd {
                     None | Some(RoomCmd::Close) => break,
@@ -252,7 +271,8 @@ impl RoomCtl {
                         continue;
                     }
                 }
-                () = sleep, if wake.is_some() => {
+                () = &mut sleep, if wake.is_some() => {
+                    armed = None;
                     self.tell_demand(Instant::now());
                     continue;
                 }
@@ -305,6 +325,7 @@ impl RoomCtl {
             hidden: HashSet::new(),
             fit: HashMap::new(),
             demand: Demand::default(),
+            subscribed: None,
             _held: stats::Held::new(&stats::MEMBERS),
         })
     }
@@ -443,7 +464,9 @@ impl RoomCtl {
         let key = self
             .engine
             .open(user, PcKind::Subscribe, self.conn_tx.clone());
-        self.member(user).subscribe = Some(key);
+        let m = self.member(user);
+        m.subscribe = Some(key);
+        m.subscribed = Some(Instant::now());
         let others: Vec<TrackKey> = self
             .tracks
             .iter()
@@ -522,35 +545,55 @@ impl RoomCtl {
 
     /// Tells each publisher how large its camera is shown now (see `demand`): by the
     /// members here that show it, or as large as there is when other nodes' relays
-    /// receive it (their viewers' sizes are not known here).
+    /// receive it (their viewers' sizes are not known here). Walks every viewer of every
+    /// camera: at most once per `DEMAND_COALESCE` while members come and go, plus the
+    /// waits and repeats.
     fn tell_demand(&mut self, now: Instant) {
         let by_conn: HashMap<ConnKey, &Member> = (self.members.values())
             .filter_map(|m| m.subscribe.map(|k| (k, m)))
             .collect();
         let mut needs: HashMap<UserId, Need> = HashMap::new();
+        // The first moment a new viewer's grace ends, to look again then.
+        let mut grace_ends: Option<Instant> = None;
         for t in self.tracks.values() {
             if t.kind != MediaKind::Video || t.remote.is_some() {
                 continue;
             }
             let need = if t.exports.is_empty() {
-                Need::of(
-                    (t.viewers.iter())
-                        .filter(|k| !t.hidden_by.contains(k))
-                        .filter_map(|k| by_conn.get(k))
-                        .map(|m| m.fit.get(&t.owner).copied()),
-                )
+                let shown = (t.viewers.iter())
+                    .filter(|k| !t.hidden_by.contains(k))
+                    .filter_map(|k| by_conn.get(k));
+                Need::of(shown.filter_map(|m| match m.fit.get(&t.owner) {
+                    Some(&h) => Some(Some(h)),
+                    None => match m.subscribed.map(|at| at + NO_SIZE_GRACE) {
+                        Some(end) if now < end => {
+                            grace_ends = Some(grace_ends.map_or(end, |g| g.min(end)));
+                            None
+                        }
+                        _ => Some(None),
+                    },
+                }))
             } else {
                 Need::All
             };
             let n = needs.entry(t.owner.clone()).or_insert(need);
             *n = (*n).max(need);
         }
+        let repeat = self.repeat_at.is_some_and(|at| now >= at);
+        if repeat || self.repeat_at.is_none() {
+            self.repeat_at = (!needs.is_empty()).then(|| now + DEMAND_REPEAT);
+        }
         // A member whose camera track is gone (its connection is being replaced) is
         // still told what was decided, so the SDK's next encodings start from it.
         let told: Vec<(UserId, Need)> = (self.members.iter_mut())
             .filter_map(|(user, m)| {
                 let told = match needs.get(user) {
-                    Some(&need) => m.demand.set(need, now),
+                    Some(&need) => {
+                        if repeat {
+                            m.demand.resend();
+                        }
+                        m.demand.set(need, now)
+                    }
                     None => m.demand.poll(now),
                 };
                 told.map(|n| (user.clone(), n))
@@ -558,6 +601,8 @@ impl RoomCtl {
             .collect();
         self.demand_at = (self.members.values())
             .filter_map(|m| m.demand.deadline())
+            .chain(grace_ends)
+            .chain(self.repeat_at)
             .min();
         for (owner, need) in told {
             tracing::debug!(room = %self.room, %owner, ?need, "camera demand");
@@ -947,14 +992,16 @@ impl RoomCtl {
                 source,
             } => {
                 // A late event from a connection the member no longer has is stale.
-                let Some(gates) = self
-                    .members
-                    .get(&user)
-                    .filter(|m| m.publish == Some(source))
-                    .map(|m| m.gates)
+                let Some(m) = (self.members.get_mut(&user)).filter(|m| m.publish == Some(source))
                 else {
                     return;
                 };
+                if kind == MediaKind::Video {
+                    // A camera on a new connection: its SDK may have started again
+                    // from every layer, so it hears what it needs again.
+                    m.demand.resend();
+                }
+                let gates = m.gates;
                 let old: Vec<TrackKey> = self
                     .tracks
                     .iter()
