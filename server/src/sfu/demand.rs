@@ -43,6 +43,35 @@ impl Need {
     }
 }
 
+/// How long a new viewer may take to say how large it shows a camera before it counts
+/// as wanting it as large as there is (its first frame comes from whatever layer is
+/// arriving; the join page says its tiles' sizes within a second). Without it, each
+/// join would wake every camera's larger layers for `LOWER_AFTER`.
+pub const NO_SIZE_GRACE: Duration = Duration::from_secs(2);
+
+/// The need of a camera from the viewers that show it: each one's height, if it said
+/// one, and when its receiving connection opened. Also when the first new viewer's
+/// grace ends (`NO_SIZE_GRACE`), to look again then.
+pub fn need_of(
+    viewers: impl IntoIterator<Item = (Option<u32>, Option<Instant>)>,
+    now: Instant,
+) -> (Need, Option<Instant>) {
+    let mut grace_ends: Option<Instant> = None;
+    let need = Need::of(viewers.into_iter().filter_map(|(height, since)| {
+        if height.is_some() {
+            return Some(height);
+        }
+        match since.map(|at| at + NO_SIZE_GRACE) {
+            Some(end) if now < end => {
+                grace_ends = Some(grace_ends.map_or(end, |g| g.min(end)));
+                None
+            }
+            _ => Some(None),
+        }
+    }));
+    (need, grace_ends)
+}
+
 /// One publisher's camera: what it was told, and a smaller need waiting to be told.
 #[derive(Debug, Clone, Copy)]
 pub struct Demand {
@@ -117,6 +146,36 @@ mod tests {
         assert_eq!(Need::Nothing.max_height(), Some(0));
         assert_eq!(Need::UpTo(360).max_height(), Some(360));
         assert_eq!(Need::All.max_height(), None);
+    }
+
+    #[test]
+    fn a_new_viewer_without_a_size_counts_once_its_grace_is_over() {
+        let t0 = Instant::now();
+        let new = Some(t0);
+        let old = Some(t0 - NO_SIZE_GRACE);
+        // Said a size: counts at once.
+        assert_eq!(need_of([(Some(180), new)], t0), (Need::UpTo(180), None));
+        // No size yet, just joined: not counted until its grace ends.
+        let end = t0 + NO_SIZE_GRACE;
+        assert_eq!(need_of([(None, new)], t0), (Need::Nothing, Some(end)));
+        assert_eq!(
+            need_of([(Some(180), old), (None, new)], t0),
+            (Need::UpTo(180), Some(end))
+        );
+        assert_eq!(need_of([(None, new)], end), (Need::All, None));
+        // No size and long there (or never subscribed): as large as there is.
+        assert_eq!(
+            need_of([(Some(180), new), (None, old)], t0),
+            (Need::All, None)
+        );
+        assert_eq!(need_of([(None, None)], t0), (Need::All, None));
+        // Several new ones: the first grace to end.
+        let later = Some(t0 + Duration::from_millis(500));
+        assert_eq!(
+            need_of([(None, later), (None, new)], t0),
+            (Need::Nothing, Some(end))
+        );
+        assert_eq!(need_of([], t0), (Need::Nothing, None));
     }
 
     #[test]

@@ -14,7 +14,7 @@ use convene_protocol::{ErrorBody, ErrorCode};
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 
 use super::config::SfuConfig;
-use super::demand::{Demand, Need};
+use super::demand::{need_of, Demand, Need};
 use super::engine::Engine;
 use super::pc_setup::Codec;
 use super::port::{
@@ -170,8 +170,8 @@ struct Member {
     fit: HashMap<UserId, u32>,
     /// What its own camera must carry, as told to it (see `demand`).
     demand: Demand,
-    /// When its receiving connection opened: for `NO_SIZE_GRACE` after, a camera it
-    /// has said no size for does not count as wanted as large as there is.
+    /// When its receiving connection opened: for a while after, a camera it has said
+    /// no size for does not count as wanted as large as there is (`demand::need_of`).
     subscribed: Option<Instant>,
     _held: stats::Held,
 }
@@ -236,11 +236,6 @@ const DEMAND_COALESCE: Duration = Duration::from_millis(100);
 /// How often a publisher is told its camera's need again: a message lost while its
 /// socket was down (or dropped from a full queue) is made good within this.
 const DEMAND_REPEAT: Duration = Duration::from_secs(10);
-/// How long a new viewer may take to say how large it shows a camera before it counts
-/// as wanting it as large as there is (its first frame comes from whatever layer is
-/// arriving; the join page says its tiles' sizes within a second). Without it, each
-/// join would wake every camera's larger layers for 3 s.
-const NO_SIZE_GRACE: Duration = Duration::from_secs(2);
 
 impl RoomCtl {
     async fn run(
@@ -553,7 +548,7 @@ impl RoomCtl {
             .filter_map(|m| m.subscribe.map(|k| (k, m)))
             .collect();
         let mut needs: HashMap<UserId, Need> = HashMap::new();
-        // The first moment a new viewer's grace ends, to look again then.
+        // The first moment a new viewer's grace ends (see `need_of`), to look again then.
         let mut grace_ends: Option<Instant> = None;
         for t in self.tracks.values() {
             if t.kind != MediaKind::Video || t.remote.is_some() {
@@ -562,17 +557,14 @@ impl RoomCtl {
             let need = if t.exports.is_empty() {
                 let shown = (t.viewers.iter())
                     .filter(|k| !t.hidden_by.contains(k))
-                    .filter_map(|k| by_conn.get(k));
-                Need::of(shown.filter_map(|m| match m.fit.get(&t.owner) {
-                    Some(&h) => Some(Some(h)),
-                    None => match m.subscribed.map(|at| at + NO_SIZE_GRACE) {
-                        Some(end) if now < end => {
-                            grace_ends = Some(grace_ends.map_or(end, |g| g.min(end)));
-                            None
-                        }
-                        _ => Some(None),
-                    },
-                }))
+                    .filter_map(|k| by_conn.get(k))
+                    .map(|m| (m.fit.get(&t.owner).copied(), m.subscribed));
+                let (need, ends) = need_of(shown, now);
+                grace_ends = match (grace_ends, ends) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+                need
             } else {
                 Need::All
             };
