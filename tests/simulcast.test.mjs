@@ -25,9 +25,9 @@ const sentLayers = (page) => page.evaluate(async () => {
   return out;
 });
 
-/** The page's incoming video: frame height, frames decoded, packets lost, freezes. */
+/** The page's incoming video: frame height, frames decoded, packets received and lost, freezes. */
 const received = (page) => page.evaluate(async () => {
-  const out = { height: 0, frames: 0, lost: 0, freezes: 0, streams: 0 };
+  const out = { height: 0, frames: 0, packets: 0, lost: 0, freezes: 0, streams: 0 };
   for (const pc of window.__pcs || []) {
     if (pc.connectionState === "closed") continue;
     (await pc.getStats()).forEach((s) => {
@@ -35,6 +35,7 @@ const received = (page) => page.evaluate(async () => {
       out.streams += 1;
       out.height = s.frameHeight || 0;
       out.frames += s.framesDecoded || 0;
+      out.packets += s.packetsReceived;
       out.lost += s.packetsLost || 0;
       out.freezes += s.freezeCount || 0;
     });
@@ -187,13 +188,8 @@ scenario("layers no viewer needs are paused at the publisher, and resumed when o
     // top-layer height of 0 read then).
     const top = await sentLayers(erin);
     if (top.f?.height > sizes.q.height && r.height === top.f.height && r.frames > before.frames + 30) return r;
-    const packets = await frank.evaluate(async () => {
-      let n = 0;
-      for (const pc of window.__pcs) (await pc.getStats()).forEach((x) => { if (x.type === "inbound-rtp" && x.kind === "video") n += x.packetsReceived; });
-      return n;
-    });
     const told = await frank.evaluate(() => window.__told);
-    return `${JSON.stringify(r)}; frank's video packets ${packets}, told ${JSON.stringify(told)}; relay ${JSON.stringify(await media())}; ` +
+    return `${JSON.stringify(r)}; frank told ${JSON.stringify(told)}; relay ${JSON.stringify(await media())}; ` +
       `erin sends ${JSON.stringify(await sending(erin, 500))} ${JSON.stringify(await sentLayers(erin))}`;
   }, 20_000);
   const all = await sending(erin);
